@@ -1,0 +1,94 @@
+/**
+ * The addon's exports (src/*.cc), typed. The addon does syscalls and nothing
+ * else: no validation beyond memory safety, no policy, no struct parsing.
+ * Every failure throws an Error with `code` (errno name), `errno` (negated, as
+ * Node reports it) and `syscall`.
+ */
+export interface AbiFacts {
+  /** ioctl numbers and struct sizes as the C compiler computed them from include/dma_heap_abi.h */
+  DMA_HEAP_IOCTL_ALLOC: number;
+  DMA_HEAP_V14_IOCTL_GET_FEATURES: number;
+  DMA_HEAP_V14_IOCTL_ALLOC: number;
+  DMA_BUF_IOCTL_SYNC: number;
+  DMA_BUF_SET_NAME_A: number;
+  DMA_BUF_SET_NAME_B: number;
+  UDMABUF_CREATE: number;
+  ALLOCATION_DATA_SIZE: number;
+  UDMABUF_CREATE_SIZE: number;
+  DMA_HEAP_VALID_FD_FLAGS: number;
+  O_CLOEXEC: number;
+  O_RDONLY: number;
+  O_RDWR: number;
+  O_NOFOLLOW: number;
+  SOCK_STREAM: number;
+  SOCK_SEQPACKET: number;
+}
+
+export interface ReceivedMessage {
+  /** the bytes received (empty with eof at end of stream) */
+  payload: Buffer;
+  /** fds from SCM_RIGHTS control messages, already O_CLOEXEC (MSG_CMSG_CLOEXEC) */
+  fds: number[];
+  /** MSG_TRUNC: the payload was longer than maxPayload */
+  truncated: boolean;
+  /** MSG_CTRUNC: control data was cut (fds lost by the kernel) */
+  controlTruncated: boolean;
+  /** a control message that was not SCM_RIGHTS arrived (its content is dropped) */
+  foreignControl: boolean;
+  /** the peer closed (recvmsg returned 0 on a stream socket with no fds) */
+  eof: boolean;
+}
+
+export interface Poller {
+  /** stop watching; idempotent; the callback is never called afterwards */
+  stop(): void;
+}
+
+export interface Addon {
+  readonly abi: AbiFacts;
+  pageSize(): number;
+
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  dup(fd: number, cloexec: boolean): number;
+  lseek(fd: number, offset: number, whence: number): number;
+  /** the addon closes fds it created or was told to own when a worker/env terminates */
+  own(fd: number): void;
+  /** forget an fd without closing it (it was handed elsewhere) */
+  disown(fd: number): void;
+
+  /** ioctl(fd, cmd, ptr): arg is copied into a scratch buffer of max(arg.length, _IOC_SIZE(cmd)) bytes
+   *  and copied back; null passes a NULL pointer. Returns the ioctl's return value. */
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null): number;
+  /** the same on the libuv pool; arg is written back when the promise settles */
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number>;
+
+  /** mmap(NULL, length, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset) as an external ArrayBuffer.
+   *  Throws code 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS' (after unmapping) when the runtime refuses them. */
+  mmap(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
+  /** detach the ArrayBuffer then munmap it; no-op if already unmapped; TypeError if not from mmap */
+  munmap(buffer: ArrayBuffer): void;
+  /** copy without exposing memory: map [offset, offset+dst.length) briefly, memcpy, unmap */
+  readMapped(fd: number, offset: number, dst: Uint8Array): void;
+  writeMapped(fd: number, offset: number, src: Uint8Array): void;
+
+  memfdCreate(name: string, flags: number): number;
+  ftruncate(fd: number, length: number): void;
+  /** fcntl(F_ADD_SEALS) */
+  addSeals(fd: number, seals: number): void;
+
+  /** AF_UNIX sockets: all O_CLOEXEC and O_NONBLOCK */
+  socket(type: number): number;
+  socketpair(type: number): [number, number];
+  bind(fd: number, path: string): void;
+  listen(fd: number, backlog: number): void;
+  /** throws EAGAIN when nothing is pending */
+  accept(fd: number): number;
+  connect(fd: number, path: string): void;
+  /** sendmsg with one SCM_RIGHTS message carrying fds (none if empty); MSG_NOSIGNAL|MSG_DONTWAIT */
+  sendFds(fd: number, payload: Uint8Array, fds: number[]): number;
+  /** recvmsg with MSG_CMSG_CLOEXEC|MSG_DONTWAIT; throws EAGAIN when nothing is ready */
+  recvFds(fd: number, maxPayload: number, maxFds: number): ReceivedMessage;
+  /** watch fd on the event loop (uv_poll): events 1 = readable, 2 = writable */
+  poll(fd: number, events: number, callback: (err: Error | null, events: number) => void): Poller;
+}

@@ -1,0 +1,90 @@
+import { constants } from 'node:os';
+
+/**
+ * A failed system call, shaped like Node's own (fs) errors: `code` is the errno
+ * name, `errno` the negated number (as Node reports it), `syscall` what failed,
+ * `path` the device or heap path when there is one.
+ */
+export class DmaHeapError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+  heap?: string;
+
+  constructor(code: string, syscall: string, detail?: { path?: string; heap?: string; message?: string }) {
+    const path = detail?.path;
+    super(`${code}: ${detail?.message ?? describe(code)}, ${syscall}${path ? ` '${path}'` : ''}`);
+    this.name = 'DmaHeapError';
+    this.code = code;
+    this.errno = -(errnoOf(code) ?? 0);
+    this.syscall = syscall;
+    if (path !== undefined) this.path = path;
+    if (detail?.heap !== undefined) this.heap = detail.heap;
+  }
+}
+
+const errnoTable = constants.errno as Record<string, number>;
+
+export function errnoOf(code: string): number | undefined {
+  return errnoTable[code];
+}
+
+const descriptions: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  ENODEV: 'no such device',
+  ENOMEM: 'cannot allocate memory',
+  EINVAL: 'invalid argument',
+  EFAULT: 'bad address',
+  EBADF: 'bad file descriptor',
+  ENOTTY: 'inappropriate ioctl for device',
+  EMFILE: 'too many open files',
+  ENOSPC: 'no space left on device',
+  EBUSY: 'device or resource busy',
+  EAGAIN: 'resource temporarily unavailable',
+  EINTR: 'interrupted system call',
+  EXDEV: 'not a dma-buf',
+};
+
+function describe(code: string): string {
+  return descriptions[code] ?? 'system call failed';
+}
+
+/** How a user fixes EACCES/EPERM on a heap: the default node is root-only (0600). */
+export function accessHint(path: string): string {
+  return (
+    `permission denied opening ${path}: dma-buf heaps are root-only by default. ` +
+    `Grant a group access with a udev rule, e.g. ` +
+    `/etc/udev/rules.d/90-dma-heap.rules: SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660" ` +
+    `(then 'udevadm control --reload && udevadm trigger' and add your user to 'video'), ` +
+    `or pass { backend: 'software' } to use the software framework`
+  );
+}
+
+/**
+ * Attach context (path, heap) to an error thrown by a kernel; adds the access hint to
+ * EACCES/EPERM. Returns the same error object, so the errno/code/syscall stay intact.
+ */
+export function withContext<E>(err: E, ctx: { path?: string; heap?: string }): E {
+  if (err && typeof err === 'object' && 'code' in err) {
+    const e = err as unknown as DmaHeapError;
+    if (ctx.path !== undefined && e.path === undefined) e.path = ctx.path;
+    if (ctx.heap !== undefined && e.heap === undefined) e.heap = ctx.heap;
+    if ((e.code === 'EACCES' || e.code === 'EPERM') && ctx.path && !e.message.includes('udev')) {
+      e.message = `${e.code}: ${accessHint(ctx.path)}, ${e.syscall}`;
+    }
+  }
+  return err;
+}
+
+/** A buffer-level misuse that is not a syscall failure (closed buffer, wrong tier...). */
+export class DmaBufStateError extends Error {
+  code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'DmaBufStateError';
+    this.code = code;
+  }
+}

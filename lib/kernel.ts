@@ -1,0 +1,61 @@
+/**
+ * What the public API needs from "a kernel". Two implement it: the real one
+ * through the addon (lib/native.ts) and the software dma-heap framework
+ * (lib/framework/). Both take the same encoded ioctl bytes (lib/uapi.ts) and
+ * fail the same way: a thrown DmaHeapError-shaped error with code, errno and syscall.
+ */
+export interface HeapEntry {
+  /** the heap's name, as under /dev/dma_heap */
+  name: string;
+  /** the device path (simulated for the software framework) */
+  path: string;
+  /** whether this process may open it (access(2) R_OK for a device node) */
+  accessible: boolean;
+}
+
+export type Backend = 'kernel' | 'software';
+/** Where a software buffer's pages live: a memfd (a real fd others can map) or JS memory. */
+export type Backing = 'dma-buf' | 'memfd' | 'js';
+
+export interface Kernel {
+  readonly backend: Backend;
+  /** how this kernel's dma-buf memory is backed: 'dma-buf' for the real kernel */
+  readonly backing: Backing;
+  /** the page size allocations are rounded to */
+  readonly pageSize: number;
+
+  /** the heaps this kernel offers, sorted by name */
+  heaps(): HeapEntry[];
+  /** open a heap device (name already validated by the caller); O_RDONLY|O_CLOEXEC */
+  openHeap(name: string): number;
+
+  /**
+   * ioctl(fd, cmd, arg) where arg points at `arg`'s bytes. The kernel reads and
+   * writes `arg` in place (a copy is made so it never touches bytes beyond it).
+   * Returns the ioctl's non-negative return value.
+   */
+  ioctl(fd: number, cmd: number, arg: Uint8Array): number;
+  /** the same, run off the event loop */
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number>;
+
+  /** lseek(fd, 0, SEEK_END): a dma-buf's size */
+  seekEnd(fd: number): number;
+  /** mmap(MAP_SHARED); the view is detached (length 0) once unmapped */
+  mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array;
+  /** munmap a view returned by mmap; a second call does nothing */
+  munmap(view: Uint8Array): void;
+  /** dup, with O_CLOEXEC as asked */
+  dup(fd: number, cloexec: boolean): number;
+  close(fd: number): void;
+  /** the text of /proc/self/fdinfo/<fd> (or the framework's rendering of it) */
+  fdinfo(fd: number): string;
+  /** copy through a brief private mapping: for read-only buffers (a PROT_READ mapping
+   *  must never become a writable ArrayBuffer) and runtimes that refuse external ones */
+  readMapped(fd: number, offset: number, dst: Uint8Array): void;
+  writeMapped(fd: number, offset: number, src: Uint8Array): void;
+  /** take charge of an fd this kernel returned inside an ioctl struct, so a
+   *  terminating worker releases it */
+  own(fd: number): void;
+  /** whether fd is a dma-buf this kernel can serve (fromFd's check) */
+  isDmaBuf(fd: number): boolean;
+}
