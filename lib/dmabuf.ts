@@ -1,0 +1,266 @@
+import { DmaBufStateError, withContext } from './errors';
+import { parseFdinfo, type DmaBufInfo } from './fdinfo';
+import type { Backend, Kernel } from './kernel';
+import {
+  DMA_BUF_IOCTL_SYNC,
+  DMA_BUF_SET_NAME_B,
+  DMA_BUF_SYNC_END,
+  DMA_BUF_SYNC_READ,
+  DMA_BUF_SYNC_RW,
+  DMA_BUF_SYNC_START,
+  DMA_BUF_SYNC_WRITE,
+  encodeName,
+  encodeU64,
+} from './uapi';
+import { validateAccess, validateBufferName, validateRange, type CpuAccess } from './validate';
+
+/** Which mechanism served a buffer, strongest first. Only the first two are real dma-bufs. */
+export type Tier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js';
+
+export interface DmaBufOrigin {
+  kernel: Kernel;
+  tier: Tier;
+  readOnly: boolean;
+  /** the heap it came from, when it came from one */
+  heap?: string;
+}
+
+const SYNC_ACCESS: Record<CpuAccess, bigint> = {
+  read: DMA_BUF_SYNC_READ,
+  write: DMA_BUF_SYNC_WRITE,
+  readwrite: DMA_BUF_SYNC_RW,
+};
+
+/** Closes what a program forgot: the fd, once. Mappings are unmapped by their own finalizers. */
+const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
+  try {
+    kernel.close(fd);
+  } catch {
+    // Nothing to report to: the owner is gone.
+  }
+});
+
+/**
+ * A dma-buf: memory a device can share, reached through an fd. Close it (or
+ * `using` it); after close every view onto its mapping is detached.
+ */
+export class DmaBuf {
+  /** the buffer's fd; -1 once closed */
+  fd: number;
+  /** bytes, page-rounded by the kernel (lseek SEEK_END) */
+  readonly size: number;
+  readonly tier: Tier;
+  readonly readOnly: boolean;
+  readonly heap?: string;
+  readonly #kernel: Kernel;
+  #view?: Uint8Array;
+  #token = {};
+
+  /** @internal: users get buffers from Heap.alloc, allocShareable or DmaBuf.fromFd */
+  constructor(fd: number, origin: DmaBufOrigin) {
+    this.fd = fd;
+    this.#kernel = origin.kernel;
+    this.tier = origin.tier;
+    this.readOnly = origin.readOnly;
+    if (origin.heap !== undefined) this.heap = origin.heap;
+    forgotten.register(this, { kernel: origin.kernel, fd }, this.#token);
+    try {
+      this.size = this.#kernel.seekEnd(fd);
+    } catch (err) {
+      this.close();
+      throw this.#context(err);
+    }
+  }
+
+  /** which kernel serves it: the real one or the software framework */
+  get backend(): Backend {
+    return this.#kernel.backend;
+  }
+
+  /** whether other drivers can import it (a real dma-buf fd) */
+  get isDmaBuf(): boolean {
+    return this.tier === 'dma-heap' || this.tier === 'udmabuf';
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  /** @internal */
+  get kernel(): Kernel {
+    return this.#kernel;
+  }
+
+  #check(): number {
+    if (this.fd < 0) throw new DmaBufStateError('ERR_DMA_BUF_CLOSED', 'this dma-buf is closed');
+    return this.fd;
+  }
+
+  #context<E>(err: E): E {
+    return withContext(err, { heap: this.heap });
+  }
+
+  /**
+   * The whole buffer as one ArrayBuffer over a MAP_SHARED mapping: no copy. The
+   * same mapping is returned on every call; it is detached by close().
+   */
+  map(): ArrayBuffer {
+    return this.bytes().buffer as ArrayBuffer;
+  }
+
+  /** The mapping as a Uint8Array over all `size` bytes. */
+  bytes(): Uint8Array {
+    const fd = this.#check();
+    if (this.readOnly) {
+      throw new DmaBufStateError(
+        'ERR_DMA_BUF_READ_ONLY',
+        'a read-only dma-buf is not exposed as an ArrayBuffer (JS could write to it and fault): use read()',
+      );
+    }
+    if (!this.#view || this.#view.byteLength === 0) {
+      try {
+        this.#view = this.#kernel.mmap(fd, this.size, 0, !this.readOnly);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS') {
+          throw new DmaBufStateError(
+            'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS',
+            'this runtime refuses external ArrayBuffers (V8 sandbox, as in Electron): use buf.read() and buf.write() inside a cpuAccess() bracket instead of map()',
+          );
+        }
+        throw this.#context(err);
+      }
+    }
+    return this.#view;
+  }
+
+  /** Copy out `length` bytes at `offset` (default: all). Works where map() is refused. */
+  read(offset = 0, length = this.size - offset): Buffer {
+    const fd = this.#check();
+    const r = validateRange(offset, length, this.size);
+    const out = Buffer.alloc(r.length);
+    const view = this.#mappedOrNull();
+    if (view) out.set(view.subarray(r.offset, r.offset + r.length));
+    else this.#kernel.readMapped(fd, r.offset, out);
+    return out;
+  }
+
+  /** Copy `data` in at `offset`. Works where map() is refused. */
+  write(data: Uint8Array, offset = 0): void {
+    const fd = this.#check();
+    if (!(data instanceof Uint8Array)) {
+      throw Object.assign(new TypeError('data must be a Uint8Array or Buffer'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    const r = validateRange(offset, data.length, this.size);
+    const view = this.#mappedOrNull();
+    if (view) view.set(data, r.offset);
+    else this.#kernel.writeMapped(fd, r.offset, data);
+  }
+
+  /** the mapping, or null where the runtime refuses external memory and the kernel can copy instead */
+  #mappedOrNull(): Uint8Array | null {
+    if (this.readOnly) return null;
+    try {
+      return this.bytes();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS') return null;
+      throw err;
+    }
+  }
+
+  #sync(flags: bigint): void {
+    const fd = this.#check();
+    // DMA_BUF_IOCTL_SYNC is cache maintenance, not a lock: retry what a signal or a busy fence interrupted.
+    for (;;) {
+      try {
+        this.#kernel.ioctl(fd, DMA_BUF_IOCTL_SYNC, encodeU64(flags));
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== 'EINTR' && code !== 'EAGAIN') throw this.#context(err);
+      }
+    }
+  }
+
+  /** Start a CPU access bracket (DMA_BUF_SYNC_START): caches are made coherent for the CPU. */
+  beginCpuAccess(access: CpuAccess = 'readwrite'): void {
+    this.#sync(DMA_BUF_SYNC_START | SYNC_ACCESS[validateAccess(access)]);
+  }
+
+  /** End a CPU access bracket (DMA_BUF_SYNC_END): the device may use the memory again. */
+  endCpuAccess(access: CpuAccess = 'readwrite'): void {
+    this.#sync(DMA_BUF_SYNC_END | SYNC_ACCESS[validateAccess(access)]);
+  }
+
+  /**
+   * Run `fn` inside a CPU access bracket that always ends, also when `fn` throws
+   * or its promise rejects. `fn` gets the mapping (or nothing, where map() is refused).
+   */
+  cpuAccess<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T): T {
+    validateAccess(access);
+    this.beginCpuAccess(access);
+    const end = () => {
+      if (!this.closed) this.endCpuAccess(access);
+    };
+    let result: T;
+    try {
+      result = fn(this.#mappedOrNull() ?? new Uint8Array(0));
+    } catch (err) {
+      end();
+      throw err;
+    }
+    if (result instanceof Promise) return result.finally(end) as T;
+    end();
+    return result;
+  }
+
+  /** Name the buffer (DMA_BUF_SET_NAME); shows in info().name and /proc/<pid>/fdinfo. */
+  setName(name: string): void {
+    const fd = this.#check();
+    const bytes = encodeName(validateBufferName(name));
+    try {
+      this.#kernel.ioctl(fd, DMA_BUF_SET_NAME_B, bytes);
+    } catch (err) {
+      throw this.#context(err);
+    }
+  }
+
+  /** What the kernel says of the buffer (fdinfo): size, count, exporter, name, ino. */
+  info(): DmaBufInfo {
+    const fd = this.#check();
+    try {
+      return parseFdinfo(this.#kernel.fdinfo(fd));
+    } catch (err) {
+      throw this.#context(err);
+    }
+  }
+
+  /** the exporter's name (the heap, 'udmabuf', ...) */
+  get exporter(): string {
+    return this.info().exporter;
+  }
+
+  /** A second handle on the same buffer (dup): closing one leaves the other open. */
+  dup(options: { cloexec?: boolean } = {}): DmaBuf {
+    const fd = this.#kernel.dup(this.#check(), options.cloexec ?? true);
+    return new DmaBuf(fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap });
+  }
+
+  /** Unmap (detaching every view) and close the fd. Idempotent. */
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    forgotten.unregister(this.#token);
+    const view = this.#view;
+    this.#view = undefined;
+    try {
+      if (view) this.#kernel.munmap(view);
+    } finally {
+      this.#kernel.close(fd);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,196 @@
+import { DmaBuf } from './dmabuf';
+import { DmaBufStateError, withContext } from './errors';
+import type { Backend, Backing, Kernel } from './kernel';
+import {
+  DMA_HEAP_IOCTL_ALLOC,
+  DMA_HEAP_V14_IOCTL_ALLOC,
+  DMA_HEAP_V14_IOCTL_GET_FEATURES,
+  O_CLOEXEC,
+  O_RDONLY,
+  O_RDWR,
+  decodeAllocationData,
+  decodeU64,
+  encodeAllocationData,
+} from './uapi';
+import { validateBufferName, validateSize } from './validate';
+
+export interface AllocOptions {
+  /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
+  name?: string;
+  /** open the dma-buf O_RDONLY: it can then only be mapped read-only */
+  readOnly?: boolean;
+  /** O_CLOEXEC on the buffer's fd (default true); hand fds to children with spawn's stdio instead */
+  cloexec?: boolean;
+}
+
+/** What the 2019 v14 GET_FEATURES probe found. Mainline kernels never had it. */
+export interface HeapFeatures {
+  supported: boolean;
+  /** the feature bits, when supported */
+  flags?: bigint;
+  /** why not, when not: the kernel's answer */
+  reason?: string;
+}
+
+export type HeapAbi = 'mainline' | 'v14';
+
+const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
+  try {
+    kernel.close(fd);
+  } catch {
+    // The owner is gone.
+  }
+});
+
+/** An open dma-buf heap: `/dev/dma_heap/<name>` on the real kernel, or the software framework's. */
+export class Heap {
+  readonly name: string;
+  readonly path: string;
+  /** 'v14' when the heap answered the 2019 GET_FEATURES probe (ALLOC then lives at nr 1) */
+  readonly abi: HeapAbi;
+  /** why the software framework serves a heap the real kernel has, if it does */
+  readonly fallbackReason?: string;
+  #fd: number;
+  readonly #kernel: Kernel;
+  readonly #features: HeapFeatures;
+  #token = {};
+
+  /** @internal: use openHeap() */
+  constructor(kernel: Kernel, name: string, fallbackReason?: string) {
+    this.#kernel = kernel;
+    this.name = name;
+    this.path = `/dev/dma_heap/${name}`;
+    if (fallbackReason !== undefined) this.fallbackReason = fallbackReason;
+    try {
+      this.#fd = kernel.openHeap(name);
+    } catch (err) {
+      throw withContext(err, { path: this.path, heap: name });
+    }
+    forgotten.register(this, { kernel, fd: this.#fd }, this.#token);
+    try {
+      this.#features = this.#probe();
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    this.abi = this.#features.supported ? 'v14' : 'mainline';
+  }
+
+  get backend(): Backend {
+    return this.#kernel.backend;
+  }
+
+  /** how buffers are backed: 'dma-buf' on the real kernel, 'memfd' or 'js' in software */
+  get backing(): Backing {
+    return this.#kernel.backing;
+  }
+
+  get pageSize(): number {
+    return this.#kernel.pageSize;
+  }
+
+  /** @internal */
+  get kernel(): Kernel {
+    return this.#kernel;
+  }
+
+  /** the heap device's fd; -1 once closed */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  #check(): number {
+    if (this.#fd < 0) throw new DmaBufStateError('ERR_DMA_HEAP_CLOSED', `heap ${this.name} is closed`);
+    return this.#fd;
+  }
+
+  /**
+   * The v14 GET_FEATURES probe. A mainline kernel decodes it as ALLOC with a zero
+   * length and answers EINVAL (measured on 6.12), which means "not supported".
+   */
+  #probe(): HeapFeatures {
+    const arg = new Uint8Array(8);
+    try {
+      this.#kernel.ioctl(this.#check(), DMA_HEAP_V14_IOCTL_GET_FEATURES, arg);
+      return { supported: true, flags: decodeU64(arg) };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'EINVAL' || code === 'ENOTTY') {
+        return { supported: false, reason: `${code}: this kernel has no GET_FEATURES (mainline ABI)` };
+      }
+      throw withContext(err, { path: this.path, heap: this.name });
+    }
+  }
+
+  /** What the open-time GET_FEATURES probe found; never throws for "not supported". */
+  features(): HeapFeatures {
+    return { ...this.#features };
+  }
+
+  #request(size: unknown, options: AllocOptions): { cmd: number; arg: Uint8Array } {
+    this.#check();
+    const len = validateSize(size, { heap: this.name, path: this.path });
+    if (options.name !== undefined) validateBufferName(options.name);
+    const fdFlags = (options.readOnly ? O_RDONLY : O_RDWR) | (options.cloexec === false ? 0 : O_CLOEXEC);
+    return {
+      cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC,
+      arg: encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n }),
+    };
+  }
+
+  #adopt(arg: Uint8Array, options: AllocOptions): DmaBuf {
+    const { fd } = decodeAllocationData(arg);
+    this.#kernel.own(fd);
+    const buf = new DmaBuf(fd, {
+      kernel: this.#kernel,
+      tier: this.#kernel.backend === 'kernel' ? 'dma-heap' : this.#kernel.backing === 'memfd' ? 'memfd' : 'js',
+      readOnly: !!options.readOnly,
+      heap: this.name,
+    });
+    if (options.name !== undefined) {
+      try {
+        buf.setName(options.name);
+      } catch (err) {
+        buf.close(); // no half-made buffer
+        throw err;
+      }
+    }
+    return buf;
+  }
+
+  /** Allocate a dma-buf of at least `size` bytes (rounded up to pages by the kernel). */
+  alloc(size: number | bigint, options: AllocOptions = {}): DmaBuf {
+    const { cmd, arg } = this.#request(size, options);
+    try {
+      this.#kernel.ioctl(this.#fd, cmd, arg);
+    } catch (err) {
+      throw withContext(err, { path: this.path, heap: this.name });
+    }
+    return this.#adopt(arg, options);
+  }
+
+  /** alloc() off the event loop, on the libuv thread pool: large allocations take long. */
+  async allocAsync(size: number | bigint, options: AllocOptions = {}): Promise<DmaBuf> {
+    const { cmd, arg } = this.#request(size, options);
+    try {
+      await this.#kernel.ioctlAsync(this.#fd, cmd, arg);
+    } catch (err) {
+      throw withContext(err, { path: this.path, heap: this.name });
+    }
+    // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
+    return this.#adopt(arg, options);
+  }
+
+  /** Close the heap device. Buffers allocated from it stay valid. Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    forgotten.unregister(this.#token);
+    this.#kernel.close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

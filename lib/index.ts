@@ -1,0 +1,9 @@
+export { DmaBuf, type Tier } from './dmabuf';
+export { Heap, type AllocOptions, type HeapAbi, type HeapFeatures } from './heap';
+export { listHeaps, openHeap, openContiguousHeap, CONTIGUOUS_HEAP_NAMES, type ListedHeap, type OpenHeapOptions } from './select';
+export { DmaHeapError, DmaBufStateError } from './errors';
+export type { DmaBufInfo } from './fdinfo';
+export type { Backend, Backing, HeapEntry } from './kernel';
+export type { CpuAccess } from './validate';
+export { addonStatus } from './load-addon';
+export { Framework } from './framework';
