@@ -1,0 +1,94 @@
+import { DmaBuf, type Tier } from './dmabuf';
+import { DmaBufStateError } from './errors';
+import type { Heap } from './heap';
+import { nativeKernel } from './kernels';
+import { loadAddon } from './load-addon';
+import { openHeap } from './select';
+import { createUdmabuf, hasUdmabuf } from './udmabuf';
+import { validateBufferName, validateSize } from './validate';
+
+export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
+
+export interface ShareableOptions {
+  /** tiers to try, in order; default DMA_HEAP_TIERS (comma-separated) or dma-heap, udmabuf, memfd, js */
+  tiers?: Tier[];
+  /** only a real dma-buf will do (dma-heap or udmabuf): fail clearly instead of a weaker tier */
+  requireDmaBuf?: boolean;
+  /** the heap for the dma-heap tier (default 'system') */
+  heap?: string;
+  name?: string;
+  cloexec?: boolean;
+}
+
+function tierOrder(options: ShareableOptions): Tier[] {
+  const env = process.env.DMA_HEAP_TIERS;
+  const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as Tier[]) : [...TIERS]);
+  for (const t of order) {
+    if (!TIERS.includes(t)) {
+      throw Object.assign(new TypeError(`unknown tier ${JSON.stringify(t)}: tiers are ${TIERS.join(', ')}`), { code: 'ERR_INVALID_ARG_VALUE' });
+    }
+  }
+  return options.requireDmaBuf ? order.filter((t) => t === 'dma-heap' || t === 'udmabuf') : order;
+}
+
+/** Why a tier can't serve here; undefined if it may. */
+function unavailable(tier: Tier, heapName: string): string | undefined {
+  const native = nativeKernel();
+  switch (tier) {
+    case 'dma-heap':
+      if (!native) return 'the native addon is not loaded';
+      return native.heaps().some((h) => h.name === heapName) ? undefined : `no /dev/dma_heap/${heapName}`;
+    case 'udmabuf':
+      if (!native) return 'the native addon is not loaded';
+      return hasUdmabuf() ? undefined : 'no /dev/udmabuf';
+    case 'memfd':
+      return native ? undefined : 'the native addon is not loaded (memfd needs it)';
+    case 'js':
+      return native ? 'JS memory is only used where the addon cannot load' : undefined;
+  }
+}
+
+function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions): DmaBuf {
+  const alloc = { name: options.name, cloexec: options.cloexec };
+  if (tier === 'udmabuf') return createUdmabuf(loadAddon()!, nativeKernel()!, size, alloc);
+  let heap: Heap;
+  if (tier === 'dma-heap') heap = openHeap(options.heap ?? 'system', { backend: 'kernel' });
+  else heap = openHeap('system', { backend: 'software' });
+  try {
+    return heap.alloc(size, alloc);
+  } finally {
+    heap.close();
+  }
+}
+
+/**
+ * A buffer others can share, from the strongest tier that serves here:
+ * a dma-heap, then udmabuf (a memfd made into a real dma-buf), then a plain memfd
+ * (shareable with processes, not with devices), then JS memory (not shareable).
+ * `buf.tier` says which served; `buf.isDmaBuf` whether devices can import it.
+ */
+export function allocShareable(size: number | bigint, options: ShareableOptions = {}): DmaBuf {
+  validateSize(size);
+  if (options.name !== undefined) validateBufferName(options.name);
+  const heapName = options.heap ?? 'system';
+  const reasons: string[] = [];
+  for (const tier of tierOrder(options)) {
+    const why = unavailable(tier, heapName);
+    if (why) {
+      reasons.push(`${tier}: ${why}`);
+      continue;
+    }
+    try {
+      return allocFrom(tier, size, options);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      // A bad argument is the caller's, whatever the tier: don't mask it by falling back.
+      if (err instanceof TypeError || err instanceof RangeError) throw err;
+      reasons.push(`${tier}: ${code ?? ''} ${(err as Error).message}`.trim());
+    }
+  }
+  throw new DmaBufStateError(
+    options.requireDmaBuf ? 'ERR_DMA_HEAP_NO_DMA_BUF' : 'ERR_DMA_HEAP_NO_TIER',
+    `no ${options.requireDmaBuf ? 'real dma-buf ' : ''}tier could allocate ${size} bytes: ${reasons.join('; ')}`,
+  );
+}

@@ -1,0 +1,84 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { Addon } from './addon';
+import { DmaBuf } from './dmabuf';
+import { DmaHeapError, withContext } from './errors';
+import type { Kernel } from './kernel';
+import {
+  F_SEAL_SHRINK,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  O_CLOEXEC,
+  O_RDWR,
+  UDMABUF_CREATE,
+  UDMABUF_FLAGS_CLOEXEC,
+  UDMABUF_SIZE_LIMIT_DEFAULT,
+  encodeUdmabufCreate,
+  pageAlign,
+} from './uapi';
+import { validateSize } from './validate';
+
+export const UDMABUF_PATH = '/dev/udmabuf';
+
+/** The per-buffer cap the udmabuf module enforces (size_limit_mb, 64 MiB unless changed). */
+export function udmabufSizeLimit(): number {
+  try {
+    return Number(readFileSync('/sys/module/udmabuf/parameters/size_limit_mb', 'utf8').trim()) * 1024 * 1024;
+  } catch {
+    return UDMABUF_SIZE_LIMIT_DEFAULT;
+  }
+}
+
+export function hasUdmabuf(): boolean {
+  return existsSync(UDMABUF_PATH);
+}
+
+/**
+ * A real dma-buf made from a memfd, as libcamera does: memfd_create with sealing,
+ * ftruncate, F_SEAL_SHRINK (udmabuf requires it; F_SEAL_WRITE must stay unset),
+ * then UDMABUF_CREATE on /dev/udmabuf. The memfd is closed afterwards: the
+ * dma-buf holds its pages.
+ */
+export function createUdmabuf(
+  addon: Addon,
+  kernel: Kernel,
+  size: number | bigint,
+  options: { name?: string; cloexec?: boolean } = {},
+): DmaBuf {
+  const ctx = { path: UDMABUF_PATH };
+  const len = pageAlign(validateSize(size, ctx), kernel.pageSize);
+  const limit = udmabufSizeLimit();
+  if (len > BigInt(limit)) {
+    throw new DmaHeapError('EINVAL', 'ioctl', {
+      ...ctx,
+      message: `udmabuf caps one buffer at ${limit} bytes (size_limit_mb); asked for ${len}`,
+    });
+  }
+  let fd: number;
+  const memfd = addon.memfdCreate('dma-heap:udmabuf', MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  try {
+    addon.ftruncate(memfd, Number(len));
+    addon.addSeals(memfd, F_SEAL_SHRINK);
+    const dev = addon.open(UDMABUF_PATH, O_RDWR | O_CLOEXEC);
+    try {
+      const flags = options.cloexec === false ? 0 : UDMABUF_FLAGS_CLOEXEC;
+      fd = addon.ioctl(dev, UDMABUF_CREATE, encodeUdmabufCreate(memfd, flags, 0n, len));
+    } finally {
+      addon.close(dev);
+    }
+  } catch (err) {
+    throw withContext(err, ctx);
+  } finally {
+    addon.close(memfd);
+  }
+  kernel.own(fd);
+  const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false });
+  if (options.name !== undefined) {
+    try {
+      buf.setName(options.name);
+    } catch (err) {
+      buf.close();
+      throw err;
+    }
+  }
+  return buf;
+}
