@@ -1,0 +1,59 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { openHeap } from '../../lib/select';
+import { backends, newFds, openFds } from '../helpers/backends';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+
+beforeAll(() => {
+  if (!existsSync(path.join(__dirname, '..', '..', 'dist', 'index.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` (npm test does it first)');
+  }
+});
+
+function runWorker(data: object): { worker: Worker; result: Promise<{ ok: number; backend: string; fds: number[] }> } {
+  const worker = new Worker(path.join(fixtures, 'alloc-worker.js'), { workerData: data });
+  const result = new Promise<{ ok: number; backend: string; fds: number[] }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
+  });
+  return { worker, result };
+}
+
+describe.each(backends())('processes and threads: $label', (backend) => {
+  const choice = backend.kind;
+
+  test('several worker_threads allocate concurrently', async () => {
+    const before = openFds();
+    const runs = Array.from({ length: 4 }, () => runWorker({ backend: choice, count: 50, size: 64 * 1024 }));
+    const results = await Promise.all(runs.map((r) => r.result));
+    await Promise.all(runs.map((r) => new Promise((done) => r.worker.once('exit', done))));
+    expect(results.map((r) => [r.ok, r.backend])).toEqual(Array(4).fill([50, choice]));
+    expect(newFds(before)).toEqual([]);
+  });
+
+  test('a worker terminated while holding mapped buffers releases them', async () => {
+    const before = openFds();
+    const { worker, result } = runWorker({ backend: choice, count: 16, size: 64 * 1024, leak: true });
+    const { fds } = await result;
+    expect(fds).toHaveLength(16);
+    await worker.terminate();
+    expect(newFds(before)).toEqual([]);
+  });
+
+  test('a child process that exits holding buffers leaves the parent unharmed', () => {
+    using heap = openHeap('system', backend.options());
+    using mine = heap.alloc(4096);
+    mine.bytes().fill(0x11);
+    const child = spawnSync(process.execPath, [path.join(fixtures, 'alloc-and-exit.js'), choice], { encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.stdout.trim()).toBe(`${choice} 8`);
+    expect(child.status).toBe(0);
+    expect(mine.bytes().every((x) => x === 0x11)).toBe(true);
+    using again = heap.alloc(1 << 20);
+    expect(again.bytes().every((x) => x === 0)).toBe(true);
+  });
+});
