@@ -1,0 +1,136 @@
+import fs from 'node:fs';
+import type { Addon } from '../addon';
+import { MFD_CLOEXEC } from '../uapi';
+import { errno } from './errno';
+import type { FdSource } from './file';
+
+/**
+ * A mapping request, in the kernel's terms a vm_area_struct: the exporter's mmap op fills
+ * `view` (the pages the user sees) and may set `close` (vm_ops->close, run at munmap).
+ */
+export interface Vma {
+  /** the (real) fd being mapped */
+  fd: number;
+  /** vm_pgoff: offset in pages */
+  pgoff: number;
+  offset: number;
+  length: number;
+  writable: boolean;
+  view?: Uint8Array;
+  close?: () => void;
+}
+
+/** The memory behind a software dma-buf, asked of the framework by exporters. */
+export interface Backing {
+  readonly kind: 'memfd' | 'js';
+  readonly size: number;
+  /** the identity fdinfo shows: the memfd's st_ino, or a number of our own */
+  readonly ino: number;
+  /** how the dma-buf's fds get real descriptors */
+  readonly fdSource: FdSource;
+  mmap(vma: Vma): void;
+  /** the owner dropped it (dma-buf release): pages are freed once no mapping holds them */
+  free(): void;
+}
+
+// Inode numbers for JS-memory buffers and heap devices: unique in the process (a module-level
+// counter, so two frameworks never hand out the same one).
+let lastIno = 0;
+export const nextIno = (): number => ++lastIno;
+
+/**
+ * JS memory: one ArrayBuffer per buffer, a mapping is a view on it. munmap can't detach one
+ * view of a shared ArrayBuffer, so when the buffer's LAST mapping goes the memory is moved to a
+ * fresh ArrayBuffer (structuredClone with transfer: no copy) and every old view detaches.
+ * Limitation: with two mappings alive at once, unmapping one leaves its views working until
+ * the other is unmapped too. A read-only mapping is not enforced either (JS has no read-only
+ * ArrayBuffer views), where the real kernel would fault on a write.
+ */
+export class JsBacking implements Backing {
+  readonly kind = 'js';
+  readonly ino = nextIno();
+  private memory: ArrayBuffer;
+  private maps = 0;
+
+  constructor(
+    readonly size: number,
+    /** a /dev/null reservation (devNullSource) */
+    readonly fdSource: FdSource,
+  ) {
+    try {
+      this.memory = new ArrayBuffer(size);
+    } catch {
+      throw errno('ENOMEM'); // RangeError: more than the engine will give
+    }
+  }
+
+  mmap(vma: Vma): void {
+    this.maps++;
+    vma.view = new Uint8Array(this.memory, vma.offset, vma.length);
+    vma.close = () => {
+      if (--this.maps === 0) this.memory = structuredClone(this.memory, { transfer: [this.memory] });
+    };
+  }
+
+  free(): void {
+    if (this.maps === 0) this.memory = new ArrayBuffer(0);
+  }
+}
+
+/**
+ * A memfd (through the addon): a real fd other processes can map. The dma-buf's first fd IS
+ * the memfd (so st_ino matches what a receiving process sees); dup'ed fds are real dups of it.
+ * Its pages live as long as any fd or mapping does, as the kernel's do.
+ */
+export class MemfdBacking implements Backing {
+  readonly kind = 'memfd';
+  readonly ino: number;
+  /** the memfd until the dma-buf's first fd takes it over */
+  private pending: number | null;
+
+  /** a new memfd named `name`, or (`existing`) one received from elsewhere, adopted as it is */
+  constructor(
+    private readonly addon: Addon,
+    readonly size: number,
+    name: string,
+    existing?: number,
+  ) {
+    const fd = existing ?? addon.memfdCreate(name, MFD_CLOEXEC);
+    try {
+      if (existing === undefined) addon.ftruncate(fd, size);
+      this.ino = fs.fstatSync(fd).ino;
+    } catch (e) {
+      addon.close(fd);
+      throw e;
+    }
+    this.pending = fd;
+  }
+
+  readonly fdSource: FdSource = {
+    open: (cloexec, donor) => {
+      if (donor !== undefined) return this.addon.dup(donor, cloexec);
+      const fd = this.pending;
+      if (fd === null) throw errno('EBADF'); // only dma_buf_fd installs without a donor, once
+      this.pending = null;
+      if (cloexec) return fd;
+      // memfd_create gave it O_CLOEXEC; the caller asked for an fd a child can inherit
+      try {
+        return this.addon.dup(fd, false);
+      } finally {
+        this.addon.close(fd);
+      }
+    },
+    close: (fd) => this.addon.close(fd),
+  };
+
+  mmap(vma: Vma): void {
+    const memory = this.addon.mmap(vma.fd, vma.length, vma.offset, vma.writable);
+    vma.view = new Uint8Array(memory);
+    vma.close = () => this.addon.munmap(memory);
+  }
+
+  free(): void {
+    if (this.pending !== null) this.addon.close(this.pending);
+    this.pending = null;
+  }
+}

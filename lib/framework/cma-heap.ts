@@ -1,0 +1,88 @@
+/**
+ * The CMA heap, after drivers/dma-buf/heaps/cma_heap.c: physically contiguous buffers from one
+ * bounded region, zeroed on allocation, aligned to min(get_order(size), CONFIG_CMA_ALIGNMENT)
+ * pages. Since 6.17 (add_default_cma_heap, "dma-buf: heaps: Give default CMA heap a fixed
+ * name") the default area is registered as `default_cma_region` and, with
+ * CONFIG_DMABUF_HEAPS_CMA_LEGACY=y (the default), a second heap under the area's legacy name
+ * (`reserved` unless the device tree names it): two heaps, each its own struct cma_heap,
+ * over the same struct cma. Before 6.17 (and in the v14 era) only the legacy name existed.
+ */
+import type { Backing } from './backing';
+import type { Cma } from './cma';
+import { errno } from './errno';
+import type { DmaBuf } from './dma-buf';
+import type { DmaHeap, Profile } from './dma-heap';
+import type { Framework } from './framework';
+
+export const DEFAULT_CMA_NAME = 'default_cma_region';
+/** CONFIG_CMA_ALIGNMENT's default: at most 2^8 pages of alignment */
+export const CMA_ALIGNMENT = 8;
+
+/** struct cma_heap_buffer: the dma-buf's priv */
+export interface CmaBuffer {
+  cma: Cma;
+  /** first page in the region */
+  pageno: number;
+  pagecount: number;
+  /** byte offset in the region */
+  offset: number;
+  /** base + offset: what a device would be given */
+  physAddr: number;
+  backing: Backing;
+}
+
+/** get_order(size): the smallest order with PAGE_SIZE << order >= size */
+export function getOrder(size: number, pageSize: number): number {
+  let order = 0;
+  while (pageSize * 2 ** order < size) order++;
+  return order;
+}
+
+function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
+  return fw.addHeap({
+    name,
+    priv: cma,
+    ops: {
+      allocate(heap, len, fdFlags): DmaBuf<CmaBuffer> {
+        const region = heap.getDrvdata() as Cma;
+        if (len > BigInt(region.size)) throw errno('ENOMEM');
+        const size = Number(len);
+        const pagecount = size / fw.pageSize;
+        const align = Math.min(getOrder(size, fw.pageSize), CMA_ALIGNMENT);
+        const pageno = region.alloc(pagecount, align);
+        if (pageno === null) throw errno('ENOMEM');
+        let backing: Backing | undefined;
+        try {
+          backing = fw.allocBacking(size, heap.name); // fresh, so zeroed as cma_heap_allocate memsets
+          const offset = pageno * fw.pageSize;
+          const priv: CmaBuffer = { cma: region, pageno, pagecount, offset, physAddr: region.base + offset, backing };
+          const owned = backing;
+          return fw.dmaBufExport({
+            expName: heap.name,
+            size,
+            flags: fdFlags,
+            priv,
+            backing,
+            ops: {
+              mmap: (_buf, vma) => owned.mmap(vma),
+              release: () => {
+                owned.free();
+                region.release(pageno, pagecount);
+              },
+            },
+          });
+        } catch (e) {
+          backing?.free();
+          region.release(pageno, pagecount);
+          throw e;
+        }
+      },
+    },
+  });
+}
+
+/** add_default_cma_heap for the profile; returns the heaps made */
+export function addDefaultCmaHeaps(fw: Framework, cma: Cma, profile: Profile): DmaHeap[] {
+  if (profile === 'v14' || cma.name === DEFAULT_CMA_NAME) return [addCmaHeap(fw, cma, cma.name)];
+  return [addCmaHeap(fw, cma, DEFAULT_CMA_NAME), addCmaHeap(fw, cma, cma.name)];
+}

@@ -1,0 +1,191 @@
+/**
+ * struct dma_buf and its file operations, after drivers/dma-buf/dma-buf.c (mainline):
+ * dma_buf_export, dma_buf_ioctl (SYNC, SET_NAME_A/B), dma_buf_mmap_internal,
+ * dma_buf_show_fdinfo.
+ */
+import {
+  decodeU64,
+  DMA_BUF_IOCTL_SYNC,
+  DMA_BUF_NAME_LEN,
+  DMA_BUF_SET_NAME_A,
+  DMA_BUF_SET_NAME_B,
+  DMA_BUF_SYNC_END,
+  DMA_BUF_SYNC_RW,
+  DMA_BUF_SYNC_VALID_FLAGS_MASK,
+  O_ACCMODE,
+  O_CLOEXEC,
+} from '../uapi';
+import { type Backing, nextIno, type Vma } from './backing';
+import { errno } from './errno';
+import { File, type FdSource } from './file';
+
+const O_NONBLOCK = 0o4000;
+
+export type DmaDataDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE';
+
+/** struct dma_buf_ops, the part a CPU-only simulation has: no attach/map_dma_buf. */
+export interface DmaBufOps<P = unknown> {
+  /** fill vma.view (and vma.close); absent: mmap fails EINVAL */
+  mmap?(dmabuf: DmaBuf<P>, vma: Vma): void;
+  beginCpuAccess?(dmabuf: DmaBuf<P>, direction: DmaDataDirection): void;
+  endCpuAccess?(dmabuf: DmaBuf<P>, direction: DmaDataDirection): void;
+  /** the last reference went: free what priv holds */
+  release(dmabuf: DmaBuf<P>): void;
+}
+
+/** struct dma_buf_export_info */
+export interface DmaBufExportInfo<P = unknown> {
+  expName: string;
+  size: number;
+  ops: DmaBufOps<P>;
+  priv: P;
+  /** the fd_flags of the allocation: the file's access mode comes from them */
+  flags: number;
+  /** memory from Framework.allocBacking(): gives the buffer its fds' identity (a memfd's) */
+  backing?: Backing;
+}
+
+/** The CPU-access state SYNC records (begin/end are cache maintenance, not a lock). */
+export interface CpuAccess {
+  /** the direction of the last BEGIN not yet followed by an END, else null */
+  active: DmaDataDirection | null;
+  begins: number;
+  ends: number;
+}
+
+/**
+ * Whether a live mapping counts in fdinfo's `count`. It does on the kernel: mmap sets
+ * vma->vm_file = get_file(file), and fdinfo prints file_count(file) - 1 (minus procfs's own
+ * reference). The one place to change if a measurement disagrees; liveness is not affected
+ * (a mapping always keeps the buffer).
+ */
+export const MAPPINGS_COUNT_IN_FDINFO = true;
+
+export class DmaBuf<P = unknown> {
+  readonly size: number;
+  readonly expName: string;
+  /** DMA_BUF_SET_NAME; null until set (fdinfo shows `name:` only then, even for "") */
+  name: string | null = null;
+  readonly ino: number;
+  readonly file: File<DmaBuf<P>>;
+  readonly ops: DmaBufOps<P>;
+  readonly priv: P;
+  readonly backing?: Backing;
+  readonly cpuAccess: CpuAccess = { active: null, begins: 0, ends: 0 };
+  /** live mappings of this buffer */
+  mappings = 0;
+  released = false;
+  /** run after ops.release (the framework's accounting) */
+  readonly releaseHooks: Array<() => void> = [];
+
+  /** dma_buf_export: validate, then make the struct file (one reference, the caller's).
+   *  `fdSource` serves a buffer without backing (a /dev/null reservation). */
+  constructor(info: DmaBufExportInfo<P>, fdSource: FdSource) {
+    // dma_buf_export refuses a missing priv/ops/release (map_dma_buf is not modelled)
+    if (!info || info.priv == null || !info.ops || typeof info.ops.release !== 'function') throw errno('EINVAL');
+    if (typeof info.expName !== 'string' || info.expName === '') throw errno('EINVAL');
+    if (!Number.isSafeInteger(info.size) || info.size <= 0) throw errno('EINVAL');
+    this.size = info.size;
+    this.expName = info.expName;
+    this.ops = info.ops;
+    this.priv = info.priv;
+    this.backing = info.backing;
+    this.ino = info.backing?.ino ?? nextIno();
+    // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
+    this.file = new File(this, info.flags & (O_ACCMODE | O_NONBLOCK), info.backing?.fdSource ?? fdSource, () =>
+      this.release(),
+    );
+  }
+
+  /** dma_buf_release */
+  private release(): void {
+    this.released = true;
+    try {
+      this.ops.release(this);
+    } finally {
+      for (const hook of this.releaseHooks) hook();
+    }
+  }
+
+  /** fdinfo's `count`, see MAPPINGS_COUNT_IN_FDINFO */
+  fdinfoCount(): number {
+    return this.file.fCount - (MAPPINGS_COUNT_IN_FDINFO ? 0 : this.mappings);
+  }
+
+  /** dma_buf_show_fdinfo after fs/proc/fd.c's common lines (flags: "0%o", O_CLOEXEC from the fd) */
+  fdinfo(cloexec: boolean): string {
+    const flags = this.file.fFlags | (cloexec ? O_CLOEXEC : 0);
+    let text =
+      `pos:\t0\nflags:\t0${flags.toString(8)}\nmnt_id:\t0\nino:\t${this.ino}\n` +
+      `size:\t${this.size}\ncount:\t${this.fdinfoCount()}\nexp_name:\t${this.expName}\n`;
+    if (this.name !== null) text += `name:\t${this.name}\n`;
+    return text;
+  }
+}
+
+/** dma_buf_ioctl: exact command numbers; anything else ENOTTY. `arg` is the user memory. */
+export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array): number {
+  switch (cmd >>> 0) {
+    case DMA_BUF_IOCTL_SYNC: {
+      if (arg.length < 8) throw errno('EFAULT'); // copy_from_user(&sync, arg, sizeof(sync))
+      const flags = decodeU64(arg);
+      if (flags & ~DMA_BUF_SYNC_VALID_FLAGS_MASK) throw errno('EINVAL');
+      let direction: DmaDataDirection;
+      switch (flags & DMA_BUF_SYNC_RW) {
+        case 1n:
+          direction = 'DMA_FROM_DEVICE';
+          break;
+        case 2n:
+          direction = 'DMA_TO_DEVICE';
+          break;
+        case 3n:
+          direction = 'DMA_BIDIRECTIONAL';
+          break;
+        default:
+          throw errno('EINVAL'); // neither READ nor WRITE
+      }
+      if (flags & DMA_BUF_SYNC_END) {
+        dmabuf.ops.endCpuAccess?.(dmabuf, direction);
+        dmabuf.cpuAccess.ends++;
+        dmabuf.cpuAccess.active = null;
+      } else {
+        dmabuf.ops.beginCpuAccess?.(dmabuf, direction);
+        dmabuf.cpuAccess.begins++;
+        dmabuf.cpuAccess.active = direction;
+      }
+      return 0;
+    }
+    case DMA_BUF_SET_NAME_A:
+    case DMA_BUF_SET_NAME_B:
+      dmabuf.name = strndupUser(arg, DMA_BUF_NAME_LEN);
+      return 0;
+    default:
+      throw errno('ENOTTY');
+  }
+}
+
+/**
+ * strndup_user(arg, n): the NUL must come within n bytes (so at most n-1 characters) else
+ * EINVAL; running into memory the caller did not pass (the end of `arg`) first is EFAULT.
+ */
+function strndupUser(arg: Uint8Array, n: number): string {
+  const nul = arg.subarray(0, n).indexOf(0);
+  if (nul < 0) throw errno(arg.length < n ? 'EFAULT' : 'EINVAL');
+  return Buffer.from(arg.buffer, arg.byteOffset, nul).toString('utf8');
+}
+
+/**
+ * dma_buf_mmap_internal's checks: the exporter must have mmap (else EINVAL) and the pages asked
+ * for must lie within the buffer: vm_pgoff + vma_pages(vma) > size >> PAGE_SHIFT is EINVAL.
+ */
+export function dmaBufMmapCheck(dmabuf: DmaBuf, vma: Vma, pageSize: number): void {
+  if (!dmabuf.ops.mmap) throw errno('EINVAL');
+  if (vma.pgoff + Math.ceil(vma.length / pageSize) > Math.floor(dmabuf.size / pageSize)) throw errno('EINVAL');
+}
+
+/** dma_buf_mmap_internal: the checks, then the exporter's mmap op fills the vma */
+export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pageSize: number): void {
+  dmaBufMmapCheck(dmabuf, vma, pageSize);
+  dmabuf.ops.mmap?.(dmabuf, vma);
+  if (!(vma.view instanceof Uint8Array)) throw errno('EINVAL'); // an exporter bug, not a user one
+}

@@ -1,0 +1,186 @@
+/**
+ * struct dma_heap, the heap registry and the heap device's ioctl dispatcher, after
+ * drivers/dma-buf/dma-heap.c: mainline (dma_heap_add, dma_heap_ioctl,
+ * dma_heap_ioctl_allocate, dma_heap_buffer_alloc) and the v14 seed patch
+ * ("dma-buf: Add dma-buf heaps framework", Nov 2019), which had GET_FEATURES.
+ */
+import {
+  decodeAllocationData,
+  DMA_HEAP_IOCTL_ALLOC,
+  DMA_HEAP_V14_IOCTL_ALLOC,
+  DMA_HEAP_V14_IOCTL_GET_FEATURES,
+  DMA_HEAP_VALID_FD_FLAGS,
+  DMA_HEAP_VALID_HEAP_FLAGS,
+  iocDecode,
+  IOC_IN,
+  IOC_OUT,
+  NUM_HEAP_MINORS,
+  pageAlign,
+} from '../uapi';
+import type { DmaBuf } from './dma-buf';
+import { errno } from './errno';
+import type { AccessPolicy } from './policy';
+
+export type Profile = 'mainline' | 'v14';
+
+/** struct dma_heap_ops */
+export interface DmaHeapOps {
+  /** return a dma-buf made with Framework.dmaBufExport(); throw an errno (errno('ENOMEM')) to fail */
+  allocate(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): DmaBuf;
+}
+
+/** struct dma_heap_export_info, plus the simulation's access policy for the device node */
+export interface DmaHeapExportInfo {
+  name: string;
+  ops: DmaHeapOps;
+  priv?: unknown;
+  /** who may open /dev/dma_heap/<name>; default: the framework's (allow) */
+  access?: AccessPolicy;
+}
+
+/** struct dma_heap */
+export class DmaHeap {
+  constructor(
+    readonly name: string,
+    readonly ops: DmaHeapOps,
+    private readonly priv: unknown,
+    /** the device's minor number (xa_alloc in 0..NUM_HEAP_MINORS-1) */
+    readonly minor: number,
+    /** the device node's inode number (its fdinfo `ino`) */
+    readonly ino: number,
+    public access: AccessPolicy | undefined,
+  ) {}
+
+  get path(): string {
+    return `/dev/dma_heap/${this.name}`;
+  }
+  /** dma_heap_get_drvdata */
+  getDrvdata(): unknown {
+    return this.priv;
+  }
+  /** dma_heap_get_name */
+  getName(): string {
+    return this.name;
+  }
+}
+
+/** The minors xarray and the heap list. There is no removal: mainline has no dma_heap_remove. */
+export class HeapRegistry {
+  private readonly minors: Array<DmaHeap | undefined> = [];
+  private readonly list: DmaHeap[] = [];
+
+  constructor(private readonly profile: Profile) {}
+
+  /**
+   * dma_heap_add. Mainline order: name and ops (EINVAL), a minor from xa_alloc (EBUSY when all
+   * NUM_HEAP_MINORS are taken), then the unique-name check (EINVAL). v14 checked the name before
+   * taking a minor, so a duplicate is EINVAL there even when the minors are exhausted.
+   * (On a real kernel device_create, which mainline runs before the name check, would likely
+   * fail a duplicate first with EEXIST from sysfs; the simulation has no sysfs.)
+   */
+  add(info: DmaHeapExportInfo, ino: number): DmaHeap {
+    if (!info || typeof info.name !== 'string' || info.name === '') throw errno('EINVAL');
+    if (!info.ops || typeof info.ops.allocate !== 'function') throw errno('EINVAL');
+    if (this.profile === 'v14' && this.find(info.name)) throw errno('EINVAL');
+    let minor = 0;
+    while (minor < NUM_HEAP_MINORS && this.minors[minor]) minor++; // xa_alloc: the lowest free index
+    if (minor === NUM_HEAP_MINORS) throw errno('EBUSY');
+    if (this.find(info.name)) throw errno('EINVAL'); // xa_erase(minor) on this path: nothing was stored yet
+    const heap = new DmaHeap(info.name, info.ops, info.priv, minor, ino, info.access);
+    this.minors[minor] = heap;
+    this.list.push(heap);
+    return heap;
+  }
+
+  find(name: string): DmaHeap | undefined {
+    return this.list.find((h) => h.name === name);
+  }
+
+  all(): DmaHeap[] {
+    return [...this.list];
+  }
+}
+
+/** What the dispatcher needs from the framework to allocate. */
+export interface HeapAllocator {
+  /** dma_heap_buffer_alloc after PAGE_ALIGN: ops->allocate, then dma_buf_fd; returns the fd */
+  bufferAlloc(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): number;
+  readonly pageSize: number;
+}
+
+type Handler = (heap: DmaHeap, kdata: Uint8Array, k: HeapAllocator) => void;
+
+/** dma_heap_ioctl_allocate (+ dma_heap_buffer_alloc's PAGE_ALIGN and zero check) */
+const allocate: Handler = (heap, kdata, k) => {
+  const data = decodeAllocationData(kdata);
+  if (data.fd) throw errno('EINVAL');
+  if (data.fdFlags & ~DMA_HEAP_VALID_FD_FLAGS) throw errno('EINVAL');
+  if (data.heapFlags & ~DMA_HEAP_VALID_HEAP_FLAGS) throw errno('EINVAL');
+  const len = pageAlign(data.len, k.pageSize); // u64: a len near 2^64 wraps to 0
+  if (len === 0n) throw errno('EINVAL');
+  const fd = k.bufferAlloc(heap, len, data.fdFlags, data.heapFlags);
+  new DataView(kdata.buffer, kdata.byteOffset).setUint32(8, fd, true);
+};
+
+/**
+ * v14's dma_heap_ioctl_get_features: "nothing should be passed in" (a non-zero features is
+ * EINVAL), then features = DMA_HEAP_SUPPORTED_FEATURES (0). That EINVAL can never fire through
+ * the dispatcher: GET_FEATURES is _IOR, so `ucmd & kcmd & IOC_IN` is 0 for every user cmd,
+ * in_size is 0 and kdata is zero-filled before the handler runs. Whatever the caller put in the
+ * field is ignored and comes back as 0.
+ */
+const getFeatures: Handler = (_heap, kdata) => {
+  const view = new DataView(kdata.buffer, kdata.byteOffset);
+  if (view.getBigUint64(0, true) !== 0n) throw errno('EINVAL');
+  view.setBigUint64(0, 0n, true);
+};
+
+/** dma_heap_ioctl_cmds[]: the index is _IOC_NR */
+const COMMANDS: Record<Profile, Array<{ kcmd: number; handler: Handler }>> = {
+  mainline: [{ kcmd: DMA_HEAP_IOCTL_ALLOC, handler: allocate }],
+  v14: [
+    { kcmd: DMA_HEAP_V14_IOCTL_GET_FEATURES, handler: getFeatures },
+    { kcmd: DMA_HEAP_V14_IOCTL_ALLOC, handler: allocate },
+  ],
+};
+
+/**
+ * dma_heap_ioctl. `arg` is the user memory the pointer reaches: reading or writing past its
+ * end is a fault (EFAULT), as for an unmapped tail.
+ * - _IOC_NR(ucmd) >= the table's length: EINVAL (not ENOTTY); the magic byte is never checked.
+ * - in_size = _IOC_SIZE(ucmd) if ucmd and kcmd both have IOC_IN, else 0; out_size likewise
+ *   with IOC_OUT; kdata is max(in, out, _IOC_SIZE(kcmd)) bytes, zero past in_size.
+ * - the handler runs, then out_size bytes are copied back even when it failed (mainline
+ *   copies after the switch regardless of ret); a failed copy-back is EFAULT.
+ * Both profiles share these rules (v14 introduced them, mainline kept them).
+ */
+export function dmaHeapIoctl(profile: Profile, heap: DmaHeap, ucmd: number, arg: Uint8Array, k: HeapAllocator): number {
+  ucmd >>>= 0;
+  const cmds = COMMANDS[profile];
+  const nr = iocDecode(ucmd).nr;
+  if (nr >= cmds.length) throw errno('EINVAL');
+  const { kcmd, handler } = cmds[nr];
+
+  const drvSize = iocDecode(kcmd).size;
+  let outSize = iocDecode(ucmd).size;
+  let inSize = outSize;
+  if ((ucmd & kcmd & IOC_IN) === 0) inSize = 0;
+  if ((ucmd & kcmd & IOC_OUT) === 0) outSize = 0;
+  const kdata = new Uint8Array(Math.max(inSize, outSize, drvSize)); // zero-filled
+
+  if (arg.length < inSize) throw errno('EFAULT'); // copy_from_user: goto err, nothing copied back
+  kdata.set(arg.subarray(0, inSize));
+
+  let failure: unknown;
+  try {
+    handler(heap, kdata, k);
+  } catch (e) {
+    failure = e;
+  }
+
+  // copy_to_user: what fits is written, the rest faults
+  arg.set(kdata.subarray(0, Math.min(outSize, arg.length)));
+  if (arg.length < outSize) throw errno('EFAULT');
+  if (failure !== undefined) throw failure;
+  return 0;
+}

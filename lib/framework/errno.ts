@@ -1,0 +1,37 @@
+import { DmaHeapError, errnoOf } from '../errors';
+
+/**
+ * A failure inside the simulated kernel: what ERR_PTR(-code) carries in C. It becomes a
+ * DmaHeapError (code, errno, syscall, path, heap) at the syscall boundary, like -errno
+ * becomes errno in libc.
+ */
+export class Errno extends Error {
+  constructor(readonly code: string) {
+    super(code);
+    this.name = 'Errno';
+  }
+}
+
+export const errno = (code: string): Errno => new Errno(code);
+
+/** an error carrying a known errno name (ours, the addon's, Node's) */
+export function hasErrno(e: unknown): e is { code: string } {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && errnoOf(code) !== undefined;
+}
+
+export interface SyscallContext {
+  path?: string;
+  heap?: string;
+}
+
+/** Run a syscall's body; errno failures leave as DmaHeapError(code, name, ctx). The body fills ctx. */
+export function syscall<T>(name: string, body: (ctx: SyscallContext) => T): T {
+  const ctx: SyscallContext = {};
+  try {
+    return body(ctx);
+  } catch (e) {
+    if (hasErrno(e)) throw new DmaHeapError(e.code, name, ctx);
+    throw e;
+  }
+}

@@ -1,0 +1,85 @@
+import { errnoOf } from '../errors';
+import { errno } from './errno';
+
+/**
+ * Fault injection for application tests, off by default. Faults strike in
+ * dma_heap_buffer_alloc, after the ALLOC struct was validated and before the heap's allocate
+ * op, so the error takes the same way back as a real one (copy-back included).
+ */
+export interface AllocationFault {
+  /** only allocations from this heap (default: any heap) */
+  heap?: string;
+  /** fail the nth allocation counted from now (1 = the next one) */
+  nth: number;
+  /** fail every nth (n, 2n, 3n, ...) instead of once */
+  every?: boolean;
+  /** the errno to fail with (default ENOMEM) */
+  code?: string;
+}
+
+interface Rule extends Required<Omit<AllocationFault, 'heap'>> {
+  heap?: string;
+  seen: number;
+  spent: boolean;
+}
+
+export class Faults {
+  private rules: Rule[] = [];
+  private readonly caps = new Map<string, number>();
+  private readonly usage = new Map<string, number>();
+
+  /** Fail an allocation; returns a function that removes the rule. */
+  failAllocation(fault: AllocationFault): () => void {
+    const code = fault.code ?? 'ENOMEM';
+    if (!Number.isSafeInteger(fault.nth) || fault.nth < 1) throw new RangeError('nth must be an integer >= 1');
+    if (errnoOf(code) === undefined) throw new RangeError(`unknown errno name ${JSON.stringify(code)}`);
+    const rule: Rule = { heap: fault.heap, nth: fault.nth, every: fault.every ?? false, code, seen: 0, spent: false };
+    this.rules.push(rule);
+    return () => {
+      this.rules = this.rules.filter((r) => r !== rule);
+    };
+  }
+
+  /** Cap the bytes a heap may have allocated at once (live buffers); past it, ENOMEM. null removes it. */
+  capBytes(heap: string, bytes: number | null): void {
+    if (bytes === null) {
+      this.caps.delete(heap);
+      return;
+    }
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError('bytes must be a non-negative integer');
+    this.caps.set(heap, bytes);
+  }
+
+  /** bytes allocated from a heap and not yet released */
+  bytesInUse(heap: string): number {
+    return this.usage.get(heap) ?? 0;
+  }
+
+  /** remove every rule and cap (usage accounting stays) */
+  clear(): void {
+    this.rules = [];
+    this.caps.clear();
+  }
+
+  /** @internal before ops->allocate */
+  check(heap: string, len: bigint): void {
+    for (const rule of this.rules) {
+      if (rule.spent || (rule.heap !== undefined && rule.heap !== heap)) continue;
+      rule.seen++;
+      if (rule.every ? rule.seen % rule.nth === 0 : rule.seen === rule.nth) {
+        if (!rule.every) rule.spent = true;
+        throw errno(rule.code);
+      }
+    }
+    const cap = this.caps.get(heap);
+    if (cap !== undefined && BigInt(this.bytesInUse(heap)) + len > BigInt(cap)) throw errno('ENOMEM');
+  }
+
+  /** @internal a buffer was made / released */
+  charge(heap: string, bytes: number): void {
+    this.usage.set(heap, this.bytesInUse(heap) + bytes);
+  }
+  uncharge(heap: string, bytes: number): void {
+    this.usage.set(heap, this.bytesInUse(heap) - bytes);
+  }
+}

@@ -1,0 +1,118 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import type { Addon } from '../addon';
+import { errno } from './errno';
+
+/**
+ * Where a simulated fd's real descriptor comes from. Every simulated fd reserves a real one,
+ * so numbers are unique in the process, never collide with real fds, and /proc/self/fd
+ * counts (leak checks) see software buffers too.
+ */
+export interface FdSource {
+  /** a new real descriptor for this file; `donor` is the fd being dup'ed, if any */
+  open(cloexec: boolean, donor?: number): number;
+  close(fd: number): void;
+}
+
+/**
+ * Heap devices and JS-memory dma-bufs hold /dev/null open: through the addon when it loaded
+ * (its fds are closed when a worker's environment goes, as own() promises), else with
+ * fs.openSync. Either way the descriptor is O_CLOEXEC; the requested flag is kept in the fd
+ * table (fdinfo shows it).
+ */
+export function devNullSource(addon: Addon | null): FdSource {
+  if (addon) {
+    return {
+      open: () => addon.open(os.devNull, addon.abi.O_RDONLY | addon.abi.O_CLOEXEC),
+      close: (fd) => addon.close(fd),
+    };
+  }
+  return { open: () => fs.openSync(os.devNull, 'r'), close: (fd) => fs.closeSync(fd) };
+}
+
+/**
+ * struct file. `fCount` is f_count: one reference per fd and per mapping (vma->vm_file);
+ * the last put releases the object (dma_buf_release for a dma-buf).
+ */
+export class File<P = unknown> {
+  // the creator's reference, handed over to the first fd as fd_install does
+  private count = 1;
+
+  constructor(
+    readonly priv: P,
+    /** f_flags: the access mode (and O_NONBLOCK); O_CLOEXEC lives in the fd table */
+    readonly fFlags: number,
+    readonly source: FdSource,
+    private readonly onRelease: () => void,
+  ) {}
+
+  get fCount(): number {
+    return this.count;
+  }
+  get(): void {
+    this.count++;
+  }
+  put(): void {
+    if (--this.count === 0) this.onRelease();
+  }
+}
+
+export interface FdEntry {
+  file: File;
+  /** FD_CLOEXEC as asked (the reserved real fd may have it regardless) */
+  cloexec: boolean;
+}
+
+/** The process's fd table, for the simulated files. */
+export class FdTable {
+  private readonly fds = new Map<number, FdEntry>();
+
+  /** fd_install: takes over one reference the caller holds on `file` */
+  install(file: File, cloexec: boolean, donor?: number): number {
+    const fd = file.source.open(cloexec, donor);
+    const stale = this.fds.get(fd);
+    if (stale) {
+      // Someone closed our real descriptor behind our back and the number came back:
+      // that simulated fd is gone; drop its reference.
+      this.fds.delete(fd);
+      stale.file.put();
+    }
+    this.fds.set(fd, { file, cloexec });
+    return fd;
+  }
+
+  lookup(fd: number): FdEntry {
+    const entry = this.fds.get(fd);
+    if (!entry) throw errno('EBADF');
+    return entry;
+  }
+
+  has(fd: number): boolean {
+    return this.fds.has(fd);
+  }
+
+  dup(fd: number, cloexec: boolean): number {
+    const { file } = this.lookup(fd);
+    file.get();
+    try {
+      return this.install(file, cloexec, fd);
+    } catch (e) {
+      file.put();
+      throw e;
+    }
+  }
+
+  close(fd: number): void {
+    const { file } = this.lookup(fd);
+    this.fds.delete(fd);
+    try {
+      file.source.close(fd);
+    } finally {
+      file.put();
+    }
+  }
+
+  list(): number[] {
+    return [...this.fds.keys()];
+  }
+}

@@ -1,0 +1,426 @@
+/**
+ * The software dma-heap framework: a simulated kernel with the heap registry, the heap
+ * devices, dma-buf files and an fd table, speaking the same encoded ioctls as the real one
+ * (lib/uapi.ts) and failing the same way (DmaHeapError with code, errno and syscall).
+ */
+import fs from 'node:fs';
+import type { Addon } from '../addon';
+import type { HeapEntry, Kernel } from '../kernel';
+import { addonStatus, loadAddon } from '../load-addon';
+import { O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
+import { Cma } from './cma';
+import { addDefaultCmaHeaps } from './cma-heap';
+import { DmaBuf, type DmaBufExportInfo, dmaBufIoctl, dmaBufMmapCheck } from './dma-buf';
+import { DmaHeap, type DmaHeapExportInfo, dmaHeapIoctl, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
+import { errno, syscall } from './errno';
+import { Faults } from './faults';
+import { devNullSource, type FdSource, FdTable, File } from './file';
+import { hostPageSize } from './page-size';
+import { type AccessPolicy, type Credentials, mayOpen, processCredentials, validatePolicy } from './policy';
+import { addSystemHeap } from './system-heap';
+
+export interface FrameworkOptions {
+  /** the ABI: 'mainline' (ALLOC at nr 0) or 'v14' (GET_FEATURES at 0, ALLOC at 1); default mainline */
+  profile?: Profile;
+  /** PAGE_SIZE; default the host's (see hostPageSize). A power of two >= 4096; with memfd
+   *  backing a multiple of the host's, since mappings are real */
+  pageSize?: number;
+  /** default 'memfd' when the addon loads, else 'js' */
+  backing?: 'memfd' | 'js';
+  /** register the system and CMA heaps (default true) */
+  builtins?: boolean;
+  /** the default CMA region; size 0 means none (no CMA heap), as without a CMA area */
+  cma?: { size?: number };
+  /** who may open heaps that have no policy of their own; default 'allow' */
+  access?: AccessPolicy;
+  /** the credentials policies are checked against; default the process's */
+  credentials?: Partial<Credentials>;
+}
+
+/** 64 MiB, as many arm64 distro kernels set CONFIG_CMA_SIZE_MBYTES (Kconfig's default is 16, 0 on x86) */
+export const DEFAULT_CMA_SIZE = 64 * 1024 * 1024;
+
+/** open(2) forces O_LARGEFILE on 64-bit kernels; fdinfo shows it for the heap device. */
+const O_LARGEFILE =
+  process.arch === 'arm' || process.arch === 'ia32'
+    ? 0
+    : process.arch === 'arm64'
+      ? 0o400000
+      : process.arch === 'ppc64'
+        ? 0o200000
+        : 0o100000;
+
+interface Mapping {
+  vma: Vma;
+  dmabuf: DmaBuf;
+}
+
+export class Framework implements Kernel {
+  readonly backend = 'software' as const;
+  readonly backing: 'memfd' | 'js';
+  readonly pageSize: number;
+  readonly profile: Profile;
+  /** fault injection (off until a rule or cap is set) */
+  readonly faults = new Faults();
+  /** the credentials access policies see */
+  credentials: Credentials;
+  /** the default CMA region shared by the CMA heaps, if there is one */
+  readonly cma?: Cma;
+
+  private defaultAccess: AccessPolicy;
+  /** the addon if it loaded (memfds; /dev/null reservations it closes at env teardown) */
+  private readonly addon: Addon | null;
+  private readonly reserve: FdSource;
+  private readonly registry: HeapRegistry;
+  private readonly fdt = new FdTable();
+  /** view → its mapping; null once unmapped (a second munmap does nothing) */
+  private readonly views = new WeakMap<Uint8Array, Mapping | null>();
+  private readonly live = new Set<Mapping>();
+  private readonly allocator: HeapAllocator;
+
+  constructor(options: FrameworkOptions = {}) {
+    const profile = options.profile ?? 'mainline';
+    if (profile !== 'mainline' && profile !== 'v14') throw new TypeError(`profile must be 'mainline' or 'v14'`);
+    this.profile = profile;
+
+    const addon = loadAddon();
+    const backing = options.backing ?? (addon ? 'memfd' : 'js');
+    if (backing !== 'memfd' && backing !== 'js') throw new TypeError(`backing must be 'memfd' or 'js'`);
+    if (backing === 'memfd' && !addon) {
+      throw Object.assign(new Error(`memfd backing needs the native addon: ${addonStatus().reason}`), {
+        code: 'ERR_DMA_HEAP_NO_ADDON',
+      });
+    }
+    this.backing = backing;
+    this.addon = addon;
+    this.reserve = devNullSource(addon);
+
+    const host = hostPageSize(addon);
+    const pageSize = options.pageSize ?? host;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 4096 || !Number.isInteger(Math.log2(pageSize))) {
+      throw new RangeError(`pageSize must be a power of two >= 4096, got ${pageSize}`);
+    }
+    if (backing === 'memfd' && pageSize % host !== 0) {
+      throw new RangeError(`with memfd backing pageSize must be a multiple of the host's ${host}`);
+    }
+    this.pageSize = pageSize;
+
+    this.credentials = { ...processCredentials(), ...options.credentials };
+    this.defaultAccess = options.access ?? 'allow';
+    validatePolicy(this.defaultAccess);
+    this.registry = new HeapRegistry(profile);
+    this.allocator = {
+      pageSize,
+      bufferAlloc: (heap, len, fdFlags, heapFlags) => this.bufferAlloc(heap, len, fdFlags, heapFlags),
+    };
+
+    if (options.builtins ?? true) {
+      addSystemHeap(this);
+      const size = options.cma?.size ?? DEFAULT_CMA_SIZE;
+      if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`cma.size must be a non-negative integer`);
+      const pages = Math.floor(size / pageSize);
+      if (pages > 0) {
+        this.cma = new Cma('reserved', pages * pageSize, pageSize);
+        addDefaultCmaHeaps(this, this.cma, profile);
+      }
+    }
+  }
+
+  // ---- the exporter side (what a heap driver calls) ----
+
+  /** dma_heap_add: throws DmaHeapError EINVAL (no name, no allocate, duplicate) or EBUSY (128 heaps) */
+  addHeap(info: DmaHeapExportInfo): DmaHeap {
+    return syscall('dma_heap_add', (ctx) => {
+      if (typeof info?.name === 'string') ctx.heap = info.name;
+      if (info?.access !== undefined) validatePolicy(info.access);
+      return this.registry.add(info, nextIno());
+    });
+  }
+
+  /** dma_buf_export: a dma-buf holding one reference, which the framework hands to its first fd */
+  dmaBufExport<P>(info: DmaBufExportInfo<P>): DmaBuf<P> {
+    return syscall('dma_buf_export', () => new DmaBuf(info, this.reserve));
+  }
+
+  /** Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer. */
+  allocBacking(size: number, name: string): Backing {
+    if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`size must be a positive integer`);
+    return this.backing === 'memfd'
+      ? new MemfdBacking(this.addon as Addon, size, `dma-heap:${name}`)
+      : new JsBacking(size, this.reserve);
+  }
+
+  /** The access policy of one heap, or (one argument) the default for heaps without one. */
+  setAccess(policy: AccessPolicy): void;
+  setAccess(name: string, policy: AccessPolicy | undefined): void;
+  setAccess(a: string | AccessPolicy, b?: AccessPolicy): void {
+    if (arguments.length === 1) {
+      validatePolicy(a as AccessPolicy);
+      this.defaultAccess = a as AccessPolicy;
+      return;
+    }
+    const heap = this.registry.find(a as string);
+    if (!heap) throw new RangeError(`no heap named ${JSON.stringify(a)}`);
+    if (b !== undefined) validatePolicy(b);
+    heap.access = b;
+  }
+
+  /**
+   * Adopt a memfd that came from elsewhere (another process's software buffer, passed over
+   * a socket or inherited) as a dma-buf of this framework. The fd itself becomes the
+   * buffer's fd. The exporter name is read back from the memfd's name (`dma-heap:<exp_name>`,
+   * as allocBacking names them; 'memfd' for any other); a dma-buf name set on the other side
+   * does not travel with a memfd.
+   */
+  importMemfd(fd: number): number {
+    return syscall('open', (ctx) => {
+      ctx.path = `/proc/self/fd/${fd}`;
+      if (!this.addon || this.backing !== 'memfd') throw errno('ENODEV');
+      const link = fs.readlinkSync(ctx.path);
+      const memfd = /^\/memfd:(.*?)(?: \(deleted\))?$/.exec(link);
+      if (!memfd) throw errno('EINVAL');
+      const expName = memfd[1].startsWith('dma-heap:') ? memfd[1].slice('dma-heap:'.length) : 'memfd';
+      const { size } = fs.fstatSync(fd);
+      if (size <= 0) throw errno('EINVAL');
+      const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '2', 8);
+      const backing = new MemfdBacking(this.addon, size, expName, fd);
+      const dmabuf = this.dmaBufExport({
+        expName,
+        size,
+        flags: flags & O_ACCMODE,
+        priv: backing,
+        backing,
+        ops: { mmap: (_buf, vma) => backing.mmap(vma), release: () => backing.free() },
+      });
+      return this.fdt.install(dmabuf.file, (flags & O_CLOEXEC) !== 0);
+    });
+  }
+
+  // ---- inspection ----
+
+  heap(name: string): DmaHeap | undefined {
+    return this.registry.find(name);
+  }
+
+  /** the dma-buf an fd refers to (size, name, cpuAccess, priv: a CmaBuffer for CMA heaps...) */
+  dmaBuf(fd: number): DmaBuf | undefined {
+    if (!this.fdt.has(fd)) return undefined;
+    const { priv } = this.fdt.lookup(fd).file;
+    return priv instanceof DmaBuf ? priv : undefined;
+  }
+
+  /** the simulated fds open now */
+  fds(): number[] {
+    return this.fdt.list();
+  }
+
+  /** Unmap every mapping and close every fd (test teardown). */
+  dispose(): void {
+    for (const mapping of [...this.live]) this.munmap(mapping.vma.view as Uint8Array);
+    for (const fd of this.fdt.list()) this.close(fd);
+  }
+
+  // ---- the Kernel interface (userspace side) ----
+
+  heaps(): HeapEntry[] {
+    return this.registry
+      .all()
+      .map((h) => ({ name: h.name, path: h.path, accessible: this.mayOpen(h) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  openHeap(name: string): number {
+    return syscall('open', (ctx) => {
+      ctx.path = `/dev/dma_heap/${name}`;
+      ctx.heap = name;
+      const heap = this.registry.find(name);
+      if (!heap) throw errno('ENOENT');
+      if (!this.mayOpen(heap)) throw errno('EACCES');
+      // dma_heap_open; O_RDONLY|O_CLOEXEC as the native kernel opens it
+      return this.fdt.install(new File(heap, O_RDONLY | O_LARGEFILE, this.reserve, () => {}), true);
+    });
+  }
+
+  /** `arg` null is a NULL pointer: no memory at all, so any access faults */
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
+    return syscall('ioctl', (ctx) => {
+      const { priv } = this.fdt.lookup(fd).file;
+      arg ??= new Uint8Array(0);
+      if (priv instanceof DmaHeap) {
+        ctx.path = priv.path;
+        ctx.heap = priv.name;
+        return dmaHeapIoctl(this.profile, priv, cmd, arg, this.allocator);
+      }
+      if (priv instanceof DmaBuf) return dmaBufIoctl(priv, cmd, arg);
+      throw errno('ENOTTY');
+    });
+  }
+
+  /** the same, run on a later turn of the event loop (never synchronously) */
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array | null): Promise<number> {
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          resolve(this.ioctl(fd, cmd, arg));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+
+  seekEnd(fd: number): number {
+    return syscall('lseek', () => {
+      const { priv } = this.fdt.lookup(fd).file;
+      if (priv instanceof DmaBuf) return priv.size;
+      throw errno('ESPIPE'); // the heap device is nonseekable_open
+    });
+  }
+
+  /**
+   * mmap(MAP_SHARED) in do_mmap's order: offset page-aligned and length > 0 (EINVAL); a
+   * writable mapping needs a file open for writing and any shared mapping one open for
+   * reading (EACCES); the file must have mmap (heap device: ENODEV); then
+   * dma_buf_mmap_internal's bounds (EINVAL). The mapping holds a file reference (vm_file).
+   */
+  mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
+    return syscall('mmap', () => {
+      const { dmabuf, vma } = this.prepareMmap(fd, length, offset, writable);
+      dmabuf.file.get(); // vma->vm_file
+      try {
+        dmabuf.ops.mmap?.(dmabuf, vma);
+        if (!(vma.view instanceof Uint8Array)) throw errno('EINVAL'); // an exporter bug
+      } catch (e) {
+        dmabuf.file.put();
+        throw e;
+      }
+      const view = vma.view;
+      const mapping: Mapping = { vma, dmabuf };
+      dmabuf.mappings++;
+      this.live.add(mapping);
+      this.views.set(view, mapping);
+      return view;
+    });
+  }
+
+  munmap(view: Uint8Array): void {
+    const mapping = this.views.get(view);
+    if (mapping === null) return;
+    if (mapping === undefined) throw new TypeError('munmap: not a mapping made by this framework');
+    syscall('munmap', () => {
+      this.views.set(view, null);
+      this.live.delete(mapping);
+      try {
+        mapping.vma.close?.();
+      } finally {
+        mapping.dmabuf.mappings--;
+        mapping.dmabuf.file.put(); // may release the buffer
+      }
+    });
+  }
+
+  /**
+   * Copy through a brief mapping nobody else sees (for read-only buffers and runtimes that
+   * refuse external ArrayBuffers): the same checks as mmap of the pages spanned, syscall 'mmap'.
+   * A memfd is copied by the addon without any ArrayBuffer; other memory through a mapping
+   * made and unmapped here. Zero bytes: nothing happens, as in the addon.
+   */
+  readMapped(fd: number, offset: number, dst: Uint8Array): void {
+    this.copyMapped(fd, offset, dst, false);
+  }
+
+  writeMapped(fd: number, offset: number, src: Uint8Array): void {
+    this.copyMapped(fd, offset, src, true);
+  }
+
+  /**
+   * Nothing to do: every descriptor the framework reserves was made by the addon when it
+   * loaded (so it already closes them when a worker's environment goes), and without the
+   * addon there is nothing to take charge with.
+   */
+  own(_fd: number): void {}
+
+  dup(fd: number, cloexec: boolean): number {
+    return syscall('dup', () => this.fdt.dup(fd, cloexec));
+  }
+
+  close(fd: number): void {
+    syscall('close', () => this.fdt.close(fd));
+  }
+
+  /** /proc/self/fdinfo/<fd>: ENOENT (syscall open) for an fd that is not the framework's */
+  fdinfo(fd: number): string {
+    return syscall('open', (ctx) => {
+      ctx.path = `/proc/self/fdinfo/${fd}`;
+      if (!this.fdt.has(fd)) throw errno('ENOENT');
+      const { file, cloexec } = this.fdt.lookup(fd);
+      if (file.priv instanceof DmaBuf) return file.priv.fdinfo(cloexec);
+      const heap = file.priv as DmaHeap;
+      const flags = file.fFlags | (cloexec ? O_CLOEXEC : 0);
+      return `pos:\t0\nflags:\t0${flags.toString(8)}\nmnt_id:\t0\nino:\t${heap.ino}\n`;
+    });
+  }
+
+  isDmaBuf(fd: number): boolean {
+    return this.dmaBuf(fd) !== undefined;
+  }
+
+  // ---- internals ----
+
+  /** mmap's checks, in do_mmap's order, then dma_buf_mmap_internal's; nothing mapped yet */
+  private prepareMmap(fd: number, length: number, offset: number, writable: boolean): { dmabuf: DmaBuf; vma: Vma } {
+    const { file } = this.fdt.lookup(fd);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % this.pageSize !== 0) throw errno('EINVAL');
+    if (!Number.isSafeInteger(length) || length <= 0) throw errno('EINVAL');
+    const mode = file.fFlags & O_ACCMODE;
+    if (writable && mode !== O_WRONLY && mode !== O_RDWR) throw errno('EACCES');
+    if (mode !== O_RDONLY && mode !== O_RDWR) throw errno('EACCES');
+    const dmabuf = file.priv;
+    if (!(dmabuf instanceof DmaBuf)) throw errno('ENODEV'); // no f_op->mmap
+    const vma: Vma = { fd, pgoff: offset / this.pageSize, offset, length, writable };
+    dmaBufMmapCheck(dmabuf, vma, this.pageSize);
+    return { dmabuf, vma };
+  }
+
+  private copyMapped(fd: number, offset: number, bytes: Uint8Array, write: boolean): void {
+    if (bytes.length === 0) return;
+    syscall('mmap', () => {
+      if (!Number.isSafeInteger(offset) || offset < 0) throw errno('EINVAL');
+      const base = Math.floor(offset / this.pageSize) * this.pageSize;
+      const { dmabuf } = this.prepareMmap(fd, offset - base + bytes.length, base, write);
+      if (dmabuf.backing?.kind === 'memfd' && this.addon) {
+        if (write) this.addon.writeMapped(fd, offset, bytes);
+        else this.addon.readMapped(fd, offset, bytes);
+        return;
+      }
+      const view = this.mmap(fd, offset - base + bytes.length, base, write);
+      try {
+        if (write) view.set(bytes, offset - base);
+        else bytes.set(view.subarray(offset - base));
+      } finally {
+        this.munmap(view);
+      }
+    });
+  }
+
+  private mayOpen(heap: DmaHeap): boolean {
+    return mayOpen(heap.access ?? this.defaultAccess, { ...this.credentials, heap: heap.name, path: heap.path });
+  }
+
+  /** dma_heap_buffer_alloc after the PAGE_ALIGN: faults, ops->allocate, then dma_buf_fd */
+  private bufferAlloc(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): number {
+    this.faults.check(heap.name, len);
+    const dmabuf = heap.ops.allocate(heap, len, fdFlags, heapFlags);
+    if (!(dmabuf instanceof DmaBuf)) throw new TypeError(`heap ${heap.name}: allocate must return dmaBufExport()'s dma-buf`);
+    const bytes = dmabuf.size;
+    this.faults.charge(heap.name, bytes);
+    dmabuf.releaseHooks.push(() => this.faults.uncharge(heap.name, bytes));
+    try {
+      return this.fdt.install(dmabuf.file, (fdFlags & O_CLOEXEC) !== 0);
+    } catch (e) {
+      dmabuf.file.put(); // dma_buf_put: the release frees it
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/** The software dma-heap framework (a simulated kernel); see framework.ts. */
+export { Framework, Framework as SoftwareKernel, DEFAULT_CMA_SIZE, type FrameworkOptions } from './framework';
+export { DmaHeap, type DmaHeapExportInfo, type DmaHeapOps, type Profile } from './dma-heap';
+export {
+  DmaBuf,
+  MAPPINGS_COUNT_IN_FDINFO,
+  type CpuAccess,
+  type DmaBufExportInfo,
+  type DmaBufOps,
+  type DmaDataDirection,
+} from './dma-buf';
+export { type Backing, type Vma } from './backing';
+export { Cma } from './cma';
+export { CMA_ALIGNMENT, DEFAULT_CMA_NAME, getOrder, type CmaBuffer } from './cma-heap';
+export { Faults, type AllocationFault } from './faults';
+export { type AccessContext, type AccessPolicy, type Credentials } from './policy';
+export { Errno, errno } from './errno';
+export { hostPageSize } from './page-size';

@@ -1,0 +1,54 @@
+/**
+ * Who may open a simulated heap device. The real nodes are `crw------- root` (0600) by
+ * default, which in software would only ever say "no" to a normal user, so the framework's
+ * default is to allow; a policy reproduces a real setup (mode/uid/gid, as a udev rule would
+ * set) or any rule at all (a predicate). A denied open fails EACCES like open(2) does.
+ */
+export interface Credentials {
+  uid: number;
+  gid: number;
+  /** supplementary groups */
+  groups: number[];
+}
+
+export interface AccessContext extends Credentials {
+  heap: string;
+  path: string;
+}
+
+export type AccessPolicy =
+  | 'allow'
+  | 'deny'
+  /** a device node's owner and permission bits; uid/gid default to 0 (root) */
+  | { mode: number; uid?: number; gid?: number }
+  | ((ctx: AccessContext) => boolean);
+
+/** the process's own credentials (uid 0 where the platform has none, as on Windows) */
+export function processCredentials(): Credentials {
+  return {
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    groups: process.getgroups?.() ?? [],
+  };
+}
+
+/** May `ctx` open the node for reading (heaps are opened O_RDONLY)? */
+export function mayOpen(policy: AccessPolicy, ctx: AccessContext): boolean {
+  if (policy === 'allow') return true;
+  if (policy === 'deny') return false;
+  if (typeof policy === 'function') return policy(ctx) === true;
+  // generic_permission for MAY_READ; root passes by CAP_DAC_OVERRIDE
+  if (ctx.uid === 0) return true;
+  const owner = policy.uid ?? 0;
+  const group = policy.gid ?? 0;
+  if (ctx.uid === owner) return (policy.mode & 0o400) !== 0;
+  if (ctx.gid === group || ctx.groups.includes(group)) return (policy.mode & 0o040) !== 0;
+  return (policy.mode & 0o004) !== 0;
+}
+
+export function validatePolicy(policy: AccessPolicy): void {
+  if (policy === 'allow' || policy === 'deny' || typeof policy === 'function') return;
+  if (policy && typeof policy === 'object' && Number.isInteger(policy.mode) && policy.mode >= 0 && policy.mode <= 0o7777)
+    return;
+  throw new TypeError(`an access policy is 'allow', 'deny', { mode, uid?, gid? } or (ctx) => boolean`);
+}

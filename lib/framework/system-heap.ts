@@ -1,0 +1,40 @@
+/**
+ * The `system` heap, after drivers/dma-buf/heaps/system_heap.c: zeroed, page-granular,
+ * not contiguous; exp_name is the heap's name. The kernel hands out pages until the OOM killer
+ * steps in; the simulation refuses more than the machine's RAM with ENOMEM instead.
+ */
+import os from 'node:os';
+import type { Backing } from './backing';
+import { errno } from './errno';
+import type { DmaBuf } from './dma-buf';
+import type { DmaHeap } from './dma-heap';
+import type { Framework } from './framework';
+
+export function addSystemHeap(fw: Framework): DmaHeap {
+  return fw.addHeap({
+    name: 'system',
+    ops: {
+      allocate(heap, len, fdFlags): DmaBuf<Backing> {
+        if (len > BigInt(os.totalmem())) throw errno('ENOMEM');
+        const size = Number(len);
+        const backing = fw.allocBacking(size, heap.name); // zeroed: a fresh memfd or ArrayBuffer
+        try {
+          return fw.dmaBufExport({
+            expName: heap.name,
+            size,
+            flags: fdFlags,
+            priv: backing,
+            backing,
+            ops: {
+              mmap: (_buf, vma) => backing.mmap(vma),
+              release: () => backing.free(),
+            },
+          });
+        } catch (e) {
+          backing.free();
+          throw e;
+        }
+      },
+    },
+  });
+}

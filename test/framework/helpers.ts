@@ -1,0 +1,94 @@
+import { readdirSync, readlinkSync } from 'node:fs';
+import { DmaHeapError } from '../../lib/errors';
+import { Framework, type FrameworkOptions } from '../../lib/framework';
+import { addonStatus, loadAddon } from '../../lib/load-addon';
+import {
+  decodeAllocationData,
+  DMA_HEAP_IOCTL_ALLOC,
+  encodeAllocationData,
+  O_CLOEXEC,
+  O_RDWR,
+} from '../../lib/uapi';
+
+export const addonLoaded = loadAddon() !== null;
+
+/**
+ * Every framework test file runs once per backing: memfd (the addon loaded) and js. The memfd
+ * half is skipped, and says so in its name, when the addon is not built or DMA_HEAP_ADDON=0.
+ */
+export function eachBacking(body: (make: (options?: FrameworkOptions) => Framework, backing: 'memfd' | 'js') => void): void {
+  for (const backing of ['memfd', 'js'] as const) {
+    const run = backing === 'js' || addonLoaded;
+    const label = run ? `${backing} backing` : `${backing} backing (skipped: ${addonStatus().reason})`;
+    (run ? describe : describe.skip)(label, () => {
+      const made: Framework[] = [];
+      afterEach(() => {
+        for (const fw of made.splice(0)) fw.dispose();
+      });
+      body((options) => {
+        const fw = new Framework({ backing, ...options });
+        made.push(fw);
+        return fw;
+      }, backing);
+    });
+  }
+}
+
+/** the fds open in this process (Linux), without the one readdir used to list them (closed by now) */
+export function processFds(): Set<number> {
+  const open = (fd: number) => {
+    try {
+      readlinkSync(`/proc/self/fd/${fd}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return new Set(readdirSync('/proc/self/fd').map(Number).filter(open));
+}
+
+/** Fail the file if it leaves real descriptors open. */
+export function checkNoFdLeaks(): void {
+  let before: Set<number>;
+  beforeAll(() => {
+    before = processFds();
+  });
+  afterAll(() => {
+    const leaked = [...processFds()].filter((fd) => !before.has(fd));
+    expect(leaked).toEqual([]);
+  });
+}
+
+/** what fn threw (a test failure if it did not) */
+export function thrown(fn: () => unknown): DmaHeapError {
+  try {
+    fn();
+  } catch (e) {
+    return e as DmaHeapError;
+  }
+  throw new Error('expected a throw');
+}
+
+/** DMA_HEAP_IOCTL_ALLOC on a heap fd; returns the dma-buf fd */
+export function alloc(fw: Framework, heapFd: number, len: number | bigint, fdFlags = O_RDWR | O_CLOEXEC): number {
+  const arg = encodeAllocationData({ len: BigInt(len), fd: 0, fdFlags, heapFlags: 0n });
+  expect(fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg)).toBe(0);
+  return decodeAllocationData(arg).fd;
+}
+
+/** open a heap, allocate one buffer, close the heap; returns the buffer's fd */
+export function allocFrom(fw: Framework, heap: string, len: number | bigint, fdFlags = O_RDWR | O_CLOEXEC): number {
+  const heapFd = fw.openHeap(heap);
+  try {
+    return alloc(fw, heapFd, len, fdFlags);
+  } finally {
+    fw.close(heapFd);
+  }
+}
+
+export const fdinfoField = (fw: Framework, fd: number, key: string): string | undefined =>
+  fw
+    .fdinfo(fd)
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:\t`))
+    ?.slice(key.length + 2);
