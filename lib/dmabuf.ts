@@ -245,6 +245,14 @@ export class DmaBuf {
     return new DmaBuf(fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap });
   }
 
+  /**
+   * Adopt an fd from another API or process: a real dma-buf, or a memfd from a software
+   * buffer. `dup` (default true) leaves the caller's fd open. Non-dma-buf fds are refused.
+   */
+  static fromFd(fd: number, options?: import('./adopt').FromFdOptions): DmaBuf {
+    return (require('./adopt') as typeof import('./adopt')).fromFd(fd, options);
+  }
+
   /** Unmap (detaching every view) and close the fd. Idempotent. */
   close(): void {
     if (this.fd < 0) return;

@@ -7,3 +7,6 @@ export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
 export { addonStatus } from './load-addon';
 export { Framework } from './framework';
+export { fromFd, type FromFdOptions } from './adopt';
+export { allocShareable, TIERS, type ShareableOptions } from './tiers';
+export { udmabufSizeLimit } from './udmabuf';

@@ -32,9 +32,10 @@ export interface Kernel {
   /**
    * ioctl(fd, cmd, arg) where arg points at `arg`'s bytes. The kernel reads and
    * writes `arg` in place (a copy is made so it never touches bytes beyond it).
-   * Returns the ioctl's non-negative return value.
+   * Returns the ioctl's non-negative return value. null passes a NULL pointer (EFAULT
+   * wherever the command reads or writes its argument).
    */
-  ioctl(fd: number, cmd: number, arg: Uint8Array): number;
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null): number;
   /** the same, run off the event loop */
   ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number>;
 

@@ -23,7 +23,7 @@ const alloc = (len: bigint, over: Partial<{ fd: number; fdFlags: number; heapFla
 /** run a raw ioctl on the heap device; returns the fd the kernel reported (closed at once) or the error code */
 function raw(h: Heap, cmd: number, arg: Uint8Array | null): { ok: true; fd: number } | { ok: false; code: string } {
   try {
-    h.kernel.ioctl(h.fd, cmd, arg as Uint8Array);
+    h.kernel.ioctl(h.fd, cmd, arg);
   } catch (err) {
     return { ok: false, code: (err as { code: string }).code };
   }

@@ -13,14 +13,21 @@ beforeAll(() => {
   }
 });
 
-function runWorker(data: object): { worker: Worker; result: Promise<{ ok: number; backend: string; fds: number[] }> } {
+interface WorkerRun {
+  worker: Worker;
+  result: Promise<{ ok: number; backend: string; fds: number[] }>;
+  exited: Promise<number>;
+}
+
+function runWorker(data: object): WorkerRun {
   const worker = new Worker(path.join(fixtures, 'alloc-worker.js'), { workerData: data });
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   const result = new Promise<{ ok: number; backend: string; fds: number[] }>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
   });
-  return { worker, result };
+  return { worker, result, exited };
 }
 
 describe.each(backends())('processes and threads: $label', (backend) => {
@@ -30,17 +37,18 @@ describe.each(backends())('processes and threads: $label', (backend) => {
     const before = openFds();
     const runs = Array.from({ length: 4 }, () => runWorker({ backend: choice, count: 50, size: 64 * 1024 }));
     const results = await Promise.all(runs.map((r) => r.result));
-    await Promise.all(runs.map((r) => new Promise((done) => r.worker.once('exit', done))));
+    await Promise.all(runs.map((r) => r.exited));
     expect(results.map((r) => [r.ok, r.backend])).toEqual(Array(4).fill([50, choice]));
     expect(newFds(before)).toEqual([]);
   });
 
   test('a worker terminated while holding mapped buffers releases them', async () => {
     const before = openFds();
-    const { worker, result } = runWorker({ backend: choice, count: 16, size: 64 * 1024, leak: true });
+    const { worker, result, exited } = runWorker({ backend: choice, count: 16, size: 64 * 1024, leak: true });
     const { fds } = await result;
     expect(fds).toHaveLength(16);
     await worker.terminate();
+    await exited;
     expect(newFds(before)).toEqual([]);
   });
 

@@ -29,9 +29,10 @@ export function backends(): TestBackend[] {
 /** the raw kernel under a backend's heap, for ABI-level cases */
 export type RawKernel = Kernel;
 
-/** fds open in this process now (Linux); leak checks compare two of these */
+/** fds open in this process now (Linux); leak checks compare two of these. The fd readdir
+ *  itself used is closed by the time we readlink, so it drops out. */
 export function openFds(): Set<number> {
-  return new Set(readdirSync('/proc/self/fd').map(Number));
+  return new Set(readdirSync('/proc/self/fd').map(Number).filter((fd) => fdTarget(fd) !== ''));
 }
 
 export function fdTarget(fd: number): string {
@@ -42,7 +43,7 @@ export function fdTarget(fd: number): string {
   }
 }
 
-/** the fds opened since `before` (ignoring the readdir's own fd, which is closed by now) */
+/** the fds opened since `before` */
 export function newFds(before: Set<number>): number[] {
   return [...openFds()].filter((fd) => !before.has(fd));
 }
