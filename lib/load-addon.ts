@@ -17,9 +17,13 @@ export function loadAddon(): Addon | null {
     state = { addon: null, reason: `no addon on ${process.platform}: dma-buf heaps are Linux-only` };
   } else {
     try {
+      // DMA_HEAP_ADDON_PATH=<file.node> loads that build instead (e.g. the cmake-js one).
+      const explicit = process.env.DMA_HEAP_ADDON_PATH;
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
-      state = { addon: nodeGypBuild(path.join(__dirname, '..')) };
+      state = {
+        addon: explicit ? (require(path.resolve(explicit)) as Addon) : nodeGypBuild(path.join(__dirname, '..')),
+      };
     } catch (err) {
       state = { addon: null, reason: `native addon failed to load: ${(err as Error).message.split('\n')[0]}` };
     }

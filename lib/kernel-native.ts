@@ -1,0 +1,183 @@
+import fs from 'node:fs';
+import { markAsUntransferable } from 'node:worker_threads';
+import type { Addon } from './addon';
+import { DmaHeapError, withContext } from './errors';
+import type { HeapEntry, Kernel } from './kernel';
+import { addonStatus, loadAddon } from './load-addon';
+
+const SEEK_END = 2;
+
+/** Where heaps live; overridable so tests can aim it at a scratch directory. */
+export interface NativeKernelDirs {
+  /** default /dev/dma_heap */
+  heapDir?: string;
+  /** default /sys/class/dma_heap; its <name>/dev pins the device number */
+  sysDir?: string;
+}
+
+/** The real kernel, through the addon: syscalls pass straight through. */
+export class NativeKernel implements Kernel {
+  readonly backend = 'kernel' as const;
+  readonly backing = 'dma-buf' as const;
+  readonly pageSize: number;
+  private readonly addon: Addon;
+  private readonly heapDir: string;
+  private readonly sysDir: string;
+
+  constructor(addon?: Addon, dirs: NativeKernelDirs = {}) {
+    const a = addon ?? loadAddon();
+    if (!a) throw new Error(`dma-heap: the native addon is not available (${addonStatus().reason})`);
+    this.addon = a;
+    this.heapDir = dirs.heapDir ?? '/dev/dma_heap';
+    this.sysDir = dirs.sysDir ?? '/sys/class/dma_heap';
+    this.pageSize = a.pageSize();
+  }
+
+  heaps(): HeapEntry[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.heapDir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw err;
+    }
+    return names.sort().map((name) => {
+      const path = `${this.heapDir}/${name}`;
+      let accessible = true;
+      try {
+        fs.accessSync(path, fs.constants.R_OK);
+      } catch {
+        accessible = false;
+      }
+      return { name, path, accessible };
+    });
+  }
+
+  /**
+   * Open a heap by name so that no name can reach any other device node: it must
+   * be a character device right in the heap directory (lstat: no symlink, no FIFO),
+   * with the device number sysfs gives the heap when sysfs has it, and the fd we
+   * get must be that very node (fstat after open: no swap in between).
+   */
+  openHeap(name: string): number {
+    const path = `${this.heapDir}/${name}`;
+    const ctx = { path, heap: name };
+    const refuse = (message: string) => new DmaHeapError('ENODEV', 'open', { ...ctx, message });
+    // The caller validated the syntax; this is the last line, not the first.
+    if (!name || name === '.' || name === '..' || /[/\0]/.test(name)) throw refuse('not a heap name');
+
+    let node: fs.BigIntStats;
+    try {
+      node = fs.lstatSync(path, { bigint: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'ENOENT';
+      throw withContext(new DmaHeapError(code, 'open', ctx), ctx);
+    }
+    if (!node.isCharacterDevice()) throw refuse('not a character device');
+    const expected = this.sysfsDevice(name);
+    if (expected !== undefined && expected !== devNumbers(node.rdev)) {
+      throw refuse(`device ${devNumbers(node.rdev)} is not the heap's ${expected}`);
+    }
+
+    const { O_RDONLY, O_CLOEXEC, O_NOFOLLOW } = this.addon.abi;
+    // O_NONBLOCK and O_NOCTTY are no-ops for a heap, and keep a node swapped in
+    // after lstat (a FIFO, a tty) from blocking us or becoming our terminal.
+    const flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
+    let fd: number;
+    try {
+      fd = this.addon.open(path, flags);
+    } catch (err) {
+      throw withContext(err, ctx);
+    }
+    let same = false;
+    try {
+      const opened = fs.fstatSync(fd, { bigint: true });
+      same = opened.isCharacterDevice() && opened.rdev === node.rdev && opened.ino === node.ino && opened.dev === node.dev;
+    } finally {
+      if (!same) this.addon.close(fd);
+    }
+    if (!same) throw refuse('the device node changed while it was opened');
+    return fd;
+  }
+
+  ioctl(fd: number, cmd: number, arg: Uint8Array): number {
+    return this.addon.ioctl(fd, cmd, arg);
+  }
+
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number> {
+    return this.addon.ioctlAsync(fd, cmd, arg);
+  }
+
+  seekEnd(fd: number): number {
+    return this.addon.lseek(fd, 0, SEEK_END);
+  }
+
+  mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
+    const buffer = this.addon.mmap(fd, length, offset, writable);
+    // postMessage must copy it, never move the mapping to another thread's env
+    markAsUntransferable(buffer);
+    return new Uint8Array(buffer);
+  }
+
+  munmap(view: Uint8Array): void {
+    this.addon.munmap(view.buffer as ArrayBuffer);
+  }
+
+  readMapped(fd: number, offset: number, dst: Uint8Array): void {
+    this.addon.readMapped(fd, offset, dst);
+  }
+
+  writeMapped(fd: number, offset: number, src: Uint8Array): void {
+    this.addon.writeMapped(fd, offset, src);
+  }
+
+  own(fd: number): void {
+    this.addon.own(fd);
+  }
+
+  dup(fd: number, cloexec: boolean): number {
+    return this.addon.dup(fd, cloexec);
+  }
+
+  close(fd: number): void {
+    this.addon.close(fd);
+  }
+
+  /** /proc/self/fdinfo/<fd>; a closed fd throws EBADF */
+  fdinfo(fd: number): string {
+    const path = `/proc/self/fdinfo/${fd}`;
+    try {
+      return fs.readFileSync(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new DmaHeapError(code === 'ENOENT' ? 'EBADF' : code ?? 'EBADF', 'open', { path });
+    }
+  }
+
+  /** a dma-buf's fdinfo has an exp_name line; a closed or foreign fd is false */
+  isDmaBuf(fd: number): boolean {
+    if (!Number.isSafeInteger(fd) || fd < 0) return false;
+    try {
+      return /^exp_name:/m.test(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
+  /** "MAJ:MIN" from sysfs, or undefined when sysfs does not say */
+  private sysfsDevice(name: string): string | undefined {
+    try {
+      return fs.readFileSync(`${this.sysDir}/${name}/dev`, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** glibc's dev_t encoding (what st_rdev holds) as sysfs prints it: "MAJ:MIN" */
+export function devNumbers(rdev: bigint): string {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
+  return `${major}:${minor}`;
+}

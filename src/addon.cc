@@ -1,0 +1,58 @@
+// Registration and the per-environment instance (see addon.h).
+#include "addon.h"
+
+#include <unistd.h>
+
+#include "args.h"
+#include "dma_buf.h"
+
+DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
+    : maps_(std::make_shared<MapRegistry>()) {
+  DefineAddon(exports, {
+      InstanceValue("abi", AbiFacts(env), napi_enumerable),
+      InstanceMethod("pageSize", &DmaHeapAddon::PageSize, napi_enumerable),
+      InstanceMethod("open", &DmaHeapAddon::Open, napi_enumerable),
+      InstanceMethod("close", &DmaHeapAddon::Close, napi_enumerable),
+      InstanceMethod("dup", &DmaHeapAddon::Dup, napi_enumerable),
+      InstanceMethod("lseek", &DmaHeapAddon::Lseek, napi_enumerable),
+      InstanceMethod("own", &DmaHeapAddon::JsOwn, napi_enumerable),
+      InstanceMethod("disown", &DmaHeapAddon::JsDisown, napi_enumerable),
+      InstanceMethod("ioctl", &DmaHeapAddon::Ioctl, napi_enumerable),
+      InstanceMethod("ioctlAsync", &DmaHeapAddon::IoctlAsync, napi_enumerable),
+      InstanceMethod("mmap", &DmaHeapAddon::Mmap, napi_enumerable),
+      InstanceMethod("munmap", &DmaHeapAddon::Munmap, napi_enumerable),
+      InstanceMethod("readMapped", &DmaHeapAddon::ReadMapped, napi_enumerable),
+      InstanceMethod("writeMapped", &DmaHeapAddon::WriteMapped, napi_enumerable),
+      InstanceMethod("memfdCreate", &DmaHeapAddon::MemfdCreate, napi_enumerable),
+      InstanceMethod("ftruncate", &DmaHeapAddon::Ftruncate, napi_enumerable),
+      InstanceMethod("addSeals", &DmaHeapAddon::AddSeals, napi_enumerable),
+      InstanceMethod("socket", &DmaHeapAddon::Socket, napi_enumerable),
+      InstanceMethod("socketpair", &DmaHeapAddon::Socketpair, napi_enumerable),
+      InstanceMethod("bind", &DmaHeapAddon::Bind, napi_enumerable),
+      InstanceMethod("listen", &DmaHeapAddon::Listen, napi_enumerable),
+      InstanceMethod("accept", &DmaHeapAddon::Accept, napi_enumerable),
+      InstanceMethod("connect", &DmaHeapAddon::Connect, napi_enumerable),
+      InstanceMethod("sendFds", &DmaHeapAddon::SendFds, napi_enumerable),
+      InstanceMethod("recvFds", &DmaHeapAddon::RecvFds, napi_enumerable),
+      InstanceMethod("poll", &DmaHeapAddon::Poll, napi_enumerable),
+  });
+}
+
+// Runs when the env (main thread or worker) is torn down: no JS runs any more.
+// Mappings are unmapped by ~MapRegistry unless a finalizer already did; pollers
+// close themselves through their own async cleanup hooks (poll.cc).
+DmaHeapAddon::~DmaHeapAddon() {
+  for (int fd : owned_) ::close(fd);
+}
+
+Napi::Value DmaHeapAddon::JsOwn(const Napi::CallbackInfo& info) {
+  Own(FdArg(info, 0));
+  return info.Env().Undefined();
+}
+
+Napi::Value DmaHeapAddon::JsDisown(const Napi::CallbackInfo& info) {
+  Disown(FdArg(info, 0));
+  return info.Env().Undefined();
+}
+
+NODE_API_ADDON(DmaHeapAddon)

@@ -1,0 +1,112 @@
+// Heap devices (and any device node): open, ioctl, ioctl on the libuv pool.
+#include <fcntl.h>
+#include <linux/ioctl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "addon.h"
+#include "args.h"
+
+namespace {
+
+// The kernel may write _IOC_SIZE(cmd) bytes; legacy numbers (FIONREAD,
+// TCGETS...) encode no size at all yet write a few bytes. Never hand it less
+// than a page of scratch; only arg.length bytes are copied back.
+constexpr size_t kMinScratch = 4096;
+
+std::vector<uint8_t> Scratch(uint32_t cmd, const Napi::Uint8Array& arg) {
+  size_t n = arg.ByteLength();
+  std::vector<uint8_t> s(std::max({n, static_cast<size_t>(_IOC_SIZE(cmd)), kMinScratch}));
+  if (n) std::memcpy(s.data(), arg.Data(), n);
+  return s;
+}
+
+void CopyBack(const std::vector<uint8_t>& scratch, Napi::Uint8Array arg) {
+  // re-read: for ioctlAsync the buffer may have been detached or shrunk meanwhile
+  size_t n = std::min(arg.ByteLength(), scratch.size());
+  if (n) std::memcpy(arg.Data(), scratch.data(), n);
+}
+
+class IoctlWorker : public Napi::AsyncWorker {
+ public:
+  IoctlWorker(Napi::Env env, int fd, uint32_t cmd, Napi::Uint8Array arg)
+      : Napi::AsyncWorker(env, "dma-heap:ioctl"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        fd_(fd),
+        cmd_(cmd),
+        scratch_(Scratch(cmd, arg)),
+        arg_(Napi::Persistent(arg)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    ret_ = ::ioctl(fd_, cmd_, scratch_.data());
+    err_ = ret_ < 0 ? errno : 0;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    CopyBack(scratch_, arg_.Value());
+    if (ret_ < 0)
+      deferred_.Reject(ErrnoError(env, err_, "ioctl").Value());
+    else
+      deferred_.Resolve(Napi::Number::New(env, ret_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  uint32_t cmd_;
+  std::vector<uint8_t> scratch_;
+  Napi::Reference<Napi::Uint8Array> arg_;
+  int ret_ = 0;
+  int err_ = 0;
+};
+
+}  // namespace
+
+Napi::Value DmaHeapAddon::Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info, 0, "path");
+  int flags = static_cast<int>(U32Arg(info, 1, "flags"));
+  int fd = ::open(path.c_str(), flags, 0);
+  if (fd < 0) ThrowErrno(env, errno, "open", path.c_str());
+  Own(fd);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value DmaHeapAddon::Ioctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint32_t cmd = U32Arg(info, 1, "cmd");
+  int r;
+  if (info[2].IsNull()) {
+    r = ::ioctl(fd, cmd, nullptr);
+  } else {
+    Napi::Uint8Array arg = BytesArg(info, 2, "arg");
+    std::vector<uint8_t> scratch = Scratch(cmd, arg);
+    r = ::ioctl(fd, cmd, scratch.data());
+    int err = errno;
+    CopyBack(scratch, arg);
+    errno = err;
+  }
+  if (r < 0) ThrowErrno(env, errno, "ioctl");
+  return Napi::Number::New(env, r);
+}
+
+Napi::Value DmaHeapAddon::IoctlAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint32_t cmd = U32Arg(info, 1, "cmd");
+  Napi::Uint8Array arg = BytesArg(info, 2, "arg");
+  auto* worker = new IoctlWorker(env, fd, cmd, arg);  // deletes itself when done
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}

@@ -1,0 +1,35 @@
+// memfds: the backing of udmabuf buffers and of the software framework.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "addon.h"
+#include "args.h"
+
+Napi::Value DmaHeapAddon::MemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "name");
+  unsigned flags = U32Arg(info, 1, "flags");
+  int fd = ::memfd_create(name.c_str(), flags);
+  if (fd < 0) ThrowErrno(env, errno, "memfd_create");
+  Own(fd);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value DmaHeapAddon::Ftruncate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint64_t length = SizeArg(info, 1, "length");
+  if (::ftruncate(fd, static_cast<off_t>(length)) != 0) ThrowErrno(env, errno, "ftruncate");
+  return env.Undefined();
+}
+
+Napi::Value DmaHeapAddon::AddSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int seals = IntArg(info, 1, "seals");
+  if (::fcntl(fd, F_ADD_SEALS, seals) != 0) ThrowErrno(env, errno, "fcntl");
+  return env.Undefined();
+}
