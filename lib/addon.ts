@@ -4,6 +4,13 @@
  * Every failure throws an Error with `code` (errno name), `errno` (negated, as
  * Node reports it) and `syscall`.
  */
+/**
+ * ioctl hands the kernel a zeroed scratch of max(arg.length, _IOC_SIZE(cmd), this) bytes
+ * (src/heap_device.cc kMinScratch): legacy ioctl numbers encode no size yet write. The
+ * software framework gives its handlers the same memory.
+ */
+export const IOCTL_SCRATCH_MIN = 4096;
+
 export interface AbiFacts {
   /** ioctl numbers and struct sizes as the C compiler computed them from include/dma_heap_abi.h */
   DMA_HEAP_IOCTL_ALLOC: number;

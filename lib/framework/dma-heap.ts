@@ -105,6 +105,8 @@ export class HeapRegistry {
 export interface HeapAllocator {
   /** dma_heap_buffer_alloc after PAGE_ALIGN: ops->allocate, then dma_buf_fd; returns the fd */
   bufferAlloc(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): number;
+  /** put_unused_fd + dma_buf_put: undo bufferAlloc when the struct can't be copied back */
+  unreserve(fd: number): void;
   readonly pageSize: number;
 }
 
@@ -145,14 +147,17 @@ const COMMANDS: Record<Profile, Array<{ kcmd: number; handler: Handler }>> = {
 };
 
 /**
- * dma_heap_ioctl. `arg` is the user memory the pointer reaches: reading or writing past its
- * end is a fault (EFAULT), as for an unmapped tail.
+ * dma_heap_ioctl. `arg` is the user memory the pointer reaches (Framework.ioctl gives the same
+ * zeroed scratch the addon gives the real kernel; an empty one for a NULL pointer): touching
+ * past its end is a fault (EFAULT).
  * - _IOC_NR(ucmd) >= the table's length: EINVAL (not ENOTTY); the magic byte is never checked.
  * - in_size = _IOC_SIZE(ucmd) if ucmd and kcmd both have IOC_IN, else 0; out_size likewise
  *   with IOC_OUT; kdata is max(in, out, _IOC_SIZE(kcmd)) bytes, zero past in_size.
- * - the handler runs, then out_size bytes are copied back even when it failed (mainline
- *   copies after the switch regardless of ret); a failed copy-back is EFAULT.
- * Both profiles share these rules (v14 introduced them, mainline kept them).
+ * - copy-back differs by era. The 2019 patch (v14) copied out_size bytes back after the switch
+ *   whatever the handler returned, and a failed copy-back was EFAULT (the fd stayed installed:
+ *   a leak). 6.12 (Debian's 6.12.117 source, and measured: _IOR with a NULL pointer is EINVAL,
+ *   not EFAULT) copies back only after a successful ALLOC and installs the fd only then: a
+ *   failed copy-back releases the buffer and the fd and is EFAULT. The mainline profile is 6.12.
  */
 export function dmaHeapIoctl(profile: Profile, heap: DmaHeap, ucmd: number, arg: Uint8Array, k: HeapAllocator): number {
   ucmd >>>= 0;
@@ -171,13 +176,22 @@ export function dmaHeapIoctl(profile: Profile, heap: DmaHeap, ucmd: number, arg:
   if (arg.length < inSize) throw errno('EFAULT'); // copy_from_user: goto err, nothing copied back
   kdata.set(arg.subarray(0, inSize));
 
+  if (profile === 'mainline') {
+    handler(heap, kdata, k); // a failure returns at once: nothing is copied back
+    if (arg.length < outSize) {
+      k.unreserve(decodeAllocationData(kdata).fd);
+      throw errno('EFAULT');
+    }
+    arg.set(kdata.subarray(0, outSize));
+    return 0;
+  }
+
   let failure: unknown;
   try {
     handler(heap, kdata, k);
   } catch (e) {
     failure = e;
   }
-
   // copy_to_user: what fits is written, the rest faults
   arg.set(kdata.subarray(0, Math.min(outSize, arg.length)));
   if (arg.length < outSize) throw errno('EFAULT');

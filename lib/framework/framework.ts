@@ -4,10 +4,10 @@
  * (lib/uapi.ts) and failing the same way (DmaHeapError with code, errno and syscall).
  */
 import fs from 'node:fs';
-import type { Addon } from '../addon';
+import { IOCTL_SCRATCH_MIN, type Addon } from '../addon';
 import type { HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../load-addon';
-import { O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
 import { addDefaultCmaHeaps } from './cma-heap';
@@ -54,6 +54,12 @@ const O_LARGEFILE =
 interface Mapping {
   vma: Vma;
   dmabuf: DmaBuf;
+}
+
+function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
+  const mem = new Uint8Array(Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN));
+  mem.set(arg);
+  return mem;
 }
 
 export class Framework implements Kernel {
@@ -113,6 +119,7 @@ export class Framework implements Kernel {
     this.allocator = {
       pageSize,
       bufferAlloc: (heap, len, fdFlags, heapFlags) => this.bufferAlloc(heap, len, fdFlags, heapFlags),
+      unreserve: (fd) => this.fdt.close(fd),
     };
 
     if (options.builtins ?? true) {
@@ -242,18 +249,27 @@ export class Framework implements Kernel {
     });
   }
 
-  /** `arg` null is a NULL pointer: no memory at all, so any access faults */
+  /**
+   * The kernel side sees `arg` as the addon hands it to the real kernel: in a zeroed scratch
+   * of max(arg.length, _IOC_SIZE(cmd), a page) bytes, so a short struct reads as zero-extended
+   * and a string always meets a NUL; arg.length bytes come back. null is a NULL pointer: no
+   * memory at all, so any access faults.
+   */
   ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
     return syscall('ioctl', (ctx) => {
       const { priv } = this.fdt.lookup(fd).file;
-      arg ??= new Uint8Array(0);
-      if (priv instanceof DmaHeap) {
-        ctx.path = priv.path;
-        ctx.heap = priv.name;
-        return dmaHeapIoctl(this.profile, priv, cmd, arg, this.allocator);
+      const mem = arg === null ? new Uint8Array(0) : ioctlScratch(cmd, arg);
+      try {
+        if (priv instanceof DmaHeap) {
+          ctx.path = priv.path;
+          ctx.heap = priv.name;
+          return dmaHeapIoctl(this.profile, priv, cmd, mem, this.allocator);
+        }
+        if (priv instanceof DmaBuf) return dmaBufIoctl(priv, cmd, mem);
+        throw errno('ENOTTY');
+      } finally {
+        arg?.set(mem.subarray(0, arg.length));
       }
-      if (priv instanceof DmaBuf) return dmaBufIoctl(priv, cmd, arg);
-      throw errno('ENOTTY');
     });
   }
 
