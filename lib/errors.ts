@@ -52,27 +52,28 @@ function describe(code: string): string {
   return descriptions[code] ?? 'system call failed';
 }
 
-/** How a user fixes EACCES/EPERM on a heap: the default node is root-only (0600). */
+/** How a user fixes EACCES/EPERM on a device node: heaps are root-only (0600) by default. */
 export function accessHint(path: string): string {
+  const rule = path === '/dev/udmabuf' ? 'KERNEL=="udmabuf", GROUP="video", MODE="0660"' : 'SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"';
   return (
-    `permission denied opening ${path}: dma-buf heaps are root-only by default. ` +
-    `Grant a group access with a udev rule, e.g. ` +
-    `/etc/udev/rules.d/90-dma-heap.rules: SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660" ` +
+    `permission denied opening ${path}: the node is root-only by default. ` +
+    `Grant a group access with a udev rule, e.g. /etc/udev/rules.d/90-dma-heap.rules: ${rule} ` +
     `(then 'udevadm control --reload && udevadm trigger' and add your user to 'video'), ` +
     `or pass { backend: 'software' } to use the software framework`
   );
 }
 
 /**
- * Attach context (path, heap) to an error thrown by a kernel; adds the access hint to
- * EACCES/EPERM. Returns the same error object, so the errno/code/syscall stay intact.
+ * Attach context (path, heap) to an error thrown by a kernel. EACCES/EPERM opening a real
+ * device node (`device: true`) gets the udev hint. Returns the same error object, so
+ * errno/code/syscall stay intact.
  */
-export function withContext<E>(err: E, ctx: { path?: string; heap?: string }): E {
+export function withContext<E>(err: E, ctx: { path?: string; heap?: string; device?: boolean }): E {
   if (err && typeof err === 'object' && 'code' in err) {
     const e = err as unknown as DmaHeapError;
     if (ctx.path !== undefined && e.path === undefined) e.path = ctx.path;
     if (ctx.heap !== undefined && e.heap === undefined) e.heap = ctx.heap;
-    if ((e.code === 'EACCES' || e.code === 'EPERM') && ctx.path && !e.message.includes('udev')) {
+    if (ctx.device && (e.code === 'EACCES' || e.code === 'EPERM') && ctx.path && !e.message.includes('udev')) {
       e.message = `${e.code}: ${accessHint(ctx.path)}, ${e.syscall}`;
     }
   }

@@ -64,7 +64,7 @@ export class Heap {
     try {
       this.#fd = kernel.openHeap(name);
     } catch (err) {
-      throw withContext(err, { path: this.path, heap: name });
+      throw withContext(err, { path: this.path, heap: name, device: kernel.backend === 'kernel' });
     }
     forgotten.register(this, { kernel, fd: this.#fd }, this.#token);
     try {

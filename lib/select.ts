@@ -48,7 +48,7 @@ export function openHeap(name: string, options: OpenHeapOptions = {}): Heap {
     try {
       return new Heap(native, name);
     } catch (err) {
-      reason = (withContext(err, { path: `/dev/dma_heap/${name}`, heap: name }) as Error).message;
+      reason = (withContext(err, { path: `/dev/dma_heap/${name}`, heap: name, device: true }) as Error).message;
     }
   }
   return new Heap(framework(), name, reason);

@@ -81,10 +81,9 @@ export function allocShareable(size: number | bigint, options: ShareableOptions 
     try {
       return allocFrom(tier, size, options);
     } catch (err) {
-      const code = (err as { code?: string }).code;
       // A bad argument is the caller's, whatever the tier: don't mask it by falling back.
       if (err instanceof TypeError || err instanceof RangeError) throw err;
-      reasons.push(`${tier}: ${code ?? ''} ${(err as Error).message}`.trim());
+      reasons.push(`${tier}: ${(err as Error).message}`);
     }
   }
   throw new DmaBufStateError(

@@ -44,12 +44,12 @@ export function createUdmabuf(
   size: number | bigint,
   options: { name?: string; cloexec?: boolean } = {},
 ): DmaBuf {
-  const ctx = { path: UDMABUF_PATH };
+  const ctx = { path: UDMABUF_PATH, device: true };
   const len = pageAlign(validateSize(size, ctx), kernel.pageSize);
   const limit = udmabufSizeLimit();
   if (len > BigInt(limit)) {
     throw new DmaHeapError('EINVAL', 'ioctl', {
-      ...ctx,
+      path: UDMABUF_PATH,
       message: `udmabuf caps one buffer at ${limit} bytes (size_limit_mb); asked for ${len}`,
     });
   }

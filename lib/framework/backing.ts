@@ -17,7 +17,9 @@ export interface Vma {
   length: number;
   writable: boolean;
   view?: Uint8Array;
-  close?: () => void;
+  /** vm_ops->close at munmap; given the view so it holds no reference to it (the GC must be
+   *  able to collect a forgotten mapping). No view: the mapping was collected, not unmapped. */
+  close?: (view?: Uint8Array) => void;
 }
 
 /** The memory behind a software dma-buf, asked of the framework by exporters. */
@@ -67,8 +69,9 @@ export class JsBacking implements Backing {
   mmap(vma: Vma): void {
     this.maps++;
     vma.view = new Uint8Array(this.memory, vma.offset, vma.length);
-    vma.close = () => {
-      if (--this.maps === 0) this.memory = structuredClone(this.memory, { transfer: [this.memory] });
+    vma.close = (view) => {
+      // A collected view detaches nothing: whoever still holds the ArrayBuffer keeps it.
+      if (--this.maps === 0 && view) this.memory = structuredClone(this.memory, { transfer: [this.memory] });
     };
   }
 
@@ -126,7 +129,8 @@ export class MemfdBacking implements Backing {
   mmap(vma: Vma): void {
     const memory = this.addon.mmap(vma.fd, vma.length, vma.offset, vma.writable);
     vma.view = new Uint8Array(memory);
-    vma.close = () => this.addon.munmap(memory);
+    // collected: the addon unmapped it with its ArrayBuffer
+    vma.close = (view) => view && this.addon.munmap(view.buffer as ArrayBuffer);
   }
 
   free(): void {

@@ -51,8 +51,9 @@ const O_LARGEFILE =
         ? 0o200000
         : 0o100000;
 
+/** A live mapping: what munmap must undo. It holds no reference to the view itself. */
 interface Mapping {
-  vma: Vma;
+  close?: (view?: Uint8Array) => void;
   dmabuf: DmaBuf;
 }
 
@@ -82,7 +83,21 @@ export class Framework implements Kernel {
   private readonly fdt = new FdTable();
   /** view → its mapping; null once unmapped (a second munmap does nothing) */
   private readonly views = new WeakMap<Uint8Array, Mapping | null>();
-  private readonly live = new Set<Mapping>();
+  /** live mappings, held weakly: a program that forgets a buffer must not leak it here */
+  private readonly live = new Map<Mapping, WeakRef<Uint8Array>>();
+  /**
+   * A forgotten mapping (its memory collected; for memfd the addon has munmapped it) drops its
+   * file reference, as exit_mmap would, so the buffer is released and its bytes uncharged.
+   */
+  private readonly forgotten = new FinalizationRegistry<Mapping>((mapping) => {
+    if (!this.live.delete(mapping)) return;
+    try {
+      mapping.close?.();
+    } finally {
+      mapping.dmabuf.mappings--;
+      mapping.dmabuf.file.put();
+    }
+  });
   private readonly allocator: HeapAllocator;
 
   constructor(options: FrameworkOptions = {}) {
@@ -224,7 +239,10 @@ export class Framework implements Kernel {
 
   /** Unmap every mapping and close every fd (test teardown). */
   dispose(): void {
-    for (const mapping of [...this.live]) this.munmap(mapping.vma.view as Uint8Array);
+    for (const view of [...this.live.values()]) {
+      const v = view.deref();
+      if (v) this.munmap(v);
+    }
     for (const fd of this.fdt.list()) this.close(fd);
   }
 
@@ -312,10 +330,13 @@ export class Framework implements Kernel {
         throw e;
       }
       const view = vma.view;
-      const mapping: Mapping = { vma, dmabuf };
+      const mapping: Mapping = { close: vma.close, dmabuf };
       dmabuf.mappings++;
-      this.live.add(mapping);
+      this.live.set(mapping, new WeakRef(view));
       this.views.set(view, mapping);
+      // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
+      // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
+      this.forgotten.register(dmabuf.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
       return view;
     });
   }
@@ -327,8 +348,9 @@ export class Framework implements Kernel {
     syscall('munmap', () => {
       this.views.set(view, null);
       this.live.delete(mapping);
+      this.forgotten.unregister(mapping);
       try {
-        mapping.vma.close?.();
+        mapping.close?.(view);
       } finally {
         mapping.dmabuf.mappings--;
         mapping.dmabuf.file.put(); // may release the buffer

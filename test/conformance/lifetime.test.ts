@@ -1,0 +1,98 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { DmaBuf } from '../../lib/dmabuf';
+import { Framework } from '../../lib/framework';
+import type { Kernel } from '../../lib/kernel';
+import { openHeap } from '../../lib/select';
+import { backends, openFds } from '../helpers/backends';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** let FinalizationRegistry callbacks run: they need a GC and then a turn of the event loop */
+async function collect(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe.each(backends())('buffers a program forgets: $label', (backend) => {
+  test('the GC closes a forgotten buffer’s fd and unmaps its memory, once', async () => {
+    using h = openHeap('system', backend.options());
+    const start = openFds().size;
+    (() => {
+      for (let i = 0; i < 8; i++) h.alloc(64 * 1024).bytes().fill(i);
+    })();
+    expect(openFds().size).toBeGreaterThanOrEqual(start + 8);
+    await collect();
+    expect(openFds().size).toBe(start);
+  });
+
+  test('a mapping still referenced outlives its forgotten DmaBuf (the fd closes, the memory stays)', async () => {
+    using h = openHeap('system', backend.options());
+    const start = openFds().size;
+    const view = (() => {
+      const b = h.alloc(4096);
+      b.bytes().fill(9);
+      return b.bytes();
+    })();
+    await collect();
+    expect(openFds().size).toBe(start);
+    expect(view.length).toBe(4096);
+    expect(view[4095]).toBe(9);
+  });
+});
+
+describe('runtimes that refuse external ArrayBuffers (Electron’s V8 sandbox)', () => {
+  /** a kernel whose mmap fails as the addon does under the sandbox */
+  function sandboxed(inner: Kernel): Kernel {
+    return new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'mmap') {
+          return () => {
+            throw Object.assign(new Error('external buffers are not allowed'), { code: 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS' });
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
+
+  test('map() says so with a typed error; read() and write() copy in and out instead', () => {
+    const fw = new Framework();
+    const hfd = fw.openHeap('system');
+    const heap = openHeap('system', { framework: fw });
+    const plain = heap.alloc(8192);
+    const buf = new DmaBuf(fw.dup(plain.fd, true), { kernel: sandboxed(fw), tier: plain.tier, readOnly: false, heap: 'system' });
+    try {
+      expect(() => buf.map()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS', message: expect.stringMatching(/read\(\).*write\(\)/) }));
+      buf.cpuAccess('write', (bytes) => {
+        expect(bytes.length).toBe(0);
+        buf.write(Buffer.from('copied'), 4096);
+      });
+      expect(buf.read(4096, 6).toString()).toBe('copied');
+      expect(plain.read(4096, 6).toString()).toBe('copied');
+    } finally {
+      buf.close();
+      plain.close();
+      heap.close();
+      fw.close(hfd);
+    }
+  });
+});
+
+describe('the software framework releases what a program forgets', () => {
+  test('forgotten buffers and their mappings give their bytes back (fault-injection accounting sees it)', async () => {
+    const framework = new Framework();
+    using heap = openHeap('system', { framework });
+    (() => {
+      for (let i = 0; i < 8; i++) heap.alloc(64 * 1024).bytes().fill(1);
+    })();
+    expect(framework.faults.bytesInUse('system')).toBe(8 * 64 * 1024);
+    await collect();
+    expect(framework.faults.bytesInUse('system')).toBe(0);
+    expect(framework.fds()).toEqual([heap.fd]);
+  });
+});

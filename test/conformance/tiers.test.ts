@@ -1,0 +1,91 @@
+import { hasKernelHeaps, nativeKernel } from '../../lib/kernels';
+import { allocShareable } from '../../lib/tiers';
+import { hasUdmabuf, udmabufSizeLimit } from '../../lib/udmabuf';
+import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
+
+const addon = nativeKernel() !== null;
+const udmabuf = addon && hasUdmabuf();
+
+describe('shareable buffers: the strongest tier that serves here', () => {
+  test('the default order picks the best available tier and says which', () => {
+    using buf = allocShareable(8192, { name: 'frame' });
+    const expected = hasKernelHeaps() ? 'dma-heap' : udmabuf ? 'udmabuf' : addon ? 'memfd' : 'js';
+    expect(buf.tier).toBe(expected);
+    expect(buf.isDmaBuf).toBe(expected === 'dma-heap' || expected === 'udmabuf');
+    expect(buf.size).toBe(8192);
+    expect(buf.info().name).toBe('frame');
+  });
+
+  test('requireDmaBuf fails clearly where no real dma-buf can be made, and leaks nothing', () => {
+    const before = openFds();
+    if (hasKernelHeaps() || udmabuf) {
+      using buf = allocShareable(4096, { requireDmaBuf: true });
+      expect(buf.isDmaBuf).toBe(true);
+    } else {
+      expect(() => allocShareable(4096, { requireDmaBuf: true })).toThrow(
+        expect.objectContaining({ code: 'ERR_DMA_HEAP_NO_DMA_BUF', message: expect.stringMatching(/dma-heap: .*udmabuf: /) }),
+      );
+    }
+    expect(newFds(before)).toEqual([]);
+  });
+
+  test('an explicit order is followed; DMA_HEAP_TIERS sets the default; unknown tiers are refused', () => {
+    const weakest = addon ? 'memfd' : 'js';
+    using buf = allocShareable(4096, { tiers: [weakest] });
+    expect(buf.tier).toBe(weakest);
+    process.env.DMA_HEAP_TIERS = weakest;
+    try {
+      using viaEnv = allocShareable(4096);
+      expect(viaEnv.tier).toBe(weakest);
+    } finally {
+      delete process.env.DMA_HEAP_TIERS;
+    }
+    expect(() => allocShareable(4096, { tiers: ['gpu' as never] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+  });
+
+  test('a bad size is the caller’s error, not a reason to fall back', () => {
+    expect(() => allocShareable(0)).toThrow(RangeError);
+    expect(() => allocShareable('1' as never)).toThrow(TypeError);
+  });
+
+  testIf(addon, 'memfd needs the addon')('the memfd tier is shareable memory, not a dma-buf', () => {
+    using buf = allocShareable(4096, { tiers: ['memfd'] });
+    expect(buf.isDmaBuf).toBe(false);
+    expect(buf.backend).toBe('software');
+    buf.bytes().fill(3);
+    expect(buf.read(4095, 1)[0]).toBe(3);
+  });
+
+  testIf(!addon, 'only without the addon')('without the addon only JS memory remains', () => {
+    using buf = allocShareable(4096);
+    expect(buf.tier).toBe('js');
+    expect(() => allocShareable(4096, { tiers: ['memfd'] })).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_NO_TIER' }));
+  });
+});
+
+describe('the udmabuf tier', () => {
+  testIf(udmabuf || kernelRequired, 'needs /dev/udmabuf (the VM has it)')('a memfd becomes a real dma-buf exported by udmabuf', () => {
+    const before = openFds();
+    {
+      using buf = allocShareable(3 * 4096 + 1, { tiers: ['udmabuf'], name: 'udma0' });
+      expect(buf.tier).toBe('udmabuf');
+      expect(buf.isDmaBuf).toBe(true);
+      expect(buf.backend).toBe('kernel');
+      expect(buf.size).toBe(4 * 4096);
+      expect(buf.info()).toMatchObject({ exporter: 'udmabuf', name: 'udma0', size: 4 * 4096 });
+      expect(buf.bytes().every((x) => x === 0)).toBe(true);
+      buf.cpuAccess('write', (bytes) => bytes.fill(0x77));
+      expect(buf.read(4 * 4096 - 1, 1)[0]).toBe(0x77);
+    }
+    expect(newFds(before)).toEqual([]);
+  });
+
+  testIf(udmabuf || kernelRequired, 'needs /dev/udmabuf (the VM has it)')('a request over the size_limit_mb cap says so, or falls back with the reason', () => {
+    const limit = udmabufSizeLimit();
+    expect(() => allocShareable(limit + 1, { tiers: ['udmabuf'] })).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/udmabuf: EINVAL: udmabuf caps one buffer at \d+ bytes/) }),
+    );
+    using buf = allocShareable(limit + 1, { tiers: ['udmabuf', 'memfd'] });
+    expect(buf.tier).toBe('memfd');
+  });
+});
