@@ -1,18 +1,21 @@
+import { Framework } from '../../lib/framework';
 import { hasKernelHeaps, nativeKernel } from '../../lib/kernels';
 import { allocShareable } from '../../lib/tiers';
 import { hasUdmabuf, udmabufSizeLimit } from '../../lib/udmabuf';
 import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
 
 const addon = nativeKernel() !== null;
+/** this host's page size, from whichever kernel serves the test */
+const PAGE = nativeKernel()?.pageSize ?? new Framework({ builtins: false }).pageSize;
 const udmabuf = addon && hasUdmabuf();
 
 describe('shareable buffers: the strongest tier that serves here', () => {
   test('the default order picks the best available tier and says which', () => {
-    using buf = allocShareable(8192, { name: 'frame' });
+    using buf = allocShareable(2 * PAGE, { name: 'frame' });
     const expected = hasKernelHeaps() ? 'dma-heap' : udmabuf ? 'udmabuf' : addon ? 'memfd' : 'js';
     expect(buf.tier).toBe(expected);
     expect(buf.isDmaBuf).toBe(expected === 'dma-heap' || expected === 'udmabuf');
-    expect(buf.size).toBe(8192);
+    expect(buf.size).toBe(2 * PAGE);
     expect(buf.info().name).toBe('frame');
   });
 
@@ -67,15 +70,15 @@ describe('the udmabuf tier', () => {
   testIf(udmabuf || kernelRequired, 'needs /dev/udmabuf (the VM has it)')('a memfd becomes a real dma-buf exported by udmabuf', () => {
     const before = openFds();
     {
-      using buf = allocShareable(3 * 4096 + 1, { tiers: ['udmabuf'], name: 'udma0' });
+      using buf = allocShareable(3 * PAGE + 1, { tiers: ['udmabuf'], name: 'udma0' });
       expect(buf.tier).toBe('udmabuf');
       expect(buf.isDmaBuf).toBe(true);
       expect(buf.backend).toBe('kernel');
-      expect(buf.size).toBe(4 * 4096);
-      expect(buf.info()).toMatchObject({ exporter: 'udmabuf', name: 'udma0', size: 4 * 4096 });
+      expect(buf.size).toBe(4 * PAGE);
+      expect(buf.info()).toMatchObject({ exporter: 'udmabuf', name: 'udma0', size: 4 * PAGE });
       expect(buf.bytes().every((x) => x === 0)).toBe(true);
       buf.cpuAccess('write', (bytes) => bytes.fill(0x77));
-      expect(buf.read(4 * 4096 - 1, 1)[0]).toBe(0x77);
+      expect(buf.read(4 * PAGE - 1, 1)[0]).toBe(0x77);
     }
     expect(newFds(before)).toEqual([]);
   });
