@@ -8,7 +8,9 @@ import { loadAddon } from './load-addon';
 import { O_ACCMODE, O_RDONLY } from './uapi';
 
 export interface FromFdOptions {
-  /** dup the fd (default: the caller keeps theirs) or adopt it (false: the DmaBuf closes it) */
+  /** dup the fd (default: the caller keeps theirs) or adopt it (false: the caller's fd is
+   *  closed once the DmaBuf holds the file through its own; use buf.fd). Either way, if
+   *  fromFd throws, the caller's fd is untouched and still the caller's. */
   dup?: boolean;
   /** the software framework that may own the fd (default: the process's) */
   framework?: Framework;
@@ -56,29 +58,30 @@ export function fromFd(fd: number, options: FromFdOptions = {}): DmaBuf {
   const software = options.framework ?? softwareKernel();
 
   let kernel: Kernel;
-  let own = fd;
-  if (software.isDmaBuf(fd)) {
-    kernel = software;
-    if (dup) own = software.dup(fd, true);
-  } else if (native?.isDmaBuf(fd)) {
-    kernel = native;
-    own = dup ? native.dup(fd, true) : fd;
-    if (!dup) native.own(fd);
-  } else if (native && software.backing === 'memfd' && isMemfd(fd)) {
-    kernel = software;
+  if (software.isDmaBuf(fd)) kernel = software;
+  else if (native?.isDmaBuf(fd)) kernel = native;
+  else if (native && software.backing === 'memfd' && isMemfd(fd)) kernel = software;
+  else throw new DmaBufStateError('ERR_DMA_HEAP_NOT_DMA_BUF', `fd ${fd} is ${kindOf(fd, st)}, not a dma-buf`);
+
+  // Work on a private dup until nothing can fail: an error leaves the caller's fd as it was.
+  let own: number;
+  if (kernel === software && !software.isDmaBuf(fd)) {
     const addon = loadAddon()!;
-    const mine = dup ? addon.dup(fd, true) : fd;
-    if (!dup) addon.own(fd);
+    const copy = addon.dup(fd, true);
     try {
-      own = software.importMemfd(mine);
+      own = software.importMemfd(copy); // the framework takes the copy over as the buffer's fd
     } catch (err) {
-      if (dup) addon.close(mine);
+      if (!software.isDmaBuf(copy)) addon.close(copy);
       throw err;
     }
   } else {
-    throw new DmaBufStateError('ERR_DMA_HEAP_NOT_DMA_BUF', `fd ${fd} is ${kindOf(fd, st)}, not a dma-buf`);
+    own = kernel.dup(fd, true);
   }
-
+  if (!dup) {
+    // Adopt: the DmaBuf now holds the same file through its own fd; the caller's goes.
+    if (software.isDmaBuf(fd)) software.close(fd);
+    else loadAddon()!.close(fd);
+  }
   const exporter = /^exp_name:\s*(.*)$/m.exec(kernel.fdinfo(own))?.[1] ?? '';
   let tier: Tier;
   if (kernel.backend === 'kernel') tier = exporter === 'udmabuf' ? 'udmabuf' : 'dma-heap';

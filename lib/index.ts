@@ -10,3 +10,13 @@ export { Framework } from './framework';
 export { fromFd, type FromFdOptions } from './adopt';
 export { allocShareable, TIERS, type ShareableOptions } from './tiers';
 export { udmabufSizeLimit } from './udmabuf';
+export {
+  DmaBufChannel,
+  DmaBufChannelError,
+  DmaBufServer,
+  inheritedBuffers,
+  spawnWithBuffers,
+  type ChannelMessage,
+  type ChannelOptions,
+  type ChannelType,
+} from './share';

@@ -30,15 +30,25 @@ describe.each(backends())('DmaBuf.fromFd: $label', (backend) => {
     expect(buf.bytes()[0]).toBe(42);
   });
 
-  test('dup: false takes the fd over; closing the DmaBuf closes it', () => {
+  test('dup: false takes the fd over: the caller’s fd is closed, the DmaBuf holds the file', () => {
     using h = heap();
-    const fd = h.kernel.dup(h.alloc(4096).fd, true);
+    using original = h.alloc(4096);
+    original.bytes()[1] = 5;
+    const fd = h.kernel.dup(original.fd, true);
     const before = openFds();
     const adopted = DmaBuf.fromFd(fd, { dup: false, ...sameKernel(h) });
-    expect(adopted.fd).toBe(fd);
-    expect(newFds(before)).toEqual([]);
+    expect(openFds().has(fd)).toBe(adopted.fd === fd);
+    expect(openFds().size).toBe(before.size);
+    expect(adopted.bytes()[1]).toBe(5);
     adopted.close();
-    expect(openFds().has(fd)).toBe(false);
+    expect(openFds().size).toBe(before.size - 1);
+  });
+
+  test('when fromFd refuses, the caller’s fd is untouched', () => {
+    using h = heap();
+    const before = openFds();
+    expect(() => DmaBuf.fromFd(0.5 as never, { dup: false })).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(openFds()).toEqual(before);
   });
 
   test('a read-only dma-buf is adopted read-only', () => {
