@@ -42,6 +42,16 @@ describe.each(backends())('processes and threads: $label', (backend) => {
     expect(newFds(before)).toEqual([]);
   });
 
+  test('stress: 4 workers x 10,000 allocate/map/close cycles, fd count back where it started', async () => {
+    const before = openFds();
+    const runs = Array.from({ length: 4 }, () => runWorker({ backend: choice, count: 10000, size: 4096 }));
+    const results = await Promise.all(runs.map((r) => r.result));
+    expect(await Promise.all(runs.map((r) => r.exited))).toEqual([0, 0, 0, 0]);
+    expect(results.map((r) => r.ok)).toEqual([10000, 10000, 10000, 10000]);
+    expect(newFds(before)).toEqual([]);
+    expect(openFds().size).toBe(before.size);
+  }, 900_000);
+
   test('a worker terminated while holding mapped buffers releases them', async () => {
     const before = openFds();
     const { worker, result, exited } = runWorker({ backend: choice, count: 16, size: 64 * 1024, leak: true });
