@@ -59,7 +59,8 @@ export interface Addon {
   close(fd: number): void;
   dup(fd: number, cloexec: boolean): number;
   lseek(fd: number, offset: number, whence: number): number;
-  /** the addon closes fds it created or was told to own when a worker/env terminates */
+  /** the addon closes fds it created or was told to own when a worker/env terminates (unless a
+   *  close from any thread freed the number meanwhile: ownership is one table per process) */
   own(fd: number): void;
   /** forget an fd without closing it (it was handed elsewhere) */
   disown(fd: number): void;
@@ -70,7 +71,9 @@ export interface Addon {
   /** the same on the libuv pool; arg is written back when the promise settles */
   ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number>;
 
-  /** mmap(NULL, length, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset) as an external ArrayBuffer.
+  /** mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset) as an external ArrayBuffer.
+   *  `writable` false is refused (TypeError, code 'ERR_DMA_HEAP_READ_ONLY_MAPPING'): V8 has no
+   *  read-only ArrayBuffer and a write to PROT_READ pages would kill the process; use readMapped.
    *  Throws code 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS' (after unmapping) when the runtime refuses them. */
   mmap(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
   /** detach the ArrayBuffer then munmap it; no-op if already unmapped; TypeError if not from mmap */
@@ -83,6 +86,8 @@ export interface Addon {
   ftruncate(fd: number, length: number): void;
   /** fcntl(F_ADD_SEALS) */
   addSeals(fd: number, seals: number): void;
+  /** fcntl(F_GET_SEALS) */
+  getSeals(fd: number): number;
 
   /** AF_UNIX sockets: all O_CLOEXEC and O_NONBLOCK */
   socket(type: number): number;

@@ -6,6 +6,7 @@ import type { Kernel } from './kernel';
 import { nativeKernel, softwareKernel } from './kernels';
 import { loadAddon } from './load-addon';
 import { O_ACCMODE, O_RDONLY } from './uapi';
+import { validateOptions } from './validate';
 
 export interface FromFdOptions {
   /** dup the fd (default: the caller keeps theirs) or adopt it (false: the caller's fd is
@@ -48,7 +49,8 @@ function readOnly(kernel: Kernel, fd: number): boolean {
  * which is what its buffers are to another process) to the framework. Anything else —
  * a regular file, a pipe, a socket, a closed fd — is refused with a clear error.
  */
-export function fromFd(fd: number, options: FromFdOptions = {}): DmaBuf {
+export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
+  options = validateOptions(options);
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
     throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${String(fd)}`), { code: 'ERR_INVALID_ARG_TYPE' });
   }

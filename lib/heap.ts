@@ -12,7 +12,7 @@ import {
   decodeU64,
   encodeAllocationData,
 } from './uapi';
-import { validateBufferName, validateSize } from './validate';
+import { validateBufferName, validateOptions, validateSize } from './validate';
 
 export interface AllocOptions {
   /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
@@ -51,6 +51,9 @@ export class Heap {
   /** why the software framework serves a heap the real kernel has, if it does */
   readonly fallbackReason?: string;
   #fd: number;
+  /** closed by the user; the fd itself stays open while async allocations still use it */
+  #closed = false;
+  #pending = 0;
   readonly #kernel: Kernel;
   readonly #features: HeapFeatures;
   #token = {};
@@ -96,11 +99,11 @@ export class Heap {
 
   /** the heap device's fd; -1 once closed */
   get fd(): number {
-    return this.#fd;
+    return this.#closed ? -1 : this.#fd;
   }
 
   #check(): number {
-    if (this.#fd < 0) throw new DmaBufStateError('ERR_DMA_HEAP_CLOSED', `heap ${this.name} is closed`);
+    if (this.#closed) throw new DmaBufStateError('ERR_DMA_HEAP_CLOSED', `heap ${this.name} is closed`);
     return this.#fd;
   }
 
@@ -159,7 +162,8 @@ export class Heap {
   }
 
   /** Allocate a dma-buf of at least `size` bytes (rounded up to pages by the kernel). */
-  alloc(size: number | bigint, options: AllocOptions = {}): DmaBuf {
+  alloc(size: number | bigint, options?: AllocOptions): DmaBuf {
+    options = validateOptions(options);
     const { cmd, arg } = this.#request(size, options);
     try {
       this.#kernel.ioctl(this.#fd, cmd, arg);
@@ -170,23 +174,33 @@ export class Heap {
   }
 
   /** alloc() off the event loop, on the libuv thread pool: large allocations take long. */
-  async allocAsync(size: number | bigint, options: AllocOptions = {}): Promise<DmaBuf> {
+  async allocAsync(size: number | bigint, options?: AllocOptions): Promise<DmaBuf> {
+    options = validateOptions(options);
     const { cmd, arg } = this.#request(size, options);
+    // The pool thread uses the fd number later: keep it open until then, even across close().
+    this.#pending++;
     try {
       await this.#kernel.ioctlAsync(this.#fd, cmd, arg);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
+    } finally {
+      if (--this.#pending === 0 && this.#closed) this.#release();
     }
     // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
     return this.#adopt(arg, options);
   }
 
-  /** Close the heap device. Buffers allocated from it stay valid. Idempotent. */
+  /** Close the heap device (once no allocAsync still runs). Buffers stay valid. Idempotent. */
   close(): void {
-    if (this.#fd < 0) return;
+    if (this.#closed) return;
+    this.#closed = true;
+    forgotten.unregister(this.#token);
+    if (this.#pending === 0) this.#release();
+  }
+
+  #release(): void {
     const fd = this.#fd;
     this.#fd = -1;
-    forgotten.unregister(this.#token);
     this.#kernel.close(fd);
   }
 

@@ -2,7 +2,7 @@ import { DmaHeapError, withContext } from './errors';
 import { Heap } from './heap';
 import type { HeapEntry, Kernel } from './kernel';
 import { backendChoice, nativeKernel, requireNative, softwareKernel, type KernelOptions } from './kernels';
-import { validateHeapName } from './validate';
+import { validateHeapName, validateOptions } from './validate';
 
 export type OpenHeapOptions = KernelOptions;
 
@@ -14,7 +14,8 @@ export interface ListedHeap extends HeapEntry {
  * The heaps this process can reach: the real kernel's (under /dev/dma_heap, with
  * whether this process may open them) and the software framework's.
  */
-export function listHeaps(options: KernelOptions = {}): ListedHeap[] {
+export function listHeaps(options?: KernelOptions): ListedHeap[] {
+  options = validateOptions(options);
   const choice = backendChoice(options);
   const out: ListedHeap[] = [];
   if (choice !== 'software') {
@@ -31,10 +32,11 @@ export function listHeaps(options: KernelOptions = {}): ListedHeap[] {
  * otherwise the software framework does, and `heap.fallbackReason` says why.
  * Force either with `backend` or DMA_HEAP_BACKEND.
  */
-export function openHeap(name: string, options: OpenHeapOptions = {}): Heap {
+export function openHeap(name: string, options?: OpenHeapOptions): Heap {
   validateHeapName(name);
+  options = validateOptions(options);
   const choice = backendChoice(options);
-  const framework = (): Kernel => options.framework ?? softwareKernel();
+  const framework = (): Kernel => options!.framework ?? softwareKernel();
   if (choice === 'kernel') return new Heap(requireNative(), name);
   if (choice === 'software') return new Heap(framework(), name);
 
@@ -58,7 +60,8 @@ export function openHeap(name: string, options: OpenHeapOptions = {}): Heap {
 export const CONTIGUOUS_HEAP_NAMES = ['default_cma_region', 'linux,cma', 'reserved', 'default-pool'] as const;
 
 /** Open a physically contiguous (CMA) heap: the first of CONTIGUOUS_HEAP_NAMES that opens. */
-export function openContiguousHeap(options: OpenHeapOptions = {}): Heap {
+export function openContiguousHeap(options?: OpenHeapOptions): Heap {
+  options = validateOptions(options);
   const choice = backendChoice(options);
   if (choice !== 'software') {
     const present = new Set((nativeKernel()?.heaps() ?? []).map((h) => h.name));

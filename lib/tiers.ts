@@ -5,7 +5,7 @@ import { nativeKernel } from './kernels';
 import { loadAddon } from './load-addon';
 import { openHeap } from './select';
 import { createUdmabuf, hasUdmabuf } from './udmabuf';
-import { validateBufferName, validateSize } from './validate';
+import { validateBufferName, validateOptions, validateSize } from './validate';
 
 export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
 
@@ -67,8 +67,9 @@ function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions)
  * (shareable with processes, not with devices), then JS memory (not shareable).
  * `buf.tier` says which served; `buf.isDmaBuf` whether devices can import it.
  */
-export function allocShareable(size: number | bigint, options: ShareableOptions = {}): DmaBuf {
+export function allocShareable(size: number | bigint, options?: ShareableOptions): DmaBuf {
   validateSize(size);
+  options = validateOptions(options);
   if (options.name !== undefined) validateBufferName(options.name);
   const heapName = options.heap ?? 'system';
   const reasons: string[] = [];

@@ -84,3 +84,10 @@ export function validateBufferName(name: unknown): string {
   if (bytes > 31) throw rangeError(`buffer name is ${bytes} bytes; the kernel keeps at most 31 (DMA_BUF_NAME_LEN)`);
   return name;
 }
+
+/** An options argument: undefined or null mean none; anything but an object is a TypeError. */
+export function validateOptions<T extends object>(options: T | null | undefined, what = 'options'): T {
+  if (options === undefined || options === null) return {} as T;
+  if (typeof options !== 'object') throw typeError(`${what} must be an object, got ${typeof options}`);
+  return options;
+}

@@ -3,8 +3,38 @@
 
 #include <unistd.h>
 
+#include <mutex>
+#include <unordered_map>
+
 #include "args.h"
 #include "dma_buf.h"
+
+namespace {
+
+// Which env owns each fd number. Process-wide on purpose: the numbers are.
+struct FdOwners {
+  std::mutex mu;
+  std::unordered_map<int, const DmaHeapAddon*> owner;
+};
+
+FdOwners& Owners() {
+  static FdOwners* owners = new FdOwners();  // never destroyed: envs tear down during exit
+  return *owners;
+}
+
+}  // namespace
+
+void DmaHeapAddon::Own(int fd) {
+  FdOwners& t = Owners();
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.owner[fd] = this;
+}
+
+void DmaHeapAddon::Disown(int fd) {
+  FdOwners& t = Owners();
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.owner.erase(fd);
+}
 
 DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
     : maps_(std::make_shared<MapRegistry>()) {
@@ -26,6 +56,7 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
       InstanceMethod("memfdCreate", &DmaHeapAddon::MemfdCreate, napi_enumerable),
       InstanceMethod("ftruncate", &DmaHeapAddon::Ftruncate, napi_enumerable),
       InstanceMethod("addSeals", &DmaHeapAddon::AddSeals, napi_enumerable),
+      InstanceMethod("getSeals", &DmaHeapAddon::GetSeals, napi_enumerable),
       InstanceMethod("socket", &DmaHeapAddon::Socket, napi_enumerable),
       InstanceMethod("socketpair", &DmaHeapAddon::Socketpair, napi_enumerable),
       InstanceMethod("bind", &DmaHeapAddon::Bind, napi_enumerable),
@@ -42,7 +73,16 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
 // Mappings are unmapped by ~MapRegistry unless a finalizer already did; pollers
 // close themselves through their own async cleanup hooks (poll.cc).
 DmaHeapAddon::~DmaHeapAddon() {
-  for (int fd : owned_) ::close(fd);
+  FdOwners& t = Owners();
+  std::lock_guard<std::mutex> lock(t.mu);
+  for (auto it = t.owner.begin(); it != t.owner.end();) {
+    if (it->second == this) {
+      ::close(it->first);
+      it = t.owner.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 Napi::Value DmaHeapAddon::JsOwn(const Napi::CallbackInfo& info) {

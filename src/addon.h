@@ -1,13 +1,13 @@
-// The addon's per-environment instance: every piece of state lives here (no
-// mutable statics), so each worker_thread gets its own fds and mappings, and
-// its teardown releases exactly what it created.
+// The addon's per-environment instance: its state lives here, so each
+// worker_thread gets its own mappings and its teardown releases exactly what it
+// still owns. The one exception is fd ownership (addon.cc): fds are per
+// process, so which env owns which number is one table for the process.
 #ifndef DMA_HEAP_ADDON_H
 #define DMA_HEAP_ADDON_H
 
 #include <napi.h>
 
 #include <memory>
-#include <unordered_set>
 
 class MapRegistry;  // dma_buf.h
 
@@ -17,11 +17,12 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   ~DmaHeapAddon();
 
   // fds this env closes at teardown: those it created, plus those told own().
-  void Own(int fd) { owned_.insert(fd); }
-  void Disown(int fd) { owned_.erase(fd); }
+  // A number closed by any env stops being anyone's (Disown), so a worker's
+  // teardown never closes a number another thread has reused since.
+  void Own(int fd);
+  void Disown(int fd);
 
  private:
-  std::unordered_set<int> owned_;
   std::shared_ptr<MapRegistry> maps_;  // shared with mapping finalizers
 
   // addon.cc
@@ -45,6 +46,7 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   Napi::Value MemfdCreate(const Napi::CallbackInfo& info);
   Napi::Value Ftruncate(const Napi::CallbackInfo& info);
   Napi::Value AddSeals(const Napi::CallbackInfo& info);
+  Napi::Value GetSeals(const Napi::CallbackInfo& info);
   // fd_passing.cc
   Napi::Value Socket(const Napi::CallbackInfo& info);
   Napi::Value Socketpair(const Napi::CallbackInfo& info);

@@ -104,11 +104,17 @@ Napi::Value DmaHeapAddon::Mmap(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   uint64_t length = SizeArg(info, 1, "length");
   uint64_t offset = SizeArg(info, 2, "offset");
-  bool writable = info[3].ToBoolean();
+  // V8 has no read-only ArrayBuffer: a JS write to PROT_READ pages would kill the
+  // process. Read-only memory is reached through readMapped instead.
+  if (!info[3].ToBoolean()) {
+    Napi::TypeError e = Napi::TypeError::New(
+        env, "a read-only mapping can't be exposed as an ArrayBuffer (a write would fault): use readMapped");
+    e.Set("code", Napi::String::New(env, "ERR_DMA_HEAP_READ_ONLY_MAPPING"));
+    throw e;
+  }
   CheckExtent(env, fd, offset, length, "mmap");
 
-  int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* addr = ::mmap(nullptr, length, prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+  void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
 
   auto m = std::make_shared<Mapping>(addr, static_cast<size_t>(length), maps_);

@@ -22,6 +22,7 @@ namespace {
 
 constexpr int kSockFlags = SOCK_CLOEXEC | SOCK_NONBLOCK;
 constexpr size_t kMaxFds = 253;  // SCM_MAX_FD: the kernel never passes more
+constexpr size_t kMaxPayload = 64 << 20;  // far above net.core.wmem_max defaults
 
 // Closes received fds unless released: no leak if building the result throws.
 struct FdGuard {
@@ -148,6 +149,8 @@ Napi::Value DmaHeapAddon::RecvFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   size_t max_payload = SizeArg(info, 1, "maxPayload");
+  // A datagram can't exceed the socket's buffer; a larger request would only throw bad_alloc.
+  if (max_payload > kMaxPayload) throw Napi::RangeError::New(env, "maxPayload is larger than any socket message");
   size_t max_fds = std::min<uint64_t>(SizeArg(info, 2, "maxFds"), kMaxFds);
 
   std::vector<uint8_t> data(max_payload);

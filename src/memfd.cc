@@ -33,3 +33,11 @@ Napi::Value DmaHeapAddon::AddSeals(const Napi::CallbackInfo& info) {
   if (::fcntl(fd, F_ADD_SEALS, seals) != 0) ThrowErrno(env, errno, "fcntl");
   return env.Undefined();
 }
+
+Napi::Value DmaHeapAddon::GetSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) ThrowErrno(env, errno, "fcntl");
+  return Napi::Number::New(env, seals);
+}

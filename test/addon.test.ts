@@ -178,7 +178,7 @@ suite('addon', () => {
     test('write through one mapping, read through another (MAP_SHARED)', () => {
       const { fd, name } = memfd(2 * page);
       const a = new Uint8Array(A.mmap(fd, 2 * page, 0, true));
-      const b = new Uint8Array(A.mmap(fd, 2 * page, 0, false));
+      const b = new Uint8Array(A.mmap(fd, 2 * page, 0, true));
       expect(mapsOf(name)).toBe(2);
       a[0] = 0x11;
       a[2 * page - 1] = 0x22;
@@ -193,7 +193,7 @@ suite('addon', () => {
     test('a mapping at a page offset sees that page', () => {
       const { fd } = memfd(3 * page);
       A.writeMapped(fd, 2 * page, new Uint8Array(page).fill(3));
-      const tail = new Uint8Array(A.mmap(fd, page, 2 * page, false));
+      const tail = new Uint8Array(A.mmap(fd, page, 2 * page, true));
       expect(tail.length).toBe(page);
       expect(tail[0]).toBe(3);
       expect(tail[page - 1]).toBe(3);
@@ -224,13 +224,35 @@ suite('addon', () => {
       A.close(fd);
     });
 
-    test('a read-only fd maps read-only only: EACCES for writable', () => {
-      const { fd } = memfd(page);
+    test('a read-only fd: EACCES for a writable mapping; a read-only one is never an ArrayBuffer', () => {
+      const { fd, name } = memfd(page);
+      A.writeMapped(fd, 0, new Uint8Array([7]));
       const ro = A.open(`/proc/self/fd/${fd}`, A.abi.O_RDONLY | A.abi.O_CLOEXEC);
       expect(thrown(() => A.mmap(ro, page, 0, true))).toMatchObject({ code: 'EACCES', syscall: 'mmap' });
-      A.munmap(A.mmap(ro, page, 0, false));
+      // V8 has no read-only ArrayBuffer: a JS write to PROT_READ pages would kill the process.
+      expect(thrown(() => A.mmap(ro, page, 0, false))).toMatchObject({ name: 'TypeError', code: 'ERR_DMA_HEAP_READ_ONLY_MAPPING' });
+      expect(mapsOf(name)).toBe(0);
+      const back = new Uint8Array(1);
+      A.readMapped(ro, 0, back);
+      expect(back[0]).toBe(7);
       A.close(ro);
       A.close(fd);
+    });
+
+    test('fd ownership is per process: a number another thread closed and reused survives the first owner’s exit', async () => {
+      const { Worker } = await import('node:worker_threads');
+      const file = require.resolve('../build/Release/dma_heap.node');
+      const worker = new Worker(
+        `const a = require(${JSON.stringify(file)}); require('worker_threads').parentPort.postMessage(a.memfdCreate('worker-made', 1)); setInterval(() => {}, 1000);`,
+        { eval: true },
+      );
+      const fd: number = await new Promise((resolve) => worker.once('message', resolve));
+      A.close(fd); // this thread frees the worker's number...
+      const mine = A.memfdCreate('main-made', 1); // ...and the kernel hands it out again
+      expect(mine).toBe(fd);
+      await worker.terminate();
+      expect(fs.readlinkSync(`/proc/self/fd/${mine}`)).toMatch(/main-made/);
+      A.close(mine);
     });
   });
 
@@ -323,7 +345,7 @@ suite('addon', () => {
       const { parentPort, workerData } = require('worker_threads');
       const fd = a.memfdCreate(workerData.name, 1);
       a.ftruncate(fd, 16 * 4096);
-      globalThis.keep = [a.mmap(fd, 16 * 4096, 0, true), a.mmap(fd, 4096, 4096, false)];
+      globalThis.keep = [a.mmap(fd, 16 * 4096, 0, true), a.mmap(fd, 4096, 4096, true)];
       a.mmap(fd, 4096, 0, true); // forgotten
       a.munmap(a.mmap(fd, 4096, 0, true));
       const [s1, s2] = a.socketpair(a.abi.SOCK_SEQPACKET);
@@ -471,7 +493,7 @@ suite('addon', () => {
       const back = new Uint8Array(data.length);
       A.readMapped(fd, page - 50, back);
       expect(back).toEqual(data);
-      const view = new Uint8Array(A.mmap(fd, 3 * page, 0, false));
+      const view = new Uint8Array(A.mmap(fd, 3 * page, 0, true));
       expect(view.subarray(page - 50, page - 50 + data.length)).toEqual(data);
       A.munmap(view.buffer as ArrayBuffer);
       expect(mapsOf(name)).toBe(0); // the transient mappings are gone

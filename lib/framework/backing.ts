@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Addon } from '../addon';
-import { MFD_CLOEXEC } from '../uapi';
+import { F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../uapi';
 import { errno } from './errno';
 import type { FdSource } from './file';
 
@@ -98,9 +98,14 @@ export class MemfdBacking implements Backing {
     name: string,
     existing?: number,
   ) {
-    const fd = existing ?? addon.memfdCreate(name, MFD_CLOEXEC);
+    const fd = existing ?? addon.memfdCreate(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     try {
-      if (existing === undefined) addon.ftruncate(fd, size);
+      if (existing === undefined) {
+        addon.ftruncate(fd, size);
+        // Whoever gets this fd (a child, a socket peer) could otherwise truncate it under
+        // our mappings, and touching them would SIGBUS: seal it against shrinking.
+        addon.addSeals(fd, F_SEAL_SHRINK);
+      }
       this.ino = fs.fstatSync(fd).ino;
     } catch (e) {
       addon.close(fd);

@@ -6,13 +6,17 @@ import { DmaHeapError, errnoOf } from '../errors';
  * becomes errno in libc.
  */
 export class Errno extends Error {
-  constructor(readonly code: string) {
+  constructor(
+    readonly code: string,
+    /** what to tell the user beyond the errno, if anything */
+    readonly detail?: string,
+  ) {
     super(code);
     this.name = 'Errno';
   }
 }
 
-export const errno = (code: string): Errno => new Errno(code);
+export const errno = (code: string, detail?: string): Errno => new Errno(code, detail);
 
 /** an error carrying a known errno name (ours, the addon's, Node's) */
 export function hasErrno(e: unknown): e is { code: string } {
@@ -31,7 +35,7 @@ export function syscall<T>(name: string, body: (ctx: SyscallContext) => T): T {
   try {
     return body(ctx);
   } catch (e) {
-    if (hasErrno(e)) throw new DmaHeapError(e.code, name, ctx);
+    if (hasErrno(e)) throw new DmaHeapError(e.code, name, { ...ctx, message: (e as Errno).detail });
     throw e;
   }
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { IOCTL_SCRATCH_MIN, type Addon } from '../addon';
 import type { HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../load-addon';
-import { iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { F_SEAL_SHRINK, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
 import { addDefaultCmaHeaps } from './cma-heap';
@@ -99,6 +99,7 @@ export class Framework implements Kernel {
     }
   });
   private readonly allocator: HeapAllocator;
+  private disposed = false;
 
   constructor(options: FrameworkOptions = {}) {
     const profile = options.profile ?? 'mainline';
@@ -198,13 +199,16 @@ export class Framework implements Kernel {
   importMemfd(fd: number): number {
     return syscall('open', (ctx) => {
       ctx.path = `/proc/self/fd/${fd}`;
-      if (!this.addon || this.backing !== 'memfd') throw errno('ENODEV');
+      if (!this.addon || this.backing !== 'memfd' || this.disposed) throw errno('ENODEV');
       const link = fs.readlinkSync(ctx.path);
       const memfd = /^\/memfd:(.*?)(?: \(deleted\))?$/.exec(link);
       if (!memfd) throw errno('EINVAL');
       const expName = memfd[1].startsWith('dma-heap:') ? memfd[1].slice('dma-heap:'.length) : 'memfd';
       const { size } = fs.fstatSync(fd);
       if (size <= 0) throw errno('EINVAL');
+      if ((this.addon.getSeals(fd) & F_SEAL_SHRINK) === 0) {
+        throw errno('EPERM', 'refusing a memfd not sealed against shrinking: its sender could truncate it under our mappings (SIGBUS)');
+      }
       const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '2', 8);
       const backing = new MemfdBacking(this.addon, size, expName, fd);
       const dmabuf = this.dmaBufExport({
@@ -237,8 +241,13 @@ export class Framework implements Kernel {
     return this.fdt.list();
   }
 
-  /** Unmap every mapping and close every fd (test teardown). */
+  /**
+   * Unmap every mapping and close every fd (test teardown). The framework is finished after
+   * this: it opens and adopts nothing more, so a Heap or DmaBuf still holding one of its old
+   * fd numbers (or its GC finalizer) can never reach a newer file that reused the number.
+   */
   dispose(): void {
+    this.disposed = true;
     for (const view of [...this.live.values()]) {
       const v = view.deref();
       if (v) this.munmap(v);
@@ -259,6 +268,7 @@ export class Framework implements Kernel {
     return syscall('open', (ctx) => {
       ctx.path = `/dev/dma_heap/${name}`;
       ctx.heap = name;
+      if (this.disposed) throw errno('ENODEV', 'this software framework was disposed');
       const heap = this.registry.find(name);
       if (!heap) throw errno('ENOENT');
       if (!this.mayOpen(heap)) throw errno('EACCES');

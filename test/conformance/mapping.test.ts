@@ -38,7 +38,7 @@ describe.each(backends())('mapping: $label', (backend) => {
     using buf = h.alloc(4 * page);
     const all = buf.bytes();
     for (let p = 0; p < 4; p++) all.fill(p + 1, p * page, (p + 1) * page);
-    const tail = h.kernel.mmap(buf.fd, 2 * page, 2 * page, false);
+    const tail = h.kernel.mmap(buf.fd, 2 * page, 2 * page, true);
     expect(tail[0]).toBe(3);
     expect(tail[page]).toBe(4);
     h.kernel.munmap(tail);

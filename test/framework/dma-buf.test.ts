@@ -85,7 +85,7 @@ eachBacking((make, backing) => {
     expect(count(fw, fd)).toBe(2);
     expect(count(fw, dup)).toBe(2);
     const a = fw.mmap(fd, fw.pageSize, 0, true);
-    const b = fw.mmap(dup, fw.pageSize, 0, false);
+    const b = fw.mmap(dup, fw.pageSize, 0, true);
     expect(count(fw, fd)).toBe(4);
     fw.munmap(a);
     expect(count(fw, fd)).toBe(3);
@@ -132,7 +132,7 @@ eachBacking((make, backing) => {
     expect(all.byteLength).toBe(0);
     expect(second.byteLength).toBe(0);
     // the data survives for a later mapping
-    const again = fw.mmap(fd, 3 * p, 0, false);
+    const again = fw.mmap(fd, 3 * p, 0, true);
     expect([again[p], again[2 * p - 1]]).toEqual([0x11, 0x22]);
     fw.munmap(again);
     fw.close(fd);
@@ -196,7 +196,7 @@ eachBacking((make, backing) => {
     expect(count(fw, fd)).toBe(1);
     fw.readMapped(fd, 0, new Uint8Array(0)); // nothing
     expect(thrown(() => fw.readMapped(fd, 2 * p - 10, new Uint8Array(11))).code).toBe('EINVAL');
-    const view = fw.mmap(fd, 2 * p, 0, false);
+    const view = fw.mmap(fd, 2 * p, 0, true);
     expect(view.subarray(p - 50, p + 50)).toEqual(data);
     fw.munmap(view);
     fw.close(fd);
