@@ -65,11 +65,13 @@ export interface Addon {
   /** forget an fd without closing it (it was handed elsewhere) */
   disown(fd: number): void;
 
-  /** ioctl(fd, cmd, ptr): arg is copied into a scratch buffer of max(arg.length, _IOC_SIZE(cmd)) bytes
-   *  and copied back; null passes a NULL pointer. Returns the ioctl's return value. */
-  ioctl(fd: number, cmd: number, arg: Uint8Array | null): number;
+  /** ioctl(fd, cmd, ptr): arg is copied into a zeroed scratch of max(arg.length, _IOC_SIZE(cmd),
+   *  IOCTL_SCRATCH_MIN) bytes and copied back; null passes a NULL pointer. Returns the ioctl's
+   *  return value. `fdAt`: the byte offset where a successful call returns a new fd (u32), which
+   *  this env then owns at once (so a terminating worker closes it even before JS saw it). */
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null, fdAt?: number): number;
   /** the same on the libuv pool; arg is written back when the promise settles */
-  ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number>;
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array, fdAt?: number): Promise<number>;
 
   /** mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset) as an external ArrayBuffer.
    *  `writable` false is refused (TypeError, code 'ERR_DMA_HEAP_READ_ONLY_MAPPING'): V8 has no

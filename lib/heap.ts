@@ -8,6 +8,7 @@ import {
   O_CLOEXEC,
   O_RDONLY,
   O_RDWR,
+  ALLOCATION_DATA_FD_OFFSET,
   decodeAllocationData,
   decodeU64,
   encodeAllocationData,
@@ -143,7 +144,6 @@ export class Heap {
 
   #adopt(arg: Uint8Array, options: AllocOptions): DmaBuf {
     const { fd } = decodeAllocationData(arg);
-    this.#kernel.own(fd);
     const buf = new DmaBuf(fd, {
       kernel: this.#kernel,
       tier: this.#kernel.backend === 'kernel' ? 'dma-heap' : this.#kernel.backing === 'memfd' ? 'memfd' : 'js',
@@ -166,7 +166,7 @@ export class Heap {
     options = validateOptions(options);
     const { cmd, arg } = this.#request(size, options);
     try {
-      this.#kernel.ioctl(this.#fd, cmd, arg);
+      this.#kernel.ioctl(this.#fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
     }
@@ -180,7 +180,7 @@ export class Heap {
     // The pool thread uses the fd number later: keep it open until then, even across close().
     this.#pending++;
     try {
-      await this.#kernel.ioctlAsync(this.#fd, cmd, arg);
+      await this.#kernel.ioctlAsync(this.#fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
     } finally {

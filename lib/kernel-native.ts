@@ -101,12 +101,12 @@ export class NativeKernel implements Kernel {
     return fd;
   }
 
-  ioctl(fd: number, cmd: number, arg: Uint8Array): number {
-    return this.addon.ioctl(fd, cmd, arg);
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null, fdAt?: number): number {
+    return this.addon.ioctl(fd, cmd, arg, fdAt);
   }
 
-  ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number> {
-    return this.addon.ioctlAsync(fd, cmd, arg);
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array, fdAt?: number): Promise<number> {
+    return this.addon.ioctlAsync(fd, cmd, arg, fdAt);
   }
 
   seekEnd(fd: number): number {

@@ -33,11 +33,12 @@ export interface Kernel {
    * ioctl(fd, cmd, arg) where arg points at `arg`'s bytes. The kernel reads and
    * writes `arg` in place (a copy is made so it never touches bytes beyond it).
    * Returns the ioctl's non-negative return value. null passes a NULL pointer (EFAULT
-   * wherever the command reads or writes its argument).
+   * wherever the command reads or writes its argument). `fdAt`: where a successful call
+   * returns a new fd in `arg`; the kernel owns it for this thread from that moment.
    */
-  ioctl(fd: number, cmd: number, arg: Uint8Array | null): number;
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null, fdAt?: number): number;
   /** the same, run off the event loop */
-  ioctlAsync(fd: number, cmd: number, arg: Uint8Array): Promise<number>;
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array, fdAt?: number): Promise<number>;
 
   /** lseek(fd, 0, SEEK_END): a dma-buf's size */
   seekEnd(fd: number): number;

@@ -58,6 +58,8 @@ export const O_CLOEXEC = 0o2000000;
 // dma-heap
 export const DMA_HEAP_MAGIC = 'H';
 export const ALLOCATION_DATA_SIZE = 24;
+/** where ALLOC returns the new fd: struct dma_heap_allocation_data.fd */
+export const ALLOCATION_DATA_FD_OFFSET = 8;
 export const DMA_HEAP_IOCTL_ALLOC = IOWR(DMA_HEAP_MAGIC, 0, ALLOCATION_DATA_SIZE); // 0xC0184800
 export const DMA_HEAP_VALID_FD_FLAGS = O_CLOEXEC | O_ACCMODE;
 export const DMA_HEAP_VALID_HEAP_FLAGS = 0n;

@@ -19,6 +19,7 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   // fds this env closes at teardown: those it created, plus those told own().
   // A number closed by any env stops being anyone's (Disown), so a worker's
   // teardown never closes a number another thread has reused since.
+  // Thread-safe (one table for the process): the libuv pool may call Own.
   void Own(int fd);
   void Disown(int fd);
 

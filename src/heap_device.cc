@@ -26,6 +26,20 @@ std::vector<uint8_t> Scratch(uint32_t cmd, const Napi::Uint8Array& arg) {
   return s;
 }
 
+// fdAt, when given, is where a successful call returns a new fd in its argument
+// (dma-heap ALLOC: byte 8). The addon owns that fd from the moment the ioctl
+// returns, so a worker terminated before JS sees it still closes it.
+long FdAtArg(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && !info[i].IsUndefined() ? static_cast<long>(U32Arg(info, i, "fdAt")) : -1;
+}
+
+int ReturnedFd(const std::vector<uint8_t>& scratch, long fd_at) {
+  if (fd_at < 0 || static_cast<size_t>(fd_at) + 4 > scratch.size()) return -1;
+  uint32_t fd;
+  std::memcpy(&fd, scratch.data() + fd_at, sizeof fd);
+  return fd > 0 && fd <= INT32_MAX ? static_cast<int>(fd) : -1;
+}
+
 void CopyBack(const std::vector<uint8_t>& scratch, Napi::Uint8Array arg) {
   // re-read: for ioctlAsync the buffer may have been detached or shrunk meanwhile
   size_t n = std::min(arg.ByteLength(), scratch.size());
@@ -34,11 +48,13 @@ void CopyBack(const std::vector<uint8_t>& scratch, Napi::Uint8Array arg) {
 
 class IoctlWorker : public Napi::AsyncWorker {
  public:
-  IoctlWorker(Napi::Env env, int fd, uint32_t cmd, Napi::Uint8Array arg)
+  IoctlWorker(Napi::Env env, DmaHeapAddon* addon, int fd, uint32_t cmd, Napi::Uint8Array arg, long fd_at)
       : Napi::AsyncWorker(env, "dma-heap:ioctl"),
         deferred_(Napi::Promise::Deferred::New(env)),
+        addon_(addon),
         fd_(fd),
         cmd_(cmd),
+        fd_at_(fd_at),
         scratch_(Scratch(cmd, arg)),
         arg_(Napi::Persistent(arg)) {}
 
@@ -48,6 +64,9 @@ class IoctlWorker : public Napi::AsyncWorker {
   void Execute() override {
     ret_ = ::ioctl(fd_, cmd_, scratch_.data());
     err_ = ret_ < 0 ? errno : 0;
+    // Own() only touches the process-wide table (mutex-guarded): safe from the pool.
+    int made = ret_ < 0 ? -1 : ReturnedFd(scratch_, fd_at_);
+    if (made >= 0) addon_->Own(made);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -61,8 +80,10 @@ class IoctlWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
+  DmaHeapAddon* addon_;
   int fd_;
   uint32_t cmd_;
+  long fd_at_;
   std::vector<uint8_t> scratch_;
   Napi::Reference<Napi::Uint8Array> arg_;
   int ret_ = 0;
@@ -93,6 +114,8 @@ Napi::Value DmaHeapAddon::Ioctl(const Napi::CallbackInfo& info) {
     std::vector<uint8_t> scratch = Scratch(cmd, arg);
     r = ::ioctl(fd, cmd, scratch.data());
     int err = errno;
+    int made = r < 0 ? -1 : ReturnedFd(scratch, FdAtArg(info, 3));
+    if (made >= 0) Own(made);
     CopyBack(scratch, arg);
     errno = err;
   }
@@ -105,7 +128,7 @@ Napi::Value DmaHeapAddon::IoctlAsync(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   uint32_t cmd = U32Arg(info, 1, "cmd");
   Napi::Uint8Array arg = BytesArg(info, 2, "arg");
-  auto* worker = new IoctlWorker(env, fd, cmd, arg);  // deletes itself when done
+  auto* worker = new IoctlWorker(env, this, fd, cmd, arg, FdAtArg(info, 3));  // deletes itself when done
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

@@ -62,6 +62,20 @@ describe.each(backends())('processes and threads: $label', (backend) => {
     expect(newFds(before)).toEqual([]);
   });
 
+  test('a worker terminated with allocAsync calls in flight leaks no fd', async () => {
+    const before = openFds();
+    for (let round = 0; round < 3; round++) {
+      const worker = new Worker(path.join(fixtures, 'async-worker.js'), { workerData: { backend: choice, count: 64 } });
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      await new Promise((resolve) => worker.once('message', resolve));
+      await worker.terminate();
+      await exited;
+    }
+    // Completions still on the pool when a worker died close their fds as they land.
+    for (let i = 0; i < 50 && openFds().size !== before.size; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(newFds(before)).toEqual([]);
+  });
+
   test('a child process that exits holding buffers leaves the parent unharmed', () => {
     using heap = openHeap('system', backend.options());
     using mine = heap.alloc(4096);
