@@ -24,6 +24,14 @@ export function validateHeapName(name: unknown): string {
   return name;
 }
 
+let ram: bigint | undefined;
+/** Physical memory in bytes, read once: os.totalmem() reads /proc/meminfo on every call
+ *  (8.7 µs here, 44 µs under qemu), too much for every allocation. */
+export function physicalMemory(): bigint {
+  ram ??= BigInt(totalmem());
+  return ram;
+}
+
 /**
  * A buffer size: a positive integer number or bigint that fits a u64, and no more
  * than this machine's physical memory. The last rule is not the kernel's: a real
@@ -42,11 +50,10 @@ export function validateSize(size: unknown, ctx: { heap?: string; path?: string 
   }
   if (len <= 0n) throw rangeError(`size must be > 0, got ${len}`);
   if (len > U64_MAX) throw rangeError(`size ${len} does not fit the kernel's 64-bit length`);
-  const ram = BigInt(totalmem());
-  if (len > ram) {
+  if (len > physicalMemory()) {
     throw new DmaHeapError('ENOMEM', 'ioctl', {
       ...ctx,
-      message: `refusing to allocate ${len} bytes: more than this machine's ${ram} bytes of RAM (the kernel would OOM-kill instead of failing)`,
+      message: `refusing to allocate ${len} bytes: more than this machine's ${physicalMemory()} bytes of RAM (the kernel would OOM-kill instead of failing)`,
     });
   }
   return len;

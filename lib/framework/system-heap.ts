@@ -3,7 +3,7 @@
  * not contiguous; exp_name is the heap's name. The kernel hands out pages until the OOM killer
  * steps in; the simulation refuses more than the machine's RAM with ENOMEM instead.
  */
-import os from 'node:os';
+import { physicalMemory } from '../validate';
 import type { Backing } from './backing';
 import { errno } from './errno';
 import type { DmaBuf } from './dma-buf';
@@ -15,7 +15,7 @@ export function addSystemHeap(fw: Framework): DmaHeap {
     name: 'system',
     ops: {
       allocate(heap, len, fdFlags): DmaBuf<Backing> {
-        if (len > BigInt(os.totalmem())) throw errno('ENOMEM');
+        if (len > physicalMemory()) throw errno('ENOMEM');
         const size = Number(len);
         const backing = fw.allocBacking(size, heap.name); // zeroed: a fresh memfd or ArrayBuffer
         try {
