@@ -339,6 +339,13 @@ function main() {
     ...virtfs('/', 'host', true), ...(o.out ? virtfs(o.out, 'out', false) : []),
     '-append', 'console=ttyS0 panic=-1 quiet',
   ];
+  boot(args, tools, token, work, o, 1);
+}
+
+// A boot that never reaches the command is retried once: TCG boots occasionally oops while the
+// kernel patches its own code (seen: "Oops: int3" in sched_clock_cpu, 1 boot in ~17). Once the
+// command has started nothing is retried: a crash then may be ours.
+function boot(args, tools, token, work, o, attempt) {
   const t0 = Date.now();
   // stdin is a pipe we never write: the guest gets no input and qemu leaves the terminal alone.
   const qemu = spawn(tools['qemu-system-x86_64'], args, { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -363,6 +370,10 @@ function main() {
   qemu.on('error', (e) => die(125, `cannot start qemu: ${e.message}`));
   qemu.on('close', (code, sig) => {
     clearTimeout(timer);
+    if (!started && !timedOut && !interrupted && attempt === 1) {
+      console.error(`dma-heap-vm: the VM stopped before it reached the command (boot failure); booting once more`);
+      return boot(args, tools, token, work, o, attempt + 1);
+    }
     fs.rmSync(work, { recursive: true, force: true });
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     if (interrupted) die(interrupted === 'SIGINT' ? 130 : 143, `${interrupted}: killed the VM`);
