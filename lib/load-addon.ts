@@ -7,7 +7,7 @@ import type { Addon } from './addon';
  * memory, and `addonStatus()` says why. DMA_HEAP_ADDON=0 refuses the addon on
  * purpose, to run as a host without a compiler (macOS, Windows) would.
  */
-let state: { addon: Addon | null; reason?: string } | undefined;
+let state: { addon: Addon | null; reason?: string; file?: string } | undefined;
 
 export function loadAddon(): Addon | null {
   if (state) return state.addon;
@@ -20,10 +20,9 @@ export function loadAddon(): Addon | null {
       // DMA_HEAP_ADDON_PATH=<file.node> loads that build instead (e.g. the cmake-js one).
       const explicit = process.env.DMA_HEAP_ADDON_PATH;
       // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
-      state = {
-        addon: explicit ? (require(path.resolve(explicit)) as Addon) : nodeGypBuild(path.join(__dirname, '..')),
-      };
+      const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+      const file = explicit ? path.resolve(explicit) : nodeGypBuild.path(path.join(__dirname, '..'));
+      state = { addon: require(file) as Addon, file };
     } catch (err) {
       state = { addon: null, reason: `native addon failed to load: ${(err as Error).message.split('\n')[0]}` };
     }
@@ -31,7 +30,8 @@ export function loadAddon(): Addon | null {
   return state.addon;
 }
 
-export function addonStatus(): { loaded: boolean; reason?: string } {
+/** whether the addon loaded, which file it is (a build or a prebuild), or why not */
+export function addonStatus(): { loaded: boolean; file?: string; reason?: string } {
   const addon = loadAddon();
-  return addon ? { loaded: true } : { loaded: false, reason: state?.reason };
+  return addon ? { loaded: true, file: state?.file } : { loaded: false, reason: state?.reason };
 }

@@ -241,7 +241,8 @@ suite('addon', () => {
 
     test('fd ownership is per process: a number another thread closed and reused survives the first owner’s exit', async () => {
       const { Worker } = await import('node:worker_threads');
-      const file = require.resolve('../build/Release/dma_heap.node');
+      // The very file this thread loaded: another build would keep its own ownership table.
+      const file = addonStatus().file!;
       const worker = new Worker(
         `const a = require(${JSON.stringify(file)}); require('worker_threads').parentPort.postMessage(a.memfdCreate('worker-made', 1)); setInterval(() => {}, 1000);`,
         { eval: true },
