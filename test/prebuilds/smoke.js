@@ -131,7 +131,7 @@ poller
     ok(events & 1, 'poll reports readable');
     const msg = addon.recvFds(b, 64, 4);
     ok(msg.payload.toString() === 'dma-buf' && msg.fds.length === 1 && !msg.truncated, 'recvFds got the payload and one fd');
-    const theirs = addon.mmap(msg.fds[0], 2 * page, 0, false);
+    const theirs = addon.mmap(msg.fds[0], 2 * page, 0, true);
     ok(Buffer.from(theirs).equals(Buffer.from(map, 0, 2 * page)), 'the received fd maps the same memory');
     addon.munmap(theirs);
     addon.munmap(map);

@@ -252,8 +252,8 @@ ln -s /proc/self/fd /dev/fd; ln -s fd/0 /dev/stdin; ln -s fd/1 /dev/stdout; ln -
 mount -t 9p -o "$HOST_9P" host /host || fail "mount host root over 9p"
 mount -t tmpfs -o mode=755 rw /rw && mkdir /rw/upper /rw/work || fail "tmpfs for the overlay"
 mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "overlay"
+# No tmpfs over /tmp: the overlay already makes it writable, and the checkout may live there.
 mount --rbind /dev /newroot/dev && mount --bind /proc /newroot/proc && mount --bind /sys /newroot/sys || fail "bind mounts"
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp || fail "tmpfs /tmp"
 if [ -n "$OUT" ]; then
   mkdir -p "/newroot$OUT" && mount -t 9p -o "$OUT_9P" out "/newroot$OUT" || fail "mount out share at $OUT"
 fi
