@@ -83,8 +83,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dma-heap-addon-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 if (!disabled) {
-  test('the addon loads', () => {
-    expect(addonStatus()).toEqual({ loaded: true });
+  test('the addon loads, and says which file it is', () => {
+    expect(addonStatus()).toEqual({ loaded: true, file: expect.stringMatching(/\.node$/) });
+    expect(require.cache[addonStatus().file!]).toBeDefined();
   });
 }
 

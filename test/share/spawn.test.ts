@@ -3,7 +3,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { openHeap } from '../../lib/select';
 import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/share';
-import { kernelRequired, newFds, openFds } from '../helpers/backends';
+import { allocShareable } from '../../lib/tiers';
+import { hasUdmabuf } from '../../lib/udmabuf';
+import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
 import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDist, runFixture, warmUpSpawn } from './helpers';
 
 // The backend is openHeap's default choice: the real kernel in the VM rig, else the software framework.
@@ -39,6 +41,25 @@ import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDi
     expect(holds(a.bytes(), 0, childByte)).toBe(true);
     expect(holds(b.bytes(), 1, childByte)).toBe(true);
   });
+
+  testIf(hasUdmabuf() || kernelRequired, 'needs /dev/udmabuf (the VM has it)')(
+    'a udmabuf buffer is shared the same way: a real dma-buf, exporter udmabuf on both sides',
+    async () => {
+      const before = openFds();
+      {
+        using u = allocShareable(2 * 4096, { tiers: ['udmabuf'], name: 'udma-share' });
+        expect(u.tier).toBe('udmabuf');
+        fill(u.bytes(), 0, parentByte);
+        const run = runFixture((cmd, args, opts) => spawnWithBuffers(cmd, args, [u], opts), 'child-inherit.js', ['check']);
+        const report = await nextJson(run.lines);
+        expect(await run.closed).toEqual({ code: 0, signal: null });
+        expect(report.buffers[0]).toMatchObject({ tier: 'udmabuf', ino: u.info().ino, name: 'udma-share', sawParent: true });
+        expect(holds(u.bytes(), 0, childByte)).toBe(true);
+        expect(u.info().exporter).toBe('udmabuf');
+      }
+      expect(newFds(before)).toEqual([]);
+    },
+  );
 
   test('buffers go after the stdio entries the caller gives', async () => {
     using heap = openHeap('system');
