@@ -1,6 +1,6 @@
 import { DmaBufStateError, withContext } from './errors';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import type { Backend, Kernel } from './kernel';
+import { forgotten, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_B,
@@ -30,15 +30,6 @@ const SYNC_ACCESS: Record<CpuAccess, bigint> = {
   write: DMA_BUF_SYNC_WRITE,
   readwrite: DMA_BUF_SYNC_RW,
 };
-
-/** Closes what a program forgot: the fd, once. Mappings are unmapped by their own finalizers. */
-const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
-  try {
-    kernel.close(fd);
-  } catch {
-    // Nothing to report to: the owner is gone.
-  }
-});
 
 /**
  * A dma-buf: memory a device can share, reached through an fd. Close it (or

@@ -1,6 +1,6 @@
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
-import type { Backend, Backing, Kernel } from './kernel';
+import { forgotten, type Backend, type Backing, type Kernel } from './kernel';
 import {
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,
@@ -34,14 +34,6 @@ export interface HeapFeatures {
 }
 
 export type HeapAbi = 'mainline' | 'v14';
-
-const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
-  try {
-    kernel.close(fd);
-  } catch {
-    // The owner is gone.
-  }
-});
 
 /** An open dma-buf heap: `/dev/dma_heap/<name>` on the real kernel, or the software framework's. */
 export class Heap {

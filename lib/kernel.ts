@@ -61,3 +61,15 @@ export interface Kernel {
   /** whether fd is a dma-buf this kernel can serve (fromFd's check) */
   isDmaBuf(fd: number): boolean;
 }
+
+/**
+ * Closes the fd of a handle (Heap, DmaBuf) a program forgot, once; explicit close
+ * unregisters it. Mappings are unmapped by their own finalizers.
+ */
+export const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
+  try {
+    kernel.close(fd);
+  } catch {
+    // Nothing to report to: the owner is gone.
+  }
+});

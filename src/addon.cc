@@ -36,6 +36,12 @@ void DmaHeapAddon::Disown(int fd) {
   t.owner.erase(fd);
 }
 
+Napi::Value DmaHeapAddon::NewFd(Napi::Env env, int fd, const char* syscall, const char* path) {
+  if (fd < 0) ThrowErrno(env, errno, syscall, path);
+  Own(fd);
+  return Napi::Number::New(env, fd);
+}
+
 DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
     : maps_(std::make_shared<MapRegistry>()) {
   DefineAddon(exports, {

@@ -22,6 +22,8 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   // Thread-safe (one table for the process): the libuv pool may call Own.
   void Own(int fd);
   void Disown(int fd);
+  // The end of every call that makes an fd: throw on failure, else own it and return it.
+  Napi::Value NewFd(Napi::Env env, int fd, const char* syscall, const char* path = nullptr);
 
  private:
   std::shared_ptr<MapRegistry> maps_;  // shared with mapping finalizers

@@ -183,10 +183,7 @@ Napi::Value DmaHeapAddon::Dup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   bool cloexec = info[1].ToBoolean();
-  int r = ::fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
-  if (r < 0) ThrowErrno(env, errno, "dup");
-  Own(r);
-  return Napi::Number::New(env, r);
+  return NewFd(env, ::fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0), "dup");
 }
 
 Napi::Value DmaHeapAddon::Close(const Napi::CallbackInfo& info) {

@@ -54,10 +54,7 @@ std::vector<cmsghdr> ControlBuffer(size_t nfds) {
 Napi::Value DmaHeapAddon::Socket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int type = IntArg(info, 0, "type");
-  int fd = ::socket(AF_UNIX, type | kSockFlags, 0);
-  if (fd < 0) ThrowErrno(env, errno, "socket");
-  Own(fd);
-  return Napi::Number::New(env, fd);
+  return NewFd(env, ::socket(AF_UNIX, type | kSockFlags, 0), "socket");
 }
 
 Napi::Value DmaHeapAddon::Socketpair(const Napi::CallbackInfo& info) {
@@ -94,10 +91,7 @@ Napi::Value DmaHeapAddon::Listen(const Napi::CallbackInfo& info) {
 Napi::Value DmaHeapAddon::Accept(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
-  int r = ::accept4(fd, nullptr, nullptr, kSockFlags);
-  if (r < 0) ThrowErrno(env, errno, "accept");
-  Own(r);
-  return Napi::Number::New(env, r);
+  return NewFd(env, ::accept4(fd, nullptr, nullptr, kSockFlags), "accept");
 }
 
 Napi::Value DmaHeapAddon::Connect(const Napi::CallbackInfo& info) {

@@ -96,10 +96,7 @@ Napi::Value DmaHeapAddon::Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = StringArg(info, 0, "path");
   int flags = static_cast<int>(U32Arg(info, 1, "flags"));
-  int fd = ::open(path.c_str(), flags, 0);
-  if (fd < 0) ThrowErrno(env, errno, "open", path.c_str());
-  Own(fd);
-  return Napi::Number::New(env, fd);
+  return NewFd(env, ::open(path.c_str(), flags, 0), "open", path.c_str());
 }
 
 Napi::Value DmaHeapAddon::Ioctl(const Napi::CallbackInfo& info) {

@@ -12,10 +12,7 @@ Napi::Value DmaHeapAddon::MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "name");
   unsigned flags = U32Arg(info, 1, "flags");
-  int fd = ::memfd_create(name.c_str(), flags);
-  if (fd < 0) ThrowErrno(env, errno, "memfd_create");
-  Own(fd);
-  return Napi::Number::New(env, fd);
+  return NewFd(env, ::memfd_create(name.c_str(), flags), "memfd_create");
 }
 
 Napi::Value DmaHeapAddon::Ftruncate(const Napi::CallbackInfo& info) {
