@@ -17,7 +17,7 @@ const rig = path.join(__dirname, 'vm', 'run.js');
 const runner = path.join(__dirname, 'run.js');
 const r = spawnSync(
   process.execPath,
-  [rig, '--timeout', '1500', '--out', out, '--', process.execPath, runner, '--kernel', '--out', out, ...jestArgs],
+  [rig, '--timeout', '1500', '--out', out, '--modules', 'vgem,vivid', '--', process.execPath, runner, '--kernel', '--out', out, ...jestArgs],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);

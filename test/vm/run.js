@@ -18,6 +18,9 @@ const { spawn, execFileSync } = require('child_process');
 // Kernel modules the guest needs (9p for the host root, overlay to make it writable); their
 // dependencies are found from each module's own modinfo, so kernel updates don't break this.
 const MODULES = ['9pnet_virtio', '9p', 'overlay'];
+// Device drivers a test may ask for with --modules (each extracted with its dependencies and
+// loaded only when asked): vgem plays a GPU attaching fences, vivid a V4L2 camera.
+const OPTIONAL_MODULES = ['vgem', 'vivid'];
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 // 9p mount options for the read-only host root. cache=loose lets the guest cache file data
@@ -33,8 +36,8 @@ function die(code, msg) {
 }
 
 function parseArgs(argv) {
-  const usage = 'usage: node test/vm/run.js [--out DIR] [--timeout SECONDS] [--mem MB] [--refresh] -- <command> [args...]';
-  const o = { out: null, timeout: 600, mem: 2048, refresh: false, cmd: [] };
+  const usage = 'usage: node test/vm/run.js [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid] [--refresh] -- <command> [args...]';
+  const o = { out: null, timeout: 600, mem: 2048, refresh: false, modules: [], cmd: [] };
   let i = 0;
   for (; i < argv.length && argv[i] !== '--'; i++) {
     const a = argv[i];
@@ -43,6 +46,7 @@ function parseArgs(argv) {
     else if (a === '--timeout') o.timeout = Number(val());
     else if (a === '--mem') o.mem = Number(val());
     else if (a === '--refresh') o.refresh = true;
+    else if (a === '--modules') o.modules = val().split(',').filter(Boolean);
     else if (a === '-h' || a === '--help') { console.log(usage); process.exit(0); }
     else die(2, `unknown option ${a}\n${usage}`);
   }
@@ -50,6 +54,7 @@ function parseArgs(argv) {
   if (!o.cmd.length) die(2, usage);
   if (!(o.timeout > 0)) die(2, '--timeout must be a positive number of seconds');
   if (!(Number.isInteger(o.mem) && o.mem >= 256)) die(2, '--mem must be an integer >= 256 (MB)');
+  for (const m of o.modules) if (!OPTIONAL_MODULES.includes(m)) die(2, `--modules: ${m} is not one of ${OPTIONAL_MODULES}`);
   return o;
 }
 
@@ -149,8 +154,11 @@ function fetchKernel(cache, tools) {
     const kver = vmlinuz.slice('vmlinuz-'.length);
     fs.copyFileSync(path.join(x, 'boot', vmlinuz), path.join(out, 'vmlinuz'));
     fs.copyFileSync(path.join(x, 'boot', `config-${kver}`), path.join(out, 'config'));
-    const order = extractModules(x, kver, path.join(out, 'modules'), tools);
-    const info = { package: dep[1], version, kver, modules: MODULES, order };
+    const order = extractModules(x, kver, path.join(out, 'modules'), tools, MODULES, []);
+    // each optional module's own load order, after what `order` already loaded
+    const optional = {};
+    for (const m of OPTIONAL_MODULES) optional[m] = extractModules(x, kver, path.join(out, 'modules'), tools, [m], order);
+    const info = { package: dep[1], version, kver, modules: MODULES, optionalModules: OPTIONAL_MODULES, order, optional };
     fs.writeFileSync(path.join(out, 'kernel.json'), JSON.stringify(info, null, 2) + '\n');
     const name = `${dep[1]}_${version}`;
     try { fs.renameSync(out, path.join(cache, name)); } catch (e) {
@@ -170,7 +178,7 @@ function fetchKernel(cache, tools) {
 
 // Decompresses MODULES and everything they depend on (from the `depends=` modinfo string;
 // the .deb ships no modules.dep, depmod runs at install time) and returns the insmod order.
-function extractModules(root, kver, dest, tools) {
+function extractModules(root, kver, dest, tools, wanted, loaded) {
   const files = {};
   const walk = (d) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
@@ -185,7 +193,7 @@ function extractModules(root, kver, dest, tools) {
   }
   const order = [];
   const visit = (name) => {
-    if (order.includes(name)) return;
+    if (order.includes(name) || loaded.includes(name)) return;
     if (!files[name]) throw new Error(`kernel ${kver} has no module ${name}`);
     const ko = files[name].endsWith('.xz') ? run(tools.xz, ['-dc', files[name]]) : fs.readFileSync(files[name]);
     const m = /\0depends=([^\0]*)\0/.exec(ko.toString('latin1'));
@@ -193,7 +201,7 @@ function extractModules(root, kver, dest, tools) {
     fs.writeFileSync(path.join(dest, `${name}.ko`), ko);
     order.push(name);
   };
-  MODULES.forEach(visit);
+  wanted.forEach(visit);
   return order;
 }
 
@@ -204,7 +212,7 @@ function kernelDir(cache, refresh, tools) {
   const ok = (n) => {
     try {
       const info = JSON.parse(fs.readFileSync(path.join(cache, n, 'kernel.json'), 'utf8'));
-      return String(info.modules) === String(MODULES);
+      return String(info.modules) === String(MODULES) && String(info.optionalModules) === String(OPTIONAL_MODULES);
     } catch { return false; }
   };
   if (refresh || !name || !ok(name)) name = fetchKernel(cache, tools);
@@ -245,6 +253,7 @@ fail() { echo "dma-heap-vm: guest setup failed: $*"; poweroff -f; }
 # onlcr the command's output reaches the host log with plain \n line ends.
 stty cols 160 rows 50 -onlcr
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || fail "insmod $m"; done
+for m in $EXTRA_MODULES; do grep -qw "^$m" /proc/modules || insmod /lib/modules/$m.ko || fail "insmod $m"; done
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
@@ -274,6 +283,7 @@ function baseInitramfs(kdir, tools) {
   const info = JSON.parse(fs.readFileSync(path.join(kdir, 'kernel.json'), 'utf8'));
   const busybox = fs.readFileSync(tools.busybox);
   const hash = crypto.createHash('sha256').update(INIT).update(busybox).update(info.order.join(','))
+    .update(JSON.stringify(info.optional))
     .digest('hex').slice(0, 16);
   const f = path.join(kdir, `initramfs-${hash}.cpio`);
   if (fs.existsSync(f)) return f;
@@ -284,7 +294,8 @@ function baseInitramfs(kdir, tools) {
     file('bin/busybox', busybox, 0o100755),
     file('init', INIT, 0o100755),
     file('lib/modules/order', info.order.join('\n') + '\n'),
-    ...info.order.map((m) => file(`lib/modules/${m}.ko`, fs.readFileSync(path.join(kdir, 'modules', `${m}.ko`)))),
+    ...[...info.order, ...new Set(Object.values(info.optional).flat())]
+      .map((m) => file(`lib/modules/${m}.ko`, fs.readFileSync(path.join(kdir, 'modules', `${m}.ko`)))),
   ];
   const tmp = `${f}.${process.pid}`;
   fs.writeFileSync(tmp, cpio(entries));
@@ -297,7 +308,7 @@ function baseInitramfs(kdir, tools) {
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
-function jobArchive(o, token) {
+function jobArchive(o, token, kdir) {
   const env = { PATH: GUEST_PATH, HOME: '/tmp' };
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(CI|DMA_HEAP_\w+|JEST_\w+)$/.test(k)) env[k] = v;
@@ -307,7 +318,9 @@ function jobArchive(o, token) {
   // Runs inside the chroot with the host's /bin/sh; env -i gives the command a clean environment.
   const job = `cd ${q(cwd)} || { echo dma-heap-vm: cannot cd to ${q(cwd)}; exit 125; }\n` +
     `exec env -i ${Object.entries(env).map(([k, v]) => q(`${k}=${v}`)).join(' ')} ${o.cmd.map(q).join(' ')}\n`;
-  const vars = { TOKEN: token, OUT: o.out || '', HOST_9P, OUT_9P };
+  const info = JSON.parse(fs.readFileSync(path.join(kdir, 'kernel.json'), 'utf8'));
+  const extra = [...new Set(o.modules.flatMap((m) => info.optional[m]))];
+  const vars = { TOKEN: token, OUT: o.out || '', HOST_9P, OUT_9P, EXTRA_MODULES: extra.join(' ') };
   return cpio([dir('job'), file('job/job.sh', job),
     file('job/env', Object.entries(vars).map(([k, v]) => `${k}=${q(v)}\n`).join(''))]);
 }
@@ -326,7 +339,7 @@ function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dma-heap-vm-'));
   const initrd = path.join(work, 'initrd.cpio');
   // Linux unpacks concatenated cpio archives in order: the cached base, then this run's /job.
-  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token)]));
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir)]));
 
   const virtfs = (p, tag, ro) => ['-virtfs', `local,path=${p.replace(/,/g, ',,')},mount_tag=${tag},` +
     `security_model=none,multidevs=remap${ro ? ',readonly=on' : ''}`];
