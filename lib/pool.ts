@@ -1,0 +1,455 @@
+import type { DmaBuf } from './dmabuf';
+import { DmaBufStateError } from './errors';
+import type { AllocOptions, Heap } from './heap';
+import { allocShareable, type ShareableOptions } from './tiers';
+import { validateBufferName, validateOptions, validateSize } from './validate';
+
+/**
+ * A ring of equal buffers a pipeline cycles instead of allocating per frame (what GStreamer
+ * buffer pools, V4L2 REQBUFS and Android's BufferQueue do). Every buffer is allocated and
+ * mapped once and keeps its fd and mapping until the pool lets it go, so a process that
+ * adopted a buffer's fd keeps seeing the same pages frame after frame.
+ */
+export interface BufferPoolOptions {
+  /** bytes per buffer (rounded up to pages by the heap) */
+  size: number | bigint;
+  /** buffers allocated (and mapped) up front; ≥ 0 */
+  count: number;
+  /** the most buffers the pool may hold, idle and in use together: the bound on outstanding
+   *  buffers. Beyond `count`, acquire() allocates on demand. Default `count` (fixed ring). */
+  max?: number;
+  /** a dma-buf name (≤ 31 bytes) for every buffer, shown in fdinfo */
+  name?: string;
+  /** zero a buffer's bytes when it comes back (default false: the next user sees the last
+   *  frame's bytes, as with V4L2 and GStreamer). Costs a memset of `size` per release. */
+  zeroOnRelease?: boolean;
+}
+
+export interface AcquireOptions {
+  /** give up waiting: the promise rejects with an AbortError (code 'ABORT_ERR') */
+  signal?: AbortSignal;
+}
+
+/** What a pool holds now. `bytes` counts every buffer the pool owns (idle and in use). */
+export interface BufferPoolStats {
+  size: number;
+  inUse: number;
+  idle: number;
+  total: number;
+  max: number;
+  /** acquireAsync() calls waiting for a buffer */
+  waiting: number;
+  bytes: number;
+  closed: boolean;
+}
+
+/** Where a pool's buffers come from: heap.alloc, allocShareable, or your own. */
+export interface BufferSource {
+  alloc(size: number | bigint, options: { name?: string }): DmaBuf;
+  allocAsync?(size: number | bigint, options: { name?: string }): Promise<DmaBuf>;
+}
+
+/**
+ * One acquisition of a pooled buffer. Release it (or let `using` do it) to hand the buffer
+ * back; after that this handle refuses every use, so a stale handle can never touch the frame
+ * the next user is writing. Do not close `buffer` yourself: the pool owns it (if you do, the
+ * pool drops it on release and counts it gone).
+ */
+export class PooledBuffer {
+  #pool: BufferPool | null;
+  #buf: DmaBuf;
+  #bytes: Uint8Array;
+  /** @internal */
+  readonly id: number;
+
+  /** @internal: from BufferPool.acquire */
+  constructor(pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, id: number) {
+    this.#pool = pool;
+    this.#buf = buf;
+    this.#bytes = bytes;
+    this.id = id;
+  }
+
+  #live(): DmaBuf {
+    if (!this.#pool) throw released();
+    return this.#buf;
+  }
+
+  /** the DmaBuf (fd, size, cpuAccess, info, share it...) */
+  get buffer(): DmaBuf {
+    return this.#live();
+  }
+
+  /** the buffer's mapping, made once when the pool allocated it */
+  get bytes(): Uint8Array {
+    this.#live();
+    return this.#bytes;
+  }
+
+  get fd(): number {
+    return this.#live().fd;
+  }
+
+  get size(): number {
+    return this.#live().size;
+  }
+
+  /** whether this handle was released (or returned by the garbage collector) */
+  get released(): boolean {
+    return this.#pool === null;
+  }
+
+  /** Hand the buffer back. A second release throws ERR_DMA_HEAP_POOL_RELEASED. */
+  release(): void {
+    const pool = this.#pool;
+    if (!pool) throw released();
+    pool.release(this);
+  }
+
+  /** `using` releases; after an explicit release() it does nothing */
+  [Symbol.dispose](): void {
+    if (this.#pool) this.#pool.release(this);
+  }
+
+  /** @internal: the pool ends this handle */
+  static end(lease: PooledBuffer): DmaBuf {
+    lease.#pool = null;
+    return lease.#buf;
+  }
+
+  /** @internal */
+  static poolOf(lease: PooledBuffer): BufferPool | null {
+    return lease.#pool;
+  }
+
+  /** @internal */
+  static bufferOf(lease: PooledBuffer): DmaBuf {
+    return lease.#buf;
+  }
+}
+
+function released(): DmaBufStateError {
+  return new DmaBufStateError('ERR_DMA_HEAP_POOL_RELEASED', 'this pooled buffer was already released to its pool');
+}
+
+function closedError(): DmaBufStateError {
+  return new DmaBufStateError('ERR_DMA_HEAP_POOL_CLOSED', 'the buffer pool is closed');
+}
+
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('acquireAsync was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+function count(value: unknown, what: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw Object.assign(new RangeError(`${what} must be an integer ≥ ${min}, got ${String(value)}`), { code: 'ERR_OUT_OF_RANGE' });
+  }
+  return value;
+}
+
+interface Waiter {
+  resolve(lease: PooledBuffer): void;
+  reject(err: unknown): void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/** Returns the buffer of a lease the program dropped without releasing it. */
+const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBuf; id: number }>(({ pool, buf, id }) => {
+  const p = pool.deref();
+  if (p) p._reclaim(buf, id);
+  else buf.close();
+});
+
+/**
+ * A fixed ring of buffers (see BufferPoolOptions). acquire() takes an idle buffer (or makes
+ * one while fewer than `max` exist) and throws ERR_DMA_HEAP_POOL_EXHAUSTED otherwise;
+ * acquireAsync() waits, first come first served; tryAcquire() returns null. close() frees the
+ * idle buffers at once and each in-use one when it is released.
+ */
+export class BufferPool {
+  readonly size: number;
+  readonly max: number;
+  readonly zeroOnRelease: boolean;
+  readonly #source: BufferSource;
+  readonly #name?: string;
+  /** idle buffers, most recently released last (LIFO: its pages are the warmest) */
+  readonly #idle: DmaBuf[] = [];
+  /** the mapping of every buffer the pool holds */
+  readonly #maps = new Map<DmaBuf, Uint8Array>();
+  /** buffers in use → the id of the lease that holds each */
+  readonly #inUse = new Map<DmaBuf, number>();
+  readonly #waiters: Waiter[] = [];
+  readonly #self = new WeakRef(this);
+  /** acquireAsync() allocations under way */
+  #making = 0;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(source: BufferSource, options: BufferPoolOptions) {
+    options = validateOptions(options, 'pool options');
+    this.#source = source;
+    const len = validateSize(options.size);
+    const initial = count(options.count, 'count', 0);
+    this.max = count(options.max ?? Math.max(initial, 1), 'max', Math.max(initial, 1));
+    if (options.name !== undefined) this.#name = validateBufferName(options.name);
+    if (options.zeroOnRelease !== undefined && typeof options.zeroOnRelease !== 'boolean') {
+      throw Object.assign(new TypeError('zeroOnRelease must be a boolean'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    this.zeroOnRelease = options.zeroOnRelease ?? false;
+    if (len > BigInt(Number.MAX_SAFE_INTEGER)) throw Object.assign(new RangeError(`size ${len} is too large to map`), { code: 'ERR_OUT_OF_RANGE' });
+    this.size = Number(len);
+    try {
+      for (let i = 0; i < initial; i++) this.#idle.push(this.#adopt(this.#source.alloc(this.size, this.#allocOptions())));
+    } catch (err) {
+      for (const buf of this.#idle) buf.close();
+      this.#idle.length = 0;
+      this.#maps.clear();
+      throw err;
+    }
+    // the heap rounds up to pages: report what one buffer really is
+    if (this.#idle.length) this.size = this.#idle[0].size;
+  }
+
+  #allocOptions(): { name?: string } {
+    return this.#name === undefined ? {} : { name: this.#name };
+  }
+
+  /** map once for life; a buffer that can't be mapped is not pooled */
+  #adopt(buf: DmaBuf): DmaBuf {
+    try {
+      this.#maps.set(buf, buf.bytes());
+    } catch (err) {
+      buf.close();
+      throw err;
+    }
+    return buf;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get inUse(): number {
+    return this.#inUse.size + this.#making;
+  }
+
+  get idle(): number {
+    return this.#idle.length;
+  }
+
+  /** buffers the pool holds, idle and in use */
+  get total(): number {
+    return this.#idle.length + this.#inUse.size + this.#making;
+  }
+
+  stats(): BufferPoolStats {
+    const total = this.total;
+    return {
+      size: this.size,
+      inUse: this.inUse,
+      idle: this.idle,
+      total,
+      max: this.max,
+      waiting: this.#waiters.length,
+      bytes: total * this.size,
+      closed: this.#closed,
+    };
+  }
+
+  #lease(buf: DmaBuf): PooledBuffer {
+    const id = this.#nextId++;
+    this.#inUse.set(buf, id);
+    const lease = new PooledBuffer(this, buf, this.#maps.get(buf)!, id);
+    dropped.register(lease, { pool: this.#self, buf, id }, lease);
+    return lease;
+  }
+
+  /** an idle buffer the user did not close behind our back, or undefined */
+  #takeIdle(): DmaBuf | undefined {
+    for (;;) {
+      const buf = this.#idle.pop();
+      if (!buf || !buf.closed) return buf;
+      this.#maps.delete(buf); // closed by its user while idle: gone, its fd with it
+    }
+  }
+
+  /** An idle buffer, or a new one while fewer than `max` exist, or null. */
+  tryAcquire(): PooledBuffer | null {
+    if (this.#closed) throw closedError();
+    const buf = this.#takeIdle();
+    if (buf) return this.#lease(buf);
+    if (this.total >= this.max) return null;
+    return this.#lease(this.#adopt(this.#source.alloc(this.size, this.#allocOptions())));
+  }
+
+  /** An idle buffer, or a new one while fewer than `max` exist; else ERR_DMA_HEAP_POOL_EXHAUSTED. */
+  acquire(): PooledBuffer {
+    const lease = this.tryAcquire();
+    if (lease) return lease;
+    throw new DmaBufStateError(
+      'ERR_DMA_HEAP_POOL_EXHAUSTED',
+      `all ${this.max} buffers of the pool are in use: release one, or use acquireAsync() to wait`,
+    );
+  }
+
+  /** Like acquire(), but waits (first come, first served) while all `max` buffers are in use. */
+  async acquireAsync(options?: AcquireOptions): Promise<PooledBuffer> {
+    const signal = validateOptions(options, 'acquire options').signal;
+    if (signal?.aborted) throw abortError(signal);
+    if (this.#closed) throw closedError();
+    if (!this.#waiters.length) {
+      const buf = this.#takeIdle();
+      if (buf) return this.#lease(buf);
+      if (this.total < this.max) {
+        const alloc = this.#source.allocAsync;
+        // count it while it is made, so `max` holds across concurrent calls
+        this.#making++;
+        let made: DmaBuf;
+        try {
+          made = alloc ? await alloc.call(this.#source, this.size, this.#allocOptions()) : this.#source.alloc(this.size, this.#allocOptions());
+        } finally {
+          this.#making--;
+        }
+        if (this.#closed) {
+          made.close();
+          throw closedError();
+        }
+        return this.#lease(this.#adopt(made));
+      }
+    }
+    return new Promise<PooledBuffer>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal };
+      if (signal) {
+        waiter.onAbort = () => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(abortError(signal));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Hand a buffer back: a PooledBuffer from this pool, or the DmaBuf one holds. A second
+   * release of the same acquisition throws ERR_DMA_HEAP_POOL_RELEASED; anything this pool did
+   * not hand out throws ERR_DMA_HEAP_POOL_FOREIGN and is left untouched. After close() the
+   * buffer is freed instead of kept.
+   */
+  release(item: PooledBuffer | DmaBuf): void {
+    let buf: DmaBuf;
+    let id: number | undefined;
+    if (item instanceof PooledBuffer) {
+      const owner = PooledBuffer.poolOf(item);
+      if (owner === null) throw released();
+      if (owner !== this) throw foreign('a buffer from another pool');
+      buf = PooledBuffer.bufferOf(item);
+      if (this.#inUse.get(buf) !== item.id) throw released();
+      PooledBuffer.end(item);
+      dropped.unregister(item);
+      id = item.id;
+    } else {
+      buf = item;
+      id = this.#inUse.get(buf);
+      if (id === undefined) {
+        throw this.#maps.has(buf) ? released() : foreign('a buffer this pool did not hand out');
+      }
+      // the lease object, if still alive, becomes stale: its id no longer matches
+    }
+    this.#return(buf, id);
+  }
+
+  #return(buf: DmaBuf, id: number): void {
+    if (this.#inUse.get(buf) !== id) return;
+    this.#inUse.delete(buf);
+    if (this.#closed || buf.closed) {
+      this.#maps.delete(buf);
+      buf.close();
+      this.#refill();
+      return;
+    }
+    if (this.zeroOnRelease) this.#maps.get(buf)!.fill(0);
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      this.#settle(waiter);
+      waiter.resolve(this.#lease(buf));
+    } else {
+      this.#idle.push(buf);
+    }
+  }
+
+  /** a buffer left the pool: a waiter may now get a fresh one */
+  #refill(): void {
+    while (!this.#closed && this.#waiters.length && this.total < this.max) {
+      const waiter = this.#waiters.shift()!;
+      this.#settle(waiter);
+      try {
+        waiter.resolve(this.#lease(this.#adopt(this.#source.alloc(this.size, this.#allocOptions()))));
+      } catch (err) {
+        waiter.reject(err);
+      }
+    }
+  }
+
+  #settle(waiter: Waiter): void {
+    if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
+  }
+
+  /** @internal: a lease the program dropped was collected */
+  _reclaim(buf: DmaBuf, id: number): void {
+    this.#return(buf, id);
+  }
+
+  /**
+   * Free the idle buffers now and each in-use buffer when it is released; waiting
+   * acquireAsync() calls reject with ERR_DMA_HEAP_POOL_CLOSED. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const buf of this.#idle) {
+      this.#maps.delete(buf);
+      buf.close();
+    }
+    this.#idle.length = 0;
+    for (const waiter of this.#waiters.splice(0)) {
+      this.#settle(waiter);
+      waiter.reject(closedError());
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function foreign(what: string): DmaBufStateError {
+  return new DmaBufStateError('ERR_DMA_HEAP_POOL_FOREIGN', `release() got ${what}: left untouched`);
+}
+
+/** A pool of `heap`'s buffers (heap.alloc; heap.allocAsync when acquireAsync must grow it). */
+export function createPool(heap: Heap, options: BufferPoolOptions & Pick<AllocOptions, 'cloexec'>): BufferPool {
+  const o = validateOptions(options, 'pool options');
+  const extra = o.cloexec === undefined ? {} : { cloexec: o.cloexec };
+  return new BufferPool(
+    {
+      alloc: (size, opts) => heap.alloc(size, { ...opts, ...extra }),
+      allocAsync: (size, opts) => heap.allocAsync(size, { ...opts, ...extra }),
+    },
+    o,
+  );
+}
+
+/** A pool of allocShareable() buffers: every buffer from the strongest tier this host has. */
+export function createShareablePool(options: BufferPoolOptions & Omit<ShareableOptions, 'name'>): BufferPool {
+  const o = validateOptions(options, 'pool options');
+  const { tiers, requireDmaBuf, heap, cloexec } = o;
+  const shareable: ShareableOptions = {};
+  if (tiers !== undefined) shareable.tiers = tiers;
+  if (requireDmaBuf !== undefined) shareable.requireDmaBuf = requireDmaBuf;
+  if (heap !== undefined) shareable.heap = heap;
+  if (cloexec !== undefined) shareable.cloexec = cloexec;
+  return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, o);
+}
