@@ -1,0 +1,151 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import ts from 'typescript';
+import { ensureDir, exampleBlocks, readmeBlocks, type CodeBlock } from './code-blocks';
+
+/*
+ * Every code block of README.md and every file of examples/ runs or type-checks here, the
+ * way a user meets it: in a scratch directory whose node_modules/dma-heap is this checkout
+ * (built: `npm test` builds first), so the code says `require('dma-heap')` / `from 'dma-heap'`.
+ * TypeScript is checked with --strict against the built .d.ts files, compiled to ES2022
+ * (which turns `using` into try/finally) and run on this Node. See code-blocks.ts for the
+ * info-string conventions.
+ */
+
+const root = path.resolve(__dirname, '..', '..');
+const run = promisify(execFile);
+// The public surface, as built: which run is this (with or without the addon)?
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const addonLoaded: boolean = require(path.join(root, 'dist', 'index.js')).addonStatus().loaded;
+
+const blocks: CodeBlock[] = [...readmeBlocks(root), ...exampleBlocks(root)];
+if (existsSync(path.join(root, 'examples', 'README.md'))) blocks.push(...readmeBlocks(root, 'examples/README.md'));
+
+let ws = '';
+let diagnostics: readonly ts.Diagnostic[] = [];
+const emitted = new Map<string, string>(); // block file -> the JS file to run
+
+function jsOf(file: string): string {
+  return file.replace(/\.mts$/, '.mjs').replace(/\.ts$/, '.js');
+}
+
+beforeAll(() => {
+  ws = mkdtempSync(path.join(tmpdir(), 'dma-heap-docs-'));
+  mkdirSync(path.join(ws, 'node_modules', '@types'), { recursive: true });
+  symlinkSync(root, path.join(ws, 'node_modules', 'dma-heap'), 'dir');
+  symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(ws, 'node_modules', '@types', 'node'), 'dir');
+  for (const b of blocks) {
+    const file = path.join(ws, b.file);
+    ensureDir(file);
+    writeFileSync(file, b.code);
+  }
+  const tsFiles = blocks.filter((b) => b.lang === 'ts').map((b) => path.join(ws, b.file));
+  // What the README tells users to use for `using` on Node 20: target ES2022 + esnext.disposable.
+  const options: ts.CompilerOptions = {
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+    types: ['node'],
+    typeRoots: [path.join(ws, 'node_modules', '@types')],
+    skipLibCheck: false, // the published .d.ts files are checked too
+    noEmitOnError: false,
+  };
+  const program = ts.createProgram(tsFiles, options);
+  const emit = program.emit();
+  diagnostics = [...ts.getPreEmitDiagnostics(program), ...emit.diagnostics];
+  for (const b of blocks) emitted.set(b.file, path.join(ws, b.lang === 'ts' ? jsOf(b.file) : b.file));
+});
+
+afterAll(() => {
+  if (ws) rmSync(ws, { recursive: true, force: true });
+});
+
+test('the README and examples/ have code blocks of every kind this test handles', () => {
+  const langs = new Set(blocks.map((b) => b.lang));
+  expect([...langs].sort()).toEqual(expect.arrayContaining(['js', 'sh', 'ts']));
+  expect(blocks.filter((b) => b.run).length).toBeGreaterThan(5);
+});
+
+test('every TypeScript block type-checks with --strict against the built types', () => {
+  const host: ts.FormatDiagnosticsHost = {
+    getCanonicalFileName: (f) => f,
+    getCurrentDirectory: () => ws,
+    getNewLine: () => '\n',
+  };
+  const text = ts.formatDiagnostics(diagnostics, host);
+  // name each file by where it came from
+  const named = blocks.reduce((t, b) => t.split(b.file).join(`${b.file} (${b.origin})`), text);
+  expect(named).toBe('');
+});
+
+const runnable = blocks.filter((b) => b.run);
+describe.each(runnable.map((b) => [b.origin, b] as const))('%s', (_origin, block) => {
+  const expectation = block.needsAddon && !addonLoaded ? 'fails, naming the addon, without it' : 'runs and exits 0';
+  test(`${block.lang} ${expectation}`, async () => {
+    const file = emitted.get(block.file)!;
+    const result = await run(process.execPath, [file], { cwd: path.dirname(file), env: process.env }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+    );
+    if (block.needsAddon && !addonLoaded) {
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/addon/);
+    } else {
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+      expect(result.stdout.length).toBeGreaterThan(0); // every example says what it did
+    }
+  });
+});
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const pkg = require(path.join(root, 'package.json')) as { scripts: Record<string, string>; bin: Record<string, string> };
+const NPM_BUILTINS = new Set(['install', 'test', 'pack', 'rebuild', 'ci', 'publish']);
+
+/** Why a shell command of the README is wrong, or undefined when it is fine. */
+async function checkCommand(cmd: string): Promise<string | undefined> {
+  const words = cmd.trim().split(/\s+/).filter((w) => !/^[A-Z_]+=/.test(w)); // VAR=value prefixes
+  if (words[0] === 'sudo') words.shift();
+  const [head, sub, ...rest] = words;
+  if (head === 'npm') {
+    if (sub === 'run') return pkg.scripts[rest[0]] ? undefined : `no npm script ${rest[0]}`;
+    if (sub === 'test' || NPM_BUILTINS.has(sub)) return undefined;
+    return `unknown npm command ${sub}`;
+  }
+  if (head === 'npx' || head === 'dma-heap') {
+    const args = head === 'npx' ? [sub, ...rest] : [head, sub, ...rest].slice(0);
+    if (args[0] !== 'dma-heap') return `npx of something else: ${args[0]}`;
+    const command = args[1];
+    if (command === undefined || command.startsWith('-')) return undefined; // `dma-heap`, `dma-heap --help`
+    const bin = path.join(root, pkg.bin['dma-heap']);
+    try {
+      await run(process.execPath, [bin, command, '--help']);
+      return undefined;
+    } catch (e) {
+      return `dma-heap ${command} --help failed: ${(e as Error).message}`;
+    }
+  }
+  if (head === 'node') {
+    const file = [sub, ...rest].find((w) => !w.startsWith('-'));
+    return file && existsSync(path.join(root, file)) ? undefined : `node ${file}: no such file in the checkout`;
+  }
+  return `a command this test does not know how to check: ${cmd}`;
+}
+
+const shell = blocks.filter((b) => b.lang === 'sh');
+test.each(shell.map((b) => [b.origin, b] as const))('%s: every shell command exists', async (_origin, block) => {
+  const problems: string[] = [];
+  for (const line of block.code.split('\n')) {
+    const cmd = line.replace(/(^|\s)#.*$/, '').trim();
+    if (!cmd) continue;
+    for (const part of cmd.split(/&&|\|\||;/)) {
+      const why = await checkCommand(part);
+      if (why) problems.push(why);
+    }
+  }
+  expect(problems).toEqual([]);
+});
