@@ -37,16 +37,19 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   Napi::Value Open(const Napi::CallbackInfo& info);
   Napi::Value Ioctl(const Napi::CallbackInfo& info);
   Napi::Value IoctlAsync(const Napi::CallbackInfo& info);
+  Napi::Value HeapAlloc(const Napi::CallbackInfo& info);
   // dma_buf.cc
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Dup(const Napi::CallbackInfo& info);
   Napi::Value Lseek(const Napi::CallbackInfo& info);
   Napi::Value Mmap(const Napi::CallbackInfo& info);
   Napi::Value Munmap(const Napi::CallbackInfo& info);
+  Napi::Value CloseMapped(const Napi::CallbackInfo& info);
   Napi::Value ReadMapped(const Napi::CallbackInfo& info);
   Napi::Value WriteMapped(const Napi::CallbackInfo& info);
   // memfd.cc
   Napi::Value MemfdCreate(const Napi::CallbackInfo& info);
+  Napi::Value MemfdBuffer(const Napi::CallbackInfo& info);
   Napi::Value Ftruncate(const Napi::CallbackInfo& info);
   Napi::Value AddSeals(const Napi::CallbackInfo& info);
   Napi::Value GetSeals(const Napi::CallbackInfo& info);

@@ -112,7 +112,14 @@ Napi::Value DmaHeapAddon::Mmap(const Napi::CallbackInfo& info) {
     e.Set("code", Napi::String::New(env, "ERR_DMA_HEAP_READ_ONLY_MAPPING"));
     throw e;
   }
-  CheckExtent(env, fd, offset, length, "mmap");
+  // sizeKnown: the caller vouches the range lies within a file that cannot shrink (a dma-buf,
+  // whose own mmap refuses what lies beyond it, or a memfd sealed F_SEAL_SHRINK of that size),
+  // which saves the fstat.
+  if (info.Length() > 4 && info[4].ToBoolean()) {
+    if (length > SIZE_MAX) ThrowErrno(env, ENOMEM, "mmap");
+  } else {
+    CheckExtent(env, fd, offset, length, "mmap");
+  }
 
   void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
@@ -156,6 +163,26 @@ Napi::Value DmaHeapAddon::Munmap(const Napi::CallbackInfo& info) {
   std::shared_ptr<Mapping> m = maps_->Find(ab.Data());
   ab.Detach();  // before the pages go: every view now reads as length 0
   if (m) maps_->Release(m);
+  return env.Undefined();
+}
+
+// closeMapped(fd, mapping?): munmap (detaching every view) then close, in one crossing.
+Napi::Value DmaHeapAddon::CloseMapped(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
+    bool ours = false;
+    if (info[1].IsArrayBuffer()) napi_check_object_type_tag(env, info[1], &kMappingTag, &ours);
+    if (!ours) ThrowType(env, "closeMapped: expected an ArrayBuffer returned by mmap()");
+    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+    if (!ab.IsDetached()) {
+      std::shared_ptr<Mapping> m = maps_->Find(ab.Data());
+      ab.Detach();
+      if (m) maps_->Release(m);
+    }
+  }
+  Disown(fd);
+  if (::close(fd) != 0) ThrowErrno(env, errno, "close");
   return env.Undefined();
 }
 
