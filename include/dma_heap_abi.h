@@ -50,6 +50,55 @@ struct dma_heap_abi_buf_sync {
 #define DMA_HEAP_ABI_BUF_SET_NAME_A _IOW(DMA_HEAP_ABI_BUF_BASE, 1, uint32_t)
 #define DMA_HEAP_ABI_BUF_SET_NAME_B _IOW(DMA_HEAP_ABI_BUF_BASE, 1, uint64_t)
 
+/* Implicit fences in and out of a dma-buf as sync_file fds (Linux 6.0+; older
+ * kernels answer ENOTTY). flags: DMA_HEAP_ABI_BUF_SYNC_READ and/or _WRITE.
+ * EXPORT with READ hands out what a reader waits for (the writers), with WRITE
+ * everything; IMPORT adds the fence as a write fence with WRITE, else a read one.
+ * A bad or non-sync_file fd in IMPORT is EINVAL, not EBADF. */
+struct dma_heap_abi_buf_sync_file {
+  uint32_t flags;
+  int32_t fd; /* EXPORT: out, a new O_CLOEXEC sync_file fd; IMPORT: in */
+};
+#define DMA_HEAP_ABI_BUF_IOCTL_EXPORT_SYNC_FILE \
+  _IOWR(DMA_HEAP_ABI_BUF_BASE, 2, struct dma_heap_abi_buf_sync_file)
+#define DMA_HEAP_ABI_BUF_IOCTL_IMPORT_SYNC_FILE \
+  _IOW(DMA_HEAP_ABI_BUF_BASE, 3, struct dma_heap_abi_buf_sync_file)
+
+/* poll(2) on a dma-buf: POLLIN when no write fence is pending (safe to read),
+ * POLLOUT when no fence at all is (safe to write). A sync_file: POLLIN once signalled. */
+#define DMA_HEAP_ABI_POLLIN 0x001
+#define DMA_HEAP_ABI_POLLOUT 0x004
+
+/* sync_file fds (drivers/dma-buf/sync_file.c). */
+#define DMA_HEAP_ABI_SYNC_NAME_LEN 32
+struct dma_heap_abi_sync_fence_info {
+  char obj_name[DMA_HEAP_ABI_SYNC_NAME_LEN];
+  char driver_name[DMA_HEAP_ABI_SYNC_NAME_LEN];
+  int32_t status; /* 1 signalled, 0 active, < 0 error */
+  uint32_t flags;
+  uint64_t timestamp_ns;
+};
+struct dma_heap_abi_sync_file_info {
+  char name[DMA_HEAP_ABI_SYNC_NAME_LEN];
+  int32_t status;        /* 1 signalled, 0 active, < 0 error (with num_fences 0 on input) */
+  uint32_t flags;        /* must be 0, else EINVAL */
+  uint32_t num_fences;   /* in: room in sync_fence_info (0: just count); out: the count */
+  uint32_t pad;          /* must be 0, else EINVAL */
+  uint64_t sync_fence_info; /* user pointer to num_fences dma_heap_abi_sync_fence_info */
+};
+struct dma_heap_abi_sync_merge_data {
+  char name[DMA_HEAP_ABI_SYNC_NAME_LEN];
+  int32_t fd2;
+  int32_t fence; /* out: the merged sync_file's fd */
+  uint32_t flags;
+  uint32_t pad;
+};
+#define DMA_HEAP_ABI_SYNC_IOC_MAGIC '>'
+#define DMA_HEAP_ABI_SYNC_IOC_MERGE \
+  _IOWR(DMA_HEAP_ABI_SYNC_IOC_MAGIC, 3, struct dma_heap_abi_sync_merge_data)
+#define DMA_HEAP_ABI_SYNC_IOC_FILE_INFO \
+  _IOWR(DMA_HEAP_ABI_SYNC_IOC_MAGIC, 4, struct dma_heap_abi_sync_file_info)
+
 /* /dev/udmabuf: turns a sealed memfd into a dma-buf. */
 struct dma_heap_abi_udmabuf_create {
   uint32_t memfd;

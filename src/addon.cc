@@ -75,6 +75,7 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
       InstanceMethod("sendFds", &DmaHeapAddon::SendFds, napi_enumerable),
       InstanceMethod("recvFds", &DmaHeapAddon::RecvFds, napi_enumerable),
       InstanceMethod("poll", &DmaHeapAddon::Poll, napi_enumerable),
+      InstanceMethod("pollNow", &DmaHeapAddon::PollNow, napi_enumerable),
   });
 }
 

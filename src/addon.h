@@ -64,6 +64,7 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   Napi::Value RecvFds(const Napi::CallbackInfo& info);
   // poll.cc
   Napi::Value Poll(const Napi::CallbackInfo& info);
+  Napi::Value PollNow(const Napi::CallbackInfo& info);
 };
 
 // abi.cc

@@ -1,7 +1,11 @@
+// pollNow(fd, events): poll(2) with a zero timeout, the ready subset now.
 // poll(fd, events, cb): a uv_poll_t on the env's own loop. The handle must be
 // closed before a worker's loop is closed, so each poller registers an async
 // cleanup hook that closes it at teardown if stop() was never called.
+#include <poll.h>
 #include <uv.h>
+
+#include <cerrno>
 
 #include <memory>
 
@@ -105,4 +109,19 @@ Napi::Value DmaHeapAddon::Poll(const Napi::CallbackInfo& info) {
   Napi::Object poller = Napi::Object::New(env);
   poller.Set("stop", Napi::Function::New(env, [s](const Napi::CallbackInfo&) { s->Close(); }, "stop"));
   return poller;
+}
+
+// One poll(2) that never waits: which of `events` (POLLIN, POLLOUT...) are ready,
+// plus POLLERR/POLLHUP/POLLNVAL. On a dma-buf this is dma_buf_poll's answer.
+Napi::Value DmaHeapAddon::PollNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct pollfd p = {};
+  p.fd = FdArg(info, 0);
+  p.events = static_cast<short>(IntArg(info, 1, "events"));
+  int r;
+  do {
+    r = ::poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) ThrowErrno(env, errno, "poll");
+  return Napi::Number::New(env, r == 0 ? 0 : p.revents);
 }
