@@ -24,7 +24,7 @@ const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const KERNELS = {
   'x86_64-6.12': {
     arch: 'x86_64', pageSize: 4096, source: 'linux-source-6.12',
-    fragments: ['common', 'linux-6.12', 'x86_64', 'vivid'],
+    fragments: ['common', 'linux-6.12', 'x86_64', 'vgem', 'vivid'],
   },
   'arm64-6.12-4k': {
     arch: 'arm64', pageSize: 4096, source: 'linux-source-6.12',

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 'use strict';
-// Runs one command inside a real Linux kernel (Debian trixie's linux-image-amd64, 6.12) under
-// qemu TCG, on a copy-on-write view of this machine's root filesystem, so tests can reach
-// /dev/dma_heap/system and /dev/udmabuf. See README.md next to this file.
+// Runs one command inside a real Linux kernel under qemu TCG, on a copy-on-write view of this
+// machine's root filesystem, so tests can reach /dev/dma_heap/* and /dev/udmabuf. The kernel is
+// Debian trixie's linux-image-amd64 (6.12) by default, or one the project builds itself
+// (test/kernel/build.js: x86-64 and arm64, CMA heap, vgem, vivid, sw_sync). An arm64 kernel runs
+// a foreign userland (test/vm/userland.js: arm64, or 32-bit armv7) layered over the host root.
+// See README.md next to this file.
 //
-//   node test/vm/run.js [--out DIR] [--timeout SECONDS] [--mem MB] [--refresh] -- <command> [args...]
+//   node test/vm/run.js [--kernel debian|<built kernel>] [--userland host|arm64|armv7]
+//     [--append 'cma=64M ...'] [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid]
+//     [--refresh] -- <command> [args...]
 //
 // Exit status: the command's, 124 on timeout, 125 if the VM failed before/while running the
 // command, 2 on usage errors or missing host tools.
@@ -14,6 +19,8 @@ const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
 const { spawn, execFileSync } = require('child_process');
+const kernels = require('../kernel/build.js');
+const userlands = require('./userland.js');
 
 // Kernel modules the guest needs (9p for the host root, overlay to make it writable); their
 // dependencies are found from each module's own modinfo, so kernel updates don't break this.
@@ -36,8 +43,9 @@ function die(code, msg) {
 }
 
 function parseArgs(argv) {
-  const usage = 'usage: node test/vm/run.js [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid] [--refresh] -- <command> [args...]';
-  const o = { out: null, timeout: 600, mem: 2048, refresh: false, modules: [], cmd: [] };
+  const usage = 'usage: node test/vm/run.js [--kernel debian|' + Object.keys(kernels.KERNELS).join('|') + '] ' +
+    '[--userland host|arm64|armv7] [--append ARGS] [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid] [--refresh] -- <command> [args...]';
+  const o = { out: null, timeout: 600, mem: 2048, refresh: false, modules: [], cmd: [], kernel: 'debian', userland: null, append: [] };
   let i = 0;
   for (; i < argv.length && argv[i] !== '--'; i++) {
     const a = argv[i];
@@ -47,6 +55,9 @@ function parseArgs(argv) {
     else if (a === '--mem') o.mem = Number(val());
     else if (a === '--refresh') o.refresh = true;
     else if (a === '--modules') o.modules = val().split(',').filter(Boolean);
+    else if (a === '--kernel') o.kernel = val();
+    else if (a === '--userland') o.userland = val();
+    else if (a === '--append') o.append.push(val());
     else if (a === '-h' || a === '--help') { console.log(usage); process.exit(0); }
     else die(2, `unknown option ${a}\n${usage}`);
   }
@@ -55,6 +66,11 @@ function parseArgs(argv) {
   if (!(o.timeout > 0)) die(2, '--timeout must be a positive number of seconds');
   if (!(Number.isInteger(o.mem) && o.mem >= 256)) die(2, '--mem must be an integer >= 256 (MB)');
   for (const m of o.modules) if (!OPTIONAL_MODULES.includes(m)) die(2, `--modules: ${m} is not one of ${OPTIONAL_MODULES}`);
+  if (o.kernel !== 'debian' && !kernels.KERNELS[o.kernel]) die(2, `--kernel: ${o.kernel} is not debian or one of ${Object.keys(kernels.KERNELS)}`);
+  o.arch = o.kernel === 'debian' ? 'x86_64' : kernels.KERNELS[o.kernel].arch;
+  if (o.userland === null) o.userland = o.arch === 'arm64' ? 'arm64' : 'host';
+  const okUserland = o.arch === 'arm64' ? ['arm64', 'armv7'] : ['host'];
+  if (!okUserland.includes(o.userland)) die(2, `--userland ${o.userland} does not run on an ${o.arch} kernel (use ${okUserland})`);
   return o;
 }
 
@@ -76,10 +92,11 @@ function isStaticElf(file) {
   return true;
 }
 
-function checkHostTools() {
+function checkHostTools(arch) {
   const tools = {};
   const missing = [];
-  for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['xz', 'xz-utils'],
+  const qemu = arch === 'arm64' ? ['qemu-system-aarch64', 'qemu-system-arm'] : ['qemu-system-x86_64', 'qemu-system-x86'];
+  for (const [tool, pkg] of [qemu, ['xz', 'xz-utils'],
     ['apt-get', 'apt'], ['apt-cache', 'apt'], ['dpkg-deb', 'dpkg']]) {
     tools[tool] = which(tool);
     if (!tools[tool]) missing.push(`${tool} (package ${pkg})`);
@@ -89,8 +106,9 @@ function checkHostTools() {
   if (!fs.existsSync(KEYRING)) missing.push(`${KEYRING} (package debian-archive-keyring)`);
   if (missing.length) {
     die(2, `missing host tools:\n  ${missing.join('\n  ')}\n` +
-      'install with: apt-get install qemu-system-x86 busybox-static xz-utils');
+      `install with: apt-get install ${qemu[1]} busybox-static xz-utils`);
   }
+  tools.qemu = tools[qemu[0]];
   return tools;
 }
 
@@ -248,7 +266,8 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 . /job/env
-fail() { echo "dma-heap-vm: guest setup failed: $*"; poweroff -f; }
+# reboot -f, not poweroff: a tiny kernel without ACPI cannot power off; qemu runs with -no-reboot.
+fail() { echo "dma-heap-vm: guest setup failed: $*"; reboot -f; }
 # A serial console reports a 0x0 size, which confuses progress/table output; and without
 # onlcr the command's output reaches the host log with plain \n line ends.
 stty cols 160 rows 50 -onlcr
@@ -260,14 +279,25 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 ln -s /proc/self/fd /dev/fd; ln -s fd/0 /dev/stdin; ln -s fd/1 /dev/stdout; ln -s fd/2 /dev/stderr
 mount -t 9p -o "$HOST_9P" host /host || fail "mount host root over 9p"
 mount -t tmpfs -o mode=755 rw /rw && mkdir /rw/upper /rw/work || fail "tmpfs for the overlay"
-mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "overlay"
+LOWER=/host
+if [ -n "$USERLAND" ]; then
+  # A foreign userland (arm64 or armv7 libraries, Node, busybox) above the host root.
+  mkdir -p /userland && mount -t 9p -o "$HOST_9P" userland /userland || fail "mount the userland over 9p"
+  LOWER=/userland:/host
+fi
+mount -t overlay -o lowerdir=$LOWER,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "overlay"
+if [ -n "$USERLAND" ]; then
+  # The host's x86 programs cannot run here: every busybox applet stands in for them.
+  for a in $(/newroot/usr/bin/busybox --list); do ln -sf busybox "/newroot/usr/bin/$a"; done
+fi
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null # sw_sync lives there
 # No tmpfs over /tmp: the overlay already makes it writable, and the checkout may live there.
-mount --rbind /dev /newroot/dev && mount --bind /proc /newroot/proc && mount --bind /sys /newroot/sys || fail "bind mounts"
+mount --rbind /dev /newroot/dev && mount --bind /proc /newroot/proc && mount --rbind /sys /newroot/sys || fail "bind mounts"
 if [ -n "$OUT" ]; then
   mkdir -p "/newroot$OUT" && mount -t 9p -o "$OUT_9P" out "/newroot$OUT" || fail "mount out share at $OUT"
 fi
 mkdir -p /newroot/run/dma-heap-vm && cp /job/job.sh /newroot/run/dma-heap-vm/ || fail "copy job"
-echo "dma-heap-vm: kernel $(uname -r), $(nproc) CPUs, $(free -m | awk '/Mem:/{print $2}') MB"
+echo "dma-heap-vm: kernel $(uname -r) $(uname -m), $(nproc) CPUs, $(free -m | awk '/Mem:/{print $2}') MB, $(grep CmaTotal /proc/meminfo | tr -s ' ')"
 ls -l /dev/dma_heap/ /dev/udmabuf
 [ -e /dev/dma_heap/system ] && [ -e /dev/udmabuf ] || echo "dma-heap-vm: WARNING: /dev/dma_heap/system or /dev/udmabuf is missing"
 echo "$TOKEN start"
@@ -276,12 +306,16 @@ rc=$?
 sync
 [ -n "$OUT" ] && umount "/newroot$OUT"
 echo; echo "$TOKEN exit=$rc" # own line even if the output did not end in a newline
-poweroff -f
+reboot -f
 `;
 
-function baseInitramfs(kdir, tools) {
+// kdir: the kernel's cache folder (kernel.json; Debian's also has modules/). busyboxFile: a static
+// busybox for the kernel's architecture (PID 1 runs it before any userland is mounted).
+function baseInitramfs(kdir, busyboxFile) {
   const info = JSON.parse(fs.readFileSync(path.join(kdir, 'kernel.json'), 'utf8'));
-  const busybox = fs.readFileSync(tools.busybox);
+  info.order = info.order || []; // self-built kernels have everything built in
+  info.optional = info.optional || {};
+  const busybox = fs.readFileSync(busyboxFile);
   const hash = crypto.createHash('sha256').update(INIT).update(busybox).update(info.order.join(','))
     .update(JSON.stringify(info.optional))
     .digest('hex').slice(0, 16);
@@ -308,19 +342,23 @@ function baseInitramfs(kdir, tools) {
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
-function jobArchive(o, token, kdir) {
-  const env = { PATH: GUEST_PATH, HOME: '/tmp' };
+function jobArchive(o, token, kdir, userland) {
+  // A foreign userland: its /usr/bin first (host programs elsewhere on PATH cannot run).
+  const env = { PATH: userland ? '/usr/bin:/usr/sbin:/bin:/sbin' : GUEST_PATH, HOME: '/tmp' };
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(CI|DMA_HEAP_\w+|JEST_\w+)$/.test(k)) env[k] = v;
   }
+  // jest's resolver (unrs-resolver, a napi-rs addon) has only its x64 binding in node_modules.
+  if (userland) env.NAPI_RS_NATIVE_LIBRARY_PATH = userland.info.unrs;
   env.DMA_HEAP_IN_VM = '1';
   const cwd = process.cwd();
   // Runs inside the chroot with the host's /bin/sh; env -i gives the command a clean environment.
   const job = `cd ${q(cwd)} || { echo dma-heap-vm: cannot cd to ${q(cwd)}; exit 125; }\n` +
     `exec env -i ${Object.entries(env).map(([k, v]) => q(`${k}=${v}`)).join(' ')} ${o.cmd.map(q).join(' ')}\n`;
   const info = JSON.parse(fs.readFileSync(path.join(kdir, 'kernel.json'), 'utf8'));
-  const extra = [...new Set(o.modules.flatMap((m) => info.optional[m]))];
-  const vars = { TOKEN: token, OUT: o.out || '', HOST_9P, OUT_9P, EXTRA_MODULES: extra.join(' ') };
+  // Self-built kernels have vgem and vivid built in: --modules asks for nothing there.
+  const extra = [...new Set(o.modules.flatMap((m) => (info.optional || {})[m] || []))];
+  const vars = { TOKEN: token, OUT: o.out || '', HOST_9P, OUT_9P, EXTRA_MODULES: extra.join(' '), USERLAND: userland ? '1' : '' };
   return cpio([dir('job'), file('job/job.sh', job),
     file('job/env', Object.entries(vars).map(([k, v]) => `${k}=${q(v)}\n`).join(''))]);
 }
@@ -329,29 +367,50 @@ function jobArchive(o, token, kdir) {
 
 function main() {
   const o = parseArgs(process.argv.slice(2));
-  const tools = checkHostTools();
+  const tools = checkHostTools(o.arch);
   const cache = process.env.DMA_HEAP_VM_CACHE || path.join(os.homedir(), '.cache', 'dma-heap-vm');
-  const kdir = kernelDir(cache, o.refresh, tools);
-  const base = baseInitramfs(kdir, tools);
+  let kdir, image, info = null;
+  if (o.kernel === 'debian') {
+    kdir = kernelDir(cache, o.refresh, tools);
+    image = path.join(kdir, 'vmlinuz');
+  } else {
+    info = kernels.ensureKernel(o.kernel); // built once, then cached (a cold build takes 10-20 min)
+    image = info.image;
+    kdir = path.dirname(image);
+  }
+  const userland = o.userland === 'host' ? null : userlands.ensureUserland(o.userland, cache);
+  // PID 1's busybox: the host's static one for x86-64, the arm64 userland's for arm64.
+  const busybox = o.arch === 'arm64'
+    ? path.join(userlands.ensureUserland(o.userland === 'armv7' ? 'armv7' : 'arm64', cache).dir, 'usr/bin/busybox')
+    : tools.busybox;
+  const base = baseInitramfs(kdir, busybox);
   if (o.out) fs.mkdirSync(o.out, { recursive: true });
 
   const token = `@@dma-heap-vm-${crypto.randomBytes(6).toString('hex')}`;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dma-heap-vm-'));
   const initrd = path.join(work, 'initrd.cpio');
   // Linux unpacks concatenated cpio archives in order: the cached base, then this run's /job.
-  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir)]));
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir, userland)]));
 
   const virtfs = (p, tag, ro) => ['-virtfs', `local,path=${p.replace(/,/g, ',,')},mount_tag=${tag},` +
     `security_model=none,multidevs=remap${ro ? ',readonly=on' : ''}`];
+  const machine = o.arch === 'arm64'
+    // pauth-impdef: TCG's architected pointer-auth hash is slow; the impdef one is much quicker.
+    ? ['-M', 'virt', '-cpu', 'max,pauth-impdef=on']
+    : ['-cpu', 'max', // all the CPU features TCG can emulate, like the host has (and faster here than qemu64)
+      '-bios', 'qboot.rom']; // minimal firmware (in qemu-system-data): quicker than SeaBIOS, prints nothing
+  const console_ = o.arch === 'arm64' ? 'ttyAMA0' : 'ttyS0';
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', // all the CPU features TCG can emulate, like the host has (and faster here than qemu64)
+    '-accel', 'tcg', ...machine,
     '-smp', '2', '-m', String(o.mem),
     '-nographic', '-nodefaults', '-no-user-config', '-serial', 'stdio', '-no-reboot',
-    '-bios', 'qboot.rom', // minimal firmware (in qemu-system-data): quicker than SeaBIOS, prints nothing
-    '-kernel', path.join(kdir, 'vmlinuz'), '-initrd', initrd,
-    ...virtfs('/', 'host', true), ...(o.out ? virtfs(o.out, 'out', false) : []),
-    '-append', 'console=ttyS0 panic=-1 quiet',
+    '-kernel', image, '-initrd', initrd,
+    ...virtfs('/', 'host', true), ...(userland ? virtfs(userland.dir, 'userland', true) : []),
+    ...(o.out ? virtfs(o.out, 'out', false) : []),
+    '-append', [`console=${console_}`, 'panic=-1', 'quiet', ...o.append].join(' '),
   ];
+  if (info) console.error(`dma-heap-vm: kernel ${info.name} ${info.release} (${info.source} ${info.sourceVersion}, config ${info.configHash})` +
+    `${userland ? `, ${o.userland} userland` : ''}`);
   boot(args, tools, token, work, o, 1);
 }
 
@@ -361,7 +420,7 @@ function main() {
 function boot(args, tools, token, work, o, attempt) {
   const t0 = Date.now();
   // stdin is a pipe we never write: the guest gets no input and qemu leaves the terminal alone.
-  const qemu = spawn(tools['qemu-system-x86_64'], args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const qemu = spawn(tools.qemu, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   let started = false, status = null, timedOut = false, tail = '';
   qemu.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
