@@ -251,7 +251,7 @@ function ensureKernel(name, opts = {}) {
   return info;
 }
 
-module.exports = { KERNELS, ensureKernel, cacheDir, resolveSource };
+module.exports = { KERNELS, ensureKernel, cacheDir, resolveSource, sourceTree };
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
