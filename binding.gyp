@@ -10,7 +10,8 @@
         "src/dma_buf.cc",
         "src/memfd.cc",
         "src/fd_passing.cc",
-        "src/poll.cc"
+        "src/poll.cc",
+        "src/glibc_compat.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -26,8 +27,17 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
+      "variables": {
+        "dma_heap_glibc": "<!(node -p \"process.report.getReport().header.glibcVersionRuntime ? 1 : 0\")",
+        "dma_heap_glibc_ldflags": [
+          "-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL",
+          "-Wl,--wrap=__libc_single_threaded", "-Wl,--wrap=pthread_once", "-Wl,--wrap=__pthread_key_create",
+          "-Wl,--wrap=_dl_find_object", "-Wl,--wrap=arc4random"
+        ]
+      },
       "conditions": [
-        ["OS!='linux'", { "type": "none" }]
+        ["OS!='linux' and OS!='android'", { "type": "none" }],
+        ["dma_heap_glibc==1", { "ldflags": ["<@(dma_heap_glibc_ldflags)"] }]
       ]
     }
   ]

@@ -13,6 +13,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "compat.h"
 
 bool Mapping::Unmap() {
   if (!mapped.exchange(false)) return false;
@@ -67,7 +68,7 @@ uint64_t PageSizeU64() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
 void CheckExtent(Napi::Env env, int fd, uint64_t offset, uint64_t length, const char* syscall) {
   if (length > SIZE_MAX) ThrowErrno(env, ENOMEM, syscall);
   struct stat st;
-  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, syscall);
+  if (CompatFstat(fd, &st) != 0) ThrowErrno(env, errno, syscall);
   if (!S_ISREG(st.st_mode)) return;
   uint64_t page = PageSizeU64();
   uint64_t end = (static_cast<uint64_t>(st.st_size) + page - 1) / page * page;

@@ -7,12 +7,13 @@
 
 #include "addon.h"
 #include "args.h"
+#include "compat.h"
 
 Napi::Value DmaHeapAddon::MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "name");
   unsigned flags = U32Arg(info, 1, "flags");
-  return NewFd(env, ::memfd_create(name.c_str(), flags), "memfd_create");
+  return NewFd(env, CompatMemfdCreate(name.c_str(), flags), "memfd_create");
 }
 
 Napi::Value DmaHeapAddon::Ftruncate(const Napi::CallbackInfo& info) {
