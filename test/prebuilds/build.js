@@ -1,22 +1,35 @@
 #!/usr/bin/env node
-// `npm run prebuilds`: prebuildify the addon (N-API, stripped) into prebuilds/linux-x64 and
-// prebuilds/linux-arm64 (cross-compiled with Debian's g++-aarch64-linux-gnu), then check
-// each file's ELF header: 64-bit little-endian shared object for the right machine, stripped.
+// `npm run prebuilds`: prebuildify the addon (N-API, stripped) for linux-x64, linux-arm64 and
+// linux-arm (armv7 hard-float), the last two cross-compiled with Debian's
+// g++-aarch64-linux-gnu and g++-arm-linux-gnueabihf, then check each file's ELF header
+// (class, machine, shared object, stripped; ARM: EABI5 hard-float) and its glibc needs.
 //
-//   node test/prebuilds/build.js [--arch x64,arm64] [--verbose]
+//   node test/prebuilds/build.js [--arch x64,arm64,arm] [--verbose]
+//
+// Each file is tagged so node-gyp-build picks it only where it runs:
+//   prebuilds/linux-x64/dma-heap.glibc.node
+//   prebuilds/linux-arm64/dma-heap.glibc.node
+//   prebuilds/linux-arm/dma-heap.armv7.glibc.node
+// (`glibc`: with LIBC=musl, or on Alpine, node-gyp-build skips them; `armv7`: an armv6 Node
+// skips it). binding.gyp links libstdc++/libgcc statically on glibc hosts and keeps every
+// libc symbol at or below GLIBC_2.28 (src/glibc_compat.cc); check.js verifies that.
 //
 // Each arch builds in a staged copy of the sources (binding.gyp, src/, include/, package.json)
 // so node-gyp's `rebuild` neither wipes build/ (where `npm test` finds the addon) nor mixes
-// x64 and arm64 objects. The equivalent by hand, from the package root:
+// objects of two arches. The equivalent by hand, from the package root:
 //
-//   prebuildify --napi --strip --arch x64   --target <node version>
+//   prebuildify --napi --strip --tag-libc --arch x64 --target <node version>
 //   CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ \
 //   AR=aarch64-linux-gnu-ar PREBUILD_STRIP_BIN=aarch64-linux-gnu-strip \
-//   prebuildify --napi --strip --arch arm64 --target <node version>
+//   prebuildify --napi --strip --tag-libc --arch arm64 --target <node version>
+//   CC=arm-linux-gnueabihf-gcc ... PREBUILD_ARMV=7 \
+//   prebuildify --napi --strip --tag-libc --tag-armv --arch arm --target <node version>
 //
 // prebuildify passes node-gyp `rebuild --arch=<arch> --target=<v> --devdir=... --release`;
-// node-gyp writes target_arch=arm64 into config.gypi and make uses $CC/$CXX/$LINK/$AR.
-// Headers: N-API's are the same on every arch, so the host's (nodedir) serve both builds.
+// node-gyp writes target_arch into config.gypi and make uses $CC/$CXX/$LINK/$AR.
+// Headers: N-API's are the same on every arch, so the host's (nodedir) serve all builds.
+// Debian's arm-linux-gnueabihf-gcc defaults to -march=armv7-a+fp -mfloat-abi=hard -mthumb,
+// the ABI of Node's official linux-armv7l build.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -24,34 +37,10 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..', '..');
-const NAME = `${require(path.join(root, 'package.json')).name}.node`;
+const { GLIBC_FLOOR, PREBUILDS, prebuildPath, readElf, elfProblems } = require('./targets');
+const symbols = require('./symbols');
 
-const ARCHES = {
-  x64: { machine: 62, machineName: 'x86-64', gnu: 'x86_64-linux-gnu' },
-  arm64: { machine: 183, machineName: 'aarch64', gnu: 'aarch64-linux-gnu' },
-};
-const APT = { arm64: 'g++-aarch64-linux-gnu', x64: 'g++-x86-64-linux-gnu' };
-
-const ELF = { EM: 18, SHOFF: 0x28, SHENTSIZE: 0x3a, SHNUM: 0x3c, SHT_SYMTAB: 2, ET_DYN: 3 };
-
-/** Read an ELF64 header: class, byte order, type, machine, and whether a .symtab is left. */
-function readElf(file) {
-  const b = fs.readFileSync(file);
-  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file}: not an ELF file`);
-  const cls = b[4] === 2 ? 64 : 32;
-  const le = b[5] === 1;
-  if (cls !== 64 || !le) return { cls, le };
-  const type = b.readUInt16LE(16);
-  const machine = b.readUInt16LE(ELF.EM);
-  const shoff = Number(b.readBigUInt64LE(ELF.SHOFF));
-  const shentsize = b.readUInt16LE(ELF.SHENTSIZE);
-  const shnum = b.readUInt16LE(ELF.SHNUM);
-  let symtab = false;
-  for (let i = 0; i < shnum; i++) {
-    if (b.readUInt32LE(shoff + i * shentsize + 4) === ELF.SHT_SYMTAB) symtab = true;
-  }
-  return { cls, le, type, machine, stripped: !symtab, size: b.length };
-}
+const APT = { arm64: 'g++-aarch64-linux-gnu', arm: 'g++-arm-linux-gnueabihf', x64: 'g++-x86-64-linux-gnu' };
 
 /** The newest GLIBC_/GLIBCXX_ version the file needs (readelf, if binutils is there). */
 function versionNeeds(file) {
@@ -86,8 +75,8 @@ function stage(arch) {
 }
 
 function build(arch) {
-  const spec = ARCHES[arch];
-  if (!spec) throw new Error(`unknown arch ${arch} (have: ${Object.keys(ARCHES).join(', ')})`);
+  const spec = PREBUILDS[arch];
+  if (!spec) throw new Error(`unknown arch ${arch} (have: ${Object.keys(PREBUILDS).join(', ')})`);
   const env = { ...process.env };
   const cross = arch !== os.arch();
   if (cross) {
@@ -103,6 +92,9 @@ function build(arch) {
       PREBUILD_STRIP_BIN: `${t}-strip`,
     });
   }
+  // prebuildify can't detect the ARM version when cross-compiling: say it
+  if (spec.armv) env.PREBUILD_ARMV = spec.armv;
+  env.PREBUILD_LIBC = spec.libc;
   const nd = nodedir();
   if (nd) env.npm_config_nodedir = nd;
   // an inherited npm_config_arch (npm run with --arch) would fight --arch
@@ -110,10 +102,15 @@ function build(arch) {
   // node-gyp's "gyp info" lines only with --verbose; compiler output and errors always show
   env.npm_config_loglevel = process.argv.includes('--verbose') ? 'verbose' : 'warn';
 
+  // a stale file with other tags (or none) must not linger beside the new one
+  const dir = path.dirname(prebuildPath(root, arch));
+  if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir)) if (f.endsWith('.node')) fs.rmSync(path.join(dir, f));
+
   const cwd = stage(arch);
   const prebuildify = path.join(root, 'node_modules', 'prebuildify', 'bin.js');
-  const args = [prebuildify, '--napi', '--strip', '--arch', arch, '--target', process.versions.node, '--cwd', cwd, '--out', root];
-  const shown = cross ? `CC=${env.CC} CXX=${env.CXX} LINK=${env.LINK} AR=${env.AR} PREBUILD_STRIP_BIN=${env.PREBUILD_STRIP_BIN} ` : '';
+  const tags = ['--tag-libc', ...(spec.armv ? ['--tag-armv'] : [])];
+  const args = [prebuildify, '--napi', '--strip', ...tags, '--arch', arch, '--target', process.versions.node, '--cwd', cwd, '--out', root];
+  const shown = (cross ? `CC=${env.CC} CXX=${env.CXX} LINK=${env.LINK} AR=${env.AR} PREBUILD_STRIP_BIN=${env.PREBUILD_STRIP_BIN} ` : '') + (spec.armv ? `PREBUILD_ARMV=${spec.armv} ` : '');
   console.log(`\n=== ${arch}: ${shown}prebuildify ${args.slice(1).join(' ')}${nd ? ` (nodedir ${nd})` : ''}`);
   const started = Date.now();
   const r = spawnSync(process.execPath, args, { cwd, env, stdio: 'inherit' });
@@ -121,25 +118,24 @@ function build(arch) {
   if (r.status !== 0) throw new Error(`prebuildify (${arch}) exited with ${r.status ?? r.signal}`);
   const secs = ((Date.now() - started) / 1000).toFixed(1);
 
-  const file = path.join(root, 'prebuilds', `linux-${arch}`, NAME);
+  const file = prebuildPath(root, arch);
+  if (!fs.existsSync(file)) throw new Error(`prebuildify made no ${path.relative(root, file)} (made: ${fs.readdirSync(dir).join(', ')})`);
   const e = readElf(file);
-  const problems = [];
-  if (e.cls !== 64 || !e.le) problems.push(`ELF${e.cls} ${e.le ? 'LE' : 'BE'}, want ELF64 LE`);
-  if (e.type !== ELF.ET_DYN) problems.push(`e_type ${e.type}, want ET_DYN (shared object)`);
-  if (e.machine !== spec.machine) problems.push(`e_machine ${e.machine}, want ${spec.machine} (${spec.machineName})`);
-  if (!e.stripped) problems.push('not stripped (.symtab present)');
+  const problems = elfProblems(arch, e);
   if (problems.length) throw new Error(`${path.relative(root, file)}: ${problems.join('; ')}`);
   const needs = versionNeeds(file);
   const fileOut = which('file') ? spawnSync('file', ['-b', file], { encoding: 'utf8' }).stdout.trim() : null;
   console.log(`${path.relative(root, file)}: ${spec.machineName}, ${e.size} bytes, stripped, built in ${secs}s`);
-  if (needs) console.log(`  needs GLIBC_${needs.glibc}, GLIBCXX_${needs.glibcxx}, CXXABI_${needs.cxxabi}`);
+  if (needs) console.log(`  needs GLIBC_${needs.glibc}${needs.glibcxx ? `, GLIBCXX_${needs.glibcxx}` : ''}${needs.cxxabi ? `, CXXABI_${needs.cxxabi}` : ''} (check.js holds it to the floor)`);
+  const b = symbols.breaches(file, GLIBC_FLOOR);
+  if (b.breaches.length) throw new Error(`${path.relative(root, file)} breaks the GLIBC_${GLIBC_FLOOR} / no-libstdc++ promise: ${b.breaches.join('; ')}`);
   if (fileOut) console.log(`  file: ${fileOut}`);
 }
 
 function main() {
   if (process.platform !== 'linux') throw new Error('prebuilds are built on Linux');
   const i = process.argv.indexOf('--arch');
-  const arches = i >= 0 ? process.argv[i + 1].split(',') : Object.keys(ARCHES);
+  const arches = i >= 0 ? process.argv[i + 1].split(',') : Object.keys(PREBUILDS);
   for (const arch of arches) build(arch);
 }
 

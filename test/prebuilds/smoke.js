@@ -5,7 +5,7 @@
 // back), then the addon's memfd, mmap, readMapped/writeMapped, socketpair + SCM_RIGHTS and
 // poll paths. Prints one line "smoke ok: ..." and exits 0, or throws.
 //
-//   node smoke.js                     the addon must load from prebuilds/linux-<arch>/
+//   node smoke.js --prebuild prebuilds/linux-<arch>/<file>   the addon must load from that file
 //   node smoke.js --expect-fallback   no addon on purpose: the software framework on JS memory
 'use strict';
 const assert = require('node:assert/strict');
@@ -14,6 +14,7 @@ const path = require('node:path');
 
 const started = Date.now();
 const expectFallback = process.argv.includes('--expect-fallback');
+const prebuildArg = process.argv.indexOf('--prebuild');
 let checks = 0;
 const ok = (cond, what) => {
   assert.ok(cond, what);
@@ -32,11 +33,14 @@ const status = dh.addonStatus();
 const pattern = (n, seed) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 
 function auxvPageSize() {
+  // auxv entries are two longs: 4-byte words on 32-bit ABIs (arm), 8-byte ones on 64-bit
+  const word = ['arm', 'ia32'].includes(process.arch) ? 4 : 8;
+  const read = (b, i) => (word === 8 ? Number(b.readBigUInt64LE(i)) : b.readUInt32LE(i));
   const b = fs.readFileSync('/proc/self/auxv');
-  for (let i = 0; i + 16 <= b.length; i += 16) {
-    const type = b.readBigUInt64LE(i);
-    if (type === 6n) return Number(b.readBigUInt64LE(i + 8)); // AT_PAGESZ
-    if (type === 0n) break;
+  for (let i = 0; i + 2 * word <= b.length; i += 2 * word) {
+    const type = read(b, i);
+    if (type === 6) return read(b, i + word); // AT_PAGESZ
+    if (type === 0) break;
   }
   return null;
 }
@@ -58,7 +62,8 @@ if (expectFallback) {
 // ---- the addon came from prebuilds/, not build/ and not an override ----
 ok(status.loaded, `addonStatus().loaded (reason: ${status.reason})`);
 ok(!fs.existsSync(path.join(pkgDir, 'build')), 'no build/ in the installed package');
-const expected = path.join(pkgDir, 'prebuilds', `linux-${process.arch}`, 'dma-heap.node');
+ok(prebuildArg > 0, 'told which prebuild to expect (--prebuild)');
+const expected = path.join(pkgDir, process.argv[prebuildArg + 1]);
 ok(fs.existsSync(expected), `${path.relative(pkgDir, expected)} is installed`);
 const nodeGypBuild = require(require.resolve('node-gyp-build', { paths: [pkgDir] }));
 const chosen = fs.realpathSync(nodeGypBuild.path(pkgDir));
