@@ -5,9 +5,24 @@
 #ifndef DMA_HEAP_COMPAT_H
 #define DMA_HEAP_COMPAT_H
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+// memfd flags and seals: uapi values (linux/memfd.h, linux/fcntl.h), for libc headers
+// older than the calls (glibc < 2.27; bionic hides some before API 30)
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#endif
 
 // memfd_create(2): Linux 3.17. glibc wraps it since 2.27, bionic only since API 30
 // (Android 11), so an older NDK/Termux sysroot has no declaration. The raw syscall is

@@ -47,7 +47,7 @@ Napi::Value DmaHeapAddon::MemfdBuffer(const Napi::CallbackInfo& info) {
   std::string name = StringArg(info, 0, "name");
   uint64_t size = SizeArg(info, 1, "size");
   int seals = IntArg(info, 2, "seals");
-  int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd = CompatMemfdCreate(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) ThrowErrno(env, errno, "memfd_create");
   const char* failed = nullptr;
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
