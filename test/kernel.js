@@ -32,7 +32,7 @@ const COMPAT_TESTS = [
   'test/conformance/abi.test.ts', 'test/conformance/sync-name-info.test.ts', 'test/conformance/open.test.ts',
   'test/addon.test.ts',
 ];
-const ARM64_ADDON = path.join(root, 'prebuilds', 'linux-arm64', 'dma-heap.node');
+const ARM64_ADDON = require('./prebuilds/targets').prebuildPath(root, 'arm64'); // prebuilds/linux-arm64/dma-heap.glibc.node
 
 const ROWS = [
   {

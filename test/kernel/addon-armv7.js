@@ -1,6 +1,6 @@
 'use strict';
 // The 32-bit armv7 addon for the compat row (armv7 userland on the arm64 kernel): the package's
-// own prebuilds/linux-arm/dma-heap.node when `npm run prebuilds` made one, else a cross build
+// own prebuilds/linux-arm/dma-heap.armv7.glibc.node when `npm run prebuilds` made one, else a cross build
 // (prebuildify, arm-linux-gnueabihf-g++) cached under DMA_HEAP_VM_CACHE/addon/ by a hash of the
 // addon's sources. Returns the .node file's path.
 const fs = require('fs');
@@ -25,7 +25,7 @@ function sourcesHash() {
 }
 
 function armv7Addon(cache) {
-  const shipped = path.join(root, 'prebuilds', 'linux-arm', NAME);
+  const shipped = require('../prebuilds/targets').prebuildPath(root, 'arm');
   if (fs.existsSync(shipped)) return shipped;
   const out = path.join(cache, 'addon', `linux-arm-${sourcesHash()}`);
   const file = path.join(out, 'prebuilds', 'linux-arm', NAME);
