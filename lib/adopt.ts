@@ -3,8 +3,8 @@ import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { Framework } from './framework';
 import type { Kernel } from './kernel';
-import { nativeKernel, softwareKernel } from './kernels';
-import { loadAddon } from './load-addon';
+import { nativeKernel, softwareKernel } from './chooser';
+import { loadAddon } from './native/load';
 import { O_ACCMODE, O_RDONLY } from './uapi';
 import { validateOptions } from './validate';
 

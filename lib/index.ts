@@ -5,11 +5,11 @@ export { DmaHeapError, DmaBufStateError } from './errors';
 export type { DmaBufInfo } from './fdinfo';
 export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
-export { addonStatus } from './load-addon';
+export { addonStatus } from './native/load';
 export { Framework } from './framework';
 export { fromFd, type FromFdOptions } from './adopt';
 export { allocShareable, TIERS, type ShareableOptions } from './tiers';
-export { udmabufSizeLimit } from './udmabuf';
+export { udmabufSizeLimit } from './native/udmabuf';
 export {
   DmaBufChannel,
   DmaBufChannelError,
@@ -19,4 +19,4 @@ export {
   type ChannelMessage,
   type ChannelOptions,
   type ChannelType,
-} from './share';
+} from './share/channel';

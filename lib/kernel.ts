@@ -1,6 +1,6 @@
 /**
  * What the public API needs from "a kernel". Two implement it: the real one
- * through the addon (lib/native.ts) and the software dma-heap framework
+ * through the addon (lib/native/) and the software dma-heap framework
  * (lib/framework/). Both take the same encoded ioctl bytes (lib/uapi.ts) and
  * fail the same way: a thrown DmaHeapError-shaped error with code, errno and syscall.
  */

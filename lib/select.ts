@@ -1,7 +1,7 @@
 import { DmaHeapError, withContext } from './errors';
 import { Heap } from './heap';
 import type { HeapEntry, Kernel } from './kernel';
-import { backendChoice, nativeKernel, requireNative, softwareKernel, type KernelOptions } from './kernels';
+import { backendChoice, nativeKernel, requireNative, softwareKernel, type KernelOptions } from './chooser';
 import { validateHeapName, validateOptions } from './validate';
 
 export type OpenHeapOptions = KernelOptions;

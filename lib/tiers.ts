@@ -1,10 +1,10 @@
 import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { Heap } from './heap';
-import { nativeKernel } from './kernels';
-import { loadAddon } from './load-addon';
+import { nativeKernel } from './chooser';
+import { loadAddon } from './native/load';
 import { openHeap } from './select';
-import { createUdmabuf, hasUdmabuf } from './udmabuf';
+import { createUdmabuf, hasUdmabuf } from './native/udmabuf';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
 export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];

@@ -12,9 +12,9 @@ import { execFileSync } from 'node:child_process';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import type { Addon } from '../lib/addon';
-import { addonStatus, loadAddon } from '../lib/load-addon';
-import { NativeKernel, devNumbers } from '../lib/kernel-native';
+import type { Addon } from '../lib/native/addon';
+import { addonStatus, loadAddon } from '../lib/native/load';
+import { NativeKernel, devNumbers } from '../lib/native/kernel';
 import * as uapi from '../lib/uapi';
 
 const disabled = process.env.DMA_HEAP_ADDON === '0' || process.platform !== 'linux';

@@ -6,7 +6,7 @@
  */
 import { Framework } from '../lib/framework';
 import type { Kernel } from '../lib/kernel';
-import { nativeKernel } from '../lib/kernels';
+import { nativeKernel } from '../lib/chooser';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_A,

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { Addon } from '../addon';
+import type { Addon } from '../native/addon';
 import { F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../uapi';
 import { errno } from './errno';
 import type { FdSource } from './file';

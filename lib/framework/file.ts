@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import type { Addon } from '../addon';
+import type { Addon } from '../native/addon';
 import { errno } from './errno';
 
 /**

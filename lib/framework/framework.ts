@@ -4,13 +4,13 @@
  * (lib/uapi.ts) and failing the same way (DmaHeapError with code, errno and syscall).
  */
 import fs from 'node:fs';
-import { IOCTL_SCRATCH_MIN, type Addon } from '../addon';
+import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
 import type { HeapEntry, Kernel } from '../kernel';
-import { addonStatus, loadAddon } from '../load-addon';
+import { addonStatus, loadAddon } from '../native/load';
 import { F_SEAL_SHRINK, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
-import { addDefaultCmaHeaps } from './cma-heap';
+import { addDefaultCmaHeaps } from './heaps/cma';
 import { DmaBuf, type DmaBufExportInfo, dmaBufIoctl, dmaBufMmapCheck } from './dma-buf';
 import { DmaHeap, type DmaHeapExportInfo, dmaHeapIoctl, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
 import { errno, syscall } from './errno';
@@ -18,7 +18,7 @@ import { Faults } from './faults';
 import { devNullSource, type FdSource, FdTable, File } from './file';
 import { hostPageSize } from './page-size';
 import { type AccessPolicy, type Credentials, mayOpen, processCredentials, validatePolicy } from './policy';
-import { addSystemHeap } from './system-heap';
+import { addSystemHeap } from './heaps/system';
 
 export interface FrameworkOptions {
   /** the ABI: 'mainline' (ALLOC at nr 0) or 'v14' (GET_FEATURES at 0, ALLOC at 1); default mainline */

@@ -11,7 +11,7 @@ export {
 } from './dma-buf';
 export { type Backing, type Vma } from './backing';
 export { Cma } from './cma';
-export { CMA_ALIGNMENT, DEFAULT_CMA_NAME, getOrder, type CmaBuffer } from './cma-heap';
+export { CMA_ALIGNMENT, DEFAULT_CMA_NAME, getOrder, type CmaBuffer } from './heaps/cma';
 export { Faults, type AllocationFault } from './faults';
 export { type AccessContext, type AccessPolicy, type Credentials } from './policy';
 export { Errno, errno } from './errno';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fromFd } from '../../lib/adopt';
 import { DmaBuf } from '../../lib/dmabuf';
-import { loadAddon } from '../../lib/load-addon';
+import { loadAddon } from '../../lib/native/load';
 import type { Framework } from '../../lib/framework';
 import type { Heap } from '../../lib/heap';
 import { openHeap } from '../../lib/select';

@@ -1,7 +1,7 @@
 import { ftruncateSync } from 'node:fs';
 import { fromFd } from '../../lib/adopt';
 import { Framework } from '../../lib/framework';
-import { loadAddon } from '../../lib/load-addon';
+import { loadAddon } from '../../lib/native/load';
 import { allocShareable } from '../../lib/tiers';
 import { listHeaps, openHeap } from '../../lib/select';
 import { MFD_CLOEXEC } from '../../lib/uapi';

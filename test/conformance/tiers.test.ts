@@ -1,7 +1,7 @@
 import { Framework } from '../../lib/framework';
-import { hasKernelHeaps, nativeKernel } from '../../lib/kernels';
+import { hasKernelHeaps, nativeKernel } from '../../lib/chooser';
 import { allocShareable } from '../../lib/tiers';
-import { hasUdmabuf, udmabufSizeLimit } from '../../lib/udmabuf';
+import { hasUdmabuf, udmabufSizeLimit } from '../../lib/native/udmabuf';
 import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
 
 const addon = nativeKernel() !== null;

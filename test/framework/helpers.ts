@@ -1,7 +1,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { DmaHeapError } from '../../lib/errors';
 import { Framework, type FrameworkOptions } from '../../lib/framework';
-import { addonStatus, loadAddon } from '../../lib/load-addon';
+import { addonStatus, loadAddon } from '../../lib/native/load';
 import {
   decodeAllocationData,
   DMA_HEAP_IOCTL_ALLOC,

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
-import { nativeKernel } from '../../lib/kernels';
+import { nativeKernel } from '../../lib/chooser';
 import type { OpenHeapOptions } from '../../lib/select';
 
 /** One kernel the conformance suite runs against. */

@@ -213,7 +213,7 @@ step('npm pack: the tarball ships dist/, prebuilds/, src/, include/ and no tests
   tarball = path.join(work, info.filename);
   const files = info.files.map((f) => f.path);
   const want = [
-    'package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'dist/index.js', 'dist/index.d.ts', 'dist/load-addon.js',
+    'package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'dist/index.js', 'dist/index.d.ts', 'dist/native/load.js',
     'src/addon.cc', 'include/dma_heap_abi.h', ...arches.map((a) => path.relative(root, prebuildPath(root, a))),
   ];
   const missing = want.filter((f) => !files.includes(f));

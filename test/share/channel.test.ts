@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { DmaBuf } from '../../lib/dmabuf';
 import { openHeap } from '../../lib/select';
-import { DmaBufChannel, type ChannelMessage, type ChannelType } from '../../lib/share';
+import { DmaBufChannel, type ChannelMessage, type ChannelType } from '../../lib/share/channel';
 import { kernelRequired, newFds, openFds } from '../helpers/backends';
 import { canShare, childByte, fill, holds, nextJson, parentByte, requireDist, runFixture, socketPath, warmUpSpawn } from './helpers';
 

@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { loadAddon } from '../../lib/load-addon';
+import { loadAddon } from '../../lib/native/load';
 
 /** Children and workers run the built package: jest's TS transform does not exist there. */
 export const DIST = path.resolve(__dirname, '../../dist');

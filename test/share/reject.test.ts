@@ -2,16 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, ftruncateSync, openSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Addon } from '../../lib/addon';
+import type { Addon } from '../../lib/native/addon';
 import type { DmaBuf } from '../../lib/dmabuf';
 import type { Heap } from '../../lib/heap';
-import { loadAddon } from '../../lib/load-addon';
+import { loadAddon } from '../../lib/native/load';
 import { openHeap } from '../../lib/select';
-import { DmaBufChannel, type ChannelType } from '../../lib/share';
+import { DmaBufChannel, type ChannelType } from '../../lib/share/channel';
 import { newFds, openFds } from '../helpers/backends';
 import { canShare } from './helpers';
 
-/** A frame as lib/share.ts lays it out (written again here: the tests pin the format). */
+/** A frame as lib/share/ lays it out (written again here: the tests pin the format). */
 function frame(fdCount: number, body: unknown, edit: { magic?: number; length?: number } = {}): Buffer {
   const json = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   const out = Buffer.alloc(12 + json.length);

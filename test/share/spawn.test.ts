@@ -2,9 +2,9 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { openHeap } from '../../lib/select';
-import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/share';
+import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/share/channel';
 import { allocShareable } from '../../lib/tiers';
-import { hasUdmabuf } from '../../lib/udmabuf';
+import { hasUdmabuf } from '../../lib/native/udmabuf';
 import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
 import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDist, runFixture, warmUpSpawn } from './helpers';
 

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
-import { DmaHeapError, withContext } from './errors';
-import type { HeapEntry, Kernel } from './kernel';
-import { addonStatus, loadAddon } from './load-addon';
+import { DmaHeapError, withContext } from '../errors';
+import type { HeapEntry, Kernel } from '../kernel';
+import { addonStatus, loadAddon } from './load';
 
 const SEEK_END = 2;
 

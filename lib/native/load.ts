@@ -21,7 +21,7 @@ export function loadAddon(): Addon | null {
       const explicit = process.env.DMA_HEAP_ADDON_PATH;
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
-      const file = explicit ? path.resolve(explicit) : nodeGypBuild.path(path.join(__dirname, '..'));
+      const file = explicit ? path.resolve(explicit) : nodeGypBuild.path(path.join(__dirname, '..', '..'));
       state = { addon: require(file) as Addon, file };
     } catch (err) {
       state = { addon: null, reason: `native addon failed to load: ${(err as Error).message.split('\n')[0]}` };

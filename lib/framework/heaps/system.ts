@@ -3,12 +3,12 @@
  * not contiguous; exp_name is the heap's name. The kernel hands out pages until the OOM killer
  * steps in; the simulation refuses more than the machine's RAM with ENOMEM instead.
  */
-import { physicalMemory } from '../validate';
-import type { Backing } from './backing';
-import { errno } from './errno';
-import type { DmaBuf } from './dma-buf';
-import type { DmaHeap } from './dma-heap';
-import type { Framework } from './framework';
+import { physicalMemory } from '../../validate';
+import type { Backing } from '../backing';
+import { errno } from '../errno';
+import type { DmaBuf } from '../dma-buf';
+import type { DmaHeap } from '../dma-heap';
+import type { Framework } from '../framework';
 
 export function addSystemHeap(fw: Framework): DmaHeap {
   return fw.addHeap({

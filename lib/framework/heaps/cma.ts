@@ -7,12 +7,12 @@
  * (`reserved` unless the device tree names it): two heaps, each its own struct cma_heap,
  * over the same struct cma. Before 6.17 (and in the v14 era) only the legacy name existed.
  */
-import type { Backing } from './backing';
-import type { Cma } from './cma';
-import { errno } from './errno';
-import type { DmaBuf } from './dma-buf';
-import type { DmaHeap, Profile } from './dma-heap';
-import type { Framework } from './framework';
+import type { Backing } from '../backing';
+import type { Cma } from '../cma';
+import { errno } from '../errno';
+import type { DmaBuf } from '../dma-buf';
+import type { DmaHeap, Profile } from '../dma-heap';
+import type { Framework } from '../framework';
 
 export const DEFAULT_CMA_NAME = 'default_cma_region';
 /** CONFIG_CMA_ALIGNMENT's default: at most 2^8 pages of alignment */

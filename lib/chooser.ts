@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { addonStatus, loadAddon } from './load-addon';
+import { addonStatus, loadAddon } from './native/load';
 import type { Kernel } from './kernel';
-import { NativeKernel } from './kernel-native';
+import { NativeKernel } from './native/kernel';
 import { Framework } from './framework';
 
 /** One of each kernel per thread (per JS environment), made on first use. */

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
-import type { Addon, Poller, ReceivedMessage } from './addon';
-import { fromFd } from './adopt';
-import { DmaBuf, type Tier } from './dmabuf';
-import { DmaBufStateError } from './errors';
-import { addonStatus, loadAddon } from './load-addon';
+import type { Addon, Poller, ReceivedMessage } from '../native/addon';
+import { fromFd } from '../adopt';
+import { DmaBuf, type Tier } from '../dmabuf';
+import { DmaBufStateError } from '../errors';
+import { addonStatus, loadAddon } from '../native/load';
 
 /**
  * Passing dma-bufs between processes without copying: to a child through spawn's

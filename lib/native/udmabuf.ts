@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Addon } from './addon';
-import { DmaBuf } from './dmabuf';
-import { DmaHeapError, withContext } from './errors';
-import type { Kernel } from './kernel';
+import { DmaBuf } from '../dmabuf';
+import { DmaHeapError, withContext } from '../errors';
+import type { Kernel } from '../kernel';
 import {
   F_SEAL_SHRINK,
   MFD_ALLOW_SEALING,
@@ -14,8 +14,8 @@ import {
   UDMABUF_SIZE_LIMIT_DEFAULT,
   encodeUdmabufCreate,
   pageAlign,
-} from './uapi';
-import { validateSize } from './validate';
+} from '../uapi';
+import { validateSize } from '../validate';
 
 export const UDMABUF_PATH = '/dev/udmabuf';
 
