@@ -1,8 +1,14 @@
-import { existsSync } from 'node:fs';
-import { addonStatus, loadAddon } from './native/load';
-import type { Kernel } from './kernel';
-import { NativeKernel } from './native/kernel';
+/**
+ * Which kernel serves, decided in one place: the backend choice (options and
+ * DMA_HEAP_BACKEND), one kernel of each kind per thread, the auto decision for a
+ * heap, which tiers can serve here, and which kernel an fd from elsewhere belongs to.
+ */
+import { existsSync, fstatSync, readlinkSync, type Stats } from 'node:fs';
+import type { Tier } from './dmabuf';
+import { DmaBufStateError, DmaHeapError, withContext } from './errors';
 import { Framework } from './framework';
+import type { Kernel } from './kernel';
+import { addonStatus, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
 
 /** One of each kernel per thread (per JS environment), made on first use. */
 let native: NativeKernel | null | undefined;
@@ -10,10 +16,7 @@ let software: Framework | undefined;
 
 /** The real kernel, if the addon loaded (whether or not this host has heaps). */
 export function nativeKernel(): NativeKernel | null {
-  if (native === undefined) {
-    const addon = loadAddon();
-    native = addon ? new NativeKernel(addon) : null;
-  }
+  if (native === undefined) native = loadNativeKernel();
   return native;
 }
 
@@ -49,7 +52,7 @@ export function backendChoice(options: KernelOptions): BackendChoice {
   return choice;
 }
 
-export function requireNative(): Kernel {
+export function requireNative(): NativeKernel {
   const kernel = nativeKernel();
   if (!kernel) {
     throw Object.assign(new Error(`the real-kernel backend needs the native addon: ${addonStatus().reason}`), {
@@ -57,4 +60,119 @@ export function requireNative(): Kernel {
     });
   }
   return kernel;
+}
+
+/** The kernels `options` allow, real first, for listing heaps. */
+export function kernelsFor(options: KernelOptions): Kernel[] {
+  const choice = backendChoice(options);
+  const out: Kernel[] = [];
+  if (choice !== 'software') {
+    const n = nativeKernel();
+    if (n) out.push(n);
+  }
+  if (choice !== 'kernel') out.push(options.framework ?? softwareKernel());
+  return out;
+}
+
+/**
+ * The auto decision for one heap: the real kernel serves it when its device exists and
+ * opens; otherwise the software framework does, and `open` is told why. `open` opens the
+ * heap on a kernel (it throws when the device does not open).
+ */
+export function chooseHeap<T>(name: string, options: KernelOptions, open: (kernel: Kernel, fallbackReason?: string) => T): T {
+  const choice = backendChoice(options);
+  const framework = (): Kernel => options.framework ?? softwareKernel();
+  if (choice === 'kernel') return open(requireNative());
+  if (choice === 'software') return open(framework());
+
+  const n = nativeKernel();
+  let reason: string;
+  if (!n) {
+    reason = 'the native addon is not loaded';
+  } else if (!n.heaps().some((h) => h.name === name)) {
+    reason = `the kernel has no heap /dev/dma_heap/${name}`;
+  } else {
+    try {
+      return open(n);
+    } catch (err) {
+      reason = (withContext(err, { path: `/dev/dma_heap/${name}`, heap: name, device: true }) as Error).message;
+    }
+  }
+  return open(framework(), reason);
+}
+
+/** CMA heap names, newest first: 6.17+ names the default region, older kernels used these. */
+export const CONTIGUOUS_HEAP_NAMES = ['default_cma_region', 'linux,cma', 'reserved', 'default-pool'] as const;
+
+/** The same for "a contiguous heap": the first of CONTIGUOUS_HEAP_NAMES that opens. */
+export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: Kernel, name: string, fallbackReason?: string) => T): T {
+  const choice = backendChoice(options);
+  if (choice !== 'software') {
+    const present = new Set((nativeKernel()?.heaps() ?? []).map((h) => h.name));
+    const errors: string[] = [];
+    for (const name of CONTIGUOUS_HEAP_NAMES) {
+      if (!present.has(name)) continue;
+      try {
+        return open(requireNative(), name);
+      } catch (err) {
+        if (choice === 'kernel') throw err;
+        errors.push((err as Error).message);
+      }
+    }
+    if (choice === 'kernel') {
+      throw new DmaHeapError('ENOENT', 'open', {
+        path: '/dev/dma_heap',
+        message: `no contiguous heap: none of ${CONTIGUOUS_HEAP_NAMES.join(', ')} is under /dev/dma_heap`,
+      });
+    }
+    const reason = errors.length ? errors.join('; ') : 'the kernel has no contiguous heap';
+    return open(options.framework ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0], reason);
+  }
+  return open(options.framework ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0]);
+}
+
+/** Why a tier can't serve here; undefined if it may. */
+export function tierUnavailable(tier: Tier, heapName: string): string | undefined {
+  const n = nativeKernel();
+  switch (tier) {
+    case 'dma-heap':
+      if (!n) return 'the native addon is not loaded';
+      return n.heaps().some((h) => h.name === heapName) ? undefined : `no /dev/dma_heap/${heapName}`;
+    case 'udmabuf':
+      if (!n) return 'the native addon is not loaded';
+      return hasUdmabuf() ? undefined : 'no /dev/udmabuf';
+    case 'memfd':
+      return n ? undefined : 'the native addon is not loaded (memfd needs it)';
+    case 'js':
+      return n ? 'JS memory is only used where the addon cannot load' : undefined;
+  }
+}
+
+function kindOf(fd: number, st: Stats): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isFIFO()) return 'a pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return 'not a dma-buf';
+  }
+}
+
+/**
+ * The kernel an fd from elsewhere belongs to: real dma-bufs go to the real kernel; the
+ * software framework's buffers (and memfds, which is what its buffers are to another
+ * process) to the framework. Anything else — a regular file, a pipe, a socket — is
+ * refused with a clear error; a closed fd is Node's own EBADF (from fstat).
+ */
+export function kernelForFd(fd: number, framework?: Framework): Kernel {
+  const st = fstatSync(fd);
+  const sw = framework ?? softwareKernel();
+  if (sw.isDmaBuf(fd)) return sw;
+  const n = nativeKernel();
+  if (n?.isDmaBuf(fd)) return n;
+  if (n && sw.canAdopt(fd)) return sw;
+  throw new DmaBufStateError('ERR_DMA_HEAP_NOT_DMA_BUF', `fd ${fd} is ${kindOf(fd, st)}, not a dma-buf`);
 }

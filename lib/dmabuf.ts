@@ -1,4 +1,6 @@
+import { kernelForFd } from './chooser';
 import { DmaBufStateError, withContext } from './errors';
+import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
 import { forgotten, type Backend, type Kernel } from './kernel';
 import {
@@ -11,8 +13,10 @@ import {
   DMA_BUF_SYNC_WRITE,
   encodeName,
   encodeU64,
+  O_ACCMODE,
+  O_RDONLY,
 } from './uapi';
-import { validateAccess, validateBufferName, validateRange, type CpuAccess } from './validate';
+import { validateAccess, validateBufferName, validateOptions, validateRange, type CpuAccess } from './validate';
 
 /** Which mechanism served a buffer, strongest first. Only the first two are real dma-bufs. */
 export type Tier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js';
@@ -240,8 +244,8 @@ export class DmaBuf {
    * Adopt an fd from another API or process: a real dma-buf, or a memfd from a software
    * buffer. `dup` (default true) leaves the caller's fd open. Non-dma-buf fds are refused.
    */
-  static fromFd(fd: number, options?: import('./adopt').FromFdOptions): DmaBuf {
-    return (require('./adopt') as typeof import('./adopt')).fromFd(fd, options);
+  static fromFd(fd: number, options?: FromFdOptions): DmaBuf {
+    return fromFd(fd, options);
   }
 
   /** Unmap (detaching every view) and close the fd. Idempotent. */
@@ -262,4 +266,36 @@ export class DmaBuf {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+export interface FromFdOptions {
+  /** dup the fd (default: the caller keeps theirs) or adopt it (false: the caller's fd is
+   *  closed once the DmaBuf holds the file through its own; use buf.fd). Either way, if
+   *  fromFd throws, the caller's fd is untouched and still the caller's. */
+  dup?: boolean;
+  /** the software framework that may own the fd (default: the process's) */
+  framework?: Framework;
+}
+
+/**
+ * A DmaBuf for an fd that came from elsewhere: another API, a parent process, a socket.
+ * The chooser says which kernel it belongs to; that kernel adopts it (Kernel.adopt) and
+ * its fdinfo, read once, gives the exporter and the access mode.
+ */
+export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
+  options = validateOptions(options);
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
+    throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${String(fd)}`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  const kernel = kernelForFd(fd, options.framework);
+  const { fd: own, info } = kernel.adopt(fd, options.dup ?? true);
+  let tier: Tier;
+  if (kernel.backend === 'kernel') tier = info.exporter === 'udmabuf' ? 'udmabuf' : 'dma-heap';
+  else tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
+  return new DmaBuf(own, {
+    kernel,
+    tier,
+    readOnly: !Number.isNaN(info.flags) && (info.flags & O_ACCMODE) === O_RDONLY,
+    heap: tier === 'udmabuf' ? undefined : info.exporter,
+  });
 }

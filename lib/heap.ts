@@ -1,6 +1,7 @@
+import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from './chooser';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
-import { forgotten, type Backend, type Backing, type Kernel } from './kernel';
+import { forgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
 import {
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,
@@ -13,7 +14,7 @@ import {
   decodeU64,
   encodeAllocationData,
 } from './uapi';
-import { validateBufferName, validateOptions, validateSize } from './validate';
+import { validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
 
 export interface AllocOptions {
   /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
@@ -199,4 +200,36 @@ export class Heap {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+export type OpenHeapOptions = KernelOptions;
+
+export interface ListedHeap extends HeapEntry {
+  backend: 'kernel' | 'software';
+}
+
+/**
+ * The heaps this process can reach: the real kernel's (under /dev/dma_heap, with
+ * whether this process may open them) and the software framework's.
+ */
+export function listHeaps(options?: KernelOptions): ListedHeap[] {
+  options = validateOptions(options);
+  return kernelsFor(options).flatMap((kernel) => kernel.heaps().map((h) => ({ ...h, backend: kernel.backend })));
+}
+
+/**
+ * Open a heap by name. The real kernel serves it when its device exists and opens;
+ * otherwise the software framework does, and `heap.fallbackReason` says why.
+ * Force either with `backend` or DMA_HEAP_BACKEND.
+ */
+export function openHeap(name: string, options?: OpenHeapOptions): Heap {
+  validateHeapName(name);
+  options = validateOptions(options);
+  return chooseHeap(name, options, (kernel, reason) => new Heap(kernel, name, reason));
+}
+
+/** Open a physically contiguous (CMA) heap: the first of CONTIGUOUS_HEAP_NAMES that opens. */
+export function openContiguousHeap(options?: OpenHeapOptions): Heap {
+  options = validateOptions(options);
+  return chooseContiguousHeap(options, (kernel, name, reason) => new Heap(kernel, name, reason));
 }

@@ -1,15 +1,23 @@
-export { DmaBuf, type Tier } from './dmabuf';
-export { Heap, type AllocOptions, type HeapAbi, type HeapFeatures } from './heap';
-export { listHeaps, openHeap, openContiguousHeap, CONTIGUOUS_HEAP_NAMES, type ListedHeap, type OpenHeapOptions } from './select';
+export { DmaBuf, fromFd, type FromFdOptions, type Tier } from './dmabuf';
+export {
+  Heap,
+  listHeaps,
+  openHeap,
+  openContiguousHeap,
+  type AllocOptions,
+  type HeapAbi,
+  type HeapFeatures,
+  type ListedHeap,
+  type OpenHeapOptions,
+} from './heap';
+export { CONTIGUOUS_HEAP_NAMES } from './chooser';
 export { DmaHeapError, DmaBufStateError } from './errors';
 export type { DmaBufInfo } from './fdinfo';
 export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
-export { addonStatus } from './native/load';
+export { addonStatus, udmabufSizeLimit } from './native';
 export { Framework } from './framework';
-export { fromFd, type FromFdOptions } from './adopt';
 export { allocShareable, TIERS, type ShareableOptions } from './tiers';
-export { udmabufSizeLimit } from './native/udmabuf';
 export {
   DmaBufChannel,
   DmaBufChannelError,
@@ -19,4 +27,4 @@ export {
   type ChannelMessage,
   type ChannelOptions,
   type ChannelType,
-} from './share/channel';
+} from './share';

@@ -4,6 +4,8 @@
  * (lib/framework/). Both take the same encoded ioctl bytes (lib/uapi.ts) and
  * fail the same way: a thrown DmaHeapError-shaped error with code, errno and syscall.
  */
+import type { DmaBufInfo } from './fdinfo';
+
 export interface HeapEntry {
   /** the heap's name, as under /dev/dma_heap */
   name: string;
@@ -55,11 +57,21 @@ export interface Kernel {
    *  must never become a writable ArrayBuffer) and runtimes that refuse external ones */
   readMapped(fd: number, offset: number, dst: Uint8Array): void;
   writeMapped(fd: number, offset: number, src: Uint8Array): void;
-  /** take charge of an fd this kernel returned inside an ioctl struct, so a
-   *  terminating worker releases it */
-  own(fd: number): void;
-  /** whether fd is a dma-buf this kernel can serve (fromFd's check) */
+  /** whether fd is a dma-buf this kernel can serve (the chooser's check for fromFd) */
   isDmaBuf(fd: number): boolean;
+  /**
+   * Take a handle on a dma-buf fd that came from elsewhere: the kernel's own fd for it
+   * (O_CLOEXEC, released by a terminating worker) and its fdinfo, read once. `dup` true
+   * leaves the caller's fd open; false closes it once the kernel's exists. If this throws,
+   * the caller's fd is untouched and still the caller's.
+   */
+  adopt(fd: number, dup: boolean): Adopted;
+}
+
+/** What Kernel.adopt returns: the kernel's own fd and what fdinfo said of it. */
+export interface Adopted {
+  fd: number;
+  info: DmaBufInfo;
 }
 
 /**

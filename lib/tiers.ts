@@ -1,10 +1,8 @@
 import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
-import type { Heap } from './heap';
-import { nativeKernel } from './chooser';
-import { loadAddon } from './native/load';
-import { openHeap } from './select';
-import { createUdmabuf, hasUdmabuf } from './native/udmabuf';
+import { requireNative, tierUnavailable } from './chooser';
+import { openHeap, type Heap } from './heap';
+import { pageAlign } from './uapi';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
 export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
@@ -31,26 +29,9 @@ function tierOrder(options: ShareableOptions): Tier[] {
   return options.requireDmaBuf ? order.filter((t) => t === 'dma-heap' || t === 'udmabuf') : order;
 }
 
-/** Why a tier can't serve here; undefined if it may. */
-function unavailable(tier: Tier, heapName: string): string | undefined {
-  const native = nativeKernel();
-  switch (tier) {
-    case 'dma-heap':
-      if (!native) return 'the native addon is not loaded';
-      return native.heaps().some((h) => h.name === heapName) ? undefined : `no /dev/dma_heap/${heapName}`;
-    case 'udmabuf':
-      if (!native) return 'the native addon is not loaded';
-      return hasUdmabuf() ? undefined : 'no /dev/udmabuf';
-    case 'memfd':
-      return native ? undefined : 'the native addon is not loaded (memfd needs it)';
-    case 'js':
-      return native ? 'JS memory is only used where the addon cannot load' : undefined;
-  }
-}
-
 function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions): DmaBuf {
   const alloc = { name: options.name, cloexec: options.cloexec };
-  if (tier === 'udmabuf') return createUdmabuf(loadAddon()!, nativeKernel()!, size, alloc);
+  if (tier === 'udmabuf') return allocUdmabuf(size, alloc);
   let heap: Heap;
   if (tier === 'dma-heap') heap = openHeap(options.heap ?? 'system', { backend: 'kernel' });
   else heap = openHeap('system', { backend: 'software' });
@@ -59,6 +40,21 @@ function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions)
   } finally {
     heap.close();
   }
+}
+
+function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?: boolean }): DmaBuf {
+  const kernel = requireNative();
+  const fd = kernel.createUdmabuf(pageAlign(validateSize(size), kernel.pageSize), options.cloexec !== false);
+  const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false });
+  if (options.name !== undefined) {
+    try {
+      buf.setName(options.name);
+    } catch (err) {
+      buf.close();
+      throw err;
+    }
+  }
+  return buf;
 }
 
 /**
@@ -74,7 +70,7 @@ export function allocShareable(size: number | bigint, options?: ShareableOptions
   const heapName = options.heap ?? 'system';
   const reasons: string[] = [];
   for (const tier of tierOrder(options)) {
-    const why = unavailable(tier, heapName);
+    const why = tierUnavailable(tier, heapName);
     if (why) {
       reasons.push(`${tier}: ${why}`);
       continue;

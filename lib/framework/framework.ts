@@ -5,7 +5,9 @@
  */
 import fs from 'node:fs';
 import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
-import type { HeapEntry, Kernel } from '../kernel';
+import { DmaHeapError } from '../errors';
+import { parseFdinfo } from '../fdinfo';
+import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../native/load';
 import { F_SEAL_SHRINK, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
@@ -382,13 +384,6 @@ export class Framework implements Kernel {
     this.copyMapped(fd, offset, src, true);
   }
 
-  /**
-   * Nothing to do: every descriptor the framework reserves was made by the addon when it
-   * loaded (so it already closes them when a worker's environment goes), and without the
-   * addon there is nothing to take charge with.
-   */
-  own(_fd: number): void {}
-
   dup(fd: number, cloexec: boolean): number {
     return syscall('dup', () => this.fdt.dup(fd, cloexec));
   }
@@ -412,6 +407,41 @@ export class Framework implements Kernel {
 
   isDmaBuf(fd: number): boolean {
     return this.dmaBuf(fd) !== undefined;
+  }
+
+  /** whether adopt() can take fd: one of this framework's dma-bufs, or (memfd backing) a memfd */
+  canAdopt(fd: number): boolean {
+    if (this.isDmaBuf(fd)) return true;
+    if (!this.addon || this.backing !== 'memfd') return false;
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:');
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Kernel.adopt: one of this framework's dma-bufs is dup'ed in the fd table; a memfd from
+   * elsewhere (another process's software buffer) is imported as a dma-buf through a private
+   * dup (importMemfd). `dup` false then closes the caller's fd. A failure leaves it untouched.
+   */
+  adopt(fd: number, dup: boolean): Adopted {
+    let own: number;
+    if (this.isDmaBuf(fd)) {
+      own = this.dup(fd, true);
+      if (!dup) this.close(fd);
+    } else {
+      if (!this.addon) throw new DmaHeapError('ENODEV', 'open', { path: `/proc/self/fd/${fd}`, message: 'memfds need the native addon' });
+      const copy = this.addon.dup(fd, true);
+      try {
+        own = this.importMemfd(copy); // the framework takes the copy over as the buffer's fd
+      } catch (err) {
+        if (!this.isDmaBuf(copy)) this.addon.close(copy);
+        throw err;
+      }
+      if (!dup) this.addon.close(fd);
+    }
+    return { fd: own, info: parseFdinfo(this.fdinfo(own)) };
   }
 
   // ---- internals ----

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
 import { DmaHeapError, withContext } from '../errors';
-import type { HeapEntry, Kernel } from '../kernel';
+import { parseFdinfo } from '../fdinfo';
+import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from './load';
+import { createUdmabuf } from './udmabuf';
 
 const SEEK_END = 2;
 
@@ -132,8 +134,29 @@ export class NativeKernel implements Kernel {
     this.addon.writeMapped(fd, offset, src);
   }
 
-  own(fd: number): void {
-    this.addon.own(fd);
+  /**
+   * Take a handle on a dma-buf fd from elsewhere. A private dup first (nothing can fail after
+   * it but the caller's close): `dup` false then closes the caller's fd. A non-dma-buf is
+   * refused with the caller's fd untouched.
+   */
+  adopt(fd: number, dup: boolean): Adopted {
+    const own = this.addon.dup(fd, true);
+    let info;
+    try {
+      info = parseFdinfo(this.fdinfo(own));
+      if (!info.exporter) throw new DmaHeapError('EINVAL', 'open', { path: `/proc/self/fdinfo/${fd}`, message: 'not a dma-buf' });
+    } catch (err) {
+      this.addon.close(own);
+      throw err;
+    }
+    if (!dup) this.addon.close(fd);
+    return { fd: own, info };
+  }
+
+  /** a udmabuf (a sealed memfd made a real dma-buf) of `len` page-aligned bytes; the fd is
+   *  this thread's from the moment it exists */
+  createUdmabuf(len: bigint, cloexec: boolean): number {
+    return createUdmabuf(this.addon, len, cloexec);
   }
 
   dup(fd: number, cloexec: boolean): number {
@@ -180,4 +203,10 @@ export function devNumbers(rdev: bigint): string {
   const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
   const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
   return `${major}:${minor}`;
+}
+
+/** The real kernel for this thread, or null when the addon did not load. */
+export function loadNativeKernel(): NativeKernel | null {
+  const addon = loadAddon();
+  return addon ? new NativeKernel(addon) : null;
 }

@@ -1,8 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Addon } from './addon';
-import { DmaBuf } from '../dmabuf';
 import { DmaHeapError, withContext } from '../errors';
-import type { Kernel } from '../kernel';
 import {
   F_SEAL_SHRINK,
   MFD_ALLOW_SEALING,
@@ -13,9 +11,7 @@ import {
   UDMABUF_FLAGS_CLOEXEC,
   UDMABUF_SIZE_LIMIT_DEFAULT,
   encodeUdmabufCreate,
-  pageAlign,
 } from '../uapi';
-import { validateSize } from '../validate';
 
 export const UDMABUF_PATH = '/dev/udmabuf';
 
@@ -36,16 +32,12 @@ export function hasUdmabuf(): boolean {
  * A real dma-buf made from a memfd, as libcamera does: memfd_create with sealing,
  * ftruncate, F_SEAL_SHRINK (udmabuf requires it; F_SEAL_WRITE must stay unset),
  * then UDMABUF_CREATE on /dev/udmabuf. The memfd is closed afterwards: the
- * dma-buf holds its pages.
+ * dma-buf holds its pages. `len` is validated and page-aligned by the caller.
+ * The returned fd is owned by this thread's environment at once (a terminating
+ * worker closes it), before any JS can lose it.
  */
-export function createUdmabuf(
-  addon: Addon,
-  kernel: Kernel,
-  size: number | bigint,
-  options: { name?: string; cloexec?: boolean } = {},
-): DmaBuf {
+export function createUdmabuf(addon: Addon, len: bigint, cloexec: boolean): number {
   const ctx = { path: UDMABUF_PATH, device: true };
-  const len = pageAlign(validateSize(size, ctx), kernel.pageSize);
   const limit = udmabufSizeLimit();
   if (len > BigInt(limit)) {
     throw new DmaHeapError('EINVAL', 'ioctl', {
@@ -60,8 +52,8 @@ export function createUdmabuf(
     addon.addSeals(memfd, F_SEAL_SHRINK);
     const dev = addon.open(UDMABUF_PATH, O_RDWR | O_CLOEXEC);
     try {
-      const flags = options.cloexec === false ? 0 : UDMABUF_FLAGS_CLOEXEC;
-      fd = addon.ioctl(dev, UDMABUF_CREATE, encodeUdmabufCreate(memfd, flags, 0n, len));
+      fd = addon.ioctl(dev, UDMABUF_CREATE, encodeUdmabufCreate(memfd, cloexec ? UDMABUF_FLAGS_CLOEXEC : 0, 0n, len));
+      addon.own(fd);
     } finally {
       addon.close(dev);
     }
@@ -70,15 +62,5 @@ export function createUdmabuf(
   } finally {
     addon.close(memfd);
   }
-  kernel.own(fd);
-  const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false });
-  if (options.name !== undefined) {
-    try {
-      buf.setName(options.name);
-    } catch (err) {
-      buf.close();
-      throw err;
-    }
-  }
-  return buf;
+  return fd;
 }

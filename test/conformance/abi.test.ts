@@ -1,5 +1,5 @@
 import type { Heap } from '../../lib/heap';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import {
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,

@@ -1,12 +1,12 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fromFd } from '../../lib/adopt';
+import { fromFd } from '../../lib/dmabuf';
 import { DmaBuf } from '../../lib/dmabuf';
 import { loadAddon } from '../../lib/native/load';
 import type { Framework } from '../../lib/framework';
 import type { Heap } from '../../lib/heap';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { backends, newFds, openFds, testIf } from '../helpers/backends';
 
 /** the software backend under test is a framework of its own: fromFd must look there */

@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { backends, newFds, openFds } from '../helpers/backends';
 
 describe.each(backends())('allocation: $label', (backend) => {

@@ -1,9 +1,9 @@
 import { ftruncateSync } from 'node:fs';
-import { fromFd } from '../../lib/adopt';
+import { fromFd } from '../../lib/dmabuf';
 import { Framework } from '../../lib/framework';
 import { loadAddon } from '../../lib/native/load';
 import { allocShareable } from '../../lib/tiers';
-import { listHeaps, openHeap } from '../../lib/select';
+import { listHeaps, openHeap } from '../../lib/heap';
 import { MFD_CLOEXEC } from '../../lib/uapi';
 import { backends, newFds, openFds, testIf } from '../helpers/backends';
 

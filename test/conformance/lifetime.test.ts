@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { DmaBuf } from '../../lib/dmabuf';
 import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { backends, openFds } from '../helpers/backends';
 
 setFlagsFromString('--expose-gc');

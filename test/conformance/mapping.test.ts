@@ -1,4 +1,4 @@
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { backends } from '../helpers/backends';
 
 describe.each(backends())('mapping: $label', (backend) => {

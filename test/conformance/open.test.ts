@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { listHeaps, openContiguousHeap, openHeap } from '../../lib/select';
+import { listHeaps, openContiguousHeap, openHeap } from '../../lib/heap';
 import { backends, kernelAvailable, kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
 
 describe.each(backends())('opening heaps: $label', (backend) => {

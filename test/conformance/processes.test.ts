@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { backends, newFds, openFds } from '../helpers/backends';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');

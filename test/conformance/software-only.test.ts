@@ -1,5 +1,5 @@
 import { Framework } from '../../lib/framework';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 
 // The software framework's own controls, through the public API: access policy and fault injection.
 describe('software framework controls, seen through openHeap', () => {

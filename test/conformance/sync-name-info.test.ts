@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { DMA_BUF_IOCTL_SYNC, DMA_BUF_SET_NAME_A, DMA_BUF_SET_NAME_B, encodeName, encodeU64 } from '../../lib/uapi';
 import { backends } from '../helpers/backends';
 

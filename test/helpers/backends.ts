@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
 import { nativeKernel } from '../../lib/chooser';
-import type { OpenHeapOptions } from '../../lib/select';
+import type { OpenHeapOptions } from '../../lib/heap';
 
 /** One kernel the conformance suite runs against. */
 export interface TestBackend {

@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { DmaBuf } from '../../lib/dmabuf';
-import { openHeap } from '../../lib/select';
-import { DmaBufChannel, type ChannelMessage, type ChannelType } from '../../lib/share/channel';
+import { openHeap } from '../../lib/heap';
+import { DmaBufChannel, type ChannelMessage, type ChannelType } from '../../lib/share';
 import { kernelRequired, newFds, openFds } from '../helpers/backends';
 import { canShare, childByte, fill, holds, nextJson, parentByte, requireDist, runFixture, socketPath, warmUpSpawn } from './helpers';
 

@@ -13,7 +13,7 @@ export const FIXTURES = path.join(__dirname, 'fixtures');
 /** Fails the suite clearly when dist/ is missing or older than the code the children run. */
 export function requireDist(): void {
   const stale: string[] = [];
-  for (const name of ['index', 'share', 'adopt']) {
+  for (const name of ['index', 'dmabuf', 'share/index', 'share/channel', 'share/spawn', 'share/buffers']) {
     const js = path.join(DIST, `${name}.js`);
     const ts = path.resolve(__dirname, `../../lib/${name}.ts`);
     if (!existsSync(js)) stale.push(`${js} is missing`);

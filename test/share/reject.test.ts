@@ -6,8 +6,8 @@ import type { Addon } from '../../lib/native/addon';
 import type { DmaBuf } from '../../lib/dmabuf';
 import type { Heap } from '../../lib/heap';
 import { loadAddon } from '../../lib/native/load';
-import { openHeap } from '../../lib/select';
-import { DmaBufChannel, type ChannelType } from '../../lib/share/channel';
+import { openHeap } from '../../lib/heap';
+import { DmaBufChannel, type ChannelType } from '../../lib/share';
 import { newFds, openFds } from '../helpers/backends';
 import { canShare } from './helpers';
 

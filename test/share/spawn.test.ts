@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { openHeap } from '../../lib/select';
-import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/share/channel';
+import { openHeap } from '../../lib/heap';
+import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/share';
 import { allocShareable } from '../../lib/tiers';
 import { hasUdmabuf } from '../../lib/native/udmabuf';
 import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
@@ -109,7 +109,7 @@ import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDi
       // not closed: the worker's teardown must close its own fd, and only that
       parentPort.postMessage(answer(fromFd(workerData.fd, { dup: true }), 0));
       `,
-      { eval: true, workerData: { fd: buf.fd, adopt: path.join(DIST, 'adopt.js'), pattern: path.join(__dirname, 'fixtures/pattern.js') } },
+      { eval: true, workerData: { fd: buf.fd, adopt: path.join(DIST, 'index.js'), pattern: path.join(__dirname, 'fixtures/pattern.js') } },
     );
     const exit = once(worker, 'exit');
     const [seen] = await once(worker, 'message');

@@ -1,0 +1,88 @@
+/*
+ * The frame format. Every message is one frame: a 12-byte header, then UTF-8 JSON
+ * `{"buffers":[BufferMeta...],"payload":...}`, with the fds in SCM_RIGHTS.
+ *   0 u32le magic 'DMAB'   4 u8 version (1)   5 u8 flags (0)   6 u16le fd count   8 u32le JSON length
+ * seqpacket: one frame = one sendmsg = one recvmsg, fds with it.
+ * stream: the sender starts every frame with a sendmsg of its own carrying the frame's
+ * fds (the rest, if the send was short, follows without fds). Linux hands fds to the
+ * recvmsg that reads the first byte of their sendmsg and stops after it, so the
+ * receiver never reads past the current frame (it asks for the header, then exactly
+ * the JSON length): a frame's fds arrive with the read of its first byte, nowhere else.
+ */
+import type { Tier } from '../dmabuf';
+
+/** SCM_MAX_FD: Linux refuses more fds in one sendmsg. */
+export const MAX_FDS_PER_MESSAGE = 253;
+
+/** What travels beside each fd: enough for the receiver to check it got what was meant. */
+export interface BufferMeta {
+  size: number;
+  tier: Tier;
+  name?: string;
+}
+
+export const SHAREABLE: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd'];
+export const isRealTier = (tier: Tier) => tier === 'dma-heap' || tier === 'udmabuf';
+
+/** Check a peer's description of one buffer; returns why it is wrong, or undefined. */
+export function badMeta(m: unknown): string | undefined {
+  if (!m || typeof m !== 'object') return 'a buffer description is not an object';
+  const { size, tier, name } = m as Record<string, unknown>;
+  if (!Number.isSafeInteger(size) || (size as number) <= 0) return `bad buffer size ${JSON.stringify(size)}`;
+  if (!SHAREABLE.includes(tier as Tier)) return `bad buffer tier ${JSON.stringify(tier)}`;
+  if (name !== undefined && typeof name !== 'string') return 'bad buffer name';
+  return undefined;
+}
+
+const MAGIC = 0x42414d44; // 'DMAB'
+const VERSION = 1;
+export const HEADER = 12;
+const DEFAULT_MAX_FDS = 64;
+const DEFAULT_MAX_PAYLOAD = 64 * 1024;
+/** a seqpacket receive allocates maxPayload up front; metadata this big is a mistake */
+const MAX_PAYLOAD = 16 * 1024 * 1024;
+
+export interface Header {
+  fdCount: number;
+  length: number;
+}
+
+export function encodeFrame(metas: BufferMeta[], payload: unknown, maxPayload: number): Buffer {
+  const json = Buffer.from(JSON.stringify(payload === undefined ? { buffers: metas } : { buffers: metas, payload }), 'utf8');
+  if (json.length > maxPayload) {
+    throw Object.assign(new RangeError(`the message's JSON is ${json.length} bytes, more than maxPayload (${maxPayload})`), {
+      code: 'ERR_OUT_OF_RANGE',
+    });
+  }
+  const frame = Buffer.alloc(HEADER + json.length);
+  frame.writeUInt32LE(MAGIC, 0);
+  frame.writeUInt8(VERSION, 4);
+  frame.writeUInt16LE(metas.length, 6);
+  frame.writeUInt32LE(json.length, 8);
+  json.copy(frame, HEADER);
+  return frame;
+}
+
+/** the header, or why it is not one */
+export function decodeHeader(bytes: Buffer, maxPayload: number): Header | string {
+  if (bytes.length < HEADER) return `${bytes.length} bytes are not a frame header`;
+  if (bytes.readUInt32LE(0) !== MAGIC) return 'not a dma-heap frame (bad magic)';
+  if (bytes[4] !== VERSION) return `unknown frame version ${bytes[4]}`;
+  if (bytes[5] !== 0) return `unknown frame flags ${bytes[5]}`;
+  const length = bytes.readUInt32LE(8);
+  if (length > maxPayload) return `the frame's JSON is ${length} bytes, more than maxPayload (${maxPayload})`;
+  return { fdCount: bytes.readUInt16LE(6), length };
+}
+
+/** A channel's limits, checked: most fds and most JSON bytes one message may carry. */
+export function limits(options: { maxFds?: number; maxPayload?: number }): { maxFds: number; maxPayload: number } {
+  const maxFds = options.maxFds ?? DEFAULT_MAX_FDS;
+  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS_PER_MESSAGE) {
+    throw Object.assign(new RangeError(`maxFds must be an integer from 0 to ${MAX_FDS_PER_MESSAGE}, got ${maxFds}`), { code: 'ERR_OUT_OF_RANGE' });
+  }
+  if (!Number.isInteger(maxPayload) || maxPayload < 64 || maxPayload > MAX_PAYLOAD) {
+    throw Object.assign(new RangeError(`maxPayload must be an integer from 64 to ${MAX_PAYLOAD}, got ${maxPayload}`), { code: 'ERR_OUT_OF_RANGE' });
+  }
+  return { maxFds, maxPayload };
+}

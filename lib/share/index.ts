@@ -1,0 +1,13 @@
+/**
+ * Passing dma-bufs between processes without copying: to a child through spawn's
+ * stdio (spawn.ts), to any process through an AF_UNIX socket (channel.ts, SCM_RIGHTS).
+ *
+ * Workers need nothing of this: a worker shares the process's fd table, but the
+ * addon closes the fds each JS environment owns when it ends, so hand a worker
+ * the fd number and let it take its own reference with `fromFd(fd, { dup: true })`
+ * while the sender still holds the buffer.
+ */
+export { DmaBufChannel, DmaBufServer, type ChannelMessage, type ChannelOptions, type ChannelType } from './channel';
+export { DmaBufChannelError, type BadReason, type ClosedReason } from './errors';
+export { MAX_FDS_PER_MESSAGE, type BufferMeta } from './frame';
+export { FDS_ENV, inheritedBuffers, spawnWithBuffers, type InheritedBufferMeta } from './spawn';

@@ -1,0 +1,93 @@
+/**
+ * A stream channel's frames, put back together from reads. The channel asks for the
+ * header, then exactly the JSON length (want()), so a read never crosses into the next
+ * frame, and a frame's fds arrive with its first byte (see frame.ts). A frame found bad
+ * on the way (control trouble, fds mid-frame) is read to its end and then refused, so
+ * the stream stays in step; a bad header leaves nothing to follow the stream by.
+ */
+import { bad, type DmaBufChannelError } from './errors';
+import { decodeHeader, HEADER, type Header } from './frame';
+import { closeAll, type Sockets } from './socket';
+
+export type Fed =
+  | { kind: 'more' }
+  | { kind: 'frame'; header: Header; body: Buffer; fds: number[] }
+  | { kind: 'refused'; err: DmaBufChannelError }
+  /** a bad header: the stream can't be followed past this point */
+  | { kind: 'unfollowable'; reason: string };
+
+export class StreamReassembler {
+  #head = Buffer.alloc(HEADER);
+  #headLen = 0;
+  #header: Header | null = null;
+  #body: Buffer = Buffer.alloc(0);
+  #bodyGot = 0;
+  #fds: number[] = [];
+  #bad: DmaBufChannelError | null = null;
+
+  constructor(
+    private readonly sock: Sockets,
+    private readonly maxPayload: number,
+  ) {}
+
+  /** no byte of the next frame has been read */
+  get atStart(): boolean {
+    return this.#headLen === 0;
+  }
+
+  /** how many bytes the next read may take without reading past this frame */
+  want(): number {
+    return this.#header ? this.#body.length - this.#bodyGot : HEADER - this.#headLen;
+  }
+
+  /** one read's bytes and fds, and what was wrong with its control data (if anything) */
+  feed(bytes: Buffer, fds: number[], problem: DmaBufChannelError | null): Fed {
+    const atStart = this.atStart;
+    if (problem) this.#poison(problem);
+    if (fds.length) {
+      if (atStart && !this.#bad) this.#fds = fds;
+      else {
+        closeAll(this.sock, fds);
+        if (!atStart) this.#poison(bad('malformed', 'fds arrived in the middle of a frame'));
+      }
+    }
+    if (!this.#header) {
+      bytes.copy(this.#head, this.#headLen);
+      this.#headLen += bytes.length;
+      if (this.#headLen < HEADER) return { kind: 'more' };
+      const header = decodeHeader(this.#head, this.maxPayload);
+      if (typeof header === 'string') return { kind: 'unfollowable', reason: header };
+      this.#header = header;
+      this.#body = Buffer.alloc(header.length);
+      this.#bodyGot = 0;
+    } else {
+      bytes.copy(this.#body, this.#bodyGot);
+      this.#bodyGot += bytes.length;
+    }
+    if (this.#bodyGot < this.#body.length) return { kind: 'more' };
+    const header = this.#header;
+    const body = this.#body;
+    const held = this.#fds;
+    const poisoned = this.#bad;
+    this.#headLen = 0;
+    this.#header = null;
+    this.#body = Buffer.alloc(0);
+    this.#bodyGot = 0;
+    this.#fds = [];
+    this.#bad = null;
+    return poisoned ? { kind: 'refused', err: poisoned } : { kind: 'frame', header, body, fds: held };
+  }
+
+  /** the channel is over: close the fds of a frame half read */
+  drop(): void {
+    closeAll(this.sock, this.#fds);
+    this.#fds = [];
+  }
+
+  /** The frame being read is bad: drop its fds now, refuse it when its last byte is read. */
+  #poison(err: DmaBufChannelError): void {
+    closeAll(this.sock, this.#fds);
+    this.#fds = [];
+    this.#bad ??= err;
+  }
+}

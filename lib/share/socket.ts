@@ -1,0 +1,50 @@
+/**
+ * The one module of lib/share/ that reaches the addon: AF_UNIX sockets, SCM_RIGHTS,
+ * closing received fds. The rest of lib/share/ gets a `Sockets` from here and
+ * never imports the addon itself (test/layout.test.ts checks it).
+ */
+import type { Addon } from '../native/addon';
+import { addonStatus, loadAddon } from '../native/load';
+
+export type { Poller, ReceivedMessage } from '../native/addon';
+
+/** The addon's socket and fd calls, and nothing else of it. */
+export type Sockets = Pick<
+  Addon,
+  'socket' | 'socketpair' | 'bind' | 'listen' | 'accept' | 'connect' | 'sendFds' | 'recvFds' | 'poll' | 'dup' | 'close'
+>;
+
+export type ChannelType = 'seqpacket' | 'stream';
+
+export const READABLE = 1;
+export const WRITABLE = 2;
+
+/** The socket calls; ERR_DMA_HEAP_NO_ADDON where the addon did not load. */
+export function sockets(): Sockets {
+  const addon = loadAddon();
+  if (!addon) {
+    throw Object.assign(new Error(`passing buffers between processes needs the native addon: ${addonStatus().reason}`), {
+      code: 'ERR_DMA_HEAP_NO_ADDON',
+    });
+  }
+  return addon;
+}
+
+/** SOCK_SEQPACKET or SOCK_STREAM for a channel type; ERR_INVALID_ARG_VALUE for anything else. */
+export function socketType(type: ChannelType | undefined): number {
+  const { abi } = sockets() as Addon;
+  if (type === undefined || type === 'seqpacket') return abi.SOCK_SEQPACKET;
+  if (type === 'stream') return abi.SOCK_STREAM;
+  throw Object.assign(new TypeError(`type must be 'seqpacket' or 'stream', got ${JSON.stringify(type)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+}
+
+/** Close fds that are ours and no one else's; the first error must not leak the rest. */
+export function closeAll(sock: Sockets, fds: Iterable<number>): void {
+  for (const fd of fds) {
+    try {
+      sock.close(fd);
+    } catch {
+      // The number is freed even when close reports an error.
+    }
+  }
+}
