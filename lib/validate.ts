@@ -1,5 +1,5 @@
-import { totalmem } from 'node:os';
 import { DmaHeapError } from './errors';
+import { physicalMemory } from './host';
 import { U64_MAX } from './uapi';
 
 /** Node's own shape for bad arguments: TypeError ERR_INVALID_ARG_TYPE, RangeError ERR_OUT_OF_RANGE. */
@@ -22,14 +22,6 @@ export function validateHeapName(name: unknown): string {
     });
   }
   return name;
-}
-
-let ram: bigint | undefined;
-/** Physical memory in bytes, read once: os.totalmem() reads /proc/meminfo on every call
- *  (8.7 µs here, 44 µs under qemu), too much for every allocation. */
-export function physicalMemory(): bigint {
-  ram ??= BigInt(totalmem());
-  return ram;
 }
 
 /**

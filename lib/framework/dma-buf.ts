@@ -13,11 +13,10 @@ import {
   DMA_BUF_SYNC_RW,
   DMA_BUF_SYNC_VALID_FLAGS_MASK,
   O_ACCMODE,
-  O_CLOEXEC,
 } from '../uapi';
 import { type Backing, nextIno, type Vma } from './backing';
 import { errno } from './errno';
-import { File, type FdSource } from './file';
+import { File, type FdSource, type FileOperations } from './file';
 
 const O_NONBLOCK = 0o4000;
 
@@ -92,7 +91,7 @@ export class DmaBuf<P = unknown> {
     this.backing = info.backing;
     this.ino = info.backing?.ino ?? nextIno();
     // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
-    this.file = new File(this, info.flags & (O_ACCMODE | O_NONBLOCK), info.backing?.fdSource ?? fdSource, () =>
+    this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this.ino, info.backing?.fdSource ?? fdSource, () =>
       this.release(),
     );
   }
@@ -112,12 +111,9 @@ export class DmaBuf<P = unknown> {
     return this.file.fCount - (MAPPINGS_COUNT_IN_FDINFO ? 0 : this.mappings);
   }
 
-  /** dma_buf_show_fdinfo after fs/proc/fd.c's common lines (flags: "0%o", O_CLOEXEC from the fd) */
-  fdinfo(cloexec: boolean): string {
-    const flags = this.file.fFlags | (cloexec ? O_CLOEXEC : 0);
-    let text =
-      `pos:\t0\nflags:\t0${flags.toString(8)}\nmnt_id:\t0\nino:\t${this.ino}\n` +
-      `size:\t${this.size}\ncount:\t${this.fdinfoCount()}\nexp_name:\t${this.expName}\n`;
+  /** dma_buf_show_fdinfo: the lines after procfs's common ones */
+  showFdinfo(): string {
+    let text = `size:\t${this.size}\ncount:\t${this.fdinfoCount()}\nexp_name:\t${this.expName}\n`;
     if (this.name !== null) text += `name:\t${this.name}\n`;
     return text;
   }
@@ -188,4 +184,17 @@ export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pageSize: number): void {
   dmaBufMmapCheck(dmabuf, vma, pageSize);
   dmabuf.ops.mmap?.(dmabuf, vma);
   if (!(vma.view instanceof Uint8Array)) throw errno('EINVAL'); // an exporter bug, not a user one
+}
+
+/** dma_buf_fops */
+export const dmaBufFops: FileOperations<DmaBuf> = {
+  unlockedIoctl: (file, cmd, arg) => dmaBufIoctl(file.priv, cmd, arg),
+  llseekEnd: (file) => file.priv.size,
+  mmap: (file, vma, pageSize) => dmaBufMmap(file.priv, vma, pageSize),
+  showFdinfo: (file) => file.priv.showFdinfo(),
+};
+
+/** is_dma_buf_file: the file's f_op is dma_buf_fops */
+export function dmaBufOf(file: File): DmaBuf | undefined {
+  return file.fops === (dmaBufFops as FileOperations) ? (file.priv as DmaBuf) : undefined;
 }

@@ -18,6 +18,7 @@ import {
   pageAlign,
 } from '../uapi';
 import type { DmaBuf } from './dma-buf';
+import type { FileOperations } from './file';
 import { errno } from './errno';
 import type { AccessPolicy } from './policy';
 
@@ -197,4 +198,15 @@ export function dmaHeapIoctl(profile: Profile, heap: DmaHeap, ucmd: number, arg:
   if (arg.length < outSize) throw errno('EFAULT');
   if (failure !== undefined) throw failure;
   return 0;
+}
+
+/** dma_heap_fops for one framework (its ABI profile and its allocator): ioctl only; no mmap, no seek */
+export function dmaHeapFops(profile: Profile, k: HeapAllocator): FileOperations<DmaHeap> {
+  return {
+    unlockedIoctl(file, cmd, arg, ctx) {
+      ctx.path = file.priv.path;
+      ctx.heap = file.priv.name;
+      return dmaHeapIoctl(profile, file.priv, cmd, arg, k);
+    },
+  };
 }

@@ -1,7 +1,25 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Addon } from '../native/addon';
-import { errno } from './errno';
+import { O_CLOEXEC } from '../uapi';
+import type { Vma } from './backing';
+import { errno, type SyscallContext } from './errno';
+
+/**
+ * struct file_operations: what a kind of file can do, looked up on the file (f_op) as the
+ * VFS does, never by asking what the file's private data is. A missing op fails as the
+ * kernel's VFS fails it.
+ */
+export interface FileOperations<P = unknown> {
+  /** unlocked_ioctl; absent: ENOTTY. The op may fill ctx (path, heap) for the error. */
+  unlockedIoctl?(file: File<P>, cmd: number, arg: Uint8Array, ctx: SyscallContext): number;
+  /** llseek(0, SEEK_END): the size; absent: ESPIPE (nonseekable_open) */
+  llseekEnd?(file: File<P>): number;
+  /** mmap after the VFS checks: fill vma.view (and vma.close); absent: ENODEV */
+  mmap?(file: File<P>, vma: Vma, pageSize: number): void;
+  /** show_fdinfo: the lines after procfs's common pos/flags/mnt_id/ino */
+  showFdinfo?(file: File<P>): string;
+}
 
 /**
  * Where a simulated fd's real descriptor comes from. Every simulated fd reserves a real one,
@@ -40,8 +58,12 @@ export class File<P = unknown> {
 
   constructor(
     readonly priv: P,
+    /** f_op */
+    readonly fops: FileOperations<P>,
     /** f_flags: the access mode (and O_NONBLOCK); O_CLOEXEC lives in the fd table */
     readonly fFlags: number,
+    /** the inode number fdinfo shows */
+    readonly ino: number,
     readonly source: FdSource,
     private readonly onRelease: () => void,
   ) {}
@@ -55,6 +77,13 @@ export class File<P = unknown> {
   put(): void {
     if (--this.count === 0) this.onRelease();
   }
+}
+
+/** /proc/self/fdinfo/<fd>: fs/proc/fd.c's common lines (flags as "0%o", O_CLOEXEC from the fd
+ *  table), then the file's show_fdinfo */
+export function renderFdinfo(file: File, cloexec: boolean): string {
+  const flags = file.fFlags | (cloexec ? O_CLOEXEC : 0);
+  return `pos:\t0\nflags:\t0${flags.toString(8)}\nmnt_id:\t0\nino:\t${file.ino}\n` + (file.fops.showFdinfo?.(file) ?? '');
 }
 
 export interface FdEntry {

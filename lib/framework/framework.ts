@@ -12,15 +12,14 @@ import { addonStatus, loadAddon } from '../native/load';
 import { F_SEAL_SHRINK, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
-import { addDefaultCmaHeaps } from './heaps/cma';
-import { DmaBuf, type DmaBufExportInfo, dmaBufIoctl, dmaBufMmapCheck } from './dma-buf';
-import { DmaHeap, type DmaHeapExportInfo, dmaHeapIoctl, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
+import { DmaBuf, type DmaBufExportInfo, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
+import { DmaHeap, type DmaHeapExportInfo, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
 import { errno, syscall } from './errno';
 import { Faults } from './faults';
-import { devNullSource, type FdSource, FdTable, File } from './file';
+import { devNullSource, type FdSource, FdTable, File, type FileOperations, renderFdinfo } from './file';
+import { builtinInitcalls } from './initcall';
 import { hostPageSize } from './page-size';
 import { type AccessPolicy, type Credentials, mayOpen, processCredentials, validatePolicy } from './policy';
-import { addSystemHeap } from './heaps/system';
 
 export interface FrameworkOptions {
   /** the ABI: 'mainline' (ALLOC at nr 0) or 'v14' (GET_FEATURES at 0, ALLOC at 1); default mainline */
@@ -30,7 +29,7 @@ export interface FrameworkOptions {
   pageSize?: number;
   /** default 'memfd' when the addon loads, else 'js' */
   backing?: 'memfd' | 'js';
-  /** register the system and CMA heaps (default true) */
+  /** run the built-in heaps' initcalls: system and CMA (default true) */
   builtins?: boolean;
   /** the default CMA region; size 0 means none (no CMA heap), as without a CMA area */
   cma?: { size?: number };
@@ -74,7 +73,7 @@ export class Framework implements Kernel {
   readonly faults = new Faults();
   /** the credentials access policies see */
   credentials: Credentials;
-  /** the default CMA region shared by the CMA heaps, if there is one */
+  /** the default CMA area (made with builtins, of cma.size), which the CMA heaps share */
   readonly cma?: Cma;
 
   private defaultAccess: AccessPolicy;
@@ -101,6 +100,8 @@ export class Framework implements Kernel {
     }
   });
   private readonly allocator: HeapAllocator;
+  /** dma_heap_fops, bound to this framework's profile and allocator */
+  private readonly heapFops: FileOperations<DmaHeap>;
   private disposed = false;
 
   constructor(options: FrameworkOptions = {}) {
@@ -139,16 +140,15 @@ export class Framework implements Kernel {
       bufferAlloc: (heap, len, fdFlags, heapFlags) => this.bufferAlloc(heap, len, fdFlags, heapFlags),
       unreserve: (fd) => this.fdt.close(fd),
     };
+    this.heapFops = dmaHeapFops(profile, this.allocator);
 
     if (options.builtins ?? true) {
-      addSystemHeap(this);
+      // dma_contiguous_reserve: the default CMA area exists before any driver's init runs
       const size = options.cma?.size ?? DEFAULT_CMA_SIZE;
       if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`cma.size must be a non-negative integer`);
       const pages = Math.floor(size / pageSize);
-      if (pages > 0) {
-        this.cma = new Cma('reserved', pages * pageSize, pageSize);
-        addDefaultCmaHeaps(this, this.cma, profile);
-      }
+      if (pages > 0) this.cma = new Cma('reserved', pages * pageSize, pageSize);
+      for (const init of builtinInitcalls()) init(this);
     }
   }
 
@@ -166,6 +166,35 @@ export class Framework implements Kernel {
   /** dma_buf_export: a dma-buf holding one reference, which the framework hands to its first fd */
   dmaBufExport<P>(info: DmaBufExportInfo<P>): DmaBuf<P> {
     return syscall('dma_buf_export', () => new DmaBuf(info, this.reserve));
+  }
+
+  /**
+   * Export `backing` as a dma-buf: its mmap maps the backing; its release frees the backing,
+   * then runs `release` (the heap's own bookkeeping). If the export fails, the same happens
+   * before the error leaves: the caller has nothing to undo.
+   */
+  exportBacking<P>(info: { expName: string; size: number; flags: number; backing: Backing; priv: P; release?: () => void }): DmaBuf<P> {
+    const { backing, release } = info;
+    const free = () => {
+      try {
+        backing.free();
+      } finally {
+        release?.();
+      }
+    };
+    try {
+      return this.dmaBufExport({
+        expName: info.expName,
+        size: info.size,
+        flags: info.flags,
+        priv: info.priv,
+        backing,
+        ops: { mmap: (_buf, vma) => backing.mmap(vma), release: free },
+      });
+    } catch (e) {
+      free();
+      throw e;
+    }
   }
 
   /** Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer. */
@@ -213,14 +242,7 @@ export class Framework implements Kernel {
       }
       const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '2', 8);
       const backing = new MemfdBacking(this.addon, size, expName, fd);
-      const dmabuf = this.dmaBufExport({
-        expName,
-        size,
-        flags: flags & O_ACCMODE,
-        priv: backing,
-        backing,
-        ops: { mmap: (_buf, vma) => backing.mmap(vma), release: () => backing.free() },
-      });
+      const dmabuf = this.exportBacking({ expName, size, flags: flags & O_ACCMODE, backing, priv: backing });
       return this.fdt.install(dmabuf.file, (flags & O_CLOEXEC) !== 0);
     });
   }
@@ -234,8 +256,7 @@ export class Framework implements Kernel {
   /** the dma-buf an fd refers to (size, name, cpuAccess, priv: a CmaBuffer for CMA heaps...) */
   dmaBuf(fd: number): DmaBuf | undefined {
     if (!this.fdt.has(fd)) return undefined;
-    const { priv } = this.fdt.lookup(fd).file;
-    return priv instanceof DmaBuf ? priv : undefined;
+    return dmaBufOf(this.fdt.lookup(fd).file);
   }
 
   /** the simulated fds open now */
@@ -275,7 +296,7 @@ export class Framework implements Kernel {
       if (!heap) throw errno('ENOENT');
       if (!this.mayOpen(heap)) throw errno('EACCES');
       // dma_heap_open; O_RDONLY|O_CLOEXEC as the native kernel opens it
-      return this.fdt.install(new File(heap, O_RDONLY | O_LARGEFILE, this.reserve, () => {}), true);
+      return this.fdt.install(new File(heap, this.heapFops, O_RDONLY | O_LARGEFILE, heap.ino, this.reserve, () => {}), true);
     });
   }
 
@@ -287,16 +308,11 @@ export class Framework implements Kernel {
    */
   ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
     return syscall('ioctl', (ctx) => {
-      const { priv } = this.fdt.lookup(fd).file;
+      const { file } = this.fdt.lookup(fd);
       const mem = arg === null ? new Uint8Array(0) : ioctlScratch(cmd, arg);
       try {
-        if (priv instanceof DmaHeap) {
-          ctx.path = priv.path;
-          ctx.heap = priv.name;
-          return dmaHeapIoctl(this.profile, priv, cmd, mem, this.allocator);
-        }
-        if (priv instanceof DmaBuf) return dmaBufIoctl(priv, cmd, mem);
-        throw errno('ENOTTY');
+        if (!file.fops.unlockedIoctl) throw errno('ENOTTY');
+        return file.fops.unlockedIoctl(file, cmd, mem, ctx);
       } finally {
         arg?.set(mem.subarray(0, arg.length));
       }
@@ -318,9 +334,9 @@ export class Framework implements Kernel {
 
   seekEnd(fd: number): number {
     return syscall('lseek', () => {
-      const { priv } = this.fdt.lookup(fd).file;
-      if (priv instanceof DmaBuf) return priv.size;
-      throw errno('ESPIPE'); // the heap device is nonseekable_open
+      const { file } = this.fdt.lookup(fd);
+      if (!file.fops.llseekEnd) throw errno('ESPIPE'); // the heap device is nonseekable_open
+      return file.fops.llseekEnd(file);
     });
   }
 
@@ -332,16 +348,16 @@ export class Framework implements Kernel {
    */
   mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
     return syscall('mmap', () => {
-      const { dmabuf, vma } = this.prepareMmap(fd, length, offset, writable);
-      dmabuf.file.get(); // vma->vm_file
+      const { file, vma } = this.prepareMmap(fd, length, offset, writable);
+      file.get(); // vma->vm_file
       try {
-        dmabuf.ops.mmap?.(dmabuf, vma);
-        if (!(vma.view instanceof Uint8Array)) throw errno('EINVAL'); // an exporter bug
+        file.fops.mmap!(file, vma, this.pageSize);
       } catch (e) {
-        dmabuf.file.put();
+        file.put();
         throw e;
       }
-      const view = vma.view;
+      const view = vma.view!;
+      const dmabuf = dmaBufOf(file)!;
       const mapping: Mapping = { close: vma.close, dmabuf };
       dmabuf.mappings++;
       this.live.set(mapping, new WeakRef(view));
@@ -398,10 +414,7 @@ export class Framework implements Kernel {
       ctx.path = `/proc/self/fdinfo/${fd}`;
       if (!this.fdt.has(fd)) throw errno('ENOENT');
       const { file, cloexec } = this.fdt.lookup(fd);
-      if (file.priv instanceof DmaBuf) return file.priv.fdinfo(cloexec);
-      const heap = file.priv as DmaHeap;
-      const flags = file.fFlags | (cloexec ? O_CLOEXEC : 0);
-      return `pos:\t0\nflags:\t0${flags.toString(8)}\nmnt_id:\t0\nino:\t${heap.ino}\n`;
+      return renderFdinfo(file, cloexec);
     });
   }
 
@@ -447,18 +460,15 @@ export class Framework implements Kernel {
   // ---- internals ----
 
   /** mmap's checks, in do_mmap's order, then dma_buf_mmap_internal's; nothing mapped yet */
-  private prepareMmap(fd: number, length: number, offset: number, writable: boolean): { dmabuf: DmaBuf; vma: Vma } {
+  private prepareMmap(fd: number, length: number, offset: number, writable: boolean): { file: File; vma: Vma } {
     const { file } = this.fdt.lookup(fd);
     if (!Number.isSafeInteger(offset) || offset < 0 || offset % this.pageSize !== 0) throw errno('EINVAL');
     if (!Number.isSafeInteger(length) || length <= 0) throw errno('EINVAL');
     const mode = file.fFlags & O_ACCMODE;
     if (writable && mode !== O_WRONLY && mode !== O_RDWR) throw errno('EACCES');
     if (mode !== O_RDONLY && mode !== O_RDWR) throw errno('EACCES');
-    const dmabuf = file.priv;
-    if (!(dmabuf instanceof DmaBuf)) throw errno('ENODEV'); // no f_op->mmap
-    const vma: Vma = { fd, pgoff: offset / this.pageSize, offset, length, writable };
-    dmaBufMmapCheck(dmabuf, vma, this.pageSize);
-    return { dmabuf, vma };
+    if (!file.fops.mmap) throw errno('ENODEV'); // no f_op->mmap
+    return { file, vma: { fd, pgoff: offset / this.pageSize, offset, length, writable } };
   }
 
   private copyMapped(fd: number, offset: number, bytes: Uint8Array, write: boolean): void {
@@ -466,8 +476,10 @@ export class Framework implements Kernel {
     syscall('mmap', () => {
       if (!Number.isSafeInteger(offset) || offset < 0) throw errno('EINVAL');
       const base = Math.floor(offset / this.pageSize) * this.pageSize;
-      const { dmabuf } = this.prepareMmap(fd, offset - base + bytes.length, base, write);
-      if (dmabuf.backing?.kind === 'memfd' && this.addon) {
+      const { file, vma } = this.prepareMmap(fd, offset - base + bytes.length, base, write);
+      const dmabuf = dmaBufOf(file);
+      if (dmabuf?.backing?.kind === 'memfd' && this.addon) {
+        dmaBufMmapCheck(dmabuf, vma, this.pageSize); // what mmap would check; nothing is mapped
         if (write) this.addon.writeMapped(fd, offset, bytes);
         else this.addon.readMapped(fd, offset, bytes);
         return;

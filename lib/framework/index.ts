@@ -11,6 +11,11 @@ export {
 } from './dma-buf';
 export { type Backing, type Vma } from './backing';
 export { Cma } from './cma';
+export { type FileOperations } from './file';
+export { moduleInit, type Initcall } from './initcall';
+// The built-in heaps register themselves (module_init) when loaded, in this order: system
+// gets the first minor, as system_heap_create's initcall runs before the CMA heap's.
+export { addSystemHeap } from './heaps/system';
 export { CMA_ALIGNMENT, DEFAULT_CMA_NAME, getOrder, type CmaBuffer } from './heaps/cma';
 export { Faults, type AllocationFault } from './faults';
 export { type AccessContext, type AccessPolicy, type Credentials } from './policy';

@@ -40,14 +40,7 @@ describe('software framework controls, seen through openHeap', () => {
       ops: {
         allocate(h, len, fdFlags) {
           const backing = framework.allocBacking(Number(len), h.name);
-          return framework.dmaBufExport({
-            expName: h.name,
-            size: Number(len),
-            flags: fdFlags,
-            priv: backing,
-            backing,
-            ops: { mmap: (_b, vma) => backing.mmap(vma), release: () => backing.free() },
-          });
+          return framework.exportBacking({ expName: h.name, size: Number(len), flags: fdFlags, backing, priv: backing });
         },
       },
     });

@@ -14,14 +14,7 @@ function exporter(fw: Framework, name: string, priv: unknown = { tag: name }) {
     ops: {
       allocate(heap: DmaHeap, len: bigint, fdFlags: number) {
         const backing = fw.allocBacking(Number(len), heap.name);
-        return fw.dmaBufExport({
-          expName: `${heap.name}-exp`,
-          size: Number(len),
-          flags: fdFlags,
-          priv: backing,
-          backing,
-          ops: { mmap: (_b, vma) => backing.mmap(vma), release: () => backing.free() },
-        });
+        return fw.exportBacking({ expName: `${heap.name}-exp`, size: Number(len), flags: fdFlags, backing, priv: backing });
       },
     },
   };

@@ -13,6 +13,7 @@ import { errno } from '../errno';
 import type { DmaBuf } from '../dma-buf';
 import type { DmaHeap, Profile } from '../dma-heap';
 import type { Framework } from '../framework';
+import { moduleInit } from '../initcall';
 
 export const DEFAULT_CMA_NAME = 'default_cma_region';
 /** CONFIG_CMA_ALIGNMENT's default: at most 2^8 pages of alignment */
@@ -51,31 +52,23 @@ function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
         const align = Math.min(getOrder(size, fw.pageSize), CMA_ALIGNMENT);
         const pageno = region.alloc(pagecount, align);
         if (pageno === null) throw errno('ENOMEM');
-        let backing: Backing | undefined;
+        let backing: Backing;
         try {
           backing = fw.allocBacking(size, heap.name); // fresh, so zeroed as cma_heap_allocate memsets
-          const offset = pageno * fw.pageSize;
-          const priv: CmaBuffer = { cma: region, pageno, pagecount, offset, physAddr: region.base + offset, backing };
-          const owned = backing;
-          return fw.dmaBufExport({
-            expName: heap.name,
-            size,
-            flags: fdFlags,
-            priv,
-            backing,
-            ops: {
-              mmap: (_buf, vma) => owned.mmap(vma),
-              release: () => {
-                owned.free();
-                region.release(pageno, pagecount);
-              },
-            },
-          });
         } catch (e) {
-          backing?.free();
           region.release(pageno, pagecount);
           throw e;
         }
+        const offset = pageno * fw.pageSize;
+        const priv: CmaBuffer = { cma: region, pageno, pagecount, offset, physAddr: region.base + offset, backing };
+        return fw.exportBacking({
+          expName: heap.name,
+          size,
+          flags: fdFlags,
+          backing,
+          priv,
+          release: () => region.release(pageno, pagecount),
+        });
       },
     },
   });
@@ -86,3 +79,8 @@ export function addDefaultCmaHeaps(fw: Framework, cma: Cma, profile: Profile): D
   if (profile === 'v14' || cma.name === DEFAULT_CMA_NAME) return [addCmaHeap(fw, cma, cma.name)];
   return [addCmaHeap(fw, cma, DEFAULT_CMA_NAME), addCmaHeap(fw, cma, cma.name)];
 }
+
+/** module_init(add_default_cma_heap): the heaps of the framework's default CMA area, if it has one */
+moduleInit((fw) => {
+  if (fw.cma) addDefaultCmaHeaps(fw, fw.cma, fw.profile);
+});

@@ -3,12 +3,13 @@
  * not contiguous; exp_name is the heap's name. The kernel hands out pages until the OOM killer
  * steps in; the simulation refuses more than the machine's RAM with ENOMEM instead.
  */
-import { physicalMemory } from '../../validate';
+import { physicalMemory } from '../../host';
 import type { Backing } from '../backing';
 import { errno } from '../errno';
 import type { DmaBuf } from '../dma-buf';
 import type { DmaHeap } from '../dma-heap';
 import type { Framework } from '../framework';
+import { moduleInit } from '../initcall';
 
 export function addSystemHeap(fw: Framework): DmaHeap {
   return fw.addHeap({
@@ -18,23 +19,11 @@ export function addSystemHeap(fw: Framework): DmaHeap {
         if (len > physicalMemory()) throw errno('ENOMEM');
         const size = Number(len);
         const backing = fw.allocBacking(size, heap.name); // zeroed: a fresh memfd or ArrayBuffer
-        try {
-          return fw.dmaBufExport({
-            expName: heap.name,
-            size,
-            flags: fdFlags,
-            priv: backing,
-            backing,
-            ops: {
-              mmap: (_buf, vma) => backing.mmap(vma),
-              release: () => backing.free(),
-            },
-          });
-        } catch (e) {
-          backing.free();
-          throw e;
-        }
+        return fw.exportBacking({ expName: heap.name, size, flags: fdFlags, backing, priv: backing });
       },
     },
   });
 }
+
+/** module_init(system_heap_create) */
+moduleInit(addSystemHeap);
