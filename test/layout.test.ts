@@ -1,0 +1,140 @@
+/**
+ * The layout keeps its promises (issue 12): only lib/native/, lib/framework/ and
+ * lib/share/socket.ts reach the addon; lib/ has no import cycles; the simulated kernel
+ * never imports the public validator; the package's public exports stay what they were.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+
+const LIB = path.resolve(__dirname, '..', 'lib');
+const rel = (file: string) => path.relative(LIB, file).split(path.sep).join('/');
+
+function sources(dir = LIB): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return sources(full);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
+interface Edge {
+  to: string;
+  /** erased at compile time: `import type`, `export type`, or only `type` specifiers */
+  typeOnly: boolean;
+}
+
+/** Every import/export-from/require/import() of a file, resolved within lib/ (packages keep their name). */
+function edges(file: string): Edge[] {
+  const sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
+  const out: Edge[] = [];
+  const add = (spec: string, typeOnly: boolean) => {
+    if (!spec.startsWith('.')) return out.push({ to: spec, typeOnly });
+    const base = path.resolve(path.dirname(file), spec);
+    const hit = [`${base}.ts`, path.join(base, 'index.ts'), base].find((f) => fs.existsSync(f) && fs.statSync(f).isFile());
+    out.push({ to: hit ? rel(hit) : rel(base), typeOnly });
+  };
+  const visit = (node: ts.Node) => {
+    if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
+      const c = node.importClause;
+      const named = c?.namedBindings && ts.isNamedImports(c.namedBindings) ? c.namedBindings.elements : undefined;
+      const typeOnly = !!c && (c.isTypeOnly || (!c.name && !!named && named.length > 0 && named.every((e) => e.isTypeOnly)));
+      add(node.moduleSpecifier.text, typeOnly);
+    } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+      const named = node.exportClause && ts.isNamedExports(node.exportClause) ? node.exportClause.elements : undefined;
+      add(node.moduleSpecifier.text, node.isTypeOnly || (!!named && named.length > 0 && named.every((e) => e.isTypeOnly)));
+    } else if (
+      ts.isCallExpression(node) &&
+      (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require')) &&
+      node.arguments.length === 1 &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
+      add(node.arguments[0].text, false);
+    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+      add(node.argument.literal.text, true);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+const graph = new Map(sources().map((f) => [rel(f), edges(f)]));
+
+/** The addon itself: its loader and its typed surface (and the loader's own means). */
+const ADDON = new Set(['native/load.ts', 'native/addon.ts', 'node-gyp-build']);
+const mayReachAddon = (file: string) => file.startsWith('native/') || file.startsWith('framework/') || file === 'share/socket.ts';
+
+test('only lib/native/, lib/framework/ and lib/share/socket.ts import the addon', () => {
+  expect(graph.size).toBeGreaterThan(20);
+  const offenders = [...graph].flatMap(([file, es]) =>
+    mayReachAddon(file) ? [] : es.filter((e) => ADDON.has(e.to) || e.to.endsWith('.node')).map((e) => `${file} -> ${e.to}`),
+  );
+  expect(offenders).toEqual([]);
+  // and lib/native/index.ts, the one door the rest may use, does not hand the addon out
+  const door = fs.readFileSync(path.join(LIB, 'native/index.ts'), 'utf8');
+  expect(door).not.toMatch(/\bloadAddon\b|\bAddon\b/);
+});
+
+test('the check above can fail: it sees an addon import where one is', () => {
+  expect(graph.get('share/socket.ts')!.some((e) => e.to === 'native/load.ts')).toBe(true);
+  expect(graph.get('framework/framework.ts')!.some((e) => e.to === 'native/load.ts')).toBe(true);
+});
+
+test('lib/ has no import cycles (imports that survive compilation)', () => {
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const walk = (file: string) => {
+    state.set(file, 'open');
+    stack.push(file);
+    for (const e of graph.get(file) ?? []) {
+      if (e.typeOnly || !graph.has(e.to)) continue;
+      if (state.get(e.to) === 'open') cycles.push([...stack.slice(stack.indexOf(e.to)), e.to].join(' -> '));
+      else if (!state.has(e.to)) walk(e.to);
+    }
+    stack.pop();
+    state.set(file, 'done');
+  };
+  for (const file of [...graph.keys()].sort()) if (!state.has(file)) walk(file);
+  expect(cycles).toEqual([]);
+});
+
+test('the simulated kernel never imports the public validator', () => {
+  const offenders = [...graph].flatMap(([file, es]) =>
+    file.startsWith('framework/') ? es.filter((e) => e.to === 'validate.ts').map((e) => `${file} -> ${e.to}`) : [],
+  );
+  expect(offenders).toEqual([]);
+});
+
+test('the framework has no instanceof chains over file kinds: files dispatch through their f_op table', () => {
+  const text = fs.readFileSync(path.join(LIB, 'framework/framework.ts'), 'utf8');
+  expect(text).not.toMatch(/priv instanceof (DmaHeap|DmaBuf)/);
+});
+
+/** The package's public surface as it was before the layout changed (values and types). */
+const PUBLIC = {
+  values: [
+    'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
+    'DmaHeapError', 'Framework', 'Heap', 'TIERS', 'addonStatus', 'allocShareable', 'fromFd', 'inheritedBuffers',
+    'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
+  ],
+  types: [
+    'AllocOptions', 'Backend', 'Backing', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
+    'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'Tier',
+  ],
+};
+
+test('the public exports are the same names as before the restructuring', () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const api = require('../lib/index') as Record<string, unknown>;
+  expect(Object.keys(api).sort()).toEqual(PUBLIC.values);
+
+  // type names, read from lib/index.ts's export declarations (tsc checks that they resolve)
+  const index = ts.createSourceFile('index.ts', fs.readFileSync(path.join(LIB, 'index.ts'), 'utf8'), ts.ScriptTarget.ES2022);
+  const names = index.statements.flatMap((st) =>
+    ts.isExportDeclaration(st) && st.exportClause && ts.isNamedExports(st.exportClause) ? st.exportClause.elements.map((e) => e.name.text) : [],
+  );
+  expect(names.filter((n) => !PUBLIC.values.includes(n)).sort()).toEqual(PUBLIC.types);
+  expect(PUBLIC.values.filter((n) => !names.includes(n))).toEqual([]);
+});
