@@ -5,7 +5,7 @@
  * nothing to test, and the suite says so.
  */
 import fs from 'node:fs';
-import { loadAddon } from '../lib/load-addon';
+import { loadAddon } from '../lib/native/load';
 
 const addon = process.env.DMA_HEAP_ADDON === '0' ? null : loadAddon();
 const withAddon = addon ? describe : (_name: string, _fn: () => void) => {

@@ -1,8 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { nativeKernel } from '../../lib/kernels';
+import { nativeKernel } from '../../lib/chooser';
 import { BufferPool, PooledBuffer, createPool, createShareablePool } from '../../lib/pool';
-import { openHeap } from '../../lib/select';
+import { openHeap } from '../../lib/heap';
 import { backends, openFds } from '../helpers/backends';
 
 setFlagsFromString('--expose-gc');
