@@ -52,8 +52,20 @@ function describe(code: string): string {
   return descriptions[code] ?? 'system call failed';
 }
 
-/** How a user fixes EACCES/EPERM on a device node: heaps are root-only (0600) by default. */
-export function accessHint(path: string): string {
+/** How a user fixes EACCES/EPERM on a device node: heaps are root-only (0600) by default on
+ *  desktop Linux (a udev rule grants a group). Android has no udev: its heaps are 0444 (the
+ *  package opens them read-only, which is all ALLOC needs) and SELinux policy decides which
+ *  domains may open which heap. */
+export function accessHint(path: string, platform: string = process.platform): string {
+  if (platform === 'android') {
+    return (
+      `permission denied opening ${path}: on Android, heap nodes are world-readable (0444) and ` +
+      `access is decided by SELinux policy, not file modes or udev: this process's domain may not ` +
+      `open ${path} (see 'ls -lZ /dev/dma_heap' and the avc denials in 'logcat'; an app gets only the ` +
+      `heaps the device's policy grants apps, and no udev rule or chmod changes that), ` +
+      `or pass { backend: 'software' } to use the software framework`
+    );
+  }
   const rule = path === '/dev/udmabuf' ? 'KERNEL=="udmabuf", GROUP="video", MODE="0660"' : 'SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"';
   return (
     `permission denied opening ${path}: the node is root-only by default. ` +
@@ -65,7 +77,7 @@ export function accessHint(path: string): string {
 
 /**
  * Attach context (path, heap) to an error thrown by a kernel. EACCES/EPERM opening a real
- * device node (`device: true`) gets the udev hint. Returns the same error object, so
+ * device node (`device: true`) gets the access hint (udev; SELinux on Android). Returns the same error object, so
  * errno/code/syscall stay intact.
  */
 export function withContext<E>(err: E, ctx: { path?: string; heap?: string; device?: boolean }): E {
@@ -73,7 +85,7 @@ export function withContext<E>(err: E, ctx: { path?: string; heap?: string; devi
     const e = err as unknown as DmaHeapError;
     if (ctx.path !== undefined && e.path === undefined) e.path = ctx.path;
     if (ctx.heap !== undefined && e.heap === undefined) e.heap = ctx.heap;
-    if (ctx.device && (e.code === 'EACCES' || e.code === 'EPERM') && ctx.path && !e.message.includes('udev')) {
+    if (ctx.device && (e.code === 'EACCES' || e.code === 'EPERM') && ctx.path && !e.message.includes('permission denied opening')) {
       e.message = `${e.code}: ${accessHint(ctx.path)}, ${e.syscall}`;
     }
   }

@@ -6,12 +6,12 @@ const AT_PAGESZ = 6n;
 
 /**
  * The host's page size: the addon's sysconf(_SC_PAGESIZE) when it loaded; else on Linux
- * AT_PAGESZ from /proc/self/auxv (arm64 kernels come with 4, 16 and 64 KiB pages);
+ * (and Android, whose 16 KiB-page devices ship since Android 15) AT_PAGESZ from /proc/self/auxv (arm64 kernels come with 4, 16 and 64 KiB pages);
  * else 16 KiB on Apple silicon and 4 KiB elsewhere.
  */
 export function hostPageSize(addon: Addon | null): number {
   if (addon) return addon.pageSize();
-  if (process.platform === 'linux') {
+  if (process.platform === 'linux' || process.platform === 'android') {
     try {
       const auxv = fs.readFileSync('/proc/self/auxv');
       const wide = process.arch !== 'arm' && process.arch !== 'ia32';

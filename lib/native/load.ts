@@ -6,6 +6,10 @@ import type { Addon } from './addon';
  * If it can't load, the package still works on the software framework with JS
  * memory, and `addonStatus()` says why. DMA_HEAP_ADDON=0 refuses the addon on
  * purpose, to run as a host without a compiler (macOS, Windows) would.
+ *
+ * Android is Linux (Termux's and nodejs-mobile's Node report process.platform 'android'):
+ * the addon builds there from source against bionic; no prebuild is for it (the linux-*
+ * ones are glibc builds), so node-gyp-build finds build/Release or nothing.
  */
 let state: { addon: Addon | null; reason?: string; file?: string } | undefined;
 
@@ -13,7 +17,7 @@ export function loadAddon(): Addon | null {
   if (state) return state.addon;
   if (process.env.DMA_HEAP_ADDON === '0') {
     state = { addon: null, reason: 'disabled by DMA_HEAP_ADDON=0' };
-  } else if (process.platform !== 'linux') {
+  } else if (process.platform !== 'linux' && process.platform !== 'android') {
     state = { addon: null, reason: `no addon on ${process.platform}: dma-buf heaps are Linux-only` };
   } else {
     try {
