@@ -1,0 +1,358 @@
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { COMMON_OPTIONS, errorCode, formatSize, table, UsageError, type Command } from './common';
+
+/*
+ * Per-process dma-buf usage, like Android's dmabuf_dump: for every process (or the pids
+ * given) its dma-bufs from /proc/<pid>/fd (links read `/dmabuf:<name>`; `anon_inode:dmabuf`
+ * on old kernels) and /proc/<pid>/fdinfo (size, count, exp_name, name, ino), plus buffers it
+ * only maps (/proc/<pid>/maps). A buffer is identified by its inode (device and number), so a
+ * buffer shared between processes, or held through several fds, is counted once in every total.
+ * The software framework's buffers (memfds named `dma-heap:<exporter>`) are listed too, marked
+ * as such: they are what a laptop without dma-heaps has.
+ * Where debugfs is mounted and readable, /sys/kernel/debug/dma_buf/bufinfo adds every buffer
+ * the kernel has, with the devices attached to it.
+ */
+
+export type BufferKind = 'dma-buf' | 'software';
+
+export interface ProcBuffer {
+  /** `${st_dev}:${st_ino}`: one buffer, however many fds and processes hold it */
+  key: string;
+  ino: number;
+  kind: BufferKind;
+  size: number;
+  exporter: string;
+  name?: string;
+  /** the fds this process holds it by (empty: only mapped) */
+  fds: number[];
+  /** bytes of it this process has mapped */
+  mapped: number;
+  /** fdinfo `count`: references to the file, all processes together */
+  count?: number;
+}
+
+export interface ProcReport {
+  pid: number;
+  comm: string;
+  /** why it could not be read (EACCES: not yours; ENOENT: gone) */
+  error?: string;
+  buffers: ProcBuffer[];
+  count: number;
+  bytes: number;
+}
+
+export interface DebugfsBuffer {
+  ino: number;
+  size: number;
+  exporter: string;
+  name?: string;
+  count: number;
+  attachments: string[];
+}
+
+export interface DumpReport {
+  processes: ProcReport[];
+  /** processes this user may not read, and why: reported, never skipped silently */
+  unreadable: Array<{ pid: number; comm: string; error: string }>;
+  scanned: number;
+  exporters: Array<{ exporter: string; kind: BufferKind; count: number; bytes: number }>;
+  shared: Array<{ ino: number; exporter: string; name?: string; size: number; pids: number[] }>;
+  total: { count: number; bytes: number; dmaBufs: { count: number; bytes: number }; software: { count: number; bytes: number } };
+  debugfs: { path: string; status: string; buffers?: DebugfsBuffer[] };
+}
+
+const DEBUGFS = '/sys/kernel/debug/dma_buf/bufinfo';
+
+function fields(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) {
+      const key = line.slice(0, colon).trim();
+      if (!(key in out)) out[key] = line.slice(colon + 1).trim();
+    }
+  }
+  return out;
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** What a /proc/<pid>/fd link or maps path says the file is: a dma-buf, a software buffer, or neither. */
+function classify(target: string): { kind: BufferKind; exporter?: string; name?: string } | undefined {
+  let m = /^\/dmabuf:(.*)$/.exec(target);
+  if (m) return { kind: 'dma-buf', name: m[1] || undefined };
+  if (target === 'anon_inode:dmabuf') return { kind: 'dma-buf' };
+  m = /^\/memfd:dma-heap:(.*?)(?: \(deleted\))?$/.exec(target);
+  if (m) return { kind: 'software', exporter: m[1] };
+  return undefined;
+}
+
+function scanProcess(pid: number): ProcReport {
+  const report: ProcReport = { pid, comm: comm(pid), buffers: [], count: 0, bytes: 0 };
+  const byKey = new Map<string, ProcBuffer>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch (err) {
+    report.error = errorCode(err);
+    return report;
+  }
+  for (const entry of fds) {
+    const fd = Number(entry);
+    let what: ReturnType<typeof classify>;
+    let key: string;
+    let size: number;
+    let ino: number;
+    try {
+      what = classify(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (!what) continue;
+      const st = statSync(`/proc/${pid}/fd/${fd}`);
+      key = `${st.dev}:${st.ino}`;
+      size = st.size;
+      ino = st.ino;
+    } catch {
+      continue; // closed meanwhile
+    }
+    let buf = byKey.get(key);
+    if (!buf) {
+      buf = { key, ino, kind: what.kind, size, exporter: what.exporter ?? '?', fds: [], mapped: 0 };
+      if (what.name) buf.name = what.name;
+      byKey.set(key, buf);
+    }
+    buf.fds.push(fd);
+    if (what.kind === 'dma-buf') {
+      try {
+        const f = fields(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (f.exp_name) buf.exporter = f.exp_name;
+        if (f.name) buf.name = f.name;
+        if (f.size && Number.isFinite(Number(f.size))) buf.size = Number(f.size);
+        if (f.count) buf.count = Number(f.count);
+      } catch {
+        // fdinfo went away with the fd: the link said enough
+      }
+    }
+  }
+  // Buffers it maps (perhaps with every fd closed): `start-end perms offset dev inode path`
+  try {
+    for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+\S+\s+([0-9a-f]+):([0-9a-f]+)\s+(\d+)\s+(.*)$/.exec(line);
+      if (!m) continue;
+      const what = classify(m[6]);
+      if (!what) continue;
+      const bytes = parseInt(m[2], 16) - parseInt(m[1], 16);
+      const ino = Number(m[5]);
+      // maps gives major:minor in hex; st_dev is makedev(major, minor)
+      const major = parseInt(m[3], 16);
+      const minor = parseInt(m[4], 16);
+      const dev = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12);
+      const key = `${dev}:${ino}`;
+      let buf = byKey.get(key);
+      if (!buf) {
+        buf = { key, ino, kind: what.kind, size: NaN, exporter: what.exporter ?? '?', fds: [], mapped: 0 };
+        if (what.name) buf.name = what.name;
+        byKey.set(key, buf);
+      }
+      buf.mapped += bytes;
+    }
+  } catch {
+    // maps unreadable while fd was not: keep what the fds said
+  }
+  for (const b of byKey.values()) if (!Number.isFinite(b.size)) b.size = b.mapped; // mapped only: the mapping is what we know
+  report.buffers = [...byKey.values()].sort((a, b) => (a.fds[0] ?? Infinity) - (b.fds[0] ?? Infinity) || a.ino - b.ino);
+  report.count = report.buffers.length;
+  report.bytes = report.buffers.reduce((s, b) => s + b.size, 0);
+  return report;
+}
+
+/**
+ * debugfs bufinfo (drivers/dma-buf/dma-buf.c, dma_buf_debug_show): a header line, then per
+ * buffer `size flags mode count exp_name ino name`, its fences, "Attached Devices:", one
+ * device per line, "Total N devices attached".
+ */
+export function parseBufinfo(text: string): DebugfsBuffer[] {
+  const out: DebugfsBuffer[] = [];
+  let current: DebugfsBuffer | undefined;
+  let inAttachments = false;
+  for (const line of text.split('\n')) {
+    const m = /^(\d+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+)\s+(\S+)\s+(\d+)\s*(.*)$/.exec(line);
+    if (m) {
+      current = { size: Number(m[1]), count: Number(m[4]), exporter: m[5], ino: Number(m[6]), attachments: [] };
+      const name = m[7].trim();
+      if (name && name !== '<none>') current.name = name;
+      out.push(current);
+      inAttachments = false;
+      continue;
+    }
+    if (!current) continue;
+    if (/^\s*Attached Devices:/.test(line)) {
+      inAttachments = true;
+    } else if (/^Total \d+ devices attached/.test(line)) {
+      inAttachments = false;
+      current = undefined;
+    } else if (inAttachments && line.trim()) {
+      current.attachments.push(line.trim());
+    }
+  }
+  return out;
+}
+
+function readDebugfs(): DumpReport['debugfs'] {
+  try {
+    return { path: DEBUGFS, status: 'read', buffers: parseBufinfo(readFileSync(DEBUGFS, 'utf8')) };
+  } catch (err) {
+    const code = errorCode(err);
+    let status = `unreadable (${code})`;
+    if (code === 'ENOENT') {
+      let mounted = false;
+      try {
+        mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[2] === 'debugfs');
+      } catch {
+        // no /proc/self/mounts: say what we know
+      }
+      status = mounted ? 'absent (debugfs is mounted, but this kernel has no dma_buf/bufinfo)' : 'not mounted (mount -t debugfs none /sys/kernel/debug, as root)';
+    } else if (code === 'EACCES' || code === 'EPERM') {
+      status = `not readable by this user (${code}; root only)`;
+    }
+    return { path: DEBUGFS, status };
+  }
+}
+
+export function dumpReport(pids?: number[]): DumpReport {
+  const explicit = pids !== undefined && pids.length > 0;
+  const all = explicit
+    ? pids
+    : readdirSync('/proc')
+        .filter((e) => /^\d+$/.test(e))
+        .map(Number)
+        .sort((a, b) => a - b);
+  const processes: ProcReport[] = [];
+  const unreadable: DumpReport['unreadable'] = [];
+  for (const pid of all) {
+    const r = scanProcess(pid);
+    if (r.error) {
+      // a process that exited between readdir and now is no news, unless it was asked for
+      if (r.error !== 'ENOENT' || explicit) unreadable.push({ pid, comm: r.comm, error: r.error });
+      continue;
+    }
+    if (r.count > 0 || explicit) processes.push(r);
+  }
+
+  const unique = new Map<string, { buf: ProcBuffer; pids: number[] }>();
+  for (const p of processes) {
+    for (const b of p.buffers) {
+      const u = unique.get(b.key);
+      if (u) {
+        u.pids.push(p.pid);
+        if (!Number.isFinite(u.buf.size) || (u.buf.fds.length === 0 && b.fds.length > 0)) u.buf = b;
+      } else {
+        unique.set(b.key, { buf: b, pids: [p.pid] });
+      }
+    }
+  }
+  const exporters = new Map<string, DumpReport['exporters'][number]>();
+  const total: DumpReport['total'] = { count: 0, bytes: 0, dmaBufs: { count: 0, bytes: 0 }, software: { count: 0, bytes: 0 } };
+  for (const { buf } of unique.values()) {
+    const k = `${buf.kind}\0${buf.exporter}`;
+    const e = exporters.get(k) ?? { exporter: buf.exporter, kind: buf.kind, count: 0, bytes: 0 };
+    e.count++;
+    e.bytes += buf.size;
+    exporters.set(k, e);
+    total.count++;
+    total.bytes += buf.size;
+    const t = buf.kind === 'dma-buf' ? total.dmaBufs : total.software;
+    t.count++;
+    t.bytes += buf.size;
+  }
+  const shared = [...unique.values()]
+    .filter((u) => u.pids.length > 1)
+    .map(({ buf, pids }) => ({ ino: buf.ino, exporter: buf.exporter, ...(buf.name ? { name: buf.name } : {}), size: buf.size, pids }));
+
+  return {
+    processes,
+    unreadable,
+    scanned: all.length,
+    exporters: [...exporters.values()].sort((a, b) => b.bytes - a.bytes),
+    shared,
+    total,
+    debugfs: readDebugfs(),
+  };
+}
+
+function printReport(r: DumpReport, out: (line: string) => void): void {
+  if (r.processes.length === 0) out('no process holds or maps a dma-buf (or a software framework buffer)');
+  for (const p of r.processes) {
+    out(`${p.comm} (pid ${p.pid}): ${p.count} buffer${p.count === 1 ? '' : 's'}, ${formatSize(p.bytes)}`);
+    if (p.count === 0) continue;
+    const rows = [['fd', 'size', 'exporter', 'name', 'ino', 'mapped', '']];
+    for (const b of p.buffers) {
+      rows.push([
+        b.fds.length ? b.fds.join(',') : '-',
+        formatSize(b.size),
+        b.exporter,
+        b.name ?? '',
+        String(b.ino),
+        b.mapped ? formatSize(b.mapped) : '-',
+        b.kind === 'software' ? '(software framework memfd)' : '',
+      ]);
+    }
+    for (const line of table(rows, '    ')) out(line);
+  }
+  out('');
+  out('by exporter (each buffer counted once):');
+  if (r.exporters.length === 0) out('  (none)');
+  for (const line of table(r.exporters.map((e) => [e.exporter + (e.kind === 'software' ? ' (software)' : ''), `${e.count} buffer${e.count === 1 ? '' : 's'}`, formatSize(e.bytes)]))) out(line);
+  for (const s of r.shared) {
+    out(`shared: ino ${s.ino} (${s.exporter}${s.name ? ` '${s.name}'` : ''}, ${formatSize(s.size)}) by pids ${s.pids.join(', ')}, counted once`);
+  }
+  out(
+    `total: ${r.total.dmaBufs.count} dma-buf${r.total.dmaBufs.count === 1 ? '' : 's'}, ${formatSize(r.total.dmaBufs.bytes)}` +
+      (r.total.software.count ? `; ${r.total.software.count} software framework buffers, ${formatSize(r.total.software.bytes)}` : '') +
+      ` (${r.scanned} processes scanned)`,
+  );
+  if (r.unreadable.length) {
+    const why = new Map<string, string[]>();
+    for (const u of r.unreadable) why.set(u.error, [...(why.get(u.error) ?? []), `${u.pid} ${u.comm}`]);
+    for (const [code, list] of why) {
+      const what = code === 'EACCES' || code === 'EPERM' ? 'not readable by this user (run as root to see them)' : code === 'ENOENT' ? 'no such process' : code;
+      out(`${list.length} process${list.length === 1 ? '' : 'es'} ${what}: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`);
+    }
+  }
+  if (r.debugfs.buffers) {
+    const attached = r.debugfs.buffers.filter((b) => b.attachments.length);
+    out(`debugfs ${r.debugfs.path}: ${r.debugfs.buffers.length} buffers in the kernel, ${attached.length} with devices attached`);
+    for (const b of attached) out(`  ino ${b.ino} (${b.exporter}${b.name ? ` '${b.name}'` : ''}, ${formatSize(b.size)}): ${b.attachments.join(', ')}`);
+  } else {
+    out(`debugfs ${r.debugfs.path}: ${r.debugfs.status}; attachments not shown`);
+  }
+}
+
+export const dump: Command = {
+  name: 'dump',
+  summary: "per-process dma-buf usage, like Android's dmabuf_dump",
+  usage: 'dump [pid...] [--json]',
+  help: `For each process (or each pid given): the dma-bufs it holds or maps, from /proc/<pid>/fd,
+/proc/<pid>/fdinfo and /proc/<pid>/maps: fd, size, exporter, name, inode. Totals per
+process and per exporter, with a buffer shared between processes (or fds) counted once.
+Processes this user may not read are reported, not skipped. Where debugfs is readable
+(/sys/kernel/debug/dma_buf/bufinfo, root), the devices attached to each buffer too.
+The software framework's buffers (memfds named dma-heap:<exporter>) are listed, marked.`,
+  options: { ...COMMON_OPTIONS },
+  positionals: true,
+  run(values, positionals, io) {
+    const pids = positionals.map((p) => {
+      if (!/^\d+$/.test(p) || Number(p) <= 0) throw new UsageError(`not a pid: ${JSON.stringify(p)}`);
+      return Number(p);
+    });
+    const r = dumpReport(pids);
+    if (values.json) io.out(JSON.stringify(r, null, 2));
+    else printReport(r, io.out);
+    // a pid that was asked for and is not there is an error; unreadable ones are a report
+    return r.unreadable.some((u) => u.error === 'ENOENT') ? 1 : 0;
+  },
+};

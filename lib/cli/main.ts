@@ -1,0 +1,94 @@
+/**
+ * dma-heap [command] [options]: the command line. One file per command; this one parses
+ * the command and its options (util.parseArgs, strict), prints help on stdout (exit 0),
+ * usage mistakes on stderr (exit 2), failures on stderr (exit 1).
+ */
+import { parseArgs } from 'node:util';
+import { alloc } from './alloc';
+import { bench } from './bench';
+import { UsageError, packageVersion, type Command, type Io } from './common';
+import { demo } from './demo';
+import { dump } from './dump';
+import { list } from './list';
+
+export const COMMANDS: readonly Command[] = [demo, list, dump, alloc, bench];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: dma-heap [command] [options]',
+    '',
+    'Linux dma-buf heaps for Node.js: what this machine has, who holds what, and a quick try.',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'options (every command):',
+    '  --json        machine-readable output on stdout',
+    '  -h, --help    this help, or a command\'s: dma-heap <command> --help',
+    '  -v, --version the package version',
+    '',
+    'environment: DMA_HEAP_BACKEND=kernel|software, DMA_HEAP_ADDON=0 (refuse the addon),',
+    '             NODE_DEBUG=dma-heap (what the package decides, on stderr)',
+  ].join('\n');
+}
+
+function commandHelp(c: Command): string {
+  return `usage: dma-heap ${c.usage}\n\n${c.help}`;
+}
+
+/** Run the CLI with these arguments; resolves to the exit status. */
+export async function main(argv: string[], io: Io = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) }): Promise<number> {
+  const first = argv[0];
+  if (first === '-h' || first === '--help' || first === 'help') {
+    const c = COMMANDS.find((x) => x.name === argv[1]);
+    io.out(c ? commandHelp(c) : usage());
+    return 0;
+  }
+  if (first === '-v' || first === '--version') {
+    io.out(packageVersion());
+    return 0;
+  }
+  let command: Command | undefined;
+  let rest: string[];
+  if (first === undefined || first.startsWith('-')) {
+    command = demo; // `dma-heap` and `dma-heap --json` run the demo
+    rest = argv;
+  } else {
+    command = COMMANDS.find((c) => c.name === first);
+    rest = argv.slice(1);
+  }
+  if (!command) {
+    io.err(`dma-heap: unknown command ${JSON.stringify(first)}\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    if (values.help) {
+      io.out(commandHelp(command));
+      return 0;
+    }
+    if (positionals.length && !command.positionals) throw new UsageError(`${command.name} takes no arguments, got ${positionals.join(' ')}`);
+    return await command.run(values as Record<string, unknown>, positionals, io);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (err instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`dma-heap ${command.name}: ${e.message}\nusage: dma-heap ${command.usage}`);
+      return 2;
+    }
+    io.err(`dma-heap ${command.name}: ${e.message}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`dma-heap: ${(err as Error).stack ?? err}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,34 @@
+import { parseBufinfo } from '../../lib/cli/dump';
+
+// /sys/kernel/debug/dma_buf/bufinfo as Debian's 6.12.117 printed it in the VM (two system-heap
+// buffers), with a device attachment and a fence line added in the kernel's format
+// (dma_buf_debug_show, dma_resv_describe) for a buffer a driver imported.
+const TEXT = `
+Dma-buf Objects:
+size    \tflags   \tmode    \tcount   \texp_name\tino     \tname
+01048576\t00000002\t00080007\t00000004\tsystem\t00000002\tframe0
+\tAttached Devices:
+Total 0 devices attached
+
+04194304\t00000002\t00080007\t00000001\tsystem\t00000001\t<none>
+\twrite fence: vgem vgem seq 1 unsignalled
+\tAttached Devices:
+\tvgem
+\t0000:00:02.0
+Total 2 devices attached
+
+
+Total 2 objects, 5242880 bytes
+`;
+
+test('bufinfo: every buffer with size, count, exporter, ino, name and attached devices', () => {
+  expect(parseBufinfo(TEXT)).toEqual([
+    { size: 1048576, count: 4, exporter: 'system', ino: 2, name: 'frame0', attachments: [] },
+    { size: 4194304, count: 1, exporter: 'system', ino: 1, attachments: ['vgem', '0000:00:02.0'] },
+  ]);
+});
+
+test('bufinfo: nothing recognisable is no buffers, not a throw', () => {
+  expect(parseBufinfo('')).toEqual([]);
+  expect(parseBufinfo('garbage\n\tAttached Devices:\n\tx\n')).toEqual([]);
+});
