@@ -4,7 +4,8 @@
 // without it (DMA_HEAP_ADDON=0: the software framework on JS memory, as on macOS).
 // `--kernel` (the VM rig, or a board): the real kernel must be there; one run.
 // `--only-addon`: just the addon run (CI uses it for the cmake-js build).
-// Each run's jest --json lands in --out DIR (default .test-results); prints N passed, N failed.
+// Each run's jest --json lands in --out DIR (default .test-results); ends with every skipped
+// test (its name carries the reason) and "N passed, N failed, N skipped".
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -28,7 +29,10 @@ const runs = kernel
 
 let passed = 0;
 let failed = 0;
+let skippedCount = 0;
 let status = 0;
+/** every skipped test, by run: its full name carries its reason (see test/helpers/expect.ts) */
+const skipped = [];
 for (const run of runs) {
   const file = path.join(out, `${run.label}.json`);
   fs.rmSync(file, { force: true });
@@ -51,6 +55,15 @@ for (const run of runs) {
   failed += result.numFailedTests + result.numRuntimeErrorTestSuites;
   if (r.status !== 0 || !result.success || result.numTotalTests === 0) status = 1;
   console.log(`${run.label}: ${result.numPassedTests} passed, ${result.numFailedTests} failed, ${result.numPendingTests} skipped`);
+  for (const suite of result.testResults ?? []) {
+    for (const a of suite.assertionResults ?? []) {
+      if (a.status !== 'pending' && a.status !== 'skipped' && a.status !== 'todo') continue;
+      skipped.push(`  ${run.label}: ${path.relative(process.cwd(), suite.name)}: ${a.fullName}`);
+    }
+  }
+  skippedCount += result.numPendingTests + (result.numTodoTests ?? 0);
 }
-console.log(`${passed} passed, ${failed} failed`);
+// The last lines: what was skipped and why (a skip is a defect unless its reason holds), then the sums.
+if (skipped.length) console.log(`\nskipped (the reason is in each name):\n${skipped.join('\n')}`);
+console.log(`${passed} passed, ${failed} failed, ${skippedCount} skipped`);
 process.exit(status);

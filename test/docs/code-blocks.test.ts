@@ -59,7 +59,7 @@ beforeAll(() => {
   const emit = program.emit();
   diagnostics = [...ts.getPreEmitDiagnostics(program), ...emit.diagnostics];
   for (const b of blocks) emitted.set(b.file, path.join(ws, b.lang === 'ts' ? jsOf(b.file) : b.file));
-});
+}, 600_000); // one tsc program over every block: minutes under qemu TCG
 
 afterAll(() => {
   if (ws) rmSync(ws, { recursive: true, force: true });
