@@ -312,8 +312,8 @@ function printReport(r: DumpReport, out: (line: string) => void): void {
   }
   out(
     `total: ${r.total.dmaBufs.count} dma-buf${r.total.dmaBufs.count === 1 ? '' : 's'}, ${formatSize(r.total.dmaBufs.bytes)}` +
-      (r.total.software.count ? `; ${r.total.software.count} software framework buffers, ${formatSize(r.total.software.bytes)}` : '') +
-      ` (${r.scanned} processes scanned)`,
+      (r.total.software.count ? `; ${r.total.software.count} software framework buffer${r.total.software.count === 1 ? '' : 's'}, ${formatSize(r.total.software.bytes)}` : '') +
+      ` (${r.scanned} process${r.scanned === 1 ? '' : 'es'} scanned)`,
   );
   if (r.unreadable.length) {
     const why = new Map<string, string[]>();
