@@ -179,6 +179,15 @@ function readConfig(file) {
   return have;
 }
 
+// CPU seconds of every waited-for descendant (cutime + cstime): what a build costs, whatever the
+// machine's load (wall time on a shared machine says more about the neighbours).
+function childCpuSeconds() {
+  try {
+    const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // fields 16 and 17, USER_HZ = 100
+  } catch { return 0; }
+}
+
 function make(tree, obj, spec, args, logFile, jobs) {
   const a = ['-C', tree, `O=${obj}`, ...ARCH[spec.arch].make, ...(jobs ? [`-j${jobs}`] : []), ...args];
   const fd = fs.openSync(logFile, 'a');
@@ -226,6 +235,7 @@ function ensureKernel(name, opts = {}) {
   const logFile = path.join(cache, 'kernels', `${key}.log`);
   fs.writeFileSync(logFile, '');
   const t0 = Date.now();
+  const cpu0 = childCpuSeconds();
   log(`building ${name} from ${src.pkg} ${src.version} (config ${configHash}); log: ${logFile}`);
   configure(tree, obj, spec, text, logFile);
   const t1 = Date.now();
@@ -242,12 +252,13 @@ function ensureKernel(name, opts = {}) {
   const info = {
     name, key, arch: spec.arch, pageSize: spec.pageSize, source: src.pkg, sourceVersion: src.version,
     release, configHash, fragments: spec.fragments, image: path.join(out, image), imageSha256: sha,
-    buildSeconds: secs, configureSeconds: Math.round((t1 - t0) / 1000), builtAt: new Date().toISOString(),
+    buildSeconds: secs, configureSeconds: Math.round((t1 - t0) / 1000), cpuSeconds: Math.round(childCpuSeconds() - cpu0),
+    builtAt: new Date().toISOString(),
   };
   fs.writeFileSync(path.join(tmp, 'kernel.json'), JSON.stringify(info, null, 2) + '\n');
   fs.rmSync(out, { recursive: true, force: true });
   fs.renameSync(tmp, out);
-  log(`built ${name}: ${release}, ${image} ${fs.statSync(info.image).size} bytes, sha256 ${sha.slice(0, 16)}, ${secs} s`);
+  log(`built ${name}: ${release}, ${image} ${fs.statSync(info.image).size} bytes, sha256 ${sha.slice(0, 16)}, ${secs} s (${info.cpuSeconds} CPU s)`);
   return info;
 }
 

@@ -220,11 +220,16 @@ describe('differential: the framework\'s CMA model against the kernel\'s CMA all
       steps.forEach((s, i) => doStep(s, `step ${i}`));
       const enomem = live.findIndex(([a]) => a === null);
       expect(enomem).toBeGreaterThan(0); // the area was exhausted
-      // fragmentation: free every other 4 MiB buffer of the exhaustion phase
+      // fragmentation: free every other 4 MiB buffer of the exhaustion phase, then ask for one
+      // page more than the longest free run: refused by both although far more is free in total
       const first4 = steps.length - 20;
       for (let i = first4; i < live.length; i += 2) if (live[i][0]) doStep({ free: i }, 'frag');
-      expect(doStep({ alloc: 6 * MiB }, 'frag')).toBe('ENOMEM');
-      expect(doStep({ alloc: 2 * MiB }, 'frag')).toBe('ok');
+      const bits = readBitmap(area);
+      const longest = Math.max(...runs(bits.map((b) => 1 - b)).split(' ').filter(Boolean).map((r) => Number(r.split('+')[1])));
+      const free = bits.length - bits.reduce((a, b) => a + b, 0);
+      expect(free).toBeGreaterThan(2 * (longest + 1));
+      expect(doStep({ alloc: (longest + 1) * page }, 'frag')).toBe('ENOMEM');
+      expect(doStep({ alloc: page }, 'frag')).toBe('ok');
     } finally {
       for (const [a, b] of live) { a?.close(); b?.close(); }
     }
