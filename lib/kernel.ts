@@ -5,6 +5,7 @@
  * fail the same way: a thrown DmaHeapError-shaped error with code, errno and syscall.
  */
 import type { DmaBufInfo } from './fdinfo';
+import type { FenceKernel } from './fences';
 
 export interface HeapEntry {
   /** the heap's name, as under /dev/dma_heap */
@@ -19,7 +20,7 @@ export type Backend = 'kernel' | 'software';
 /** Where a software buffer's pages live: a memfd (a real fd others can map) or JS memory. */
 export type Backing = 'dma-buf' | 'memfd' | 'js';
 
-export interface Kernel {
+export interface Kernel extends FenceKernel {
   readonly backend: Backend;
   /** how this kernel's dma-buf memory is backed: 'dma-buf' for the real kernel */
   readonly backing: Backing;

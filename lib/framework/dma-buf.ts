@@ -15,7 +15,8 @@ import {
   O_ACCMODE,
 } from '../uapi';
 import { type Backing, nextIno, type Vma } from './backing';
-import { errno } from './errno';
+import { errno, type SyscallContext } from './errno';
+import { dmaBufFenceIoctl, dmaBufPoll, dmaBufPollFences, syncStartCheck } from './dma-buf-fences';
 import { File, type FdSource, type FileOperations } from './file';
 
 const O_NONBLOCK = 0o4000;
@@ -120,7 +121,7 @@ export class DmaBuf<P = unknown> {
 }
 
 /** dma_buf_ioctl: exact command numbers; anything else ENOTTY. `arg` is the user memory. */
-export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array): number {
+export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array, ctx: SyscallContext = {}): number {
   switch (cmd >>> 0) {
     case DMA_BUF_IOCTL_SYNC: {
       if (arg.length < 8) throw errno('EFAULT'); // copy_from_user(&sync, arg, sizeof(sync))
@@ -145,6 +146,7 @@ export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array): numbe
         dmabuf.cpuAccess.ends++;
         dmabuf.cpuAccess.active = null;
       } else {
+        syncStartCheck(dmabuf, flags); // the wait for conflicting fences: EDEADLK here
         dmabuf.ops.beginCpuAccess?.(dmabuf, direction);
         dmabuf.cpuAccess.begins++;
         dmabuf.cpuAccess.active = direction;
@@ -155,8 +157,11 @@ export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array): numbe
     case DMA_BUF_SET_NAME_B:
       dmabuf.name = strndupUser(arg, DMA_BUF_NAME_LEN);
       return 0;
-    default:
-      throw errno('ENOTTY');
+    default: {
+      const r = ctx.syncFiles ? dmaBufFenceIoctl(dmabuf, cmd, arg, ctx.syncFiles) : null;
+      if (r === null) throw errno('ENOTTY');
+      return r;
+    }
   }
 }
 
@@ -188,7 +193,9 @@ export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pageSize: number): void {
 
 /** dma_buf_fops */
 export const dmaBufFops: FileOperations<DmaBuf> = {
-  unlockedIoctl: (file, cmd, arg) => dmaBufIoctl(file.priv, cmd, arg),
+  unlockedIoctl: (file, cmd, arg, ctx) => dmaBufIoctl(file.priv, cmd, arg, ctx),
+  poll: (file, requested) => dmaBufPoll(file.priv, requested),
+  pollFences: (file, requested) => dmaBufPollFences(file.priv, requested),
   llseekEnd: (file) => file.priv.size,
   mmap: (file, vma, pageSize) => dmaBufMmap(file.priv, vma, pageSize),
   showFdinfo: (file) => file.priv.showFdinfo(),

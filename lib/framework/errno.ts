@@ -27,6 +27,8 @@ export function hasErrno(e: unknown): e is { code: string } {
 export interface SyscallContext {
   path?: string;
   heap?: string;
+  /** the fd table's sync_file side, for ioctls that take or make sync_file fds */
+  syncFiles?: import('./sync-file').SyncFileContext;
 }
 
 /** Run a syscall's body; errno failures leave as DmaHeapError(code, name, ctx). The body fills ctx. */

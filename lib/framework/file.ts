@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Addon } from '../native/addon';
 import { O_CLOEXEC } from '../uapi';
 import type { Vma } from './backing';
+import type { DmaFence } from './dma-fence';
 import { errno, type SyscallContext } from './errno';
 
 /**
@@ -19,6 +20,10 @@ export interface FileOperations<P = unknown> {
   mmap?(file: File<P>, vma: Vma, pageSize: number): void;
   /** show_fdinfo: the lines after procfs's common pos/flags/mnt_id/ino */
   showFdinfo?(file: File<P>): string;
+  /** poll: the ready mask now for the requested events; absent: DEFAULT_POLLMASK (always ready) */
+  poll?(file: File<P>, requested: number): number;
+  /** what a waiting poll sleeps on: the fences whose signal may change the mask */
+  pollFences?(file: File<P>, requested: number): DmaFence[];
 }
 
 /**

@@ -14,7 +14,10 @@ import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './back
 import { Cma } from './cma';
 import { DmaBuf, type DmaBufExportInfo, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
 import { DmaHeap, type DmaHeapExportInfo, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
+import type { DmaFence } from './dma-fence';
 import { errno, syscall } from './errno';
+import { SyncFile, syncFileFops, syncFileOf } from './sync-file';
 import { Faults } from './faults';
 import { devNullSource, type FdSource, FdTable, File, type FileOperations, renderFdinfo } from './file';
 import { builtinInitcalls } from './initcall';
@@ -253,6 +256,81 @@ export class Framework implements Kernel {
     return this.registry.find(name);
   }
 
+  /** the sync_file an fd refers to (its fence: status, signal callbacks) */
+  syncFile(fd: number): SyncFile | undefined {
+    if (!this.fdt.has(fd)) return undefined;
+    return syncFileOf(this.fdt.lookup(fd).file);
+  }
+
+  /** sync_file fds: EXPORT_SYNC_FILE and MERGE install them (O_CLOEXEC), IMPORT and MERGE look them up */
+  private readonly syncFiles = {
+    lookup: (fd: number): SyncFile | null => this.syncFile(fd) ?? null,
+    install: (sf: SyncFile): number => {
+      if (this.disposed) throw errno('ENODEV', 'this software framework was disposed');
+      return this.fdt.install(new File(sf, syncFileFops, O_RDONLY, nextIno(), this.reserve, () => {}), true);
+    },
+  };
+
+  // ---- polling (dma_buf_poll, sync_file_poll) ----
+
+  /** poll(2) on one fd without waiting: the ready subset of `events` (plus POLLERR/POLLHUP); POLLNVAL if not ours */
+  pollNow(fd: number, events: number): number {
+    if (!this.fdt.has(fd)) return POLLNVAL;
+    return this.pollFile(this.fdt.lookup(fd).file, events);
+  }
+
+  private pollFile(file: File, events: number): number {
+    // DEFAULT_POLLMASK without a poll op; do_pollfd keeps what was asked, errors always
+    const mask = file.fops.poll ? file.fops.poll(file, events) : POLLIN | POLLOUT;
+    return mask & (events | POLLERR | POLLHUP);
+  }
+
+  /**
+   * Wait for `events` on fd through the event loop: the file's fences call back when they
+   * signal, and the mask is checked again on a later turn (never synchronously). The wait
+   * holds a file reference (closing fd does not end it) and keeps the loop alive, as a
+   * uv_poll on the real kernel does.
+   */
+  pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): { stop(): void } {
+    const file = syscall('poll', () => this.fdt.lookup(fd).file);
+    file.get();
+    const keepAlive = setInterval(() => {}, 0x7fffffff);
+    let armed: DmaFence[] = [];
+    let stopped = false;
+    let queued = false;
+    const disarm = () => {
+      for (const f of armed) f.removeCallback(onSignal);
+      armed = [];
+    };
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      disarm();
+      clearInterval(keepAlive);
+      file.put();
+    };
+    const check = () => {
+      queued = false;
+      if (stopped) return;
+      const mask = this.pollFile(file, events);
+      if (mask & (events | POLLERR | POLLHUP)) {
+        stop();
+        cb(null, mask);
+        return;
+      }
+      disarm();
+      armed = file.fops.pollFences?.(file, events) ?? [];
+      for (const f of armed) f.addCallback(onSignal);
+    };
+    function onSignal() {
+      if (queued) return;
+      queued = true;
+      setImmediate(check);
+    }
+    onSignal();
+    return { stop };
+  }
+
   /** the dma-buf an fd refers to (size, name, cpuAccess, priv: a CmaBuffer for CMA heaps...) */
   dmaBuf(fd: number): DmaBuf | undefined {
     if (!this.fdt.has(fd)) return undefined;
@@ -309,6 +387,7 @@ export class Framework implements Kernel {
   ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
     return syscall('ioctl', (ctx) => {
       const { file } = this.fdt.lookup(fd);
+      ctx.syncFiles = this.syncFiles;
       const mem = arg === null ? new Uint8Array(0) : ioctlScratch(cmd, arg);
       try {
         if (!file.fops.unlockedIoctl) throw errno('ENOTTY');

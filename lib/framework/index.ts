@@ -21,3 +21,6 @@ export { Faults, type AllocationFault } from './faults';
 export { type AccessContext, type AccessPolicy, type Credentials } from './policy';
 export { Errno, errno } from './errno';
 export { hostPageSize } from './page-size';
+export { SoftwareFence, SoftwareFenceSource, type FenceSourceOptions } from './fence-source';
+export { DmaFence } from './dma-fence';
+export { DmaResv, type FenceUsage } from './dma-resv';

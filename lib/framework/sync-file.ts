@@ -6,6 +6,7 @@
 import { decodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO, SYNC_IOC_MERGE, SYNC_NAME_LEN } from '../fence-uapi';
 import { type DmaFence, fenceName, singleton } from './dma-fence';
 import { errno } from './errno';
+import type { File, FileOperations } from './file';
 
 export class SyncFile {
   /** a name given at merge time (SYNC_IOC_MERGE); else the fence's name is shown */
@@ -69,4 +70,19 @@ export function syncFileIoctl(sf: SyncFile, cmd: number, mem: Uint8Array, ctx: S
     default:
       throw errno('ENOTTY');
   }
+}
+
+/** sync_file_fops: ioctl and poll; no mmap, no seek, no fdinfo lines of its own */
+export const syncFileFops: FileOperations<SyncFile> = {
+  unlockedIoctl: (file, cmd, arg, ctx) => {
+    if (!ctx.syncFiles) throw errno('ENOTTY');
+    return syncFileIoctl(file.priv, cmd, arg, ctx.syncFiles);
+  },
+  poll: (file) => file.priv.poll(),
+  pollFences: (file) => (file.priv.fence.signaled ? [] : [file.priv.fence]),
+};
+
+/** the sync_file behind a file, if it is one (its f_op is sync_file_fops) */
+export function syncFileOf(file: File): SyncFile | undefined {
+  return file.fops === (syncFileFops as FileOperations) ? (file.priv as SyncFile) : undefined;
 }

@@ -29,6 +29,20 @@ export interface AbiFacts {
   O_NOFOLLOW: number;
   SOCK_STREAM: number;
   SOCK_SEQPACKET: number;
+  DMA_BUF_IOCTL_EXPORT_SYNC_FILE: number;
+  DMA_BUF_IOCTL_IMPORT_SYNC_FILE: number;
+  SYNC_IOC_FILE_INFO: number;
+  SYNC_IOC_MERGE: number;
+  SYNC_FILE_INFO_SIZE: number;
+  SYNC_FENCE_INFO_SIZE: number;
+  BUF_SYNC_FILE_SIZE: number;
+  POLLIN: number;
+  POLLOUT: number;
+  POLLERR: number;
+  POLLHUP: number;
+  POLLNVAL: number;
+  UV_READABLE: number;
+  UV_WRITABLE: number;
 }
 
 export interface ReceivedMessage {
@@ -105,4 +119,7 @@ export interface Addon {
   recvFds(fd: number, maxPayload: number, maxFds: number): ReceivedMessage;
   /** watch fd on the event loop (uv_poll): events 1 = readable, 2 = writable */
   poll(fd: number, events: number, callback: (err: Error | null, events: number) => void): Poller;
+  /** poll(2) with a zero timeout: the ready subset of `events` (POLLIN 1, POLLOUT 4, ...) and
+   *  POLLERR/POLLHUP/POLLNVAL; on a dma-buf, dma_buf_poll's answer now */
+  pollNow(fd: number, events: number): number;
 }

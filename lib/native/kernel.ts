@@ -6,6 +6,7 @@ import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from './load';
 import { createUdmabuf } from './udmabuf';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
 
 const SEEK_END = 2;
 
@@ -186,6 +187,48 @@ export class NativeKernel implements Kernel {
     } catch {
       return false;
     }
+  }
+
+  pollNow(fd: number, events: number): number {
+    return this.addon.pollNow(fd, events);
+  }
+
+  /**
+   * uv_poll on a private dup of fd: the wait holds its own reference to the file, and no two
+   * waits ever share an fd number (libuv refuses a second watcher on one: EEXIST, measured).
+   * The kernel's answer is read again with pollNow when uv wakes us.
+   */
+  pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): { stop(): void } {
+    const a = this.addon;
+    const own = a.dup(fd, true);
+    let stopped = false;
+    let poller: { stop(): void } | undefined;
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      poller?.stop(); // epoll forgets the fd now, before its number can be reused
+      a.close(own);
+    };
+    const uv = (events & POLLIN ? a.abi.UV_READABLE : 0) | (events & POLLOUT ? a.abi.UV_WRITABLE : 0);
+    try {
+      poller = a.poll(own, uv, (err) => {
+        if (stopped) return;
+        if (err) {
+          stop();
+          cb(err, 0);
+          return;
+        }
+        const mask = a.pollNow(own, events);
+        if (mask & (events | POLLERR | POLLHUP | POLLNVAL)) {
+          stop();
+          cb(null, mask);
+        }
+      });
+    } catch (err) {
+      a.close(own);
+      throw err;
+    }
+    return { stop };
   }
 
   /** "MAJ:MIN" from sysfs, or undefined when sysfs does not say */

@@ -1,0 +1,96 @@
+/**
+ * Waiting for device fences without blocking the event loop. A dma-buf fd is pollable:
+ * POLLIN once no write fence is pending (safe to read), POLLOUT once no fence at all is
+ * (safe to write); a sync_file fd reports POLLIN once signalled. Both kernels answer
+ * pollNow (one poll that never waits) and pollWait (readiness through the event loop:
+ * uv_poll on the real kernel, fence callbacks in the software framework).
+ */
+import { DmaHeapError } from './errors';
+import { POLLIN, POLLOUT } from './fence-uapi';
+import type { Kernel } from './kernel';
+import type { CpuAccess } from './validate';
+
+export interface PollHandle {
+  /** stop waiting; the callback is never called afterwards; idempotent */
+  stop(): void;
+}
+
+/** What waiting on fences needs from a kernel (both implement it). */
+export interface FenceKernel {
+  /** poll(2) once without waiting: which of `events` (POLLIN, POLLOUT) are ready now */
+  pollNow(fd: number, events: number): number;
+  /**
+   * Call `cb` once, on a later turn of the event loop, when any of `events` is ready on fd.
+   * The kernel keeps its own reference to the file meanwhile (closing fd does not end the
+   * wait) and keeps the event loop alive, as pending device work should.
+   */
+  pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): PollHandle;
+}
+
+export interface WaitOptions {
+  /** abort the wait: the promise rejects with the signal's reason (an AbortError by default) */
+  signal?: AbortSignal;
+  /** give up after this many ms: rejects with a DmaHeapError code ETIMEDOUT */
+  timeout?: number;
+}
+
+/** The poll bits an access waits for: a reader waits for writers (POLLIN), a writer for everyone (POLLOUT). */
+export function eventsFor(access: CpuAccess | 'read' | 'write'): number {
+  return access === 'read' ? POLLIN : POLLOUT;
+}
+
+function validateWait(options: WaitOptions): void {
+  const { signal, timeout } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw Object.assign(new TypeError('signal must be an AbortSignal'), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
+    throw Object.assign(new RangeError('timeout must be a finite number of ms >= 0'), { code: 'ERR_OUT_OF_RANGE' });
+  }
+}
+
+/**
+ * Resolve once `events` is ready on fd. Resolves without waiting (still asynchronously) when
+ * it is ready now. `what` names the wait in errors.
+ */
+export function waitReady(kernel: Kernel, fd: number, events: number, options: WaitOptions, what: string): Promise<void> {
+  validateWait(options);
+  const { signal, timeout } = options;
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  let ready: number;
+  try {
+    ready = kernel.pollNow(fd, events);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (ready & events) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let handle: PollHandle | undefined;
+    const done = (err: unknown) => {
+      handle?.stop();
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = () => done(signal?.reason);
+    try {
+      handle = kernel.pollWait(fd, events, (err, revents) => {
+        if (err) done(err);
+        else if (revents & events) done(null);
+        else done(new DmaHeapError('EIO', 'poll', { message: `${what}: poll reported 0x${revents.toString(16)}` }));
+      });
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeout !== undefined) {
+      timer = setTimeout(
+        () => done(new DmaHeapError('ETIMEDOUT', 'poll', { message: `${what}: still pending after ${timeout} ms` })),
+        timeout,
+      );
+    }
+  });
+}
