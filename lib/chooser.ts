@@ -145,6 +145,8 @@ export function tierUnavailable(tier: Tier, heapName: string): string | undefine
       return n ? undefined : 'the native addon is not loaded (memfd needs it)';
     case 'js':
       return n ? 'JS memory is only used where the addon cannot load' : undefined;
+    case 'imported':
+      return 'imported buffers come from other drivers (DmaBuf.fromFd), not from an allocation';
   }
 }
 

@@ -1,5 +1,14 @@
 import { kernelForFd } from './chooser';
-import { DmaBufStateError, withContext } from './errors';
+import { DmaBufStateError, DmaHeapError, withContext } from './errors';
+import {
+  BUF_SYNC_FILE_FD_OFFSET,
+  decodeBufSyncFile,
+  DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+  DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+  encodeBufSyncFile,
+} from './fence-uapi';
+import { eventsFor, waitReady, type WaitOptions } from './fences';
+import { SyncFile } from './sync-file';
 import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
 import { forgotten, type Backend, type Kernel } from './kernel';
@@ -19,7 +28,7 @@ import {
 import { validateAccess, validateBufferName, validateOptions, validateRange, type CpuAccess } from './validate';
 
 /** Which mechanism served a buffer, strongest first. Only the first two are real dma-bufs. */
-export type Tier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js';
+export type Tier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js' | 'imported';
 
 export interface DmaBufOrigin {
   kernel: Kernel;
@@ -74,7 +83,7 @@ export class DmaBuf {
 
   /** whether other drivers can import it (a real dma-buf fd) */
   get isDmaBuf(): boolean {
-    return this.tier === 'dma-heap' || this.tier === 'udmabuf';
+    return this.tier === 'dma-heap' || this.tier === 'udmabuf' || this.tier === 'imported';
   }
 
   get closed(): boolean {
@@ -208,6 +217,118 @@ export class DmaBuf {
     return result;
   }
 
+  /** whether this buffer has a kernel object that can carry fences (real dma-bufs and framework buffers) */
+  get #fenced(): boolean {
+    return this.#kernel.backend === 'software' || this.isDmaBuf;
+  }
+
+  /**
+   * Resolves once the buffer is safe for `access`: 'read' waits for pending write fences,
+   * 'write' and 'readwrite' for every fence. At once when nothing is pending. Driven by the
+   * event loop (poll on the dma-buf fd): timers and I/O run meanwhile. `signal` aborts
+   * (rejects with its reason), `timeout` (ms) rejects with code ETIMEDOUT.
+   */
+  idle(access: CpuAccess = 'readwrite', options: WaitOptions = {}): Promise<void> {
+    let fd: number;
+    try {
+      fd = this.#check();
+      validateAccess(access);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.#fenced) return Promise.resolve(); // a plain memfd: no device ever fences it
+    return waitReady(this.#kernel, fd, eventsFor(access), options, `dma-buf ${access} idle`).catch((err) => {
+      throw this.#context(err);
+    });
+  }
+
+  /**
+   * The CPU access bracket that never blocks the event loop: wait for the fences as idle()
+   * does, issue SYNC start on the thread pool (it finds nothing left to wait for), run `fn`
+   * (sync or async) with the mapping, and always issue SYNC end. A fence a device attaches
+   * between the wait and SYNC start is waited for again, not blocked on.
+   */
+  async cpuAccessAsync<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T | Promise<T>, options: WaitOptions = {}): Promise<T> {
+    validateAccess(access);
+    const flags = SYNC_ACCESS[access];
+    for (;;) {
+      await this.idle(access, options);
+      const fd = this.#check();
+      try {
+        await this.#kernel.ioctlAsync(fd, DMA_BUF_IOCTL_SYNC, encodeU64(DMA_BUF_SYNC_START | flags));
+        break;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        // EDEADLK: the software framework saw a fence attached after idle(): wait again
+        if (code !== 'EINTR' && code !== 'EAGAIN' && code !== 'EDEADLK') throw this.#context(err);
+      }
+    }
+    try {
+      return await fn(this.#mappedOrNull() ?? new Uint8Array(0));
+    } finally {
+      if (!this.closed) this.endCpuAccess(access);
+    }
+  }
+
+  /**
+   * DMA_BUF_IOCTL_EXPORT_SYNC_FILE: the fences an access would wait for, as a SyncFile ('read':
+   * the writers; 'write' and 'readwrite': all). Nothing pending: an already signalled one.
+   * Linux 6.0+; older kernels: DmaHeapError ENOTTY "not supported by this kernel".
+   */
+  exportSyncFile(access: CpuAccess = 'readwrite'): SyncFile {
+    const fd = this.#check();
+    validateAccess(access);
+    this.#requireFences('export a sync_file');
+    const arg = encodeBufSyncFile(Number(SYNC_ACCESS[access]), 0);
+    try {
+      this.#kernel.ioctl(fd, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, arg, BUF_SYNC_FILE_FD_OFFSET);
+    } catch (err) {
+      throw this.#fenceError(err, 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
+    }
+    return new SyncFile(decodeBufSyncFile(arg).fd, this.#kernel);
+  }
+
+  /**
+   * DMA_BUF_IOCTL_IMPORT_SYNC_FILE: add the sync_file's fence to this buffer as a 'write'
+   * fence (readers and writers wait for it) or a 'read' one (writers wait). The SyncFile stays
+   * open and yours. Linux 6.0+.
+   */
+  importSyncFile(syncFile: SyncFile, access: 'read' | 'write'): void {
+    const fd = this.#check();
+    if (!(syncFile instanceof SyncFile)) {
+      throw Object.assign(new TypeError('syncFile must be a SyncFile'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    if (access !== 'read' && access !== 'write') {
+      throw Object.assign(new TypeError(`access must be 'read' or 'write', got ${JSON.stringify(access)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+    }
+    this.#requireFences('import a sync_file');
+    if (syncFile.kernel !== this.#kernel) {
+      throw Object.assign(new TypeError('the sync_file belongs to another kernel (real vs software framework)'), { code: 'ERR_INVALID_ARG_VALUE' });
+    }
+    const sfd = syncFile.fd;
+    if (sfd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });
+    try {
+      this.#kernel.ioctl(fd, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, encodeBufSyncFile(Number(SYNC_ACCESS[access]), sfd));
+    } catch (err) {
+      throw this.#fenceError(err, 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE');
+    }
+  }
+
+  #requireFences(what: string): void {
+    if (!this.#fenced) {
+      throw new DmaBufStateError('ERR_DMA_BUF_NO_FENCES', `cannot ${what}: a ${this.tier} buffer is no dma-buf, so no device fences it`);
+    }
+  }
+
+  #fenceError(err: unknown, ioctl: string): unknown {
+    if ((err as { code?: string }).code === 'ENOTTY') {
+      return this.#context(
+        new DmaHeapError('ENOTTY', 'ioctl', { message: `${ioctl} is not supported by this kernel (sync_file import/export needs Linux 6.0 or later)` }),
+      );
+    }
+    return this.#context(err);
+  }
+
   /** Name the buffer (DMA_BUF_SET_NAME); shows in info().name and /proc/<pid>/fdinfo. */
   setName(name: string): void {
     const fd = this.#check();
@@ -290,12 +411,15 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   const kernel = kernelForFd(fd, options.framework);
   const { fd: own, info } = kernel.adopt(fd, options.dup ?? true);
   let tier: Tier;
-  if (kernel.backend === 'kernel') tier = info.exporter === 'udmabuf' ? 'udmabuf' : 'dma-heap';
-  else tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
+  if (kernel.backend !== 'kernel') tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
+  else if (info.exporter === 'udmabuf') tier = 'udmabuf';
+  // a heap's buffers carry its name as exporter; anything else (drm, videobuf2_vmalloc, ...)
+  // was exported by another driver
+  else tier = kernel.heaps().some((h) => h.name === info.exporter) ? 'dma-heap' : 'imported';
   return new DmaBuf(own, {
     kernel,
     tier,
     readOnly: !Number.isNaN(info.flags) && (info.flags & O_ACCMODE) === O_RDONLY,
-    heap: tier === 'udmabuf' ? undefined : info.exporter,
+    heap: tier === 'udmabuf' || tier === 'imported' ? undefined : info.exporter,
   });
 }

@@ -16,7 +16,9 @@ export type { DmaBufInfo } from './fdinfo';
 export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
 export { addonStatus, udmabufSizeLimit } from './native';
-export { Framework } from './framework';
+export { Framework, SoftwareFence, SoftwareFenceSource, type FenceSourceOptions } from './framework';
+export { SyncFile, type SyncFileInfo, type SyncFileStatus } from './sync-file';
+export type { WaitOptions } from './fences';
 export { allocShareable, TIERS, type ShareableOptions } from './tiers';
 export {
   DmaBufChannel,

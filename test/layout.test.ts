@@ -116,12 +116,13 @@ test('the framework has no instanceof chains over file kinds: files dispatch thr
 const PUBLIC = {
   values: [
     'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
-    'DmaHeapError', 'Framework', 'Heap', 'TIERS', 'addonStatus', 'allocShareable', 'fromFd', 'inheritedBuffers',
+    'DmaHeapError', 'Framework', 'Heap', 'SoftwareFence', 'SoftwareFenceSource', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'fromFd', 'inheritedBuffers',
     'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
   ],
   types: [
     'AllocOptions', 'Backend', 'Backing', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
-    'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'Tier',
+    'FenceSourceOptions', 'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'SyncFileInfo', 'SyncFileStatus', 'Tier',
+    'WaitOptions',
   ],
 };
 

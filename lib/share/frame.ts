@@ -21,8 +21,8 @@ export interface BufferMeta {
   name?: string;
 }
 
-export const SHAREABLE: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd'];
-export const isRealTier = (tier: Tier) => tier === 'dma-heap' || tier === 'udmabuf';
+export const SHAREABLE: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'imported'];
+export const isRealTier = (tier: Tier) => tier === 'dma-heap' || tier === 'udmabuf' || tier === 'imported';
 
 /** Check a peer's description of one buffer; returns why it is wrong, or undefined. */
 export function badMeta(m: unknown): string | undefined {

@@ -1,0 +1,129 @@
+/**
+ * A sync_file: one fence as an fd (drivers/dma-buf/sync_file.c). It comes out of a dma-buf
+ * (DmaBuf.exportSyncFile: what an access would wait for), from another API or process
+ * (SyncFile.fromFd), and goes into a dma-buf (DmaBuf.importSyncFile) or to a device that
+ * takes explicit fences (a GPU or display API). Close it, or `using` it.
+ */
+import { DmaHeapError } from './errors';
+import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
+import { waitReady, type WaitOptions } from './fences';
+import { nativeKernel, softwareKernel } from './chooser';
+import type { Framework } from './framework';
+import { forgotten, type Kernel } from './kernel';
+
+export type SyncFileStatus = 'active' | 'signaled' | 'error';
+
+export interface SyncFileInfo {
+  /** "<driver>-<timeline><context>-<seqno>" of its fence, or the name given at merge */
+  name: string;
+  status: SyncFileStatus;
+  /** the raw status: 0 active, 1 signalled, < 0 the error (-errno) it was signalled with */
+  rawStatus: number;
+  /** how many fences it holds (a merge or an export of several fences holds more than one) */
+  numFences: number;
+}
+
+export class SyncFile {
+  /** the sync_file's fd (O_CLOEXEC); -1 once closed */
+  fd: number;
+  readonly #kernel: Kernel;
+  #token = {};
+
+  /** @internal: from DmaBuf.exportSyncFile or SyncFile.fromFd */
+  constructor(fd: number, kernel: Kernel) {
+    this.fd = fd;
+    this.#kernel = kernel;
+    forgotten.register(this, { kernel, fd }, this.#token);
+  }
+
+  /** @internal */
+  get kernel(): Kernel {
+    return this.#kernel;
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  #check(): number {
+    if (this.fd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });
+    return this.fd;
+  }
+
+  /** SYNC_IOC_FILE_INFO (asking for no per-fence records) */
+  info(): SyncFileInfo {
+    const arg = encodeSyncFileInfo();
+    this.#kernel.ioctl(this.#check(), SYNC_IOC_FILE_INFO, arg);
+    const i = decodeSyncFileInfo(arg);
+    return {
+      name: i.name,
+      status: i.status === 0 ? 'active' : i.status > 0 ? 'signaled' : 'error',
+      rawStatus: i.status,
+      numFences: i.numFences,
+    };
+  }
+
+  /** 'active' (pending), 'signaled', or 'error' (signalled with an error) */
+  get status(): SyncFileStatus {
+    return this.info().status;
+  }
+
+  /** Resolves once the fence is signalled (poll POLLIN through the event loop). */
+  wait(options: WaitOptions = {}): Promise<void> {
+    let fd: number;
+    try {
+      fd = this.#check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return waitReady(this.#kernel, fd, POLLIN, options, 'sync_file wait');
+  }
+
+  /** a second handle on the same fence (dup) */
+  dup(options: { cloexec?: boolean } = {}): SyncFile {
+    return new SyncFile(this.#kernel.dup(this.#check(), options.cloexec ?? true), this.#kernel);
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    forgotten.unregister(this.#token);
+    this.#kernel.close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Adopt a sync_file fd from elsewhere (a GPU or display API, a parent process, a socket).
+   * `dup` (default true) leaves the caller's fd open; false takes it over. An fd that is no
+   * sync_file is refused with EINVAL. A software framework's sync_files are found in
+   * `framework` (default: the process's); any other fd goes to the real kernel.
+   */
+  static fromFd(fd: number, options: { dup?: boolean; framework?: Framework } = {}): SyncFile {
+    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
+      throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${String(fd)}`), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    const sw = options.framework ?? softwareKernel();
+    const kernel: Kernel = sw.syncFile(fd) ? sw : nativeKernel() ?? sw;
+    return SyncFile.adopt(fd, kernel, options);
+  }
+
+  /** @internal: fromFd once the kernel is known */
+  static adopt(fd: number, kernel: Kernel, options: { dup?: boolean } = {}): SyncFile {
+    const own = options.dup ?? true ? kernel.dup(fd, true) : fd;
+    try {
+      kernel.ioctl(own, SYNC_IOC_FILE_INFO, encodeSyncFileInfo());
+    } catch (e) {
+      if (own !== fd) kernel.close(own);
+      const code = (e as { code?: string }).code;
+      if (code === 'ENOTTY' || code === 'EINVAL' || code === 'EFAULT') {
+        throw new DmaHeapError('EINVAL', 'ioctl', { message: `fd ${fd} is not a sync_file` });
+      }
+      throw e;
+    }
+    return new SyncFile(own, kernel);
+  }
+}

@@ -1,0 +1,163 @@
+// Fences and devices on a real kernel: vgem plays a GPU writing/reading our buffers, vivid a
+// camera capturing into them. In the VM rig (npm run test:kernel) both are loaded and the row
+// declares them in DMA_HEAP_EXPECT: then a missing device FAILS. Elsewhere these skip, saying why.
+import { existsSync } from 'node:fs';
+import { DmaBuf, openHeap, SyncFile } from '../../lib';
+import { nativeKernel } from '../../lib/chooser';
+import { loadAddon } from '../../lib/native/load';
+import { hasVgem, hasVivid, Vgem, vividCapture, vividProbe } from '../devices/devices';
+import { runFenceScenarios } from './scenarios';
+
+const expected = new Set((process.env.DMA_HEAP_EXPECT ?? '').split(',').filter(Boolean));
+const heapReady = nativeKernel() !== null && existsSync('/dev/dma_heap/system');
+
+/** describe when the device is here; fail when the row declares it; else skip with the reason */
+function withDevice(name: 'vgem' | 'vivid', present: boolean, body: () => void): void {
+  if (present && heapReady) return describe(name, body);
+  if (expected.has(name)) {
+    return describe(name, () =>
+      test(`DMA_HEAP_EXPECT declares ${name}`, () => {
+        throw new Error(`this row declares ${name} but ${!heapReady ? '/dev/dma_heap/system or the addon' : `no ${name} device`} is present`);
+      }),
+    );
+  }
+  describe.skip(`${name} (skipped: no ${name} device with a system heap here, and DMA_HEAP_EXPECT does not declare it)`, body);
+}
+
+const alloc = (size = 65536): DmaBuf => openHeap('system', { backend: 'kernel' }).alloc(size);
+
+function ticking(): { count: () => number; stop: () => void } {
+  let n = 0;
+  const t = setInterval(() => n++, 1);
+  return { count: () => n, stop: () => clearInterval(t) };
+}
+const until = async (cond: () => boolean) => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 1));
+};
+
+withDevice('vgem', hasVgem(), () => {
+  let vgem: Vgem;
+  beforeEach(async () => {
+    vgem = await Vgem.open(loadAddon()!);
+  });
+  afterEach(() => vgem.closed());
+
+  test('idle() resolves only after the device signals, while a timer keeps ticking', async () => {
+    using buf = alloc();
+    expect(buf.tier).toBe('dma-heap');
+    const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+    const timer = ticking();
+    let signalled = false;
+    let resolvedBeforeSignal = false;
+    const idle = buf.idle('read').then(() => (resolvedBeforeSignal = !signalled));
+    await until(() => timer.count() >= 20);
+    signalled = true;
+    await vgem.signal(fence);
+    await idle;
+    timer.stop();
+    expect(resolvedBeforeSignal).toBe(false);
+  });
+
+  test('idle() resolves at once with nothing pending; abort and timeout end a wait', async () => {
+    using buf = alloc();
+    let done = false;
+    void buf.idle().then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(true);
+    const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+    const ac = new AbortController();
+    const p = buf.idle('read', { signal: ac.signal });
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(buf.idle('write', { timeout: 20 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await vgem.signal(fence);
+    await buf.idle('write');
+  });
+
+  test('cpuAccessAsync() waits for the device without blocking the loop', async () => {
+    using buf = alloc();
+    const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+    const timer = ticking();
+    let ran = false;
+    const p = buf.cpuAccessAsync('read', (bytes) => {
+      ran = true;
+      return bytes.length;
+    });
+    await until(() => timer.count() >= 20);
+    expect(ran).toBe(false); // the loop ran 20 timer ticks while the fence was pending
+    await vgem.signal(fence);
+    await expect(p).resolves.toBe(buf.size);
+    timer.stop();
+  });
+
+  test('sync_file export and import round-trip through a second buffer', async () => {
+    using a = alloc();
+    using b = alloc(4096);
+    const fence = await vgem.attach(await vgem.import(a.fd), 'write');
+    using sf = a.exportSyncFile('read');
+    expect(sf.info()).toMatchObject({ status: 'active', numFences: 1, name: expect.stringMatching(/^vgem-unbound\d+-1$/) });
+    b.importSyncFile(sf, 'write');
+    const waits = [sf.wait(), b.idle('read')];
+    await vgem.signal(fence);
+    await Promise.all(waits);
+    expect(sf.status).toBe('signaled');
+    using adopted = SyncFile.fromFd(sf.fd);
+    expect(adopted.status).toBe('signaled');
+    expect(() => SyncFile.fromFd(a.fd)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  test('a buffer exported by drm is adopted as an imported buffer, exporter drm', async () => {
+    const fd = await vgem.dumb(8192);
+    using buf = DmaBuf.fromFd(fd, { dup: false });
+    expect(buf.tier).toBe('imported');
+    expect(buf.exporter).toBe('drm');
+    expect(buf.isDmaBuf).toBe(true);
+    await buf.idle();
+  });
+
+  test('the same fence scenarios give the same poll masks and sync_file states on both kernels', async () => {
+    const { Framework, SoftwareFenceSource } = await import('../../lib');
+    const handles = new Map<number, number>();
+    const kernel = await runFenceScenarios(alloc, {
+      attach: async (buf, access) => {
+        if (!handles.has(buf.fd)) handles.set(buf.fd, await vgem.import(buf.fd));
+        return vgem.attach(handles.get(buf.fd)!, access);
+      },
+      signal: (f) => vgem.signal(f as number),
+    });
+    const fw = new Framework();
+    const source = new SoftwareFenceSource(fw);
+    try {
+      const software = await runFenceScenarios(() => openHeap('system', { framework: fw }).alloc(65536), {
+        attach: async (buf, access) => source.attach(buf, access),
+        signal: async (f) => (f as { signal(): void }).signal(),
+      });
+      expect(software).toEqual(kernel);
+    } finally {
+      fw.dispose();
+    }
+  });
+});
+
+withDevice('vivid', hasVivid(), () => {
+  test('vivid captures frames into our buffers; read back through map() in a read bracket', async () => {
+    const format = vividProbe(320, 240);
+    const bufs = [alloc(format.sizeImage), alloc(format.sizeImage)];
+    try {
+      for (const b of bufs) b.bytes().fill(0xaa);
+      const { frames } = await vividCapture(bufs.map((b) => b.fd), format.width, format.height, 4);
+      expect(frames.map((f) => f.sequence)).toEqual([0, 1, 2, 3]);
+      for (const f of frames) expect(f.bytesUsed).toBe(format.sizeImage);
+      for (const b of bufs) {
+        const untouched = await b.cpuAccessAsync('read', () => {
+          const view = new Uint8Array(b.map(), 0, format.sizeImage);
+          return view.filter((x) => x === 0xaa).length;
+        });
+        // vivid's test pattern is YUYV colour bars: a device wrote (nearly) every byte
+        expect(untouched).toBeLessThan(format.sizeImage / 100);
+      }
+    } finally {
+      for (const b of bufs) b.close();
+    }
+  });
+});
