@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -44,16 +44,9 @@ function listDir(dir: string): string[] {
   }
 }
 
-/** whether a vgem DRM device is present (module or built in) */
+/** whether a vgem DRM device is present (module or built in: its platform device is named vgem) */
 export function hasVgem(): boolean {
-  return listDir('/sys/class/drm').some((card) => {
-    if (!/^card\d+$/.test(card)) return false;
-    try {
-      return path.basename(readlinkSync(`/sys/class/drm/${card}/device/driver`)) === 'vgem';
-    } catch {
-      return false;
-    }
-  });
+  return existsSync('/sys/devices/platform/vgem') || existsSync('/sys/module/vgem');
 }
 
 /** whether a vivid video node is present */

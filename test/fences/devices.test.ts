@@ -146,7 +146,9 @@ withDevice('vivid', hasVivid(), () => {
     try {
       for (const b of bufs) b.bytes().fill(0xaa);
       const { frames } = await vividCapture(bufs.map((b) => b.fd), format.width, format.height, 4);
-      expect(frames.map((f) => f.sequence)).toEqual([0, 1, 2, 3]);
+      // vivid counts frames it had no buffer for (TCG is slow): sequences rise, gaps allowed
+      expect(frames).toHaveLength(4);
+      for (let i = 1; i < frames.length; i++) expect(frames[i].sequence).toBeGreaterThan(frames[i - 1].sequence);
       for (const f of frames) expect(f.bytesUsed).toBe(format.sizeImage);
       for (const b of bufs) {
         const untouched = await b.cpuAccessAsync('read', () => {
