@@ -8,7 +8,7 @@ import type { Tier } from './dmabuf';
 import { DmaBufStateError, DmaHeapError, withContext } from './errors';
 import { Framework } from './framework';
 import type { Kernel } from './kernel';
-import { addonStatus, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
+import { addonStatus, debug, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
 
 /** One of each kernel per thread (per JS environment), made on first use. */
 let native: NativeKernel | null | undefined;
@@ -24,6 +24,12 @@ export function nativeKernel(): NativeKernel | null {
 export function softwareKernel(): Framework {
   software ??= new Framework();
   return software;
+}
+
+/** why there is no real kernel here, in the addon loader's own words */
+function noAddon(): string {
+  const reason = addonStatus().reason ?? 'unknown';
+  return reason.startsWith('native addon') ? reason : `the native addon is not loaded (${reason})`;
 }
 
 /** whether the real kernel offers heaps here at all */
@@ -88,7 +94,7 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
   const n = nativeKernel();
   let reason: string;
   if (!n) {
-    reason = 'the native addon is not loaded';
+    reason = noAddon();
   } else if (!n.heaps().some((h) => h.name === name)) {
     reason = `the kernel has no heap /dev/dma_heap/${name}`;
   } else {
@@ -98,6 +104,7 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
       reason = (withContext(err, { path: `/dev/dma_heap/${name}`, heap: name, device: true }) as Error).message;
     }
   }
+  debug(`heap ${name}: the software framework serves it: ${reason}`);
   return open(framework(), reason);
 }
 
@@ -136,13 +143,13 @@ export function tierUnavailable(tier: Tier, heapName: string): string | undefine
   const n = nativeKernel();
   switch (tier) {
     case 'dma-heap':
-      if (!n) return 'the native addon is not loaded';
+      if (!n) return noAddon();
       return n.heaps().some((h) => h.name === heapName) ? undefined : `no /dev/dma_heap/${heapName}`;
     case 'udmabuf':
-      if (!n) return 'the native addon is not loaded';
+      if (!n) return noAddon();
       return hasUdmabuf() ? undefined : 'no /dev/udmabuf';
     case 'memfd':
-      return n ? undefined : 'the native addon is not loaded (memfd needs it)';
+      return n ? undefined : `${noAddon()}; memfd needs it`;
     case 'js':
       return n ? 'JS memory is only used where the addon cannot load' : undefined;
     case 'imported':

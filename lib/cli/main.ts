@@ -80,15 +80,3 @@ export async function main(argv: string[], io: Io = { out: (l) => process.stdout
     return 1;
   }
 }
-
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err) => {
-      process.stderr.write(`dma-heap: ${(err as Error).stack ?? err}\n`);
-      process.exitCode = 1;
-    },
-  );
-}

@@ -1,5 +1,10 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { debuglog } from 'node:util';
 import type { Addon } from './addon';
+
+/** NODE_DEBUG=dma-heap: what the package decides (which addon, which kernel serves), on stderr */
+export const debug = debuglog('dma-heap');
 
 /**
  * Load the addon through node-gyp-build (build/Release first, then prebuilds/).
@@ -28,10 +33,40 @@ export function loadAddon(): Addon | null {
       const file = explicit ? path.resolve(explicit) : nodeGypBuild.path(path.join(__dirname, '..', '..'));
       state = { addon: require(file) as Addon, file };
     } catch (err) {
-      state = { addon: null, reason: `native addon failed to load: ${(err as Error).message.split('\n')[0]}` };
+      // The real error, whole (node-gyp-build's names the platform/ABI it looked for and where;
+      // a dlopen failure names the missing symbol or library), on one line.
+      const message = (err as Error).message
+        .split(/\nRequire stack:/)[0]
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .join('; ');
+      const code = (err as { code?: string }).code;
+      state = { addon: null, reason: `native addon failed to load: ${message}${code && !message.includes(code) ? ` (${code})` : ''}` };
+      warnUnusableHeaps(state.reason!);
     }
   }
+  debug(state.addon ? `native addon loaded from ${state.file}` : `native addon not loaded: ${state.reason}`);
   return state.addon;
+}
+
+let warned = false;
+
+/**
+ * The addon failed to load on a machine that has dma-buf heaps: everything still works, on
+ * the software framework with JS memory, which is exactly what a user must not miss. Say it
+ * once per process, with the remedy. (DMA_HEAP_ADDON=0 is a choice, not a failure: silent.)
+ */
+function warnUnusableHeaps(reason: string): void {
+  if (warned || !existsSync('/dev/dma_heap')) return;
+  warned = true;
+  process.emitWarning(
+    `${reason}. This machine has /dev/dma_heap, but without the addon dma-heap cannot use it: ` +
+      `buffers come from the software framework in JS memory (not shareable, not device-visible). ` +
+      `Rebuild it with 'npm rebuild dma-heap' (install scripts must be allowed: not --ignore-scripts; ` +
+      `npm 11 asks you to approve them), or install a matching prebuild.`,
+    { type: 'DmaHeapWarning', code: 'DMA_HEAP_NO_ADDON' },
+  );
 }
 
 /** whether the addon loaded, which file it is (a build or a prebuild), or why not */

@@ -11,8 +11,8 @@ import { expects } from '../helpers/expect';
 
 const root = path.resolve(__dirname, '..', '..');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const pkg = require(path.join(root, 'package.json')) as { version: string };
-const CLI = path.join(root, 'dist', 'cli', 'main.js');
+const pkg = require(path.join(root, 'package.json')) as { version: string; bin: Record<string, string> };
+const CLI = path.join(root, pkg.bin['dma-heap']); // what `npx dma-heap` runs
 const noAddon = process.env.DMA_HEAP_ADDON === '0';
 const hasHeaps = existsSync('/dev/dma_heap');
 
