@@ -4,7 +4,12 @@
  * result codes and returned bytes must agree (fd numbers aside). Replay a failure
  * with DMA_HEAP_DIFF_SEED=<the seed printed in the test name>.
  */
-import { Framework } from '../lib/framework';
+import { Framework, SoftwareFence, SoftwareFenceSource } from '../lib/framework';
+import { openHeap } from '../lib/heap';
+import { loadAddon } from '../lib/native/load';
+import { Vgem } from './devices/devices';
+import { runFenceScenarios } from './fences/scenarios';
+import { describeWith } from './helpers/expect';
 import type { Kernel } from '../lib/kernel';
 import { nativeKernel } from '../lib/chooser';
 import {
@@ -208,5 +213,41 @@ describe('differential: the software framework against the real kernel', () => {
       sim.close(sfd);
     }
     expect(divergences.slice(0, 10)).toEqual([]);
+  });
+});
+
+/**
+ * Fences: the same scenarios (a device attaching read and write fences, sync_files exported,
+ * imported, signalled) on the real kernel with vgem playing the device and on the framework
+ * with its SoftwareFenceSource: poll masks and sync_file status, fence counts and kinds agree.
+ * Needs a vgem device: rows declaring it fail without one (test/helpers/expect.ts).
+ */
+describeWith('system', 'vgem')('differential: fences on the framework against the kernel with vgem', () => {
+  test('poll masks and sync_file states agree step by step', async () => {
+    const vgem = await Vgem.open(loadAddon()!);
+    const handles = new Map<number, number>();
+    let kernelRecord: Record<string, string>;
+    try {
+      kernelRecord = await runFenceScenarios(() => openHeap('system', { backend: 'kernel' }).alloc(65536), {
+        attach: async (buf, access) => {
+          if (!handles.has(buf.fd)) handles.set(buf.fd, await vgem.import(buf.fd));
+          return vgem.attach(handles.get(buf.fd)!, access);
+        },
+        signal: (f) => vgem.signal(f as number),
+      });
+    } finally {
+      await vgem.closed();
+    }
+    const fw = new Framework();
+    const source = new SoftwareFenceSource(fw);
+    try {
+      const software = await runFenceScenarios(() => openHeap('system', { framework: fw }).alloc(65536), {
+        attach: async (buf, access) => source.attach(buf, access),
+        signal: async (f) => (f as SoftwareFence).signal(),
+      });
+      expect(software).toEqual(kernelRecord);
+    } finally {
+      fw.dispose();
+    }
   });
 });

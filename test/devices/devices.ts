@@ -44,22 +44,6 @@ function listDir(dir: string): string[] {
   }
 }
 
-/** whether a vgem DRM device is present (module or built in: its platform device is named vgem) */
-export function hasVgem(): boolean {
-  return existsSync('/sys/devices/platform/vgem') || existsSync('/sys/module/vgem');
-}
-
-/** whether a vivid video node is present */
-export function hasVivid(): boolean {
-  return listDir('/sys/class/video4linux').some((v) => {
-    try {
-      return readFileSync(`/sys/class/video4linux/${v}/name`, 'utf8').startsWith('vivid');
-    } catch {
-      return false;
-    }
-  });
-}
-
 export interface Reply {
   text: string;
   fd?: number;
@@ -194,8 +178,33 @@ function parseFormat(out: string): VividFormat {
 }
 
 /** vivid's capture node and the YUYV format it agrees to for width x height */
-export function vividProbe(width: number, height: number): VividFormat {
-  return parseFormat(execFileSync(buildHelper('vivid-capture'), ['probe', String(width), String(height)]).toString());
+export function vividProbe(width: number, height: number, device?: string): VividFormat {
+  const env = { ...process.env, VIVID_DEVICE: device ?? '' };
+  return parseFormat(execFileSync(buildHelper('vivid-capture'), ['probe', String(width), String(height)], { env }).toString());
+}
+
+/**
+ * The capture node of the first vivid instance that uses vmalloc (vivid.allocators: 0
+ * vmalloc, 1 dma-contig; instance 0 unless the parameter says otherwise). dma-contig refuses
+ * system-heap memory (EFAULT at QBUF, measured), so capture tests use a vmalloc instance.
+ */
+export function vividVmallocNode(): string | undefined {
+  let allocators: string[] = [];
+  try {
+    allocators = readFileSync('/sys/module/vivid/parameters/allocators', 'utf8').trim().split(',');
+  } catch {
+    // built without the parameter readable: instance 0, vmalloc by default
+  }
+  const instance = Math.max(0, allocators.findIndex((a) => a.trim() === '0' || a.trim() === ''));
+  const name = `vivid-${String(instance).padStart(3, '0')}-vid-cap`;
+  for (const v of listDir('/sys/class/video4linux')) {
+    try {
+      if (readFileSync(`/sys/class/video4linux/${v}/name`, 'utf8').trim() === name) return `/dev/${v}`;
+    } catch {
+      // vanished
+    }
+  }
+  return undefined;
 }
 
 export interface Frame {
@@ -209,11 +218,18 @@ export interface Frame {
  * process; resolves with the format and the frames in dequeue order. Each buffer holds one
  * of the last frames when it resolves.
  */
-export function vividCapture(fds: number[], width: number, height: number, frames: number): Promise<{ format: VividFormat; frames: Frame[] }> {
+export function vividCapture(
+  fds: number[],
+  width: number,
+  height: number,
+  frames: number,
+  device?: string,
+): Promise<{ format: VividFormat; frames: Frame[] }> {
   const bin = buildHelper('vivid-capture');
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['capture', String(width), String(height), String(fds.length), String(frames)], {
       stdio: ['ignore', 'pipe', 'pipe', ...fds],
+      env: { ...process.env, VIVID_DEVICE: device ?? '' },
     });
     let out = '';
     let err = '';

@@ -9,6 +9,8 @@
  *       the same, then imports the dma-buf fds 3 .. 3+nbufs-1, streams until <frames>
  *       frames were dequeued and prints "frame <index> <bytesused> <sequence>" for each;
  *       every buffer is dequeued (filled) at least once when frames >= nbufs.
+ * VIVID_DEVICE=/dev/videoN picks the node instead (e.g. the vmalloc instance when instance 0
+ * uses dma-contig, which refuses memory that is not contiguous).
  * Errors: "error <ioctl> <errno>" on stderr, exit status 1.
  */
 #define _GNU_SOURCE
@@ -33,8 +35,14 @@ static int xioctl(int fd, unsigned long cmd, void *arg, const char *what) {
 }
 
 static int open_vivid(char *path, size_t len) {
+  const char *want = getenv("VIVID_DEVICE");
   for (int i = 0; i < 64; i++) {
-    snprintf(path, len, "/dev/video%d", i);
+    if (want && *want) {
+      if (i > 0) break;
+      snprintf(path, len, "%s", want);
+    } else {
+      snprintf(path, len, "/dev/video%d", i);
+    }
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) continue;
     struct v4l2_capability cap;

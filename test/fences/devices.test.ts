@@ -1,28 +1,11 @@
 // Fences and devices on a real kernel: vgem plays a GPU writing/reading our buffers, vivid a
-// camera capturing into them. In the VM rig (npm run test:kernel) both are loaded and the row
-// declares them in DMA_HEAP_EXPECT: then a missing device FAILS. Elsewhere these skip, saying why.
-import { existsSync } from 'node:fs';
+// camera capturing into them. Rows of the VM rig that declare vgem/vivid in DMA_HEAP_EXPECT
+// (npm run test:kernel) FAIL here when the device is missing; elsewhere these skip, saying why.
+// The framework's side of the same scenarios is in test/differential.test.ts.
 import { DmaBuf, openHeap, SyncFile } from '../../lib';
-import { nativeKernel } from '../../lib/chooser';
 import { loadAddon } from '../../lib/native/load';
-import { hasVgem, hasVivid, Vgem, vividCapture, vividProbe } from '../devices/devices';
-import { runFenceScenarios } from './scenarios';
-
-const expected = new Set((process.env.DMA_HEAP_EXPECT ?? '').split(',').filter(Boolean));
-const heapReady = nativeKernel() !== null && existsSync('/dev/dma_heap/system');
-
-/** describe when the device is here; fail when the row declares it; else skip with the reason */
-function withDevice(name: 'vgem' | 'vivid', present: boolean, body: () => void): void {
-  if (present && heapReady) return describe(name, body);
-  if (expected.has(name)) {
-    return describe(name, () =>
-      test(`DMA_HEAP_EXPECT declares ${name}`, () => {
-        throw new Error(`this row declares ${name} but ${!heapReady ? '/dev/dma_heap/system or the addon' : `no ${name} device`} is present`);
-      }),
-    );
-  }
-  describe.skip(`${name} (skipped: no ${name} device with a system heap here, and DMA_HEAP_EXPECT does not declare it)`, body);
-}
+import { Vgem, vividCapture, vividProbe, vividVmallocNode } from '../devices/devices';
+import { describeWith } from '../helpers/expect';
 
 const alloc = (size = 65536): DmaBuf => openHeap('system', { backend: 'kernel' }).alloc(size);
 
@@ -35,7 +18,7 @@ const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 1));
 };
 
-withDevice('vgem', hasVgem(), () => {
+describeWith('system', 'vgem')('vgem plays a GPU', () => {
   let vgem: Vgem;
   beforeEach(async () => {
     vgem = await Vgem.open(loadAddon()!);
@@ -114,38 +97,17 @@ withDevice('vgem', hasVgem(), () => {
     expect(buf.isDmaBuf).toBe(true);
     await buf.idle();
   });
-
-  test('the same fence scenarios give the same poll masks and sync_file states on both kernels', async () => {
-    const { Framework, SoftwareFenceSource } = await import('../../lib');
-    const handles = new Map<number, number>();
-    const kernel = await runFenceScenarios(alloc, {
-      attach: async (buf, access) => {
-        if (!handles.has(buf.fd)) handles.set(buf.fd, await vgem.import(buf.fd));
-        return vgem.attach(handles.get(buf.fd)!, access);
-      },
-      signal: (f) => vgem.signal(f as number),
-    });
-    const fw = new Framework();
-    const source = new SoftwareFenceSource(fw);
-    try {
-      const software = await runFenceScenarios(() => openHeap('system', { framework: fw }).alloc(65536), {
-        attach: async (buf, access) => source.attach(buf, access),
-        signal: async (f) => (f as { signal(): void }).signal(),
-      });
-      expect(software).toEqual(kernel);
-    } finally {
-      fw.dispose();
-    }
-  });
 });
 
-withDevice('vivid', hasVivid(), () => {
+describeWith('system', 'vivid')('vivid captures into our buffers', () => {
   test('vivid captures frames into our buffers; read back through map() in a read bracket', async () => {
-    const format = vividProbe(320, 240);
+    const device = vividVmallocNode();
+    expect(device).toBeDefined();
+    const format = vividProbe(320, 240, device);
     const bufs = [alloc(format.sizeImage), alloc(format.sizeImage)];
     try {
       for (const b of bufs) b.bytes().fill(0xaa);
-      const { frames } = await vividCapture(bufs.map((b) => b.fd), format.width, format.height, 4);
+      const { frames } = await vividCapture(bufs.map((b) => b.fd), format.width, format.height, 4, device);
       // vivid counts frames it had no buffer for (TCG is slow): sequences rise, gaps allowed
       expect(frames).toHaveLength(4);
       for (let i = 1; i < frames.length; i++) expect(frames[i].sequence).toBeGreaterThan(frames[i - 1].sequence);

@@ -181,3 +181,44 @@ describe('SYNC start with a pending software fence', () => {
     expect(code(() => syncStartCheck(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE))).toBe('ok');
   });
 });
+
+describe('the codec and the C header agree', () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const addon = (require('../../lib/native/load') as typeof import('../../lib/native/load')).loadAddon();
+  const t = addon ? test : test.skip;
+  t(`fence ioctl numbers, struct sizes and poll bits${addon ? '' : ' [skipped: the addon is not loaded (DMA_HEAP_ADDON=0)]'}`, () => {
+    const abi = addon!.abi;
+    const uapi = require('../../lib/fence-uapi') as typeof import('../../lib/fence-uapi');
+    expect([abi.DMA_BUF_IOCTL_EXPORT_SYNC_FILE, abi.DMA_BUF_IOCTL_IMPORT_SYNC_FILE, abi.SYNC_IOC_FILE_INFO, abi.SYNC_IOC_MERGE]).toEqual([
+      uapi.DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+      uapi.DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+      uapi.SYNC_IOC_FILE_INFO,
+      uapi.SYNC_IOC_MERGE,
+    ]);
+    expect([abi.SYNC_FILE_INFO_SIZE, abi.SYNC_FENCE_INFO_SIZE, abi.BUF_SYNC_FILE_SIZE]).toEqual([
+      uapi.SYNC_FILE_INFO_SIZE,
+      uapi.SYNC_FENCE_INFO_SIZE,
+      uapi.BUF_SYNC_FILE_SIZE,
+    ]);
+    expect([abi.POLLIN, abi.POLLOUT, abi.POLLERR, abi.POLLHUP, abi.POLLNVAL]).toEqual([
+      uapi.POLLIN,
+      uapi.POLLOUT,
+      uapi.POLLERR,
+      uapi.POLLHUP,
+      uapi.POLLNVAL,
+    ]);
+  });
+
+  t(`pollNow answers poll(2) at once: a pipe is writable, readable only once written${addon ? '' : ' [skipped: no addon]'}`, () => {
+    const [r, w] = addon!.socketpair(addon!.abi.SOCK_SEQPACKET);
+    try {
+      expect(addon!.pollNow(r, 1 | 4)).toBe(4);
+      addon!.sendFds(w, Buffer.from('x'), []);
+      expect(addon!.pollNow(r, 1 | 4)).toBe(5);
+      expect(addon!.pollNow(r, 1)).toBe(1);
+    } finally {
+      addon!.close(r);
+      addon!.close(w);
+    }
+  });
+});
