@@ -2,6 +2,7 @@
 // camera capturing into them. Rows of the VM rig that declare vgem/vivid in DMA_HEAP_EXPECT
 // (npm run test:kernel) FAIL here when the device is missing; elsewhere these skip, saying why.
 // The framework's side of the same scenarios is in test/differential.test.ts.
+import { spawn } from 'node:child_process';
 import { DmaBuf, openHeap, SyncFile } from '../../lib';
 import { loadAddon } from '../../lib/native/load';
 import { Vgem, vividCapture, vividProbe, vividVmallocNode } from '../devices/devices';
@@ -87,6 +88,25 @@ describeWith('system', 'vgem')('vgem plays a GPU', () => {
     using adopted = SyncFile.fromFd(sf.fd);
     expect(adopted.status).toBe('signaled');
     expect(() => SyncFile.fromFd(a.fd)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  test('a sync_file passes to a child like any fd: it sees the same fence signal', async () => {
+    using buf = alloc();
+    const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+    using sf = buf.exportSyncFile('read');
+    const dist = require.resolve('../../dist/index.js');
+    const script = `const { SyncFile } = require(${JSON.stringify(dist)});
+      const sf = SyncFile.fromFd(3, { dup: false });
+      console.log(sf.status);
+      process.stdin.once('data', async () => { await sf.wait(); console.log(sf.status); sf.close(); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit', sf.fd] });
+    const lines: string[] = [];
+    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
+    await until(() => lines.length >= 1);
+    await vgem.signal(fence);
+    child.stdin!.write('go\n');
+    const code = await new Promise((r) => child.on('exit', r));
+    expect({ code, lines }).toEqual({ code: 0, lines: ['active', 'signaled'] });
   });
 
   test('a buffer exported by drm is adopted as an imported buffer, exporter drm', async () => {
