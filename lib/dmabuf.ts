@@ -137,14 +137,23 @@ export class DmaBuf {
     return this.#view;
   }
 
-  /** Copy out `length` bytes at `offset` (default: all). Works where map() is refused. */
+  /**
+   * Copy out `length` bytes at `offset` (default: all). Works where map() is refused. Copies
+   * through the mapping map() made, if there is one, else through a brief mapping of just
+   * the pages touched: a buffer larger than an ArrayBuffer may be (or than the address
+   * space left) still reads.
+   */
   read(offset = 0, length = this.size - offset): Buffer {
     const fd = this.#check();
     const r = validateRange(offset, length, this.size);
     const out = Buffer.alloc(r.length);
-    const view = this.#mappedOrNull();
-    if (view) out.set(view.subarray(r.offset, r.offset + r.length));
-    else this.#kernel.readMapped(fd, r.offset, out);
+    const view = this.#mapped();
+    try {
+      if (view) out.set(view.subarray(r.offset, r.offset + r.length));
+      else this.#kernel.readMapped(fd, r.offset, out);
+    } catch (err) {
+      throw this.#context(err);
+    }
     return out;
   }
 
@@ -155,9 +164,18 @@ export class DmaBuf {
       throw Object.assign(new TypeError('data must be a Uint8Array or Buffer'), { code: 'ERR_INVALID_ARG_TYPE' });
     }
     const r = validateRange(offset, data.length, this.size);
-    const view = this.#mappedOrNull();
-    if (view) view.set(data, r.offset);
-    else this.#kernel.writeMapped(fd, r.offset, data);
+    const view = this.#mapped();
+    try {
+      if (view) view.set(data, r.offset);
+      else this.#kernel.writeMapped(fd, r.offset, data);
+    } catch (err) {
+      throw this.#context(err);
+    }
+  }
+
+  /** the mapping map() made and close() has not undone, if any */
+  #mapped(): Uint8Array | null {
+    return this.#view && this.#view.byteLength ? this.#view : null;
   }
 
   /** the mapping, or null where the runtime refuses external memory and the kernel can copy instead */

@@ -93,6 +93,7 @@ export const F_SEAL_SEAL = 1;
 export const F_SEAL_SHRINK = 2;
 export const F_SEAL_GROW = 4;
 export const F_SEAL_WRITE = 8;
+export const F_SEAL_FUTURE_WRITE = 16;
 
 export const U64_MAX = (1n << 64n) - 1n;
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Addon } from '../native/addon';
-import { F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../uapi';
+import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../uapi';
 import { errno } from './errno';
 import type { FdSource } from './file';
 
@@ -103,8 +103,10 @@ export class MemfdBacking implements Backing {
       if (existing === undefined) {
         addon.ftruncate(fd, size);
         // Whoever gets this fd (a child, a socket peer) could otherwise truncate it under
-        // our mappings, and touching them would SIGBUS: seal it against shrinking.
-        addon.addSeals(fd, F_SEAL_SHRINK);
+        // our mappings (touching them would SIGBUS), grow it past the size every message
+        // states, or add F_SEAL_WRITE / F_SEAL_FUTURE_WRITE and make our own map(), read()
+        // and write() fail with EPERM: fix its size, then seal the seals (F_SEAL_SEAL).
+        addon.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
       }
       this.ino = fs.fstatSync(fd).ino;
     } catch (e) {

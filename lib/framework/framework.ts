@@ -9,7 +9,7 @@ import { DmaHeapError } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../native/load';
-import { F_SEAL_SHRINK, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
 import { DmaBuf, type DmaBufExportInfo, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
@@ -240,8 +240,15 @@ export class Framework implements Kernel {
       const expName = memfd[1].startsWith('dma-heap:') ? memfd[1].slice('dma-heap:'.length) : 'memfd';
       const { size } = fs.fstatSync(fd);
       if (size <= 0) throw errno('EINVAL');
-      if ((this.addon.getSeals(fd) & F_SEAL_SHRINK) === 0) {
+      if (size % this.pageSize !== 0) {
+        throw errno('EINVAL', `refusing a memfd of ${size} bytes: a dma-buf is a whole number of ${this.pageSize}-byte pages`);
+      }
+      const seals = this.addon.getSeals(fd);
+      if ((seals & F_SEAL_SHRINK) === 0) {
         throw errno('EPERM', 'refusing a memfd not sealed against shrinking: its sender could truncate it under our mappings (SIGBUS)');
+      }
+      if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+        throw errno('EPERM', 'refusing a memfd sealed against writing: it could not be mapped as a dma-buf is');
       }
       const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '2', 8);
       const backing = new MemfdBacking(this.addon, size, expName, fd);
@@ -484,6 +491,9 @@ export class Framework implements Kernel {
   }
 
   close(fd: number): void {
+    // dispose() closed every fd already: a handle closing afterwards has nothing left to do
+    // (the framework opens nothing more, so the number can't be another file of ours)
+    if (this.disposed && !this.fdt.has(fd)) return;
     syscall('close', () => this.fdt.close(fd));
   }
 

@@ -1,0 +1,66 @@
+/**
+ * Each defect of issue 13 that is not a peer's doing, pinned by a test of its own (the fuzz
+ * and the peer suites find them too, among thousands of inputs; these say which is which).
+ */
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { addonStatus, DmaBufChannel, Framework, openHeap } from '../../lib';
+
+const withAddon = addonStatus().loaded;
+const testAddon = withAddon ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: needs the native addon]`, () => undefined);
+
+describe('issue 13: input and state', () => {
+  testAddon('read() and write() of a buffer over 4 GiB map only the range they touch (sparse memfd)', () => {
+    const fw = new Framework({ cma: { size: 0 } });
+    try {
+      using heap = openHeap('system', { framework: fw });
+      const size = 2 ** 32 + 2 * heap.pageSize; // sparse: ftruncate only, no page is touched but the last
+      using buf = heap.alloc(size);
+      expect(buf.size).toBe(size);
+      buf.write(Buffer.from([1, 2, 3, 4]), size - 4);
+      expect([...buf.read(size - 4, 4)]).toEqual([1, 2, 3, 4]);
+      expect([...buf.read(0, 4)]).toEqual([0, 0, 0, 0]);
+    } finally {
+      fw.dispose();
+    }
+  });
+
+  test('close() and heap.close() after Framework.dispose() are harmless, and stay idempotent', () => {
+    const fw = new Framework({ cma: { size: 0 } });
+    const heap = openHeap('system', { framework: fw });
+    const buf = heap.alloc(4096);
+    const ab = buf.map();
+    fw.dispose();
+    expect(() => buf.close()).not.toThrow();
+    expect(() => buf.close()).not.toThrow();
+    expect(() => heap.close()).not.toThrow();
+    expect(() => heap.close()).not.toThrow();
+    expect(buf.closed).toBe(true);
+    expect(ab.byteLength).toBe(0);
+  });
+
+  testAddon("DmaBufChannel.fromFd refuses what is not a socket and leaves the caller's fd open", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-defects-'));
+    const fd = openSync(path.join(dir, 'file'), 'w+');
+    try {
+      expect(() => DmaBufChannel.fromFd(fd)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(fstatSync(fd).isFile()).toBe(true); // still open, still the caller's
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  testAddon('listen() and connect() refuse a path with a NUL inside, and no socket file is left behind', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-defects-'));
+    try {
+      expect(() => DmaBufChannel.listen(path.join(dir, 'a\0b'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(() => DmaBufChannel.connect(path.join(dir, 'a\0b'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(readdirSync(dir)).toEqual([]);
+      expect(existsSync(path.join(dir, 'a'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
