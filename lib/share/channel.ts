@@ -4,7 +4,7 @@
  * received fds buffers.ts; the socket calls come from socket.ts.
  */
 import { EventEmitter } from 'node:events';
-import { unlinkSync } from 'node:fs';
+import { fstatSync, unlinkSync } from 'node:fs';
 import type { DmaBuf } from '../dmabuf';
 import { adoptAll, validateBuffers } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
@@ -31,6 +31,23 @@ export interface ChannelMessage<P = unknown> {
   payload: P;
 }
 
+/** accept() failing for want of fds or kernel memory: back off, don't spin */
+const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+/** A socket path: a string; a filesystem path has no NUL (the kernel would stop at it and bind
+ *  another path than asked); a leading NUL names Linux's abstract namespace. */
+function validatePath(path: unknown): string {
+  if (typeof path !== 'string') {
+    throw Object.assign(new TypeError(`path must be a string, got ${path === null ? 'null' : typeof path}`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  if (path === '' || (path[0] !== '\0' && path.includes('\0'))) {
+    throw Object.assign(new TypeError('path must be a non-empty filesystem path without NUL bytes (or start with NUL for the abstract namespace)'), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+  return path;
+}
+
 /** what sendmsg says when the peer is gone */
 const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN']);
 
@@ -52,9 +69,10 @@ interface Outgoing {
 /**
  * One end of a connection that carries buffers: `send(buffers, payload)` on one side,
  * `receive()` (or `for await`) on the other. Nothing blocks: the socket is watched on
- * the event loop only while a receive or a send is waiting.
+ * the event loop only while a receive or a send is waiting. Emits 'refused' (a message
+ * `for await` skipped, DmaBufChannelError) and 'close' (why it ended); never 'error'.
  */
-export class DmaBufChannel {
+export class DmaBufChannel extends EventEmitter {
   readonly type: ChannelType;
   readonly #sock: Sockets;
   #fd: number;
@@ -70,6 +88,7 @@ export class DmaBufChannel {
 
   /** @internal: use connect, pair, DmaBufServer or fromFd */
   constructor(sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}) {
+    super();
     this.#sock = sock;
     this.#fd = fd;
     this.type = type;
@@ -82,6 +101,7 @@ export class DmaBufChannel {
     const sock = sockets();
     const type = options.type ?? 'seqpacket';
     limits(options);
+    validatePath(path);
     const fd = sock.socket(socketType(type));
     try {
       sock.connect(fd, path);
@@ -116,6 +136,12 @@ export class DmaBufChannel {
     const type = options.type ?? 'seqpacket';
     socketType(type);
     limits(options);
+    if (typeof fd !== 'number' || !Number.isSafeInteger(fd) || fd < 0) {
+      throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${typeof fd}`), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    // Refuse anything but a socket before touching the caller's fd: it stays theirs then.
+    // (a closed fd: Node's own EBADF from fstat)
+    if (!fstatSync(fd).isSocket()) throw Object.assign(new TypeError(`fd ${fd} is not a socket`), { code: 'ERR_INVALID_ARG_VALUE' });
     const own = sock.dup(fd, true);
     closeAll(sock, [fd]);
     return new DmaBufChannel(sock, own, type, options);
@@ -174,17 +200,31 @@ export class DmaBufChannel {
     });
   }
 
-  /** Messages until the channel closes; a bad message ends the loop by throwing. */
+  /**
+   * Messages until the channel ends. Nothing a peer sends can make the loop throw: a refused
+   * message (its fds already closed) is skipped and emitted as 'refused'; the channel ending
+   * for any reason (close(), the peer hanging up, a stream that can't be followed) ends the
+   * loop, and `endReason` says why.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<ChannelMessage> {
     for (;;) {
+      let m: ChannelMessage;
       try {
-        yield await this.receive();
+        m = await this.receive();
       } catch (err) {
-        const reason = (err as DmaBufChannelError).reason;
-        if ((err as DmaBufChannelError).code === 'ERR_DMA_HEAP_CHANNEL_CLOSED' && (reason === 'closed' || reason === 'peerClosed')) return;
-        throw err;
+        if ((err as DmaBufChannelError).code === 'ERR_DMA_HEAP_BAD_MESSAGE') {
+          this.emit('refused', err);
+          continue;
+        }
+        return;
       }
+      yield m;
     }
+  }
+
+  /** why the channel ended (ERR_DMA_HEAP_CHANNEL_CLOSED, with a reason); null while open */
+  get endReason(): DmaBufChannelError | null {
+    return this.#ended;
   }
 
   /** Close the socket; waiting receives and sends reject with ERR_DMA_HEAP_CHANNEL_CLOSED. Idempotent. */
@@ -300,7 +340,9 @@ export class DmaBufChannel {
   }
 
   #controlProblem(r: ReceivedMessage): DmaBufChannelError | null {
-    if (r.controlTruncated) return bad('controlTruncated', `the control data was truncated: more fds than maxFds (${this.#maxFds})`);
+    if (r.controlTruncated) {
+      return bad('controlTruncated', `the control data was truncated: more fds than maxFds (${this.#maxFds}), or than this process could open (EMFILE)`);
+    }
     if (r.foreignControl) return bad('foreignControl', 'a control message other than SCM_RIGHTS arrived');
     return null;
   }
@@ -377,12 +419,14 @@ export class DmaBufChannel {
       out.reject(err);
     }
     for (const w of this.#waiters.splice(0)) w.reject(err);
+    process.nextTick(() => this.emit('close', err));
   }
 }
 
 /**
- * A listening AF_UNIX socket. Emits 'connection' (DmaBufChannel), 'error', 'close'.
- * Keeps the event loop alive until close().
+ * A listening AF_UNIX socket. Emits 'connection' (DmaBufChannel), 'refused' (err, channel:
+ * a message one of its channels' `for await` skipped), 'close', and 'error' only to a
+ * listener: nothing a peer does ends the process. Keeps the event loop alive until close().
  */
 export class DmaBufServer extends EventEmitter {
   readonly path: string;
@@ -391,6 +435,9 @@ export class DmaBufServer extends EventEmitter {
   readonly #options: ChannelOptions;
   #fd: number;
   #poller: Poller | null;
+  /** accepting paused for want of fds or memory: the retry timer, and the current delay */
+  #retry: NodeJS.Timeout | null = null;
+  #delay = 0;
 
   /** @internal: use DmaBufChannel.listen */
   constructor(sock: Sockets, path: string, options: ChannelOptions & { backlog?: number } = {}) {
@@ -400,13 +447,14 @@ export class DmaBufServer extends EventEmitter {
     this.type = options.type ?? 'seqpacket';
     this.#options = { ...options, type: this.type };
     limits(options);
+    validatePath(path);
     const fd = sock.socket(socketType(this.type));
     let bound = false;
     try {
       sock.bind(fd, path);
       bound = true;
       sock.listen(fd, options.backlog ?? 511);
-      this.#poller = sock.poll(fd, READABLE, (err) => this.#onReadable(err));
+      this.#poller = this.#watch(fd);
     } catch (err) {
       closeAll(sock, [fd]);
       if (bound) unlinkQuietly(path);
@@ -419,22 +467,64 @@ export class DmaBufServer extends EventEmitter {
     return this.#fd < 0;
   }
 
+  #watch(fd: number): Poller {
+    return this.#sock.poll(fd, READABLE, (err) => this.#onReadable(err));
+  }
+
+  /** 'error' only where someone listens: nothing a peer does may end the process */
+  #report(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
   #onReadable(err: Error | null): void {
     if (err) {
-      this.emit('error', err);
+      this.#report(err);
       return;
     }
-    while (this.#fd >= 0) {
+    while (this.#fd >= 0 && this.#retry === null) {
       let fd: number;
       try {
         fd = this.#sock.accept(this.#fd);
       } catch (e) {
-        const code = (e as { code?: string }).code;
-        if (code === 'ECONNABORTED') continue; // that client gave up; others may wait
-        if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') this.emit('error', e);
+        const code = (e as { code?: string }).code ?? '';
+        if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return;
+        // that client gave up, or was refused alone: others may wait
+        if (code === 'ECONNABORTED' || code === 'EPROTO' || code === 'EPERM' || code === 'EINTR') continue;
+        if (OUT_OF_RESOURCES.has(code)) this.#backOff(e);
+        else this.#report(e);
         return;
       }
-      this.emit('connection', new DmaBufChannel(this.#sock, fd, this.type, this.#options));
+      this.#delay = 0;
+      const channel = new DmaBufChannel(this.#sock, fd, this.type, this.#options);
+      channel.on('refused', (e: DmaBufChannelError) => this.emit('refused', e, channel));
+      // an fd came free: if accepting waits for one, try now
+      channel.once('close', () => this.#resume());
+      this.emit('connection', channel);
+    }
+  }
+
+  /**
+   * accept() found no fd (EMFILE, ENFILE) or no kernel memory: stop watching the socket (it
+   * stays readable, and watching it would spin a core) until one of our channels closes, or
+   * a delay of 10 ms doubling up to 1 s passes. Clients wait in the backlog meanwhile.
+   * Reported once per shortage, and only to an 'error' listener.
+   */
+  #backOff(err: unknown): void {
+    this.#poller?.stop();
+    this.#poller = null;
+    if (this.#delay === 0) this.#report(err);
+    this.#delay = Math.min(Math.max(this.#delay * 2, 10), 1000);
+    this.#retry = setTimeout(() => this.#resume(), this.#delay);
+  }
+
+  #resume(): void {
+    if (this.#retry === null || this.#fd < 0) return;
+    clearTimeout(this.#retry);
+    this.#retry = null;
+    try {
+      this.#poller = this.#watch(this.#fd);
+    } catch (e) {
+      this.#backOff(e);
     }
   }
 
@@ -443,6 +533,8 @@ export class DmaBufServer extends EventEmitter {
     if (this.#fd < 0) return;
     this.#poller?.stop();
     this.#poller = null;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = null;
     closeAll(this.#sock, [this.#fd]);
     this.#fd = -1;
     unlinkQuietly(this.path);

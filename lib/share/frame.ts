@@ -48,7 +48,14 @@ export interface Header {
 }
 
 export function encodeFrame(metas: BufferMeta[], payload: unknown, maxPayload: number): Buffer {
-  const json = Buffer.from(JSON.stringify(payload === undefined ? { buffers: metas } : { buffers: metas, payload }), 'utf8');
+  let text: string;
+  try {
+    text = JSON.stringify(payload === undefined ? { buffers: metas } : { buffers: metas, payload });
+  } catch (err) {
+    // a BigInt, a cycle, a throwing toJSON: the payload is the caller's to fix
+    throw Object.assign(new TypeError(`the payload can't be sent as JSON: ${(err as Error)?.message}`, { cause: err }), { code: 'ERR_INVALID_ARG_VALUE' });
+  }
+  const json = Buffer.from(text, 'utf8');
   if (json.length > maxPayload) {
     throw Object.assign(new RangeError(`the message's JSON is ${json.length} bytes, more than maxPayload (${maxPayload})`), {
       code: 'ERR_OUT_OF_RANGE',
