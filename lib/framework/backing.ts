@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from '../native/addon';
 import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../uapi';
 import { errno } from './errno';
@@ -41,9 +42,31 @@ let lastIno = 0;
 export const nextIno = (): number => ++lastIno;
 
 /**
- * JS memory: one ArrayBuffer per buffer, a mapping is a view on it. munmap can't detach one
- * view of a shared ArrayBuffer, so when the buffer's LAST mapping goes the memory is moved to a
- * fresh ArrayBuffer (structuredClone with transfer: no copy) and every old view detaches.
+ * The memory of a JS-memory buffer: an ArrayBuffer nobody can move away. A program that put
+ * map()'s ArrayBuffer in a postMessage transfer list would otherwise take the buffer's memory
+ * to another thread (the addon's mappings refuse that too); marked untransferable, it is
+ * copied instead. Being untransferable it can't be detached either, so it is resizable:
+ * shrinking it to 0 bytes is how its views are cut off (byteLength 0, reads undefined,
+ * DataView access throws), as a detach would.
+ */
+function jsMemory(size: number): ArrayBuffer {
+  const Ctor = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize?(n: number): void };
+  const memory = new Ctor(size, { maxByteLength: size });
+  if (typeof memory.resize === 'function') markAsUntransferable(memory);
+  return memory;
+}
+
+/** Cut every view off `memory`: shrink it to nothing (untransferable), or detach it. */
+function retire(memory: ArrayBuffer): void {
+  const m = memory as ArrayBuffer & { resize?(n: number): void };
+  if (typeof m.resize === 'function') m.resize(0);
+  else structuredClone(memory, { transfer: [memory] });
+}
+
+/**
+ * JS memory: one ArrayBuffer per buffer, a mapping is a view on it. munmap can't cut off one
+ * view of a shared ArrayBuffer, so when the buffer's LAST mapping goes the bytes move to a
+ * fresh ArrayBuffer (a copy) and the old one is retired: every old view reads as length 0.
  * Limitation: with two mappings alive at once, unmapping one leaves its views working until
  * the other is unmapped too. A read-only mapping is not enforced either (JS has no read-only
  * ArrayBuffer views), where the real kernel would fault on a write.
@@ -60,7 +83,7 @@ export class JsBacking implements Backing {
     readonly fdSource: FdSource,
   ) {
     try {
-      this.memory = new ArrayBuffer(size);
+      this.memory = jsMemory(size);
     } catch {
       throw errno('ENOMEM'); // RangeError: more than the engine will give
     }
@@ -71,7 +94,12 @@ export class JsBacking implements Backing {
     vma.view = new Uint8Array(this.memory, vma.offset, vma.length);
     vma.close = (view) => {
       // A collected view detaches nothing: whoever still holds the ArrayBuffer keeps it.
-      if (--this.maps === 0 && view) this.memory = structuredClone(this.memory, { transfer: [this.memory] });
+      if (--this.maps === 0 && view) {
+        const old = this.memory;
+        this.memory = jsMemory(old.byteLength);
+        new Uint8Array(this.memory).set(new Uint8Array(old));
+        retire(old);
+      }
     };
   }
 

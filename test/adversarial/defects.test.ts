@@ -5,6 +5,7 @@
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import { addonStatus, DmaBufChannel, Framework, openHeap } from '../../lib';
 
 const withAddon = addonStatus().loaded;
@@ -61,6 +62,32 @@ describe('issue 13: input and state', () => {
       expect(existsSync(path.join(dir, 'a'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a map() ArrayBuffer in a postMessage transfer list never takes the buffer's memory away", async () => {
+    using heap = openHeap('system', { backend: 'software' });
+    using buf = heap.alloc(4096);
+    const ab = buf.map();
+    new Uint8Array(ab)[0] = 42;
+    const { port1, port2 } = new MessageChannel();
+    try {
+      let sent = true;
+      try {
+        port1.postMessage(ab, [ab]);
+      } catch {
+        sent = false; // refused: as good
+      }
+      if (sent) {
+        const got = await new Promise<ArrayBuffer>((resolve) => port2.once('message', resolve));
+        expect(new Uint8Array(got)[0]).toBe(42); // the receiver got a copy
+      }
+      expect(ab.byteLength).toBe(4096);
+      new Uint8Array(ab)[1] = 43;
+      expect([...buf.read(0, 2)]).toEqual([42, 43]); // the buffer still has its memory, mapped
+    } finally {
+      port1.close();
+      port2.close();
     }
   });
 });
