@@ -17,6 +17,21 @@ export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
 export { addonStatus, udmabufSizeLimit } from './native';
 export { Framework, SoftwareFence, SoftwareFenceSource, type FenceSourceOptions } from './framework';
+// The framework's public types: what a test, or a heap of your own, is written against.
+export type {
+  AccessContext,
+  AccessPolicy,
+  AllocationFault,
+  CmaBuffer,
+  Credentials,
+  DmaBufExportInfo,
+  DmaBufOps,
+  DmaHeapExportInfo,
+  DmaHeapOps,
+  FrameworkOptions,
+  Profile,
+  Vma,
+} from './framework';
 export { SyncFile, type SyncFileInfo, type SyncFileStatus } from './sync-file';
 export type { WaitOptions } from './fences';
 export { allocShareable, TIERS, type ShareableOptions } from './tiers';
@@ -29,4 +44,6 @@ export {
   type ChannelMessage,
   type ChannelOptions,
   type ChannelType,
+  type DmaBufServerEvents,
+  type DmaBufChannelEvents,
 } from './share';

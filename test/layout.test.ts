@@ -123,7 +123,10 @@ const PUBLIC = {
     'AllocOptions', 'Backend', 'Backing', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
     'FenceSourceOptions', 'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'SyncFileInfo', 'SyncFileStatus', 'Tier',
     'WaitOptions',
-  ],
+    // added by issue 10: the framework's public types and the server's events
+    'AccessContext', 'AccessPolicy', 'AllocationFault', 'CmaBuffer', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
+    'DmaBufChannelEvents', 'DmaBufServerEvents', 'DmaHeapExportInfo', 'DmaHeapOps', 'FrameworkOptions', 'Profile', 'Vma',
+  ].sort(),
 };
 
 test('the public exports are the same names as before the restructuring', () => {

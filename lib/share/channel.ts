@@ -66,12 +66,35 @@ interface Outgoing {
   reject(err: Error): void;
 }
 
+/** The events of a DmaBufChannel and their arguments. */
+export interface DmaBufChannelEvents {
+  /** a message `for await` skipped: refused, its fds closed */
+  refused: [err: DmaBufChannelError];
+  /** the channel ended: ERR_DMA_HEAP_CHANNEL_CLOSED, its `reason` says why */
+  close: [reason: DmaBufChannelError];
+}
+
+type ChannelListener<K extends keyof DmaBufChannelEvents> = (...args: DmaBufChannelEvents[K]) => void;
+
+// Typed events without needing a generic EventEmitter in the user's @types/node.
+export interface DmaBufChannel {
+  on<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  once<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  addListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  prependListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  prependOnceListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  off<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  removeListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  emit<K extends keyof DmaBufChannelEvents>(event: K, ...args: DmaBufChannelEvents[K]): boolean;
+}
+
 /**
  * One end of a connection that carries buffers: `send(buffers, payload)` on one side,
  * `receive()` (or `for await`) on the other. Nothing blocks: the socket is watched on
  * the event loop only while a receive or a send is waiting. Emits 'refused' (a message
  * `for await` skipped, DmaBufChannelError) and 'close' (why it ended); never 'error'.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DmaBufChannel extends EventEmitter {
   readonly type: ChannelType;
   readonly #sock: Sockets;
@@ -213,7 +236,7 @@ export class DmaBufChannel extends EventEmitter {
         m = await this.receive();
       } catch (err) {
         if ((err as DmaBufChannelError).code === 'ERR_DMA_HEAP_BAD_MESSAGE') {
-          this.emit('refused', err);
+          this.emit('refused', err as DmaBufChannelError);
           continue;
         }
         return;
@@ -423,11 +446,39 @@ export class DmaBufChannel extends EventEmitter {
   }
 }
 
+/** The events of a DmaBufServer and their arguments. */
+export interface DmaBufServerEvents {
+  /** a client connected: the channel is yours to receive from, send on and close */
+  connection: [channel: DmaBufChannel];
+  /** a message one of its channels' `for await` skipped (and closed the fds of) */
+  refused: [err: DmaBufChannelError, channel: DmaBufChannel];
+  /** accept(2) or the socket's poll failed; only emitted when someone listens */
+  error: [err: Error];
+  /** close() was called; the socket file is gone */
+  close: [];
+}
+
+type ServerListener<K extends keyof DmaBufServerEvents> = (...args: DmaBufServerEvents[K]) => void;
+
+// Typed events without needing a generic EventEmitter in the user's @types/node.
+export interface DmaBufServer {
+  on<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  once<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  addListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  prependListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  prependOnceListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  off<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  removeListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
+  emit<K extends keyof DmaBufServerEvents>(event: K, ...args: DmaBufServerEvents[K]): boolean;
+}
+
 /**
  * A listening AF_UNIX socket. Emits 'connection' (DmaBufChannel), 'refused' (err, channel:
  * a message one of its channels' `for await` skipped), 'close', and 'error' only to a
  * listener: nothing a peer does ends the process. Keeps the event loop alive until close().
+ * (Events and their arguments: DmaBufServerEvents.)
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DmaBufServer extends EventEmitter {
   readonly path: string;
   readonly type: ChannelType;
@@ -473,7 +524,7 @@ export class DmaBufServer extends EventEmitter {
 
   /** 'error' only where someone listens: nothing a peer does may end the process */
   #report(err: unknown): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.emit('error', err as Error);
   }
 
   #onReadable(err: Error | null): void {

@@ -7,7 +7,7 @@
  * the fd number and let it take its own reference with `fromFd(fd, { dup: true })`
  * while the sender still holds the buffer.
  */
-export { DmaBufChannel, DmaBufServer, type ChannelMessage, type ChannelOptions, type ChannelType } from './channel';
+export { DmaBufChannel, DmaBufServer, type ChannelMessage, type ChannelOptions, type ChannelType, type DmaBufServerEvents, type DmaBufChannelEvents } from './channel';
 export { DmaBufChannelError, type BadReason, type ClosedReason } from './errors';
 export { MAX_FDS_PER_MESSAGE, type BufferMeta } from './frame';
 export { FDS_ENV, inheritedBuffers, spawnWithBuffers, type InheritedBufferMeta } from './spawn';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -43,6 +43,13 @@ beforeAll(() => {
     writeFileSync(file, b.code);
   }
   const tsFiles = blocks.filter((b) => b.lang === 'ts').map((b) => path.join(ws, b.file));
+  // type tests: checked with the blocks, never run (test/docs/types/)
+  for (const name of readdirSync(path.join(__dirname, 'types'))) {
+    const file = path.join(ws, 'types', name);
+    ensureDir(file);
+    copyFileSync(path.join(__dirname, 'types', name), file);
+    tsFiles.push(file);
+  }
   // What the README tells users to use for `using` on Node 20: target ES2022 + esnext.disposable.
   const options: ts.CompilerOptions = {
     strict: true,
@@ -71,7 +78,7 @@ test('the README and examples/ have code blocks of every kind this test handles'
   expect(blocks.filter((b) => b.run).length).toBeGreaterThan(5);
 });
 
-test('every TypeScript block type-checks with --strict against the built types', () => {
+test('every TypeScript block (and test/docs/types/) type-checks with --strict against the built types', () => {
   const host: ts.FormatDiagnosticsHost = {
     getCanonicalFileName: (f) => f,
     getCurrentDirectory: () => ws,
