@@ -5,7 +5,8 @@
  */
 import { existsSync, fstatSync, readlinkSync, type Stats } from 'node:fs';
 import type { Tier } from './dmabuf';
-import { DmaBufStateError, DmaHeapError, withContext } from './errors';
+import { invalidArgType, invalidArgValue } from './args';
+import { addonMissing, DmaBufStateError, DmaHeapError, withContext } from './errors';
 import { Framework } from './framework';
 import type { Kernel } from './kernel';
 import { addonStatus, debug, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
@@ -48,23 +49,21 @@ export interface KernelOptions {
 }
 
 export function backendChoice(options: KernelOptions): BackendChoice {
+  if (options.framework !== undefined && !(options.framework instanceof Framework)) {
+    throw invalidArgType('options.framework', 'an instance of Framework', options.framework);
+  }
   if (options.framework) return 'software';
+  const fromEnv = options.backend === undefined && process.env.DMA_HEAP_BACKEND !== undefined;
   const choice = options.backend ?? (process.env.DMA_HEAP_BACKEND as BackendChoice | undefined) ?? 'auto';
   if (choice !== 'auto' && choice !== 'kernel' && choice !== 'software') {
-    throw Object.assign(new TypeError(`backend must be 'auto', 'kernel' or 'software', got ${JSON.stringify(choice)}`), {
-      code: 'ERR_INVALID_ARG_VALUE',
-    });
+    throw invalidArgValue(fromEnv ? 'DMA_HEAP_BACKEND' : 'options.backend', choice, "must be 'auto', 'kernel' or 'software'");
   }
   return choice;
 }
 
 export function requireNative(): NativeKernel {
   const kernel = nativeKernel();
-  if (!kernel) {
-    throw Object.assign(new Error(`the real-kernel backend needs the native addon: ${addonStatus().reason}`), {
-      code: 'ERR_DMA_HEAP_NO_ADDON',
-    });
-  }
+  if (!kernel) throw addonMissing('the real-kernel backend', addonStatus().reason);
   return kernel;
 }
 
@@ -174,10 +173,16 @@ function kindOf(fd: number, st: Stats): string {
  * The kernel an fd from elsewhere belongs to: real dma-bufs go to the real kernel; the
  * software framework's buffers (and memfds, which is what its buffers are to another
  * process) to the framework. Anything else — a regular file, a pipe, a socket — is
- * refused with a clear error; a closed fd is Node's own EBADF (from fstat).
+ * refused with a clear error; a closed fd is a DmaHeapError EBADF (syscall fstat).
  */
 export function kernelForFd(fd: number, framework?: Framework): Kernel {
-  const st = fstatSync(fd);
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
+    throw new DmaHeapError(code, 'fstat', { message: `fd ${fd} is not open` });
+  }
   const sw = framework ?? softwareKernel();
   if (sw.isDmaBuf(fd)) return sw;
   const n = nativeKernel();

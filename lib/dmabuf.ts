@@ -9,9 +9,9 @@ import {
 } from './fence-uapi';
 import { eventsFor, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
-import type { Framework } from './framework';
+import { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import { forgotten, type Backend, type Kernel } from './kernel';
+import { forgotten, setKernelOf, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_B,
@@ -25,7 +25,8 @@ import {
   O_ACCMODE,
   O_RDONLY,
 } from './uapi';
-import { validateAccess, validateBufferName, validateOptions, validateRange, type CpuAccess } from './validate';
+import { invalidArgType, outOfRange } from './args';
+import { validateAccess, validateBoolean, validateBufferName, validateOptions, validateRange, type CpuAccess } from './validate';
 
 /** Which mechanism served a buffer, strongest first. Only the first two are real dma-bufs. */
 export type Tier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js' | 'imported';
@@ -49,8 +50,7 @@ const SYNC_ACCESS: Record<CpuAccess, bigint> = {
  * `using` it); after close every view onto its mapping is detached.
  */
 export class DmaBuf {
-  /** the buffer's fd; -1 once closed */
-  fd: number;
+  #fd: number;
   /** bytes, page-rounded by the kernel (lseek SEEK_END) */
   readonly size: number;
   readonly tier: Tier;
@@ -62,8 +62,9 @@ export class DmaBuf {
 
   /** @internal: users get buffers from Heap.alloc, allocShareable or DmaBuf.fromFd */
   constructor(fd: number, origin: DmaBufOrigin) {
-    this.fd = fd;
+    this.#fd = fd;
     this.#kernel = origin.kernel;
+    setKernelOf(this, origin.kernel);
     this.tier = origin.tier;
     this.readOnly = origin.readOnly;
     if (origin.heap !== undefined) this.heap = origin.heap;
@@ -86,18 +87,19 @@ export class DmaBuf {
     return this.tier === 'dma-heap' || this.tier === 'udmabuf' || this.tier === 'imported';
   }
 
-  get closed(): boolean {
-    return this.fd < 0;
+  /** the buffer's fd; -1 once closed (read-only, like Heap.fd) */
+  get fd(): number {
+    return this.#fd;
   }
 
-  /** @internal */
-  get kernel(): Kernel {
-    return this.#kernel;
+  get closed(): boolean {
+    return this.#fd < 0;
   }
+
 
   #check(): number {
-    if (this.fd < 0) throw new DmaBufStateError('ERR_DMA_BUF_CLOSED', 'this dma-buf is closed');
-    return this.fd;
+    if (this.#fd < 0) throw new DmaBufStateError('ERR_DMA_BUF_CLOSED', 'this dma-buf is closed');
+    return this.#fd;
   }
 
   #context<E>(err: E): E {
@@ -143,9 +145,10 @@ export class DmaBuf {
    * the pages touched: a buffer larger than an ArrayBuffer may be (or than the address
    * space left) still reads.
    */
-  read(offset = 0, length = this.size - offset): Buffer {
+  read(offset = 0, length?: number): Buffer {
     const fd = this.#check();
-    const r = validateRange(offset, length, this.size);
+    // the default is computed only once offset is known to be a number: no user valueOf runs
+    const r = validateRange(offset, length ?? (typeof offset === 'number' ? this.size - offset : 0), this.size);
     const out = Buffer.alloc(r.length);
     const view = this.#mapped();
     try {
@@ -160,9 +163,7 @@ export class DmaBuf {
   /** Copy `data` in at `offset`. Works where map() is refused. */
   write(data: Uint8Array, offset = 0): void {
     const fd = this.#check();
-    if (!(data instanceof Uint8Array)) {
-      throw Object.assign(new TypeError('data must be a Uint8Array or Buffer'), { code: 'ERR_INVALID_ARG_TYPE' });
-    }
+    if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer', data);
     const r = validateRange(offset, data.length, this.size);
     const view = this.#mapped();
     try {
@@ -374,8 +375,9 @@ export class DmaBuf {
   }
 
   /** A second handle on the same buffer (dup): closing one leaves the other open. */
-  dup(options: { cloexec?: boolean } = {}): DmaBuf {
-    const fd = this.#kernel.dup(this.#check(), options.cloexec ?? true);
+  dup(options?: { cloexec?: boolean }): DmaBuf {
+    const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
+    const fd = this.#kernel.dup(this.#check(), cloexec);
     return new DmaBuf(fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap });
   }
 
@@ -389,9 +391,9 @@ export class DmaBuf {
 
   /** Unmap (detaching every view) and close the fd. Idempotent. */
   close(): void {
-    if (this.fd < 0) return;
-    const fd = this.fd;
-    this.fd = -1;
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
     forgotten.unregister(this.#token);
     const view = this.#view;
     this.#view = undefined;
@@ -422,12 +424,15 @@ export interface FromFdOptions {
  * its fdinfo, read once, gives the exporter and the access mode.
  */
 export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
-  options = validateOptions(options);
-  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
-    throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${String(fd)}`), { code: 'ERR_INVALID_ARG_TYPE' });
+  if (typeof fd !== 'number') throw invalidArgType('fd', 'of type number', fd);
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'an integer >= 0 && <= 2147483647', fd);
+  options = validateOptions(options, ['dup', 'framework']);
+  const dup = validateBoolean(options.dup, 'options.dup', true);
+  if (options.framework !== undefined && !(options.framework instanceof Framework)) {
+    throw invalidArgType('options.framework', 'an instance of Framework', options.framework);
   }
   const kernel = kernelForFd(fd, options.framework);
-  const { fd: own, info } = kernel.adopt(fd, options.dup ?? true);
+  const { fd: own, info } = kernel.adopt(fd, dup);
   let tier: Tier;
   if (kernel.backend !== 'kernel') tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
   else if (info.exporter === 'udmabuf') tier = 'udmabuf';

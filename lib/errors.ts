@@ -12,12 +12,13 @@ export class DmaHeapError extends Error {
   path?: string;
   heap?: string;
 
-  constructor(code: string, syscall: string, detail?: { path?: string; heap?: string; message?: string }) {
+  /** `detail.errno`: the negated number when the caller has it (the addon does), else from `code` */
+  constructor(code: string, syscall: string, detail?: { path?: string; heap?: string; message?: string; errno?: number }) {
     const path = detail?.path;
     super(`${code}: ${detail?.message ?? describe(code)}, ${syscall}${path ? ` '${path}'` : ''}`);
     this.name = 'DmaHeapError';
     this.code = code;
-    this.errno = -(errnoOf(code) ?? 0);
+    this.errno = detail?.errno ?? -(errnoOf(code) ?? 0);
     this.syscall = syscall;
     if (path !== undefined) this.path = path;
     if (detail?.heap !== undefined) this.heap = detail.heap;
@@ -100,4 +101,11 @@ export class DmaBufStateError extends Error {
     this.name = 'DmaBufStateError';
     this.code = code;
   }
+}
+
+/** The one "the addon is missing" error: what needed it, and why it did not load. */
+export function addonMissing(what: string, reason: string | undefined): Error & { code: 'ERR_DMA_HEAP_NO_ADDON' } {
+  const err = new Error(`${what} needs the native addon: ${reason ?? 'it did not load'}`) as Error & { code: 'ERR_DMA_HEAP_NO_ADDON' };
+  err.code = 'ERR_DMA_HEAP_NO_ADDON';
+  return err;
 }

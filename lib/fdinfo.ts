@@ -1,3 +1,8 @@
+/**
+ * /proc/<pid>/fdinfo/<fd>: the one parser every fdinfo read goes through, and (for the software
+ * framework, which has no procfs) the one renderer, its inverse.
+ */
+
 /** What /proc/<pid>/fdinfo/<fd> says about a dma-buf (6.12 format; vendor kernels add lines). */
 export interface DmaBufInfo {
   size: number;
@@ -35,4 +40,17 @@ export function parseFdinfo(text: string): DmaBufInfo {
   };
   if (fields.name !== undefined) info.name = fields.name;
   return info;
+}
+
+/** fdinfo lines after procfs's common ones (a file's show_fdinfo), in order */
+export type FdinfoLines = Array<[key: string, value: string | number]>;
+
+/**
+ * Render fdinfo as fs/proc/fd.c does: pos, flags (octal with a leading 0), mnt_id, ino, then
+ * the file's own lines as "key:\tvalue". parseFdinfo(renderFdinfo(x)) gives x back.
+ */
+export function renderFdinfo(common: { flags: number; ino: number }, lines: FdinfoLines = []): string {
+  let text = `pos:\t0\nflags:\t0${common.flags.toString(8)}\nmnt_id:\t0\nino:\t${common.ino}\n`;
+  for (const [key, value] of lines) text += `${key}:\t${value}\n`;
+  return text;
 }

@@ -1,7 +1,7 @@
 import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from './chooser';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
-import { forgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
+import { forgotten, setKernelOf, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
 import {
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,
@@ -14,7 +14,10 @@ import {
   decodeU64,
   encodeAllocationData,
 } from './uapi';
-import { validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
+import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
+
+const ALLOC_OPTIONS = ['name', 'readOnly', 'cloexec'] as const;
+const OPEN_OPTIONS = ['backend', 'framework'] as const;
 
 export interface AllocOptions {
   /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
@@ -55,6 +58,7 @@ export class Heap {
   /** @internal: use openHeap() */
   constructor(kernel: Kernel, name: string, fallbackReason?: string) {
     this.#kernel = kernel;
+    setKernelOf(this, kernel);
     this.name = name;
     this.path = `/dev/dma_heap/${name}`;
     if (fallbackReason !== undefined) this.fallbackReason = fallbackReason;
@@ -86,10 +90,6 @@ export class Heap {
     return this.#kernel.pageSize;
   }
 
-  /** @internal */
-  get kernel(): Kernel {
-    return this.#kernel;
-  }
 
   /** the heap device's fd; -1 once closed */
   get fd(): number {
@@ -127,20 +127,23 @@ export class Heap {
   #request(size: unknown, options: AllocOptions): { cmd: number; arg: Uint8Array } {
     this.#check();
     const len = validateSize(size, { heap: this.name, path: this.path });
-    if (options.name !== undefined) validateBufferName(options.name);
-    const fdFlags = (options.readOnly ? O_RDONLY : O_RDWR) | (options.cloexec === false ? 0 : O_CLOEXEC);
+    if (options.name !== undefined) validateBufferName(options.name, 'options.name');
+    const readOnly = validateBoolean(options.readOnly, 'options.readOnly', false);
+    const cloexec = validateBoolean(options.cloexec, 'options.cloexec', true);
+    const fdFlags = (readOnly ? O_RDONLY : O_RDWR) | (cloexec ? O_CLOEXEC : 0);
     return {
       cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC,
       arg: encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n }),
     };
   }
 
-  #adopt(arg: Uint8Array, options: AllocOptions): DmaBuf {
+  /** the DmaBuf for the fd ALLOC returned in `arg` (named, if asked) */
+  #wrap(arg: Uint8Array, options: AllocOptions): DmaBuf {
     const { fd } = decodeAllocationData(arg);
     const buf = new DmaBuf(fd, {
       kernel: this.#kernel,
       tier: this.#kernel.backend === 'kernel' ? 'dma-heap' : this.#kernel.backing === 'memfd' ? 'memfd' : 'js',
-      readOnly: !!options.readOnly,
+      readOnly: options.readOnly === true,
       heap: this.name,
     });
     if (options.name !== undefined) {
@@ -156,19 +159,19 @@ export class Heap {
 
   /** Allocate a dma-buf of at least `size` bytes (rounded up to pages by the kernel). */
   alloc(size: number | bigint, options?: AllocOptions): DmaBuf {
-    options = validateOptions(options);
+    options = validateOptions(options, ALLOC_OPTIONS);
     const { cmd, arg } = this.#request(size, options);
     try {
       this.#kernel.ioctl(this.#fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
     }
-    return this.#adopt(arg, options);
+    return this.#wrap(arg, options);
   }
 
   /** alloc() off the event loop, on the libuv thread pool: large allocations take long. */
   async allocAsync(size: number | bigint, options?: AllocOptions): Promise<DmaBuf> {
-    options = validateOptions(options);
+    options = validateOptions(options, ALLOC_OPTIONS);
     const { cmd, arg } = this.#request(size, options);
     // The pool thread uses the fd number later: keep it open until then, even across close().
     this.#pending++;
@@ -180,7 +183,7 @@ export class Heap {
       if (--this.#pending === 0 && this.#closed) this.#release();
     }
     // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
-    return this.#adopt(arg, options);
+    return this.#wrap(arg, options);
   }
 
   /** Close the heap device (once no allocAsync still runs). Buffers stay valid. Idempotent. */
@@ -213,7 +216,7 @@ export interface ListedHeap extends HeapEntry {
  * whether this process may open them) and the software framework's.
  */
 export function listHeaps(options?: KernelOptions): ListedHeap[] {
-  options = validateOptions(options);
+  options = validateOptions(options, OPEN_OPTIONS);
   return kernelsFor(options).flatMap((kernel) => kernel.heaps().map((h) => ({ ...h, backend: kernel.backend })));
 }
 
@@ -224,12 +227,12 @@ export function listHeaps(options?: KernelOptions): ListedHeap[] {
  */
 export function openHeap(name: string, options?: OpenHeapOptions): Heap {
   validateHeapName(name);
-  options = validateOptions(options);
+  options = validateOptions(options, OPEN_OPTIONS);
   return chooseHeap(name, options, (kernel, reason) => new Heap(kernel, name, reason));
 }
 
 /** Open a physically contiguous (CMA) heap: the first of CONTIGUOUS_HEAP_NAMES that opens. */
 export function openContiguousHeap(options?: OpenHeapOptions): Heap {
-  options = validateOptions(options);
+  options = validateOptions(options, OPEN_OPTIONS);
   return chooseContiguousHeap(options, (kernel, name, reason) => new Heap(kernel, name, reason));
 }

@@ -75,6 +75,20 @@ export interface Adopted {
   info: DmaBufInfo;
 }
 
+const kernels = new WeakMap<object, Kernel>();
+
+/** @internal which kernel serves a Heap or DmaBuf: for lib/ and tests, not on the public objects */
+export function kernelOf(handle: object): Kernel {
+  const kernel = kernels.get(handle);
+  if (!kernel) throw new TypeError('not a Heap or DmaBuf');
+  return kernel;
+}
+
+/** @internal set by the Heap and DmaBuf constructors */
+export function setKernelOf(handle: object, kernel: Kernel): void {
+  kernels.set(handle, kernel);
+}
+
 /**
  * Closes the fd of a handle (Heap, DmaBuf) a program forgot, once; explicit close
  * unregisters it. Mappings are unmapped by their own finalizers.

@@ -3,7 +3,10 @@ import { DmaBufStateError } from './errors';
 import { requireNative, tierUnavailable } from './chooser';
 import { openHeap, type Heap } from './heap';
 import { pageAlign } from './uapi';
-import { validateBufferName, validateOptions, validateSize } from './validate';
+import { invalidArgType, invalidArgValue } from './args';
+import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
+
+const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] as const;
 
 export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
 
@@ -20,12 +23,14 @@ export interface ShareableOptions {
 
 function tierOrder(options: ShareableOptions): Tier[] {
   const env = process.env.DMA_HEAP_TIERS;
+  if (options.tiers !== undefined && !Array.isArray(options.tiers)) throw invalidArgType('options.tiers', 'an array of tier names', options.tiers);
+  const fromEnv = options.tiers === undefined && !!env;
   const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as Tier[]) : [...TIERS]);
-  for (const t of order) {
+  order.forEach((t, i) => {
     if (!TIERS.includes(t)) {
-      throw Object.assign(new TypeError(`unknown tier ${JSON.stringify(t)}: tiers are ${TIERS.join(', ')}`), { code: 'ERR_INVALID_ARG_VALUE' });
+      throw invalidArgValue(fromEnv ? 'DMA_HEAP_TIERS' : `options.tiers[${i}]`, t, `is not a tier (the tiers are ${TIERS.join(', ')})`);
     }
-  }
+  });
   return options.requireDmaBuf ? order.filter((t) => t === 'dma-heap' || t === 'udmabuf') : order;
 }
 
@@ -65,9 +70,11 @@ function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?:
  */
 export function allocShareable(size: number | bigint, options?: ShareableOptions): DmaBuf {
   validateSize(size);
-  options = validateOptions(options);
-  if (options.name !== undefined) validateBufferName(options.name);
-  const heapName = options.heap ?? 'system';
+  options = validateOptions(options, SHAREABLE_OPTIONS);
+  if (options.name !== undefined) validateBufferName(options.name, 'options.name');
+  validateBoolean(options.cloexec, 'options.cloexec', true);
+  validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
+  const heapName = options.heap === undefined ? 'system' : validateHeapName(options.heap, 'options.heap');
   const reasons: string[] = [];
   for (const tier of tierOrder(options)) {
     const why = tierUnavailable(tier, heapName);

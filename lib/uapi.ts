@@ -53,7 +53,19 @@ export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 export const O_RDWR = 2;
 export const O_ACCMODE = 3;
+export const O_NOCTTY = 0o400;
+export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
+/** O_NOFOLLOW and O_LARGEFILE are where the generic table and arm's disagree (as the addon's
+ *  abi facts, from the C compiler, say: test/addon.test.ts checks them) */
+export const O_NOFOLLOW = process.arch === 'arm' || process.arch === 'arm64' ? 0o100000 : 0o400000;
+/** open(2) forces it on 64-bit kernels; fdinfo shows it for a heap device */
+export const O_LARGEFILE =
+  process.arch === 'arm' || process.arch === 'ia32' ? 0 : process.arch === 'arm64' ? 0o400000 : process.arch === 'ppc64' ? 0o200000 : 0o100000;
+
+// AF_UNIX socket types (Linux, every architecture Node runs on but MIPS)
+export const SOCK_STREAM = 1;
+export const SOCK_SEQPACKET = 5;
 
 // dma-heap
 export const DMA_HEAP_MAGIC = 'H';

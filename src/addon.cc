@@ -42,6 +42,12 @@ Napi::Value DmaHeapAddon::NewFd(Napi::Env env, int fd, const char* syscall, cons
   return Napi::Number::New(env, fd);
 }
 
+Napi::Value DmaHeapAddon::SetErrors(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) ThrowArg(info.Env(), "type", "factory", "of type function", info[0]);
+  errorFactory = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
 DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
     : maps_(std::make_shared<MapRegistry>()) {
   DefineAddon(exports, {
@@ -52,6 +58,7 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
       InstanceMethod("dup", &DmaHeapAddon::Dup, napi_enumerable),
       InstanceMethod("lseek", &DmaHeapAddon::Lseek, napi_enumerable),
       InstanceMethod("own", &DmaHeapAddon::JsOwn, napi_enumerable),
+      InstanceMethod("setErrors", &DmaHeapAddon::SetErrors, napi_enumerable),
       InstanceMethod("disown", &DmaHeapAddon::JsDisown, napi_enumerable),
       InstanceMethod("ioctl", &DmaHeapAddon::Ioctl, napi_enumerable),
       InstanceMethod("ioctlAsync", &DmaHeapAddon::IoctlAsync, napi_enumerable),

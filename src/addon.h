@@ -25,10 +25,16 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   // The end of every call that makes an fd: throw on failure, else own it and return it.
   Napi::Value NewFd(Napi::Env env, int fd, const char* syscall, const char* path = nullptr);
 
+  // The package's error factory (lib/native/load.ts registers it with setErrors): errno
+  // failures become its DmaHeapError, argument checks its Node-style argument errors, so
+  // both kernels throw the same classes with the same messages. Empty: plain errors.
+  Napi::FunctionReference errorFactory;
+
  private:
   std::shared_ptr<MapRegistry> maps_;  // shared with mapping finalizers
 
   // addon.cc
+  Napi::Value SetErrors(const Napi::CallbackInfo& info);
   Napi::Value JsOwn(const Napi::CallbackInfo& info);
   Napi::Value JsDisown(const Napi::CallbackInfo& info);
   // abi.cc

@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <string>
 
@@ -17,10 +18,13 @@ constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 inline double IntegerArg(const Napi::CallbackInfo& info, size_t i, const char* what, double lo,
                          double hi) {
   Napi::Value v = info[i];
-  if (!v.IsNumber()) ThrowType(info.Env(), std::string(what) + " must be a number");
+  if (!v.IsNumber()) ThrowArg(info.Env(), "type", what, "of type number", v);
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < lo || d > hi)
-    ThrowType(info.Env(), std::string(what) + " must be an integer in range");
+  if (!std::isfinite(d) || std::trunc(d) != d || d < lo || d > hi) {
+    char range[96];
+    std::snprintf(range, sizeof range, "an integer >= %.0f && <= %.0f", lo, hi);
+    ThrowArg(info.Env(), "range", what, range, v);
+  }
   return d;
 }
 
@@ -47,12 +51,12 @@ inline uint64_t SizeArg(const Napi::CallbackInfo& info, size_t i, const char* wh
 inline Napi::Uint8Array BytesArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   Napi::Value v = info[i];
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    ThrowType(info.Env(), std::string(what) + " must be a Uint8Array");
+    ThrowArg(info.Env(), "type", what, "an instance of Uint8Array", v);
   return v.As<Napi::Uint8Array>();
 }
 
 inline std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsString()) ThrowType(info.Env(), std::string(what) + " must be a string");
+  if (!info[i].IsString()) ThrowArg(info.Env(), "type", what, "of type string", info[i]);
   return info[i].As<Napi::String>().Utf8Value();
 }
 

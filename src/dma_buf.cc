@@ -158,7 +158,7 @@ Napi::Value DmaHeapAddon::Munmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool ours = false;
   if (info[0].IsArrayBuffer()) napi_check_object_type_tag(env, info[0], &kMappingTag, &ours);
-  if (!ours) ThrowType(env, "munmap: expected an ArrayBuffer returned by mmap()");
+  if (!ours) ThrowArg(env, "value", "buffer", "is not an ArrayBuffer returned by mmap()", info[0]);
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   if (ab.IsDetached()) return env.Undefined();  // unmapped already
   std::shared_ptr<Mapping> m = maps_->Find(ab.Data());
@@ -174,7 +174,7 @@ Napi::Value DmaHeapAddon::CloseMapped(const Napi::CallbackInfo& info) {
   if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
     bool ours = false;
     if (info[1].IsArrayBuffer()) napi_check_object_type_tag(env, info[1], &kMappingTag, &ours);
-    if (!ours) ThrowType(env, "closeMapped: expected an ArrayBuffer returned by mmap()");
+    if (!ours) ThrowArg(env, "value", "buffer", "is not an ArrayBuffer returned by mmap()", info[1]);
     Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
     if (!ab.IsDetached()) {
       std::shared_ptr<Mapping> m = maps_->Find(ab.Data());

@@ -109,13 +109,13 @@ Napi::Value DmaHeapAddon::SendFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   Napi::Uint8Array payload = BytesArg(info, 1, "payload");
-  if (!info[2].IsArray()) ThrowType(env, "fds must be an array");
+  if (!info[2].IsArray()) ThrowArg(env, "type", "fds", "an instance of Array", info[2]);
   Napi::Array list = info[2].As<Napi::Array>();
   std::vector<int> fds;
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Value v = list.Get(i);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0;
-    if (!(d >= 0 && d <= INT32_MAX) || std::trunc(d) != d) ThrowType(env, "fds must be non-negative integers");
+    if (!(d >= 0 && d <= INT32_MAX) || std::trunc(d) != d) ThrowArg(env, "range", "fds[" + std::to_string(i) + "]", "an integer >= 0 && <= 2147483647", v);
     fds.push_back(static_cast<int>(d));
   }
 

@@ -139,7 +139,7 @@ Napi::Value DmaHeapAddon::HeapAlloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   uint32_t cmd = U32Arg(info, 1, "cmd");
-  if (_IOC_SIZE(cmd) != sizeof(dma_heap_abi_allocation_data)) ThrowType(env, "heapAlloc: not an ALLOC ioctl number");
+  if (_IOC_SIZE(cmd) != sizeof(dma_heap_abi_allocation_data)) ThrowArg(env, "value", "cmd", "is not an ALLOC ioctl number", info[1]);
   dma_heap_abi_allocation_data data;
   std::memset(&data, 0, sizeof data);
   data.len = SizeArg(info, 2, "len");

@@ -84,7 +84,7 @@ Napi::Value DmaHeapAddon::Poll(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   int events = IntArg(info, 1, "events") & (UV_READABLE | UV_WRITABLE | UV_DISCONNECT | UV_PRIORITIZED);
-  if (!info[2].IsFunction()) ThrowType(env, "callback must be a function");
+  if (!info[2].IsFunction()) ThrowArg(env, "type", "callback", "of type function", info[2]);
 
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env);

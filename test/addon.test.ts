@@ -124,7 +124,9 @@ suite('addon', () => {
         O_CLOEXEC: uapi.O_CLOEXEC,
         O_RDONLY: uapi.O_RDONLY,
         O_RDWR: uapi.O_RDWR,
-        O_NOFOLLOW: fs.constants.O_NOFOLLOW,
+        O_NOFOLLOW: uapi.O_NOFOLLOW,
+        SOCK_STREAM: uapi.SOCK_STREAM,
+        SOCK_SEQPACKET: uapi.SOCK_SEQPACKET,
       });
       expect(Object.isFrozen(A.abi)).toBe(true);
     });
@@ -162,11 +164,12 @@ suite('addon', () => {
       });
     });
 
-    test('non-integers where memory safety needs integers: TypeError', () => {
+    test('non-integers where memory safety needs integers: ERR_OUT_OF_RANGE (as Node says for fs.closeSync(1.5)); non-numbers: TypeError', () => {
       const { fd } = memfd(page);
-      expect(thrown(() => A.close(1.5))).toMatchObject({ name: 'TypeError' });
-      expect(thrown(() => A.mmap(fd, -1, 0, true))).toMatchObject({ name: 'TypeError' });
-      expect(thrown(() => A.mmap(fd, page, 0.5, true))).toMatchObject({ name: 'TypeError' });
+      expect(thrown(() => A.close(1.5))).toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+      expect(thrown(() => A.close('3' as never))).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+      expect(thrown(() => A.mmap(fd, -1, 0, true))).toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+      expect(thrown(() => A.mmap(fd, page, 0.5, true))).toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
       expect(thrown(() => A.readMapped(fd, 0, [1, 2] as unknown as Uint8Array))).toMatchObject({ name: 'TypeError' });
       expect(thrown(() => A.ioctl(fd, FIONREAD, new Uint16Array(2) as unknown as Uint8Array))).toMatchObject({
         name: 'TypeError',

@@ -142,3 +142,21 @@ test('the public exports are the same names as before the restructuring', () => 
   expect(names.filter((n) => !PUBLIC.values.includes(n)).sort()).toEqual(PUBLIC.types);
   expect(PUBLIC.values.filter((n) => !names.includes(n))).toEqual([]);
 });
+
+test("the package's own error codes are all listed in the README, and nothing else is", () => {
+  const root = path.resolve(__dirname, '..');
+  const inCode = new Set<string>();
+  for (const dir of ['lib', 'src']) {
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const full = path.join(d, e.name);
+        if (e.isDirectory()) walk(full);
+        else for (const m of fs.readFileSync(full, 'utf8').matchAll(/ERR_DMA_[A-Z_]+/g)) inCode.add(m[0]);
+      }
+    };
+    walk(path.join(root, dir));
+  }
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const listed = new Set([...readme.matchAll(/^\| `(ERR_DMA_[A-Z_]+)` \|/gm)].map((m) => m[1]));
+  expect([...inCode].sort()).toEqual([...listed].sort());
+});

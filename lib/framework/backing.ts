@@ -24,7 +24,7 @@ export interface Vma {
 }
 
 /** The memory behind a software dma-buf, asked of the framework by exporters. */
-export interface Backing {
+export interface BackingMemory {
   readonly kind: 'memfd' | 'js';
   readonly size: number;
   /** the identity fdinfo shows: the memfd's st_ino, or a number of our own */
@@ -71,7 +71,7 @@ function retire(memory: ArrayBuffer): void {
  * the other is unmapped too. A read-only mapping is not enforced either (JS has no read-only
  * ArrayBuffer views), where the real kernel would fault on a write.
  */
-export class JsBacking implements Backing {
+export class JsBacking implements BackingMemory {
   readonly kind = 'js';
   readonly ino = nextIno();
   private memory: ArrayBuffer;
@@ -113,7 +113,7 @@ export class JsBacking implements Backing {
  * the memfd (so st_ino matches what a receiving process sees); dup'ed fds are real dups of it.
  * Its pages live as long as any fd or mapping does, as the kernel's do.
  */
-export class MemfdBacking implements Backing {
+export class MemfdBacking implements BackingMemory {
   readonly kind = 'memfd';
   readonly ino: number;
   /** the memfd until the dma-buf's first fd takes it over */

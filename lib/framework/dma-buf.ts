@@ -13,13 +13,14 @@ import {
   DMA_BUF_SYNC_RW,
   DMA_BUF_SYNC_VALID_FLAGS_MASK,
   O_ACCMODE,
+  O_NONBLOCK,
 } from '../uapi';
-import { type Backing, nextIno, type Vma } from './backing';
+import type { FdinfoLines } from '../fdinfo';
+import { type BackingMemory, nextIno, type Vma } from './backing';
 import { errno, type SyscallContext } from './errno';
 import { dmaBufFenceIoctl, dmaBufPoll, dmaBufPollFences, syncStartCheck } from './dma-buf-fences';
 import { File, type FdSource, type FileOperations } from './file';
 
-const O_NONBLOCK = 0o4000;
 
 export type DmaDataDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE';
 
@@ -42,24 +43,14 @@ export interface DmaBufExportInfo<P = unknown> {
   /** the fd_flags of the allocation: the file's access mode comes from them */
   flags: number;
   /** memory from Framework.allocBacking(): gives the buffer its fds' identity (a memfd's) */
-  backing?: Backing;
+  backing?: BackingMemory;
 }
 
 /** The CPU-access state SYNC records (begin/end are cache maintenance, not a lock). */
-export interface CpuAccess {
+export interface CpuAccessState {
   /** the direction of the last BEGIN not yet followed by an END, else null */
   active: DmaDataDirection | null;
-  begins: number;
-  ends: number;
 }
-
-/**
- * Whether a live mapping counts in fdinfo's `count`. It does on the kernel: mmap sets
- * vma->vm_file = get_file(file), and fdinfo prints file_count(file) - 1 (minus procfs's own
- * reference). The one place to change if a measurement disagrees; liveness is not affected
- * (a mapping always keeps the buffer).
- */
-export const MAPPINGS_COUNT_IN_FDINFO = true;
 
 export class DmaBuf<P = unknown> {
   readonly size: number;
@@ -70,11 +61,8 @@ export class DmaBuf<P = unknown> {
   readonly file: File<DmaBuf<P>>;
   readonly ops: DmaBufOps<P>;
   readonly priv: P;
-  readonly backing?: Backing;
-  readonly cpuAccess: CpuAccess = { active: null, begins: 0, ends: 0 };
-  /** live mappings of this buffer */
-  mappings = 0;
-  released = false;
+  readonly backing?: BackingMemory;
+  readonly cpuAccess: CpuAccessState = { active: null };
   /** run after ops.release (the framework's accounting) */
   readonly releaseHooks: Array<() => void> = [];
 
@@ -99,7 +87,6 @@ export class DmaBuf<P = unknown> {
 
   /** dma_buf_release */
   private release(): void {
-    this.released = true;
     try {
       this.ops.release(this);
     } finally {
@@ -107,16 +94,16 @@ export class DmaBuf<P = unknown> {
     }
   }
 
-  /** fdinfo's `count`, see MAPPINGS_COUNT_IN_FDINFO */
-  fdinfoCount(): number {
-    return this.file.fCount - (MAPPINGS_COUNT_IN_FDINFO ? 0 : this.mappings);
-  }
-
-  /** dma_buf_show_fdinfo: the lines after procfs's common ones */
-  showFdinfo(): string {
-    let text = `size:\t${this.size}\ncount:\t${this.fdinfoCount()}\nexp_name:\t${this.expName}\n`;
-    if (this.name !== null) text += `name:\t${this.name}\n`;
-    return text;
+  /** dma_buf_show_fdinfo: the lines after procfs's common ones. `count` is file_count(file) - 1
+   *  (procfs's own reference): one per fd and per live mapping, as mmap's vm_file = get_file() */
+  showFdinfo(): FdinfoLines {
+    const lines: FdinfoLines = [
+      ['size', this.size],
+      ['count', this.file.fCount],
+      ['exp_name', this.expName],
+    ];
+    if (this.name !== null) lines.push(['name', this.name]);
+    return lines;
   }
 }
 
@@ -143,12 +130,10 @@ export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array, ctx: S
       }
       if (flags & DMA_BUF_SYNC_END) {
         dmabuf.ops.endCpuAccess?.(dmabuf, direction);
-        dmabuf.cpuAccess.ends++;
         dmabuf.cpuAccess.active = null;
       } else {
         syncStartCheck(dmabuf, flags); // the wait for conflicting fences: EDEADLK here
         dmabuf.ops.beginCpuAccess?.(dmabuf, direction);
-        dmabuf.cpuAccess.begins++;
         dmabuf.cpuAccess.active = direction;
       }
       return 0;

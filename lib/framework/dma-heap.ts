@@ -6,6 +6,9 @@
  */
 import {
   decodeAllocationData,
+  decodeU64,
+  encodeAllocationData,
+  encodeU64,
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_GET_FEATURES,
@@ -122,7 +125,7 @@ const allocate: Handler = (heap, kdata, k) => {
   const len = pageAlign(data.len, k.pageSize); // u64: a len near 2^64 wraps to 0
   if (len === 0n) throw errno('EINVAL');
   const fd = k.bufferAlloc(heap, len, data.fdFlags, data.heapFlags);
-  new DataView(kdata.buffer, kdata.byteOffset).setUint32(8, fd, true);
+  encodeAllocationData({ ...data, fd }, kdata); // copy_to_user of the struct, fd filled in
 };
 
 /**
@@ -133,9 +136,8 @@ const allocate: Handler = (heap, kdata, k) => {
  * field is ignored and comes back as 0.
  */
 const getFeatures: Handler = (_heap, kdata) => {
-  const view = new DataView(kdata.buffer, kdata.byteOffset);
-  if (view.getBigUint64(0, true) !== 0n) throw errno('EINVAL');
-  view.setBigUint64(0, 0n, true);
+  if (decodeU64(kdata) !== 0n) throw errno('EINVAL');
+  kdata.set(encodeU64(0n)); // DMA_HEAP_SUPPORTED_FEATURES
 };
 
 /** dma_heap_ioctl_cmds[]: the index is _IOC_NR */

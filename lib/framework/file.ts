@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Addon } from '../native/addon';
-import { O_CLOEXEC } from '../uapi';
+import { renderFdinfo, type FdinfoLines } from '../fdinfo';
+import { O_CLOEXEC, O_RDONLY } from '../uapi';
 import type { Vma } from './backing';
 import type { DmaFence } from './dma-fence';
 import { errno, type SyscallContext } from './errno';
@@ -19,7 +20,7 @@ export interface FileOperations<P = unknown> {
   /** mmap after the VFS checks: fill vma.view (and vma.close); absent: ENODEV */
   mmap?(file: File<P>, vma: Vma, pageSize: number): void;
   /** show_fdinfo: the lines after procfs's common pos/flags/mnt_id/ino */
-  showFdinfo?(file: File<P>): string;
+  showFdinfo?(file: File<P>): FdinfoLines;
   /** poll: the ready mask now for the requested events; absent: DEFAULT_POLLMASK (always ready) */
   poll?(file: File<P>, requested: number): number;
   /** what a waiting poll sleeps on: the fences whose signal may change the mask */
@@ -46,7 +47,7 @@ export interface FdSource {
 export function devNullSource(addon: Addon | null): FdSource {
   if (addon) {
     return {
-      open: () => addon.open(os.devNull, addon.abi.O_RDONLY | addon.abi.O_CLOEXEC),
+      open: () => addon.open(os.devNull, O_RDONLY | O_CLOEXEC),
       close: (fd) => addon.close(fd),
     };
   }
@@ -86,9 +87,8 @@ export class File<P = unknown> {
 
 /** /proc/self/fdinfo/<fd>: fs/proc/fd.c's common lines (flags as "0%o", O_CLOEXEC from the fd
  *  table), then the file's show_fdinfo */
-export function renderFdinfo(file: File, cloexec: boolean): string {
-  const flags = file.fFlags | (cloexec ? O_CLOEXEC : 0);
-  return `pos:\t0\nflags:\t0${flags.toString(8)}\nmnt_id:\t0\nino:\t${file.ino}\n` + (file.fops.showFdinfo?.(file) ?? '');
+export function fileFdinfo(file: File, cloexec: boolean): string {
+  return renderFdinfo({ flags: file.fFlags | (cloexec ? O_CLOEXEC : 0), ino: file.ino }, file.fops.showFdinfo?.(file));
 }
 
 export interface FdEntry {

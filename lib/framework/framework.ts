@@ -5,12 +5,13 @@
  */
 import fs from 'node:fs';
 import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
-import { DmaHeapError } from '../errors';
+import { invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateInteger, validateOptions } from '../args';
+import { addonMissing, DmaHeapError } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../native/load';
-import { F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
-import { type Backing, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
+import { F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { type BackingMemory, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
 import { DmaBuf, type DmaBufExportInfo, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
 import { DmaHeap, type DmaHeapExportInfo, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
@@ -19,7 +20,7 @@ import type { DmaFence } from './dma-fence';
 import { errno, syscall } from './errno';
 import { SyncFile, syncFileFops, syncFileOf } from './sync-file';
 import { Faults } from './faults';
-import { devNullSource, type FdSource, FdTable, File, type FileOperations, renderFdinfo } from './file';
+import { devNullSource, type FdSource, FdTable, File, fileFdinfo, type FileOperations } from './file';
 import { builtinInitcalls } from './initcall';
 import { hostPageSize } from './page-size';
 import { type AccessPolicy, type Credentials, mayOpen, processCredentials, validatePolicy } from './policy';
@@ -42,23 +43,17 @@ export interface FrameworkOptions {
   credentials?: Partial<Credentials>;
 }
 
+const FRAMEWORK_OPTIONS = ['profile', 'pageSize', 'backing', 'builtins', 'cma', 'access', 'credentials'] as const;
+
 /** 64 MiB, as many arm64 distro kernels set CONFIG_CMA_SIZE_MBYTES (Kconfig's default is 16, 0 on x86) */
 export const DEFAULT_CMA_SIZE = 64 * 1024 * 1024;
 
-/** open(2) forces O_LARGEFILE on 64-bit kernels; fdinfo shows it for the heap device. */
-const O_LARGEFILE =
-  process.arch === 'arm' || process.arch === 'ia32'
-    ? 0
-    : process.arch === 'arm64'
-      ? 0o400000
-      : process.arch === 'ppc64'
-        ? 0o200000
-        : 0o100000;
 
 /** A live mapping: what munmap must undo. It holds no reference to the view itself. */
 interface Mapping {
   close?: (view?: Uint8Array) => void;
-  dmabuf: DmaBuf;
+  /** vm_file: the reference the mapping holds */
+  file: File;
 }
 
 function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
@@ -98,8 +93,7 @@ export class Framework implements Kernel {
     try {
       mapping.close?.();
     } finally {
-      mapping.dmabuf.mappings--;
-      mapping.dmabuf.file.put();
+      mapping.file.put();
     }
   });
   private readonly allocator: HeapAllocator;
@@ -107,34 +101,35 @@ export class Framework implements Kernel {
   private readonly heapFops: FileOperations<DmaHeap>;
   private disposed = false;
 
-  constructor(options: FrameworkOptions = {}) {
+  constructor(options?: FrameworkOptions) {
+    options = validateOptions(options, FRAMEWORK_OPTIONS);
     const profile = options.profile ?? 'mainline';
-    if (profile !== 'mainline' && profile !== 'v14') throw new TypeError(`profile must be 'mainline' or 'v14'`);
+    if (profile !== 'mainline' && profile !== 'v14') throw invalidArgValue('options.profile', profile, "must be 'mainline' or 'v14'");
     this.profile = profile;
 
     const addon = loadAddon();
     const backing = options.backing ?? (addon ? 'memfd' : 'js');
-    if (backing !== 'memfd' && backing !== 'js') throw new TypeError(`backing must be 'memfd' or 'js'`);
-    if (backing === 'memfd' && !addon) {
-      throw Object.assign(new Error(`memfd backing needs the native addon: ${addonStatus().reason}`), {
-        code: 'ERR_DMA_HEAP_NO_ADDON',
-      });
-    }
+    if (backing !== 'memfd' && backing !== 'js') throw invalidArgValue('options.backing', backing, "must be 'memfd' or 'js'");
+    if (backing === 'memfd' && !addon) throw addonMissing('memfd backing', addonStatus().reason);
+    const builtins = validateBoolean(options.builtins, 'options.builtins', true);
+    const cmaOptions = validateOptions(options.cma, ['size'], 'options.cma');
+    const credentials = validateOptions(options.credentials, ['uid', 'gid', 'groups'], 'options.credentials');
     this.backing = backing;
     this.addon = addon;
     this.reserve = devNullSource(addon);
 
     const host = hostPageSize(addon);
     const pageSize = options.pageSize ?? host;
+    if (typeof pageSize !== 'number') throw invalidArgType('options.pageSize', 'of type number', pageSize);
     if (!Number.isSafeInteger(pageSize) || pageSize < 4096 || !Number.isInteger(Math.log2(pageSize))) {
-      throw new RangeError(`pageSize must be a power of two >= 4096, got ${pageSize}`);
+      throw outOfRange('options.pageSize', 'a power of two >= 4096', pageSize);
     }
     if (backing === 'memfd' && pageSize % host !== 0) {
-      throw new RangeError(`with memfd backing pageSize must be a multiple of the host's ${host}`);
+      throw outOfRange('options.pageSize', `a multiple of the host's ${host} with memfd backing`, pageSize);
     }
     this.pageSize = pageSize;
 
-    this.credentials = { ...processCredentials(), ...options.credentials };
+    this.credentials = { ...processCredentials(), ...credentials };
     this.defaultAccess = options.access ?? 'allow';
     validatePolicy(this.defaultAccess);
     this.registry = new HeapRegistry(profile);
@@ -145,10 +140,9 @@ export class Framework implements Kernel {
     };
     this.heapFops = dmaHeapFops(profile, this.allocator);
 
-    if (options.builtins ?? true) {
+    if (builtins) {
       // dma_contiguous_reserve: the default CMA area exists before any driver's init runs
-      const size = options.cma?.size ?? DEFAULT_CMA_SIZE;
-      if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`cma.size must be a non-negative integer`);
+      const size = validateInteger(cmaOptions.size ?? DEFAULT_CMA_SIZE, 'options.cma.size', 0, Number.MAX_SAFE_INTEGER);
       const pages = Math.floor(size / pageSize);
       if (pages > 0) this.cma = new Cma('reserved', pages * pageSize, pageSize);
       for (const init of builtinInitcalls()) init(this);
@@ -176,7 +170,7 @@ export class Framework implements Kernel {
    * then runs `release` (the heap's own bookkeeping). If the export fails, the same happens
    * before the error leaves: the caller has nothing to undo.
    */
-  exportBacking<P>(info: { expName: string; size: number; flags: number; backing: Backing; priv: P; release?: () => void }): DmaBuf<P> {
+  exportBacking<P>(info: { expName: string; size: number; flags: number; backing: BackingMemory; priv: P; release?: () => void }): DmaBuf<P> {
     const { backing, release } = info;
     const free = () => {
       try {
@@ -201,7 +195,7 @@ export class Framework implements Kernel {
   }
 
   /** Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer. */
-  allocBacking(size: number, name: string): Backing {
+  allocBacking(size: number, name: string): BackingMemory {
     if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`size must be a positive integer`);
     return this.backing === 'memfd'
       ? new MemfdBacking(this.addon as Addon, size, `dma-heap:${name}`)
@@ -250,7 +244,8 @@ export class Framework implements Kernel {
       if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
         throw errno('EPERM', 'refusing a memfd sealed against writing: it could not be mapped as a dma-buf is');
       }
-      const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '2', 8);
+      const parsed = parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).flags;
+      const flags = Number.isNaN(parsed) ? O_RDWR : parsed;
       const backing = new MemfdBacking(this.addon, size, expName, fd);
       const dmabuf = this.exportBacking({ expName, size, flags: flags & O_ACCMODE, backing, priv: backing });
       return this.fdt.install(dmabuf.file, (flags & O_CLOEXEC) !== 0);
@@ -443,14 +438,12 @@ export class Framework implements Kernel {
         throw e;
       }
       const view = vma.view!;
-      const dmabuf = dmaBufOf(file)!;
-      const mapping: Mapping = { close: vma.close, dmabuf };
-      dmabuf.mappings++;
+      const mapping: Mapping = { close: vma.close, file };
       this.live.set(mapping, new WeakRef(view));
       this.views.set(view, mapping);
       // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
       // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
-      this.forgotten.register(dmabuf.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
+      this.forgotten.register(dmaBufOf(file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
       return view;
     });
   }
@@ -466,8 +459,7 @@ export class Framework implements Kernel {
       try {
         mapping.close?.(view);
       } finally {
-        mapping.dmabuf.mappings--;
-        mapping.dmabuf.file.put(); // may release the buffer
+        mapping.file.put(); // may release the buffer
       }
     });
   }
@@ -497,13 +489,14 @@ export class Framework implements Kernel {
     syscall('close', () => this.fdt.close(fd));
   }
 
-  /** /proc/self/fdinfo/<fd>: ENOENT (syscall open) for an fd that is not the framework's */
+  /** /proc/self/fdinfo/<fd>: EBADF (syscall open) for an fd that is not the framework's, as the
+   *  native kernel reports a closed fd (procfs itself says ENOENT; both kernels say EBADF) */
   fdinfo(fd: number): string {
     return syscall('open', (ctx) => {
       ctx.path = `/proc/self/fdinfo/${fd}`;
-      if (!this.fdt.has(fd)) throw errno('ENOENT');
+      if (!this.fdt.has(fd)) throw errno('EBADF');
       const { file, cloexec } = this.fdt.lookup(fd);
-      return renderFdinfo(file, cloexec);
+      return fileFdinfo(file, cloexec);
     });
   }
 

@@ -1,15 +1,14 @@
 /** The software dma-heap framework (a simulated kernel); see framework.ts. */
-export { Framework, Framework as SoftwareKernel, DEFAULT_CMA_SIZE, type FrameworkOptions } from './framework';
+export { Framework, DEFAULT_CMA_SIZE, type FrameworkOptions } from './framework';
 export { DmaHeap, type DmaHeapExportInfo, type DmaHeapOps, type Profile } from './dma-heap';
 export {
   DmaBuf,
-  MAPPINGS_COUNT_IN_FDINFO,
-  type CpuAccess,
+  type CpuAccessState,
   type DmaBufExportInfo,
   type DmaBufOps,
   type DmaDataDirection,
 } from './dma-buf';
-export { type Backing, type Vma } from './backing';
+export { type BackingMemory, type Vma } from './backing';
 export { Cma } from './cma';
 export { type FileOperations } from './file';
 export { moduleInit, type Initcall } from './initcall';

@@ -65,8 +65,15 @@ export interface Poller {
   stop(): void;
 }
 
+/** ('errno', code, errno, syscall, path?, message) or ('type' | 'range' | 'value', name, expected, value) */
+export type ErrorFactory = (kind: string, a: unknown, b: unknown, c: unknown, d?: unknown, e?: unknown) => Error;
+
 export interface Addon {
   readonly abi: AbiFacts;
+  /** register the package's error factory (lib/native/load.ts does, once per env): errno
+   *  failures and argument checks are then made by it, so they are DmaHeapErrors and
+   *  Node-style argument errors like the framework's */
+  setErrors(factory: ErrorFactory): void;
   pageSize(): number;
 
   open(path: string, flags: number): number;

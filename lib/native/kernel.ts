@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
-import { DmaHeapError, withContext } from '../errors';
+import { addonMissing, DmaHeapError, withContext } from '../errors';
 import { parseFdinfo } from '../fdinfo';
+import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY } from '../uapi';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from './load';
 import { createUdmabuf } from './udmabuf';
@@ -29,7 +30,7 @@ export class NativeKernel implements Kernel {
 
   constructor(addon?: Addon, dirs: NativeKernelDirs = {}) {
     const a = addon ?? loadAddon();
-    if (!a) throw new Error(`dma-heap: the native addon is not available (${addonStatus().reason})`);
+    if (!a) throw addonMissing('the real kernel', addonStatus().reason);
     this.addon = a;
     this.heapDir = dirs.heapDir ?? '/dev/dma_heap';
     this.sysDir = dirs.sysDir ?? '/sys/class/dma_heap';
@@ -43,7 +44,7 @@ export class NativeKernel implements Kernel {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-      throw err;
+      throw new DmaHeapError(code ?? 'EIO', 'scandir', { path: this.heapDir });
     }
     return names.sort().map((name) => {
       const path = `${this.heapDir}/${name}`;
@@ -83,10 +84,9 @@ export class NativeKernel implements Kernel {
       throw refuse(`device ${devNumbers(node.rdev)} is not the heap's ${expected}`);
     }
 
-    const { O_RDONLY, O_CLOEXEC, O_NOFOLLOW } = this.addon.abi;
     // O_NONBLOCK and O_NOCTTY are no-ops for a heap, and keep a node swapped in
     // after lstat (a FIFO, a tty) from blocking us or becoming our terminal.
-    const flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
+    const flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
     let fd: number;
     try {
       fd = this.addon.open(path, flags);
@@ -183,7 +183,7 @@ export class NativeKernel implements Kernel {
   isDmaBuf(fd: number): boolean {
     if (!Number.isSafeInteger(fd) || fd < 0) return false;
     try {
-      return /^exp_name:/m.test(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      return parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).fields.exp_name !== undefined;
     } catch {
       return false;
     }

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { debuglog } from 'node:util';
-import type { Addon } from './addon';
+import { invalidArgType, invalidArgValue, outOfRange } from '../args';
+import { DmaHeapError } from '../errors';
+import type { Addon, ErrorFactory } from './addon';
 
 /** NODE_DEBUG=dma-heap: what the package decides (which addon, which kernel serves), on stderr */
 export const debug = debuglog('dma-heap');
@@ -16,6 +18,20 @@ export const debug = debuglog('dma-heap');
  * the addon builds there from source against bionic; no prebuild is for it (the linux-*
  * ones are glibc builds), so node-gyp-build finds build/Release or nothing.
  */
+/** What the addon throws, made by the package: see ErrorFactory. */
+const makeError: ErrorFactory = (kind, a, b, c, d, e) => {
+  switch (kind) {
+    case 'errno':
+      return new DmaHeapError(a as string, c as string, { errno: b as number, path: d as string | undefined, message: e as string });
+    case 'range':
+      return outOfRange(a as string, b as string, c);
+    case 'value':
+      return invalidArgValue(a as string, c, b as string);
+    default:
+      return invalidArgType(a as string, b as string, c);
+  }
+};
+
 let state: { addon: Addon | null; reason?: string; file?: string } | undefined;
 
 export function loadAddon(): Addon | null {
@@ -31,7 +47,10 @@ export function loadAddon(): Addon | null {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
       const file = explicit ? path.resolve(explicit) : nodeGypBuild.path(path.join(__dirname, '..', '..'));
-      state = { addon: require(file) as Addon, file };
+      const addon = require(file) as Addon;
+      // an older build (a stale prebuild) has no setErrors: its errors stay plain, it still works
+      (addon as Partial<Addon>).setErrors?.(makeError);
+      state = { addon, file };
     } catch (err) {
       // The real error, whole (node-gyp-build's names the platform/ABI it looked for and where;
       // a dlopen failure names the missing symbol or library), on one line.

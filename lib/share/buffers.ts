@@ -4,12 +4,13 @@
  */
 import { DmaBuf, fromFd } from '../dmabuf';
 import { DmaBufStateError } from '../errors';
-import { bad, typeError } from './errors';
+import { invalidArgType, outOfRange } from '../args';
+import { bad } from './errors';
 import { isRealTier, MAX_FDS_PER_MESSAGE, SHAREABLE, type BufferMeta } from './frame';
 import { closeAll, type Sockets } from './socket';
 
 function describe(buf: unknown, what: string): BufferMeta {
-  if (!(buf instanceof DmaBuf)) throw typeError(`${what} must be a DmaBuf`);
+  if (!(buf instanceof DmaBuf)) throw invalidArgType(what, 'an instance of DmaBuf', buf);
   const b = buf;
   if (b.closed) throw new DmaBufStateError('ERR_DMA_BUF_CLOSED', `${what} is closed`);
   if (!SHAREABLE.includes(b.tier)) {
@@ -26,11 +27,9 @@ function describe(buf: unknown, what: string): BufferMeta {
 
 /** The descriptions of buffers about to be sent; TypeError/RangeError/state errors for bad ones. */
 export function validateBuffers(buffers: unknown): BufferMeta[] {
-  if (!Array.isArray(buffers)) throw typeError('buffers must be an array of DmaBuf');
+  if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an array of DmaBuf', buffers);
   if (buffers.length > MAX_FDS_PER_MESSAGE) {
-    throw Object.assign(new RangeError(`at most ${MAX_FDS_PER_MESSAGE} buffers go in one message (SCM_MAX_FD), got ${buffers.length}`), {
-      code: 'ERR_OUT_OF_RANGE',
-    });
+    throw outOfRange('buffers.length', `<= ${MAX_FDS_PER_MESSAGE} (SCM_MAX_FD: buffers in one message)`, buffers.length);
   }
   return buffers.map((b, i) => describe(b, `buffers[${i}]`));
 }

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { fstatSync, unlinkSync } from 'node:fs';
+import { invalidArgType, validateInteger, validateOptions } from '../args';
 import type { DmaBuf } from '../dmabuf';
 import { adoptAll, validateBuffers } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
@@ -13,6 +14,8 @@ import { StreamReassembler } from './reassembler';
 import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, type Poller, type ReceivedMessage, type Sockets } from './socket';
 
 export type { ChannelType } from './socket';
+
+const CHANNEL_OPTIONS = ['type', 'maxFds', 'maxPayload'] as const;
 
 export interface ChannelOptions {
   /** 'seqpacket' (default): the kernel keeps message boundaries; 'stream': frames carry their length */
@@ -120,8 +123,10 @@ export class DmaBufChannel extends EventEmitter {
   }
 
   /** Connect to a DmaBufServer listening at `path` (it must have the same type). */
-  static connect(path: string, options: ChannelOptions = {}): DmaBufChannel {
+  static connect(path: string, options?: ChannelOptions): DmaBufChannel {
     const sock = sockets();
+    options = validateOptions(options, CHANNEL_OPTIONS);
+    if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
     const type = options.type ?? 'seqpacket';
     limits(options);
     validatePath(path);
@@ -136,13 +141,18 @@ export class DmaBufChannel extends EventEmitter {
   }
 
   /** Listen at `path` (a filesystem socket; removed again by server.close()). */
-  static listen(path: string, options: ChannelOptions & { backlog?: number } = {}): DmaBufServer {
-    return new DmaBufServer(sockets(), path, options);
+  static listen(path: string, options?: ChannelOptions & { backlog?: number }): DmaBufServer {
+    const sock = sockets();
+    options = validateOptions(options, [...CHANNEL_OPTIONS, 'backlog']);
+    if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
+    if (options.backlog !== undefined) validateInteger(options.backlog, 'options.backlog', 0, 0x7fffffff);
+    return new DmaBufServer(sock, path, options);
   }
 
   /** Two connected ends (socketpair): for tests, or to hand one end to a child through stdio. */
-  static pair(options: ChannelOptions = {}): [DmaBufChannel, DmaBufChannel] {
+  static pair(options?: ChannelOptions): [DmaBufChannel, DmaBufChannel] {
     const sock = sockets();
+    options = validateOptions(options, CHANNEL_OPTIONS);
     const type = options.type ?? 'seqpacket';
     limits(options);
     const [a, b] = sock.socketpair(socketType(type));
@@ -154,8 +164,10 @@ export class DmaBufChannel extends EventEmitter {
    * The fd is replaced by an O_CLOEXEC duplicate; it must be non-blocking (pair()'s are,
    * and a child shares that flag with its parent).
    */
-  static fromFd(fd: number, options: ChannelOptions = {}): DmaBufChannel {
+  static fromFd(fd: number, options?: ChannelOptions): DmaBufChannel {
     const sock = sockets();
+    options = validateOptions(options, CHANNEL_OPTIONS);
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
     const type = options.type ?? 'seqpacket';
     socketType(type);
     limits(options);

@@ -22,6 +22,3 @@ export const bad = (reason: BadReason, message: string) =>
 export const closed = (reason: ClosedReason, message: string, cause?: unknown) =>
   new DmaBufChannelError('ERR_DMA_HEAP_CHANNEL_CLOSED', reason, message, cause);
 
-export function typeError(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
-}

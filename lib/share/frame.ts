@@ -9,6 +9,7 @@
  * receiver never reads past the current frame (it asks for the header, then exactly
  * the JSON length): a frame's fds arrive with the read of its first byte, nowhere else.
  */
+import { outOfRange, validateInteger } from '../args';
 import type { Tier } from '../dmabuf';
 
 /** SCM_MAX_FD: Linux refuses more fds in one sendmsg. */
@@ -57,9 +58,7 @@ export function encodeFrame(metas: BufferMeta[], payload: unknown, maxPayload: n
   }
   const json = Buffer.from(text, 'utf8');
   if (json.length > maxPayload) {
-    throw Object.assign(new RangeError(`the message's JSON is ${json.length} bytes, more than maxPayload (${maxPayload})`), {
-      code: 'ERR_OUT_OF_RANGE',
-    });
+    throw outOfRange("the message's JSON bytes", `<= maxPayload (${maxPayload})`, json.length);
   }
   const frame = Buffer.alloc(HEADER + json.length);
   frame.writeUInt32LE(MAGIC, 0);
@@ -83,13 +82,7 @@ export function decodeHeader(bytes: Buffer, maxPayload: number): Header | string
 
 /** A channel's limits, checked: most fds and most JSON bytes one message may carry. */
 export function limits(options: { maxFds?: number; maxPayload?: number }): { maxFds: number; maxPayload: number } {
-  const maxFds = options.maxFds ?? DEFAULT_MAX_FDS;
-  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
-  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS_PER_MESSAGE) {
-    throw Object.assign(new RangeError(`maxFds must be an integer from 0 to ${MAX_FDS_PER_MESSAGE}, got ${maxFds}`), { code: 'ERR_OUT_OF_RANGE' });
-  }
-  if (!Number.isInteger(maxPayload) || maxPayload < 64 || maxPayload > MAX_PAYLOAD) {
-    throw Object.assign(new RangeError(`maxPayload must be an integer from 64 to ${MAX_PAYLOAD}, got ${maxPayload}`), { code: 'ERR_OUT_OF_RANGE' });
-  }
+  const maxFds = validateInteger(options.maxFds ?? DEFAULT_MAX_FDS, 'options.maxFds', 0, MAX_FDS_PER_MESSAGE);
+  const maxPayload = validateInteger(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'options.maxPayload', 64, MAX_PAYLOAD);
   return { maxFds, maxPayload };
 }

@@ -4,7 +4,10 @@
  * never imports the addon itself (test/layout.test.ts checks it).
  */
 import type { Addon } from '../native/addon';
+import { invalidArgValue } from '../args';
+import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
+import { SOCK_SEQPACKET, SOCK_STREAM } from '../uapi';
 
 export type { Poller, ReceivedMessage } from '../native/addon';
 
@@ -22,20 +25,15 @@ export const WRITABLE = 2;
 /** The socket calls; ERR_DMA_HEAP_NO_ADDON where the addon did not load. */
 export function sockets(): Sockets {
   const addon = loadAddon();
-  if (!addon) {
-    throw Object.assign(new Error(`passing buffers between processes needs the native addon: ${addonStatus().reason}`), {
-      code: 'ERR_DMA_HEAP_NO_ADDON',
-    });
-  }
+  if (!addon) throw addonMissing('passing buffers between processes', addonStatus().reason);
   return addon;
 }
 
 /** SOCK_SEQPACKET or SOCK_STREAM for a channel type; ERR_INVALID_ARG_VALUE for anything else. */
 export function socketType(type: ChannelType | undefined): number {
-  const { abi } = sockets() as Addon;
-  if (type === undefined || type === 'seqpacket') return abi.SOCK_SEQPACKET;
-  if (type === 'stream') return abi.SOCK_STREAM;
-  throw Object.assign(new TypeError(`type must be 'seqpacket' or 'stream', got ${JSON.stringify(type)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (type === undefined || type === 'seqpacket') return SOCK_SEQPACKET;
+  if (type === 'stream') return SOCK_STREAM;
+  throw invalidArgValue('options.type', type, "must be 'seqpacket' or 'stream'");
 }
 
 /** Close fds that are ours and no one else's; the first error must not leak the rest. */

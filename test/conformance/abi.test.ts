@@ -16,6 +16,7 @@ import {
   encodeAllocationData,
 } from '../../lib/uapi';
 import { backends, newFds, openFds } from '../helpers/backends';
+import { kernelOf } from '../../lib/kernel';
 
 const alloc = (len: bigint, over: Partial<{ fd: number; fdFlags: number; heapFlags: bigint }> = {}, into?: Uint8Array) =>
   encodeAllocationData({ len, fd: 0, fdFlags: O_RDWR | O_CLOEXEC, heapFlags: 0n, ...over }, into);
@@ -23,12 +24,12 @@ const alloc = (len: bigint, over: Partial<{ fd: number; fdFlags: number; heapFla
 /** run a raw ioctl on the heap device; returns the fd the kernel reported (closed at once) or the error code */
 function raw(h: Heap, cmd: number, arg: Uint8Array | null): { ok: true; fd: number } | { ok: false; code: string } {
   try {
-    h.kernel.ioctl(h.fd, cmd, arg);
+    kernelOf(h).ioctl(h.fd, cmd, arg);
   } catch (err) {
     return { ok: false, code: (err as { code: string }).code };
   }
   const fd = arg ? decodeAllocationData(arg).fd : 0;
-  if (fd > 0) h.kernel.close(fd);
+  if (fd > 0) kernelOf(h).close(fd);
   return { ok: true, fd };
 }
 
@@ -79,11 +80,11 @@ describe.each(backends())('the dma-heap ioctl ABI: $label', (backend) => {
   test('fd_flags O_RDONLY allocates a read-only buffer', () => {
     using h = heap();
     const arg = alloc(4096n, { fdFlags: O_RDONLY | O_CLOEXEC });
-    h.kernel.ioctl(h.fd, DMA_HEAP_IOCTL_ALLOC, arg);
+    kernelOf(h).ioctl(h.fd, DMA_HEAP_IOCTL_ALLOC, arg);
     const fd = decodeAllocationData(arg).fd;
-    expect(() => h.kernel.mmap(fd, 4096, 0, true)).toThrow(expect.objectContaining({ code: 'EACCES' }));
-    h.kernel.readMapped(fd, 0, new Uint8Array(16)); // readable through a private read-only mapping
-    h.kernel.close(fd);
+    expect(() => kernelOf(h).mmap(fd, 4096, 0, true)).toThrow(expect.objectContaining({ code: 'EACCES' }));
+    kernelOf(h).readMapped(fd, 0, new Uint8Array(16)); // readable through a private read-only mapping
+    kernelOf(h).close(fd);
   });
 
   test.each([
@@ -110,11 +111,11 @@ describe.each(backends())('the dma-heap ioctl ABI: $label', (backend) => {
     using h = heap();
     const before = openFds();
     const arg = alloc(4096n);
-    h.kernel.ioctl(h.fd, IOW('H', 0, 24), arg);
+    kernelOf(h).ioctl(h.fd, IOW('H', 0, 24), arg);
     expect(decodeAllocationData(arg).fd).toBe(0);
     const leaked = newFds(before);
     expect(leaked).toHaveLength(1);
-    h.kernel.close(leaked[0]);
+    kernelOf(h).close(leaked[0]);
   });
 
   test('a NULL argument is EFAULT', () => {
@@ -124,9 +125,9 @@ describe.each(backends())('the dma-heap ioctl ABI: $label', (backend) => {
 
   test('ioctlAsync follows the same rules', async () => {
     using h = heap();
-    await expect(h.kernel.ioctlAsync(h.fd, DMA_HEAP_IOCTL_ALLOC, alloc(0n))).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(kernelOf(h).ioctlAsync(h.fd, DMA_HEAP_IOCTL_ALLOC, alloc(0n))).rejects.toMatchObject({ code: 'EINVAL' });
     const arg = alloc(4096n);
-    await expect(h.kernel.ioctlAsync(h.fd, DMA_HEAP_IOCTL_ALLOC, arg)).resolves.toBe(0);
-    h.kernel.close(decodeAllocationData(arg).fd);
+    await expect(kernelOf(h).ioctlAsync(h.fd, DMA_HEAP_IOCTL_ALLOC, arg)).resolves.toBe(0);
+    kernelOf(h).close(decodeAllocationData(arg).fd);
   });
 });

@@ -8,9 +8,10 @@ import type { Framework } from '../../lib/framework';
 import type { Heap } from '../../lib/heap';
 import { openHeap } from '../../lib/heap';
 import { backends, newFds, openFds, testIf } from '../helpers/backends';
+import { kernelOf } from '../../lib/kernel';
 
 /** the software backend under test is a framework of its own: fromFd must look there */
-const sameKernel = (h: Heap) => (h.kernel.backend === 'software' ? { framework: h.kernel as Framework } : {});
+const sameKernel = (h: Heap) => (kernelOf(h).backend === 'software' ? { framework: kernelOf(h) as Framework } : {});
 
 describe.each(backends())('DmaBuf.fromFd: $label', (backend) => {
   const heap = () => openHeap('system', backend.options());
@@ -34,7 +35,7 @@ describe.each(backends())('DmaBuf.fromFd: $label', (backend) => {
     using h = heap();
     using original = h.alloc(4096);
     original.bytes()[1] = 5;
-    const fd = h.kernel.dup(original.fd, true);
+    const fd = kernelOf(h).dup(original.fd, true);
     const before = openFds();
     const adopted = DmaBuf.fromFd(fd, { dup: false, ...sameKernel(h) });
     expect(openFds().has(fd)).toBe(adopted.fd === fd);
@@ -47,7 +48,7 @@ describe.each(backends())('DmaBuf.fromFd: $label', (backend) => {
   test('when fromFd refuses, the caller’s fd is untouched', () => {
     using h = heap();
     const before = openFds();
-    expect(() => DmaBuf.fromFd(0.5 as never, { dup: false })).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(() => DmaBuf.fromFd(0.5 as never, { dup: false })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
     expect(openFds()).toEqual(before);
   });
 
@@ -99,11 +100,12 @@ describe('DmaBuf.fromFd refuses what is not a dma-buf', () => {
     }
   });
 
-  test('a closed fd is EBADF, and a non-integer a TypeError', () => {
+  test('a closed fd is EBADF (a DmaHeapError), a negative or non-integer fd ERR_OUT_OF_RANGE, a non-number a TypeError', () => {
     const fd = openSync(__filename, 'r');
     closeSync(fd);
-    expect(() => fromFd(fd)).toThrow(expect.objectContaining({ code: 'EBADF', errno: -9, syscall: 'fstat' }));
-    expect(() => fromFd(-1)).toThrow(expect.objectContaining({ name: 'TypeError' }));
-    expect(() => fromFd(1.5)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(() => fromFd(fd)).toThrow(expect.objectContaining({ name: 'DmaHeapError', code: 'EBADF', errno: -9, syscall: 'fstat' }));
+    expect(() => fromFd(-1)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => fromFd(1.5)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => fromFd('3' as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
   });
 });

@@ -73,9 +73,11 @@ describe('options that are not objects are typed errors', () => {
     expect(call).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
-  test('null means no options', () => {
-    using heap = openHeap('system', null as never);
-    using buf = heap.alloc(4096, null as never);
+  test('null is not "no options": options are a plain object or undefined', () => {
+    expect(() => openHeap('system', null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    using heap = openHeap('system');
+    expect(() => heap.alloc(4096, null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    using buf = heap.alloc(4096, undefined);
     expect(buf.size).toBe(heap.pageSize);
   });
 });

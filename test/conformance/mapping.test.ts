@@ -1,5 +1,6 @@
 import { openHeap } from '../../lib/heap';
 import { backends } from '../helpers/backends';
+import { kernelOf } from '../../lib/kernel';
 
 describe.each(backends())('mapping: $label', (backend) => {
   const heap = () => openHeap('system', backend.options());
@@ -12,23 +13,23 @@ describe.each(backends())('mapping: $label', (backend) => {
     expect(buf.map()).toBe(ab);
     new Uint8Array(ab).fill(0x5a);
     // A second, independent mapping of the same fd sees the bytes: they are shared, not copied.
-    const other = h.kernel.mmap(buf.fd, buf.size, 0, true);
+    const other = kernelOf(h).mmap(buf.fd, buf.size, 0, true);
     expect(other.every((x) => x === 0x5a)).toBe(true);
     other[10] = 1;
     expect(new Uint8Array(ab)[10]).toBe(1);
-    h.kernel.munmap(other);
+    kernelOf(h).munmap(other);
   });
 
   test('a mapping stays valid after its fd is closed, until unmapped', () => {
     using h = heap();
     const buf = h.alloc(h.pageSize);
-    const fd = h.kernel.dup(buf.fd, true);
+    const fd = kernelOf(h).dup(buf.fd, true);
     buf.close();
-    const view = h.kernel.mmap(fd, h.pageSize, 0, true);
-    h.kernel.close(fd);
+    const view = kernelOf(h).mmap(fd, h.pageSize, 0, true);
+    kernelOf(h).close(fd);
     view.fill(0x42);
     expect(view[h.pageSize - 1]).toBe(0x42);
-    h.kernel.munmap(view);
+    kernelOf(h).munmap(view);
     expect(view.length).toBe(0);
   });
 
@@ -38,10 +39,10 @@ describe.each(backends())('mapping: $label', (backend) => {
     using buf = h.alloc(4 * page);
     const all = buf.bytes();
     for (let p = 0; p < 4; p++) all.fill(p + 1, p * page, (p + 1) * page);
-    const tail = h.kernel.mmap(buf.fd, 2 * page, 2 * page, true);
+    const tail = kernelOf(h).mmap(buf.fd, 2 * page, 2 * page, true);
     expect(tail[0]).toBe(3);
     expect(tail[page]).toBe(4);
-    h.kernel.munmap(tail);
+    kernelOf(h).munmap(tail);
   });
 
   test.each([
@@ -52,7 +53,7 @@ describe.each(backends())('mapping: $label', (backend) => {
     using h = heap();
     using buf = h.alloc(4 * h.pageSize);
     const [length, offset] = range(h.pageSize);
-    expect(() => h.kernel.mmap(buf.fd, length, offset, true)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'mmap' }));
+    expect(() => kernelOf(h).mmap(buf.fd, length, offset, true)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'mmap' }));
   });
 
   test('close() detaches every view onto the mapping: no segfault, length 0', () => {

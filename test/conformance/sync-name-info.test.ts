@@ -2,6 +2,7 @@ import { readlinkSync } from 'node:fs';
 import { openHeap } from '../../lib/heap';
 import { DMA_BUF_IOCTL_SYNC, DMA_BUF_SET_NAME_A, DMA_BUF_SET_NAME_B, encodeName, encodeU64 } from '../../lib/uapi';
 import { backends } from '../helpers/backends';
+import { kernelOf } from '../../lib/kernel';
 
 describe.each(backends())('CPU access, names and info: $label', (backend) => {
   const heap = () => openHeap('system', backend.options());
@@ -40,7 +41,7 @@ describe.each(backends())('CPU access, names and info: $label', (backend) => {
   ])('SYNC with %s fails with EINVAL', (_what, flags) => {
     using h = heap();
     using buf = h.alloc(4096);
-    expect(() => h.kernel.ioctl(buf.fd, DMA_BUF_IOCTL_SYNC, encodeU64(flags))).toThrow(
+    expect(() => kernelOf(h).ioctl(buf.fd, DMA_BUF_IOCTL_SYNC, encodeU64(flags))).toThrow(
       expect.objectContaining({ code: 'EINVAL', errno: -22, syscall: 'ioctl' }),
     );
   });
@@ -56,10 +57,10 @@ describe.each(backends())('CPU access, names and info: $label', (backend) => {
     expect(() => buf.setName('y'.repeat(32))).toThrow(RangeError);
     expect(buf.info().name).toBe('x'.repeat(31));
     // The kernel enforces it too (strndup_user with DMA_BUF_NAME_LEN).
-    expect(() => h.kernel.ioctl(buf.fd, DMA_BUF_SET_NAME_B, encodeName('z'.repeat(32)))).toThrow(
+    expect(() => kernelOf(h).ioctl(buf.fd, DMA_BUF_SET_NAME_B, encodeName('z'.repeat(32)))).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     );
-    h.kernel.ioctl(buf.fd, DMA_BUF_SET_NAME_A, encodeName('via-A'));
+    kernelOf(h).ioctl(buf.fd, DMA_BUF_SET_NAME_A, encodeName('via-A'));
     expect(buf.info().name).toBe('via-A');
   });
 

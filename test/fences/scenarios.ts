@@ -4,6 +4,7 @@
  * at each step. The differential check compares the two records.
  */
 import type { DmaBuf } from '../../lib/dmabuf';
+import { kernelOf } from '../../lib/kernel';
 import { POLLIN, POLLOUT } from '../../lib/fence-uapi';
 import type { SyncFile } from '../../lib/sync-file';
 
@@ -42,7 +43,7 @@ export async function runFenceScenarios(alloc: () => DmaBuf, device: FenceDevice
   const out: Record<string, string> = {};
   const a = alloc();
   const b = alloc();
-  const mask = (buf: DmaBuf) => String(buf.kernel.pollNow(buf.fd, POLLIN | POLLOUT));
+  const mask = (buf: DmaBuf) => String(kernelOf(buf).pollNow(buf.fd, POLLIN | POLLOUT));
   const exp = (buf: DmaBuf, access: 'read' | 'write' | 'readwrite') => sfRecord(buf.exportSyncFile(access));
   try {
     out['idle: poll'] = mask(a);
@@ -50,7 +51,7 @@ export async function runFenceScenarios(alloc: () => DmaBuf, device: FenceDevice
 
     const w = await device.attach(a, 'write');
     out['write fence: poll'] = mask(a);
-    out['write fence: poll POLLIN only'] = String(a.kernel.pollNow(a.fd, POLLIN));
+    out['write fence: poll POLLIN only'] = String(kernelOf(a).pollNow(a.fd, POLLIN));
     out['write fence: export read'] = exp(a, 'read');
     out['write fence: export write'] = exp(a, 'write');
     out['write fence: export readwrite'] = exp(a, 'readwrite');

@@ -60,7 +60,7 @@ eachBacking((make, backing) => {
     expect(fw.fdinfo(heapFd)).toMatch(/^pos:\t0\nflags:\t02[0-7]{6}\nmnt_id:\t0\nino:\t\d+\n$/);
     fw.close(heapFd);
     expect(thrown(() => fw.fdinfo(heapFd))).toMatchObject({
-      code: 'ENOENT',
+      code: 'EBADF', // as the native kernel says for a closed fd (test/conformance/errors.test.ts)
       syscall: 'open',
       path: `/proc/self/fdinfo/${heapFd}`,
     });
@@ -222,13 +222,16 @@ eachBacking((make, backing) => {
       const state = fw.dmaBuf(fd)?.cpuAccess;
       if (expected === 'EINVAL') {
         expect(thrown(() => sync(fw, fd, flags))).toMatchObject({ code: 'EINVAL', syscall: 'ioctl' });
-        expect(state).toEqual({ active: null, begins: 0, ends: 0 });
+        expect(state).toEqual({ active: null });
       } else {
-        expect(sync(fw, fd, flags)).toBe(0);
         const [phase, direction] = expected.split(' ');
-        expect(state).toEqual(
-          phase === 'begin' ? { active: direction, begins: 1, ends: 0 } : { active: null, begins: 0, ends: 1 },
-        );
+        if (phase === 'end') {
+          // an END is seen by what it ends: begin the same direction first
+          sync(fw, fd, flags & 3n);
+          expect(state?.active).toBe(direction);
+        }
+        expect(sync(fw, fd, flags)).toBe(0);
+        expect(state).toEqual(phase === 'begin' ? { active: direction } : { active: null });
       }
       fw.close(fd);
     });
@@ -239,7 +242,7 @@ eachBacking((make, backing) => {
       sync(fw, fd, 3n);
       expect(fw.dmaBuf(fd)?.cpuAccess.active).toBe('DMA_BIDIRECTIONAL');
       sync(fw, fd, 7n);
-      expect(fw.dmaBuf(fd)?.cpuAccess).toEqual({ active: null, begins: 1, ends: 1 });
+      expect(fw.dmaBuf(fd)?.cpuAccess).toEqual({ active: null });
       fw.ioctl(fd, DMA_BUF_IOCTL_SYNC, new Uint8Array([1, 0, 0, 0]));
       expect(fw.dmaBuf(fd)?.cpuAccess.active).toBe('DMA_FROM_DEVICE');
       expect(thrown(() => fw.ioctl(fd, DMA_BUF_IOCTL_SYNC, null)).code).toBe('EFAULT');

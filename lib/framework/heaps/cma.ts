@@ -7,7 +7,7 @@
  * (`reserved` unless the device tree names it): two heaps, each its own struct cma_heap,
  * over the same struct cma. Before 6.17 (and in the v14 era) only the legacy name existed.
  */
-import type { Backing } from '../backing';
+import type { BackingMemory } from '../backing';
 import type { Cma } from '../cma';
 import { errno } from '../errno';
 import type { DmaBuf } from '../dma-buf';
@@ -29,7 +29,7 @@ export interface CmaBuffer {
   offset: number;
   /** base + offset: what a device would be given */
   physAddr: number;
-  backing: Backing;
+  backing: BackingMemory;
 }
 
 /** get_order(size): the smallest order with PAGE_SIZE << order >= size */
@@ -52,7 +52,7 @@ function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
         const align = Math.min(getOrder(size, fw.pageSize), CMA_ALIGNMENT);
         const pageno = region.alloc(pagecount, align);
         if (pageno === null) throw errno('ENOMEM');
-        let backing: Backing;
+        let backing: BackingMemory;
         try {
           backing = fw.allocBacking(size, heap.name); // fresh, so zeroed as cma_heap_allocate memsets
         } catch (e) {

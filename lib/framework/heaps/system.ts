@@ -4,7 +4,7 @@
  * steps in; the simulation refuses more than the machine's RAM with ENOMEM instead.
  */
 import { physicalMemory } from '../../host';
-import type { Backing } from '../backing';
+import type { BackingMemory } from '../backing';
 import { errno } from '../errno';
 import type { DmaBuf } from '../dma-buf';
 import type { DmaHeap } from '../dma-heap';
@@ -15,7 +15,7 @@ export function addSystemHeap(fw: Framework): DmaHeap {
   return fw.addHeap({
     name: 'system',
     ops: {
-      allocate(heap, len, fdFlags): DmaBuf<Backing> {
+      allocate(heap, len, fdFlags): DmaBuf<BackingMemory> {
         if (len > physicalMemory()) throw errno('ENOMEM');
         const size = Number(len);
         const backing = fw.allocBacking(size, heap.name); // zeroed: a fresh memfd or ArrayBuffer
