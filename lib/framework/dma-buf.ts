@@ -50,6 +50,9 @@ export interface DmaBufExportInfo<P = unknown> {
 export interface CpuAccessState {
   /** the direction of the last BEGIN not yet followed by an END, else null */
   active: DmaDataDirection | null;
+  /** BEGINs and ENDs seen: how a test sees that a bracket was opened and closed */
+  begins: number;
+  ends: number;
 }
 
 export class DmaBuf<P = unknown> {
@@ -62,7 +65,7 @@ export class DmaBuf<P = unknown> {
   readonly ops: DmaBufOps<P>;
   readonly priv: P;
   readonly backing?: BackingMemory;
-  readonly cpuAccess: CpuAccessState = { active: null };
+  readonly cpuAccess: CpuAccessState = { active: null, begins: 0, ends: 0 };
   /** run after ops.release (the framework's accounting) */
   readonly releaseHooks: Array<() => void> = [];
 
@@ -130,10 +133,12 @@ export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array, ctx: S
       }
       if (flags & DMA_BUF_SYNC_END) {
         dmabuf.ops.endCpuAccess?.(dmabuf, direction);
+        dmabuf.cpuAccess.ends++;
         dmabuf.cpuAccess.active = null;
       } else {
         syncStartCheck(dmabuf, flags); // the wait for conflicting fences: EDEADLK here
         dmabuf.ops.beginCpuAccess?.(dmabuf, direction);
+        dmabuf.cpuAccess.begins++;
         dmabuf.cpuAccess.active = direction;
       }
       return 0;
