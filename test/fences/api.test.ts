@@ -1,6 +1,6 @@
 // The fence API on the software framework: what the real kernel does with a device
 // (test/fences/devices.test.ts) is played here by a SoftwareFenceSource. Runs on every host.
-import { DmaBuf, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
+import { DmaBuf, DmaHeapError, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
 
 let fw: Framework;
 let source: SoftwareFenceSource;
@@ -189,5 +189,34 @@ describe('SoftwareFenceSource', () => {
     const f = quick.attach(buf, 'write');
     await buf.idle();
     expect(f.signaled).toBe(true);
+  });
+});
+
+describe('kernels before 6.0', () => {
+  test('EXPORT/IMPORT_SYNC_FILE answering ENOTTY become "not supported by this kernel"', () => {
+    // a kernel that says what a 5.x kernel says to the sync_file ioctls
+    const old = new Proxy(fw, {
+      get(target, prop, receiver) {
+        if (prop === 'ioctl') {
+          return (fd: number, cmd: number, arg: Uint8Array | null) => {
+            if (cmd === 0xc0086202 || cmd === 0x40086203) throw new DmaHeapError('ENOTTY', 'ioctl');
+            return target.ioctl(fd, cmd, arg);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const b = new DmaBuf(fw.dup(buf.fd, true), { kernel: old, tier: 'memfd', readOnly: false });
+    try {
+      expect(() => b.exportSyncFile('read')).toThrow(
+        expect.objectContaining({ code: 'ENOTTY', syscall: 'ioctl', message: expect.stringContaining('not supported by this kernel') }),
+      );
+      using sf = buf.exportSyncFile('read');
+      using viaOld = new SyncFile(fw.dup(sf.fd, true), old);
+      expect(() => b.importSyncFile(viaOld, 'read')).toThrow(expect.objectContaining({ code: 'ENOTTY' }));
+    } finally {
+      b.close();
+    }
   });
 });
