@@ -6,6 +6,10 @@
  * CONFIG_DMABUF_HEAPS_CMA_LEGACY=y (the default), a second heap under the area's legacy name
  * (`reserved` unless the device tree names it): two heaps, each its own struct cma_heap,
  * over the same struct cma. Before 6.17 (and in the v14 era) only the legacy name existed.
+ * By 7.3 (Debian's linux-source-7.3, read for the kernel matrix) the option is gone and the
+ * alias is unconditional: add_cma_heaps() adds `default_cma_region` for dev_get_cma_area(NULL),
+ * then one heap per dma_contiguous_areas[] entry under cma_get_name(), and the default area
+ * made from cma= is in that list too. The heaps this file registers are the same either way.
  */
 import type { BackingMemory } from '../backing';
 import type { Cma } from '../cma';
