@@ -231,8 +231,45 @@ function ensureKernel(name, opts = {}) {
   // One build tree per (kernel, source version): a changed fragment rebuilds incrementally.
   const obj = path.join(cache, 'build', `${name}_${src.version.replace(/[^\w.+-]/g, '_')}`);
   fs.mkdirSync(obj, { recursive: true });
-  fs.mkdirSync(path.join(cache, 'kernels'), { recursive: true });
-  const logFile = path.join(cache, 'kernels', `${key}.log`);
+  return withTreeLock(obj, () => {
+    // Whoever held the tree before us may have built this very kernel.
+    if (!opts.force && fs.existsSync(infoFile)) return JSON.parse(fs.readFileSync(infoFile, 'utf8'));
+    return build(spec, src, tree, obj, text, configHash, key, out, opts);
+  });
+}
+
+// Two builds in one object tree corrupt it (fixdep: missing .o.d files, measured when CI and a
+// developer both built arm64 at once): one holder per tree, others wait. A lock whose holder
+// died is taken over.
+function withTreeLock(obj, fn) {
+  const lock = `${obj}.lock`;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  let told = false;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      let pid = 0;
+      try { pid = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8')); } catch {}
+      if (pid && !alive(pid)) { fs.rmSync(lock, { recursive: true, force: true }); continue; }
+      if (!told) { log(`waiting for build ${pid || '?'} to leave ${obj}`); told = true; }
+      Atomics.wait(nap, 0, 0, 5000); // a build script with nothing else to do: blocking is fine
+    }
+  }
+  try { return fn(); } finally { fs.rmSync(lock, { recursive: true, force: true }); }
+}
+
+function alive(pid) {
+  try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; }
+}
+
+function build(spec, src, tree, obj, text, configHash, key, out, opts) {
+  const { name } = spec;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const logFile = path.join(path.dirname(out), `${key}.log`);
   fs.writeFileSync(logFile, '');
   const t0 = Date.now();
   const cpu0 = childCpuSeconds();
