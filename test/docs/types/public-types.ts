@@ -49,9 +49,10 @@ export function serve(path: string): void {
   server.emit('connection', ...args);
 }
 
-// options are checked
+// fd is read-only; options are checked
 export function misuse(buf: DmaBuf): void {
-  buf.close();
+  // @ts-expect-error: fd cannot be assigned
+  buf.fd = 3;
   // @ts-expect-error: a misspelled option
   openHeap('system', { backnd: 'software' });
 }
