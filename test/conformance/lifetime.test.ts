@@ -1,19 +1,15 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { DmaBuf } from '../../lib/dmabuf';
 import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
 import { openHeap } from '../../lib/heap';
-import { backends, openFds } from '../helpers/backends';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+import { backends } from '../helpers/backends';
+import { gc, openFds, tick } from '../helpers/fds';
 
 /** let FinalizationRegistry callbacks run: they need a GC and then a turn of the event loop */
 async function collect(): Promise<void> {
   for (let i = 0; i < 4; i++) {
     gc();
-    await new Promise((r) => setImmediate(r));
+    await tick();
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
 import { nativeKernel } from '../../lib/chooser';
@@ -29,24 +29,8 @@ export function backends(): TestBackend[] {
 /** the raw kernel under a backend's heap, for ABI-level cases */
 export type RawKernel = Kernel;
 
-/** fds open in this process now (Linux); leak checks compare two of these. The fd readdir
- *  itself used is closed by the time we readlink, so it drops out. */
-export function openFds(): Set<number> {
-  return new Set(readdirSync('/proc/self/fd').map(Number).filter((fd) => fdTarget(fd) !== ''));
-}
-
-export function fdTarget(fd: number): string {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return '';
-  }
-}
-
-/** the fds opened since `before` */
-export function newFds(before: Set<number>): number[] {
-  return [...openFds()].filter((fd) => !before.has(fd));
-}
+// fd helpers live in one place (test/helpers/fds.ts); re-exported for the suites that import them from here
+export { fdTarget, newFds, openFds } from './fds';
 
 /** A test that runs only when `cond` holds; otherwise it is reported as skipped, with the reason in its name. */
 export function testIf(cond: boolean, reason: string): (name: string, fn: () => unknown) => void {

@@ -1,0 +1,94 @@
+/** src/heap_device.cc: ioctl and its scratch memory. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { addonStatus } from '../../lib/native/load';
+import { NativeKernel, devNumbers } from '../../lib/native/kernel';
+import * as uapi from '../../lib/uapi';
+import {
+  A,
+  addonFile,
+  addonSuite,
+  disabled,
+  FIONREAD,
+  fdCount,
+  fdFlags,
+  gc,
+  gcUntil,
+  isOpen,
+  mapsOf,
+  memfd,
+  O_CLOEXEC_OCTAL,
+  page,
+  scratchDir,
+  SEEK_END,
+  thrown,
+  tick,
+} from './helpers';
+
+addonSuite('addon: heap_device', () => {
+  describe('(g) ioctl', () => {
+    test('a too-short arg: the kernel writes into scratch, only arg.length bytes come back', async () => {
+      const [a, b] = A.socketpair(A.abi.SOCK_STREAM);
+      A.sendFds(a, new Uint8Array(258), []);
+      const backing = new Uint8Array(8).fill(0xaa);
+      const arg = backing.subarray(2, 3); // 1 byte; FIONREAD writes 4
+      expect(A.ioctl(b, FIONREAD, arg)).toBe(0);
+      expect([...backing]).toEqual([0xaa, 0xaa, 0x02, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa]);
+      backing.fill(0xaa);
+      expect(await A.ioctlAsync(b, FIONREAD, arg)).toBe(0);
+      expect([...backing]).toEqual([0xaa, 0xaa, 0x02, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa]);
+      const full = new Uint8Array(4);
+      A.ioctl(b, FIONREAD, full);
+      expect(new DataView(full.buffer).getInt32(0, true)).toBe(258);
+      A.close(a);
+      A.close(b);
+    });
+
+    test('a null arg passes NULL: EFAULT', () => {
+      const [a, b] = A.socketpair(A.abi.SOCK_STREAM);
+      expect(thrown(() => A.ioctl(a, FIONREAD, null))).toMatchObject({ code: 'EFAULT', syscall: 'ioctl' });
+      A.close(a);
+      A.close(b);
+    });
+
+    test('the dma-heap ALLOC number on a memfd: ENOTTY, arg untouched; async rejects alike', async () => {
+      const { fd } = memfd(page);
+      const arg = uapi.encodeAllocationData({ len: 4096n, fd: 0, fdFlags: uapi.O_RDWR | uapi.O_CLOEXEC, heapFlags: 0n });
+      const copy = Uint8Array.from(arg);
+      const expected = { code: 'ENOTTY', errno: -os.constants.errno.ENOTTY, syscall: 'ioctl' };
+      expect(thrown(() => A.ioctl(fd, A.abi.DMA_HEAP_IOCTL_ALLOC, arg))).toMatchObject(expected);
+      expect(thrown(() => A.ioctl(fd, A.abi.DMA_HEAP_IOCTL_ALLOC, arg.subarray(0, 1)))).toMatchObject(expected);
+      expect(thrown(() => A.ioctl(fd, A.abi.DMA_HEAP_IOCTL_ALLOC | 0, arg))).toMatchObject(expected); // signed form
+      await expect(A.ioctlAsync(fd, A.abi.DMA_HEAP_IOCTL_ALLOC, arg)).rejects.toMatchObject(expected);
+      expect(arg).toEqual(copy);
+      A.close(fd);
+    });
+
+    test('ioctlAsync settles later, off the event loop, and survives its arg being detached', async () => {
+      const [a, b] = A.socketpair(A.abi.SOCK_STREAM);
+      A.sendFds(a, new Uint8Array(3), []);
+      let settled = false;
+      const p = A.ioctlAsync(b, FIONREAD, new Uint8Array(4)).then((r) => {
+        settled = true;
+        return r;
+      });
+      await Promise.resolve();
+      expect(settled).toBe(false);
+      expect(await p).toBe(0);
+
+      const { fd } = memfd(page);
+      const buffer = A.mmap(fd, page, 0, true);
+      const arg = new Uint8Array(buffer, 0, 4);
+      const pending = A.ioctlAsync(b, FIONREAD, arg);
+      A.munmap(buffer); // the copy-back must notice, not write into unmapped memory
+      expect(await pending).toBe(0);
+      expect(arg.length).toBe(0);
+      A.close(fd);
+      A.close(a);
+      A.close(b);
+    });
+  });
+});
