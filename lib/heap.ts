@@ -1,6 +1,7 @@
 import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from './chooser';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
+import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
 import { forgotten, setKernelOf, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
 import {
   DMA_HEAP_IOCTL_ALLOC,
@@ -184,6 +185,16 @@ export class Heap {
     }
     // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
     return this.#wrap(arg, options);
+  }
+
+  /**
+   * A pool of `count` buffers of `size` bytes from this heap, allocated and mapped once, for a
+   * pipeline to cycle instead of allocating per frame (see BufferPool). The pool's buffers
+   * outlive the heap's close().
+   */
+  createPool(options: BufferPoolOptions & Pick<AllocOptions, 'cloexec'>): BufferPool {
+    this.#check();
+    return createPool(this, options);
   }
 
   /** Close the heap device (once no allocAsync still runs). Buffers stay valid. Idempotent. */

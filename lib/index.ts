@@ -36,6 +36,15 @@ export { SyncFile, type SyncFileInfo, type SyncFileStatus } from './sync-file';
 export type { WaitOptions } from './fences';
 export { allocShareable, TIERS, type ShareableOptions } from './tiers';
 export {
+  BufferPool,
+  PooledBuffer,
+  createShareablePool,
+  type AcquireOptions,
+  type BufferPoolOptions,
+  type BufferPoolStats,
+  type BufferSource,
+} from './pool';
+export {
   DmaBufChannel,
   DmaBufChannelError,
   DmaBufServer,

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { nativeKernel } from '../../lib/chooser';
-import { BufferPool, PooledBuffer, createPool, createShareablePool } from '../../lib/pool';
+import { BufferPool, PooledBuffer, createShareablePool } from '../../lib';
 import { openHeap } from '../../lib/heap';
 import { backends, openFds } from '../helpers/backends';
 
@@ -18,7 +18,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('count buffers are made and mapped up front; each keeps its fd, pages and mapping for life', () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: 3 * PAGE, count: 3, name: 'frames' });
+    using pool = heap.createPool({ size: 3 * PAGE, count: 3, name: 'frames' });
     expect(pool.stats()).toEqual({ size: 3 * PAGE, inUse: 0, idle: 3, total: 3, max: 3, waiting: 0, bytes: 9 * PAGE, closed: false });
     expect(openFds().size).toBe(start + 4); // the heap and three buffers
 
@@ -43,7 +43,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('acquire() takes idle buffers, then throws ERR_DMA_HEAP_POOL_EXHAUSTED; tryAcquire() returns null', () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 2 });
+    using pool = heap.createPool({ size: PAGE, count: 2 });
     const a = pool.acquire();
     const b = pool.acquire();
     expect(a.fd).not.toBe(b.fd);
@@ -61,7 +61,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('max above count: the pool grows on demand up to max, never beyond', () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 1, max: 3 });
+    using pool = heap.createPool({ size: PAGE, count: 1, max: 3 });
     expect(pool.total).toBe(1);
     const held = [pool.acquire(), pool.acquire(), pool.acquire()];
     expect(pool.stats()).toMatchObject({ inUse: 3, idle: 0, total: 3, bytes: 3 * PAGE });
@@ -72,7 +72,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('acquireAsync() waits while all are in use, first come first served, and gets the released buffer', async () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 1 });
+    using pool = heap.createPool({ size: PAGE, count: 1 });
     const first = pool.acquire();
     const fd = first.fd;
     const order: string[] = [];
@@ -94,7 +94,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('acquireAsync() with an AbortSignal: abort rejects with ABORT_ERR and leaves the queue; already aborted rejects at once', async () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 1 });
+    using pool = heap.createPool({ size: PAGE, count: 1 });
     const held = pool.acquire();
     const ac = new AbortController();
     const waiting = pool.acquireAsync({ signal: ac.signal });
@@ -110,7 +110,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('acquireAsync() grows the pool with allocAsync while below max', async () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 0, max: 2 });
+    using pool = heap.createPool({ size: PAGE, count: 0, max: 2 });
     const [a, b] = await Promise.all([pool.acquireAsync(), pool.acquireAsync()]);
     expect(pool.stats()).toMatchObject({ inUse: 2, total: 2 });
     expect(a.bytes.length).toBe(PAGE);
@@ -124,7 +124,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('double release throws ERR_DMA_HEAP_POOL_RELEASED; a stale handle cannot touch the next user’s buffer', () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 1 });
+    using pool = heap.createPool({ size: PAGE, count: 1 });
     const a = pool.acquire();
     const buf = a.buffer;
     a.release();
@@ -147,8 +147,8 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('a foreign buffer or another pool’s handle throws ERR_DMA_HEAP_POOL_FOREIGN and is left untouched', () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 1 });
-    using other = createPool(heap, { size: PAGE, count: 1 });
+    using pool = heap.createPool({ size: PAGE, count: 1 });
+    using other = heap.createPool({ size: PAGE, count: 1 });
     using plain = heap.alloc(PAGE);
     expect(() => pool.release(plain)).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_FOREIGN' }));
     expect(plain.closed).toBe(false);
@@ -162,9 +162,9 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('close() frees idle buffers at once and in-use ones when released; waiters reject; acquire refuses', async () => {
     using heap = openHeap('system', backend.options());
-    const pool = createPool(heap, { size: PAGE, count: 3 });
+    const pool = heap.createPool({ size: PAGE, count: 3 });
     const held = pool.acquire();
-    const waiterPool = createPool(heap, { size: PAGE, count: 1 });
+    const waiterPool = heap.createPool({ size: PAGE, count: 1 });
     const w = waiterPool.acquire();
     const waiting = waiterPool.acquireAsync();
     expect(openFds().size).toBe(start + 5);
@@ -189,7 +189,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('a buffer the user closes while it is in use or idle is dropped (no fd leak), and the pool can grow back', () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 2 });
+    using pool = heap.createPool({ size: PAGE, count: 2 });
     const a = pool.acquire();
     a.buffer.close(); // misuse: the pool owns it
     a.release();
@@ -211,13 +211,13 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('zeroOnRelease clears each buffer when it comes back; off by default', () => {
     using heap = openHeap('system', backend.options());
-    using zeroing = createPool(heap, { size: 2 * PAGE, count: 1, zeroOnRelease: true });
+    using zeroing = heap.createPool({ size: 2 * PAGE, count: 1, zeroOnRelease: true });
     const a = zeroing.acquire();
     a.bytes.fill(0xee);
     const view = a.bytes;
     a.release();
     expect(view.every((x) => x === 0)).toBe(true);
-    using keeping = createPool(heap, { size: PAGE, count: 1 });
+    using keeping = heap.createPool({ size: PAGE, count: 1 });
     const b = keeping.acquire();
     b.bytes.fill(0xee);
     b.release();
@@ -227,7 +227,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('a handle the program drops without releasing is returned by the garbage collector', async () => {
     using heap = openHeap('system', backend.options());
-    using pool = createPool(heap, { size: PAGE, count: 1 });
+    using pool = heap.createPool({ size: PAGE, count: 1 });
     (() => {
       pool.acquire().bytes.fill(3);
     })();
@@ -242,13 +242,13 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
   test('bad options are TypeError/RangeError before any allocation', () => {
     using heap = openHeap('system', backend.options());
-    expect(() => createPool(heap, { size: 0, count: 1 })).toThrow(RangeError);
-    expect(() => createPool(heap, { size: PAGE, count: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => createPool(heap, { size: PAGE, count: 1.5 })).toThrow(RangeError);
-    expect(() => createPool(heap, { size: PAGE, count: 4, max: 2 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => createPool(heap, { size: PAGE, count: 1, name: 'x'.repeat(40) })).toThrow(RangeError);
-    expect(() => createPool(heap, { size: PAGE, count: 1, zeroOnRelease: 'yes' as unknown as boolean })).toThrow(TypeError);
-    expect(() => createPool(heap, null as unknown as { size: number; count: number })).toThrow();
+    expect(() => heap.createPool({ size: 0, count: 1 })).toThrow(RangeError);
+    expect(() => heap.createPool({ size: PAGE, count: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => heap.createPool({ size: PAGE, count: 1.5 })).toThrow(RangeError);
+    expect(() => heap.createPool({ size: PAGE, count: 4, max: 2 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => heap.createPool({ size: PAGE, count: 1, name: 'x'.repeat(40) })).toThrow(RangeError);
+    expect(() => heap.createPool({ size: PAGE, count: 1, zeroOnRelease: 'yes' as unknown as boolean })).toThrow(TypeError);
+    expect(() => heap.createPool(null as unknown as { size: number; count: number })).toThrow();
     expect(openFds().size).toBe(start + 1);
   });
 
@@ -290,4 +290,15 @@ describe('shareable pools (allocShareable’s tiers)', () => {
       );
     }
   });
+});
+
+test('heap.createPool on a closed heap is ERR_DMA_HEAP_CLOSED; a pool outlives its heap’s close', () => {
+  const heap = openHeap('system', backends()[0].options());
+  const pool = heap.createPool({ size: PAGE, count: 1 });
+  heap.close();
+  expect(() => heap.createPool({ size: PAGE, count: 1 })).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_CLOSED' }));
+  const b = pool.acquire();
+  b.bytes.fill(1);
+  b.release();
+  pool.close();
 });
