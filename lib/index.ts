@@ -34,11 +34,10 @@ export type {
 } from './framework';
 export { SyncFile, type SyncFileInfo, type SyncFileStatus } from './sync-file';
 export type { WaitOptions } from './fences';
-export { allocShareable, TIERS, type ShareableOptions } from './tiers';
+export { allocShareable, createShareablePool, TIERS, type ShareableOptions } from './tiers';
 export {
   BufferPool,
   PooledBuffer,
-  createShareablePool,
   type AcquireOptions,
   type BufferPoolOptions,
   type BufferPoolStats,

@@ -1,7 +1,6 @@
 import type { DmaBuf } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
-import { allocShareable, type ShareableOptions } from './tiers';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
 /**
@@ -440,16 +439,4 @@ export function createPool(heap: Heap, options: BufferPoolOptions & Pick<AllocOp
     },
     o,
   );
-}
-
-/** A pool of allocShareable() buffers: every buffer from the strongest tier this host has. */
-export function createShareablePool(options: BufferPoolOptions & Omit<ShareableOptions, 'name'>): BufferPool {
-  const o = validateOptions(options, 'pool options');
-  const { tiers, requireDmaBuf, heap, cloexec } = o;
-  const shareable: ShareableOptions = {};
-  if (tiers !== undefined) shareable.tiers = tiers;
-  if (requireDmaBuf !== undefined) shareable.requireDmaBuf = requireDmaBuf;
-  if (heap !== undefined) shareable.heap = heap;
-  if (cloexec !== undefined) shareable.cloexec = cloexec;
-  return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, o);
 }

@@ -2,6 +2,7 @@ import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import { requireNative, tierUnavailable } from './chooser';
 import { openHeap, type Heap } from './heap';
+import { BufferPool, type BufferPoolOptions } from './pool';
 import { pageAlign } from './uapi';
 import { invalidArgType, invalidArgValue } from './args';
 import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
@@ -94,4 +95,16 @@ export function allocShareable(size: number | bigint, options?: ShareableOptions
     options.requireDmaBuf ? 'ERR_DMA_HEAP_NO_DMA_BUF' : 'ERR_DMA_HEAP_NO_TIER',
     `no ${options.requireDmaBuf ? 'real dma-buf ' : ''}tier could allocate ${size} bytes: ${reasons.join('; ')}`,
   );
+}
+
+/** A pool of allocShareable() buffers: every buffer from the strongest tier this host has. */
+export function createShareablePool(options: BufferPoolOptions & Omit<ShareableOptions, 'name'>): BufferPool {
+  const o = validateOptions(options, 'pool options');
+  const { tiers, requireDmaBuf, heap, cloexec } = o;
+  const shareable: ShareableOptions = {};
+  if (tiers !== undefined) shareable.tiers = tiers;
+  if (requireDmaBuf !== undefined) shareable.requireDmaBuf = requireDmaBuf;
+  if (heap !== undefined) shareable.heap = heap;
+  if (cloexec !== undefined) shareable.cloexec = cloexec;
+  return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, o);
 }

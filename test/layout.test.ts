@@ -112,15 +112,15 @@ test('the framework has no instanceof chains over file kinds: files dispatch thr
   expect(text).not.toMatch(/priv instanceof (DmaHeap|DmaBuf)/);
 });
 
-/** The package's public surface as it was before the layout changed (values and types). */
+/** The package's public surface as it was before the layout changed (values and types), plus the pools (issue 11). */
 const PUBLIC = {
   values: [
-    'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
-    'DmaHeapError', 'Framework', 'Heap', 'SoftwareFence', 'SoftwareFenceSource', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'fromFd', 'inheritedBuffers',
+    'BufferPool', 'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
+    'DmaHeapError', 'Framework', 'Heap', 'PooledBuffer', 'SoftwareFence', 'SoftwareFenceSource', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'createShareablePool', 'fromFd', 'inheritedBuffers',
     'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
   ],
   types: [
-    'AllocOptions', 'Backend', 'Backing', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
+    'AcquireOptions', 'AllocOptions', 'Backend', 'Backing', 'BufferPoolOptions', 'BufferPoolStats', 'BufferSource', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
     'FenceSourceOptions', 'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'SyncFileInfo', 'SyncFileStatus', 'Tier',
     'WaitOptions',
     // added by issue 10: the framework's public types and the server's events
