@@ -212,6 +212,7 @@ const sizeName = (n) => (n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB`);
 function paired(c, js, o, minN = 3) {
   c(2);
   js(2); // warm
+  // the op count: a C batch lasts about batchMs, unless that makes the JS batch far longer
   let n = 1;
   for (;;) {
     const t = c(n);
@@ -219,6 +220,7 @@ function paired(c, js, o, minN = 3) {
     n *= 2;
   }
   n = Math.max(minN, n * 4);
+  while (n > minN && js(n).wall > 8 * o.batchMs * 1e6) n = Math.max(minN, n >> 2);
   js(Math.max(1, n >> 2)); // JIT warm at the real batch shape
   const cpu = [];
   const wall = [];
@@ -588,9 +590,12 @@ async function childLag() {
   h.enable();
   const t0 = performance.now();
   let n = 0;
+  let closeMax = 0;
   while (performance.now() - t0 < 3000 || n < 5) {
     const b = await heap.allocAsync(size);
-    b.close();
+    const c0 = performance.now();
+    b.close(); // the kernel frees the pages in close(): on this thread
+    closeMax = Math.max(closeMax, performance.now() - c0);
     n++;
   }
   h.disable();
@@ -604,6 +609,7 @@ async function childLag() {
       p50ms: +(h.percentile(50) / 1e6).toFixed(2),
       p99ms: +(h.percentile(99) / 1e6).toFixed(2),
       maxMs: +(h.max / 1e6).toFixed(2),
+      closeMaxMs: +closeMax.toFixed(2),
     }),
   );
 }
@@ -628,7 +634,7 @@ function printChildren(r) {
     console.log(`  ${r.gc.noYield.buffers} buffers without yielding, then gc(): heap ${r.gc.noYield.heapBeforeMB} → ${r.gc.noYield.heapAfterGcMB} MB`);
   } else if (r.gc) console.log(`\nGC: ${r.gc.error}`);
   if (r.lag && !r.lag.error) {
-    console.log(`\nevent-loop lag while allocAsync makes ${sizeName(r.lag.size)} buffers back to back (${r.lag.backend}, ${r.lag.allocations} allocations, ${r.lag.msPerAlloc} ms each): p50 ${r.lag.p50ms} ms, p99 ${r.lag.p99ms} ms, max ${r.lag.maxMs} ms`);
+    console.log(`\nevent-loop lag while allocAsync makes ${sizeName(r.lag.size)} buffers back to back (${r.lag.backend}, ${r.lag.allocations} allocations, ${r.lag.msPerAlloc} ms each): p50 ${r.lag.p50ms} ms, p99 ${r.lag.p99ms} ms, max ${r.lag.maxMs} ms; the longest synchronous close() ${r.lag.closeMaxMs} ms`);
   } else if (r.lag) console.log(`\nlag: ${r.lag.error}`);
 }
 
