@@ -1,16 +1,32 @@
 /**
- * Buffers in and out of a message: describing the ones sent, and the one routine that
- * adopts received fds (used by the channel and by inheritedBuffers alike).
+ * Buffers and sync_files in and out of a message: describing the ones sent, and the one
+ * routine that adopts received fds (used by the channel and by inheritedItems alike).
  */
 import { DmaBuf, fromFd } from '../dmabuf';
 import { DmaBufStateError } from '../errors';
 import { invalidArgType, outOfRange } from '../args';
+import { SyncFile } from '../sync-file';
 import { bad } from './errors';
-import { isRealTier, MAX_FDS_PER_MESSAGE, SHAREABLE, type BufferMeta } from './frame';
+import { isRealTier, isSyncFileMeta, MAX_FDS_PER_MESSAGE, SHAREABLE, type BufferMeta, type ItemMeta } from './frame';
 import { closeAll, type Sockets } from './socket';
 
-function describe(buf: unknown, what: string): BufferMeta {
-  if (!(buf instanceof DmaBuf)) throw invalidArgType(what, 'an instance of DmaBuf', buf);
+/** What one message (or one spawn) carries: dma-bufs and sync_files, in any order. */
+export type ShareItem = DmaBuf | SyncFile;
+
+function describeSyncFile(sf: SyncFile, what: string): ItemMeta {
+  if (sf.closed) throw new DmaBufStateError('ERR_SYNC_FILE_CLOSED', `${what} is closed`);
+  if (sf.kernel.backend !== 'kernel') {
+    throw new DmaBufStateError(
+      'ERR_DMA_HEAP_NOT_SHAREABLE',
+      `${what} is a software framework's sync_file (a JS object of this process): only a real kernel's sync_file has an fd another process can use`,
+    );
+  }
+  return { kind: 'sync-file' };
+}
+
+function describe(buf: unknown, what: string): ItemMeta {
+  if (buf instanceof SyncFile) return describeSyncFile(buf, what);
+  if (!(buf instanceof DmaBuf)) throw invalidArgType(what, 'an instance of DmaBuf or SyncFile', buf);
   const b = buf;
   if (b.closed) throw new DmaBufStateError('ERR_DMA_BUF_CLOSED', `${what} is closed`);
   if (!SHAREABLE.includes(b.tier)) {
@@ -25,25 +41,47 @@ function describe(buf: unknown, what: string): BufferMeta {
   return meta;
 }
 
-/** The descriptions of buffers about to be sent; TypeError/RangeError/state errors for bad ones. */
-export function validateBuffers(buffers: unknown): BufferMeta[] {
-  if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an array of DmaBuf', buffers);
+/** The descriptions of items about to be sent; TypeError/RangeError/state errors for bad ones. */
+export function validateBuffers(buffers: unknown): ItemMeta[] {
+  if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an array of DmaBuf or SyncFile', buffers);
   if (buffers.length > MAX_FDS_PER_MESSAGE) {
     throw outOfRange('buffers.length', `<= ${MAX_FDS_PER_MESSAGE} (SCM_MAX_FD: buffers in one message)`, buffers.length);
   }
   return buffers.map((b, i) => describe(b, `buffers[${i}]`));
 }
 
+/** A received fd described as a sync_file: it must be one (SYNC_IOC_FILE_INFO), of the real kernel. */
+function adoptSyncFile(sock: Sockets, fd: number, label: string): SyncFile {
+  let sf: SyncFile;
+  try {
+    // dup: an O_CLOEXEC fd of ours (an inherited fd is not); fromFd closes its dup when it refuses
+    sf = SyncFile.fromFd(fd, { dup: true });
+  } catch (err) {
+    throw bad('notSyncFile', `${label} is described as a sync_file but is not one: ${(err as Error).message}`);
+  }
+  if (sf.kernel.backend !== 'kernel') {
+    sf.close();
+    throw bad('notSyncFile', `${label} names a software framework's sync_file, which can't come from another process`);
+  }
+  closeAll(sock, [fd]);
+  return sf;
+}
+
 /**
- * Adopt received fds as DmaBufs (each fd is taken over: fromFd dup:false leaves an O_CLOEXEC
- * fd of ours in its place), checking each against its description, and give software
- * buffers back their names. Either every fd becomes a buffer, or every fd and buffer is
- * closed and the reason is thrown. `label(i)` names the i-th fd in messages.
+ * Adopt received fds as DmaBufs and SyncFiles, as their descriptions say (each fd is taken
+ * over: an O_CLOEXEC fd of ours takes its place), checking each against its description, and
+ * give software buffers back their names. Either every fd becomes an item, or every fd and
+ * item is closed and the reason is thrown. `label(i)` names the i-th fd in messages.
  */
-export function adoptAll(sock: Sockets, fds: number[], metas: BufferMeta[], label: (i: number) => string): DmaBuf[] {
-  const out: DmaBuf[] = [];
+export function adoptAll(sock: Sockets, fds: number[], metas: ItemMeta[], label: (i: number) => string): ShareItem[] {
+  const out: ShareItem[] = [];
   try {
     fds.forEach((fd, i) => {
+      const meta = metas[i];
+      if (isSyncFileMeta(meta)) {
+        out.push(adoptSyncFile(sock, fd, label(i)));
+        return;
+      }
       let buf: DmaBuf;
       try {
         buf = fromFd(fd, { dup: false });
@@ -51,18 +89,19 @@ export function adoptAll(sock: Sockets, fds: number[], metas: BufferMeta[], labe
         throw bad('notDmaBuf', `${label(i)} is not a buffer this process can adopt: ${(err as Error).message}`);
       }
       out.push(buf);
-      const meta = metas[i];
       if (buf.size !== meta.size) throw bad('malformed', `${label(i)} is ${buf.size} bytes, the message says ${meta.size}`);
       if (isRealTier(meta.tier) && !buf.isDmaBuf) {
         throw bad('notDmaBuf', `${label(i)} is described as a dma-buf (${meta.tier}) but is a ${buf.tier}`);
       }
     });
   } catch (err) {
-    for (const b of out) b.close();
+    for (const item of out) item.close();
     closeAll(sock, fds.slice(out.length)); // fromFd leaves the fd to the caller when it throws
     throw err;
   }
-  out.forEach((buf, i) => restoreName(buf, metas[i].name));
+  out.forEach((item, i) => {
+    if (item instanceof DmaBuf) restoreName(item, (metas[i] as BufferMeta).name);
+  });
   return out;
 }
 

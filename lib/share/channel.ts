@@ -6,10 +6,11 @@
 import { EventEmitter } from 'node:events';
 import { fstatSync, unlinkSync } from 'node:fs';
 import { invalidArgType, validateInteger, validateOptions } from '../args';
-import type { DmaBuf } from '../dmabuf';
-import { adoptAll, validateBuffers } from './buffers';
+import { DmaBuf } from '../dmabuf';
+import { SyncFile } from '../sync-file';
+import { adoptAll, validateBuffers, type ShareItem } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
-import { badMeta, decodeHeader, encodeFrame, HEADER, limits, type BufferMeta, type Header } from './frame';
+import { badMeta, decodeHeader, encodeFrame, HEADER, limits, type Header, type ItemMeta } from './frame';
 import { StreamReassembler } from './reassembler';
 import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, type Poller, type ReceivedMessage, type Sockets } from './socket';
 
@@ -28,8 +29,12 @@ export interface ChannelOptions {
 }
 
 export interface ChannelMessage<P = unknown> {
-  /** the received buffers, now this process's to close */
+  /** the received dma-bufs, in the order sent, now this process's to close */
   buffers: DmaBuf[];
+  /** the received sync_files, in the order sent, now this process's to close */
+  syncFiles: SyncFile[];
+  /** everything received, in the order sent: each a DmaBuf or a SyncFile (the same objects as above) */
+  items: ShareItem[];
   /** the sender's payload, as JSON.parse returned it (undefined if none was sent) */
   payload: P;
 }
@@ -192,10 +197,11 @@ export class DmaBufChannel extends EventEmitter {
   }
 
   /**
-   * Send buffers (each fd is duplicated into the receiver by the kernel: the caller
-   * keeps its own) and a JSON-able payload. Resolves once the kernel has it all.
+   * Send buffers and sync_files, in any order (each fd is duplicated into the receiver by
+   * the kernel: the caller keeps its own) and a JSON-able payload. Resolves once the kernel
+   * has it all. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE).
    */
-  send(buffers: DmaBuf[], payload?: unknown): Promise<void> {
+  send(buffers: ShareItem[], payload?: unknown): Promise<void> {
     if (this.#ended) return Promise.reject(this.#ended);
     let frame: Buffer;
     try {
@@ -426,17 +432,19 @@ export class DmaBufChannel extends EventEmitter {
     if (!body || typeof body !== 'object' || !Array.isArray(body.buffers) || body.buffers.length !== fds.length) {
       return refuse(bad('malformed', 'the payload does not describe one buffer per fd'));
     }
-    const metas = body.buffers as BufferMeta[];
+    const metas = body.buffers as ItemMeta[];
     const why = metas.map(badMeta).find((w) => w !== undefined);
     if (why) return refuse(bad('malformed', why));
-    let buffers: DmaBuf[];
+    let items: ShareItem[];
     try {
-      buffers = adoptAll(this.#sock, fds, metas, (i) => `buffer ${i}`);
+      items = adoptAll(this.#sock, fds, metas, (i) => `buffer ${i}`);
     } catch (err) {
       waiter.reject(err as Error); // adoptAll closed everything
       return;
     }
-    waiter.resolve({ buffers, payload: body.payload });
+    const buffers = items.filter((i): i is DmaBuf => i instanceof DmaBuf);
+    const syncFiles = items.filter((i): i is SyncFile => i instanceof SyncFile);
+    waiter.resolve({ buffers, syncFiles, items, payload: body.payload });
   }
 
   /** The channel is over: every waiter learns why, every fd it holds is closed. */

@@ -1,4 +1,4 @@
-export type BadReason = 'controlTruncated' | 'foreignControl' | 'truncated' | 'malformed' | 'fdCount' | 'notDmaBuf';
+export type BadReason = 'controlTruncated' | 'foreignControl' | 'truncated' | 'malformed' | 'fdCount' | 'notDmaBuf' | 'notSyncFile';
 export type ClosedReason = 'closed' | 'peerClosed' | 'midMessage' | 'error';
 
 /**

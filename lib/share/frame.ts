@@ -1,6 +1,8 @@
 /*
  * The frame format. Every message is one frame: a 12-byte header, then UTF-8 JSON
- * `{"buffers":[BufferMeta...],"payload":...}`, with the fds in SCM_RIGHTS.
+ * `{"buffers":[ItemMeta...],"payload":...}`, with the fds in SCM_RIGHTS: one description per
+ * fd, in order. A description without `kind` is a dma-buf (BufferMeta, as before sync_files
+ * could travel); `{"kind":"sync-file"}` is a sync_file (SyncFileMeta).
  *   0 u32le magic 'DMAB'   4 u8 version (1)   5 u8 flags (0)   6 u16le fd count   8 u32le JSON length
  * seqpacket: one frame = one sendmsg = one recvmsg, fds with it.
  * stream: the sender starts every frame with a sendmsg of its own carrying the frame's
@@ -17,6 +19,8 @@ export const MAX_FDS_PER_MESSAGE = 253;
 
 /** What travels beside each fd: enough for the receiver to check it got what was meant. */
 export interface BufferMeta {
+  /** absent in frames of senders that knew only buffers */
+  kind?: 'dma-buf';
   size: number;
   tier: Tier;
   name?: string;
@@ -25,10 +29,22 @@ export interface BufferMeta {
 export const SHAREABLE: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'imported'];
 export const isRealTier = (tier: Tier) => tier === 'dma-heap' || tier === 'udmabuf' || tier === 'imported';
 
-/** Check a peer's description of one buffer; returns why it is wrong, or undefined. */
+/** A sync_file beside its fd: the fd says the rest (SYNC_IOC_FILE_INFO). */
+export interface SyncFileMeta {
+  kind: 'sync-file';
+}
+
+/** The description of one fd of a message. */
+export type ItemMeta = BufferMeta | SyncFileMeta;
+
+export const isSyncFileMeta = (m: ItemMeta): m is SyncFileMeta => m.kind === 'sync-file';
+
+/** Check a peer's description of one fd; returns why it is wrong, or undefined. */
 export function badMeta(m: unknown): string | undefined {
   if (!m || typeof m !== 'object') return 'a buffer description is not an object';
-  const { size, tier, name } = m as Record<string, unknown>;
+  const { kind, size, tier, name } = m as Record<string, unknown>;
+  if (kind === 'sync-file') return undefined;
+  if (kind !== undefined && kind !== 'dma-buf') return `bad item kind ${JSON.stringify(kind)}`;
   if (!Number.isSafeInteger(size) || (size as number) <= 0) return `bad buffer size ${JSON.stringify(size)}`;
   if (!SHAREABLE.includes(tier as Tier)) return `bad buffer tier ${JSON.stringify(tier)}`;
   if (name !== undefined && typeof name !== 'string') return 'bad buffer name';
@@ -48,7 +64,7 @@ export interface Header {
   length: number;
 }
 
-export function encodeFrame(metas: BufferMeta[], payload: unknown, maxPayload: number): Buffer {
+export function encodeFrame(metas: ItemMeta[], payload: unknown, maxPayload: number): Buffer {
   let text: string;
   try {
     text = JSON.stringify(payload === undefined ? { buffers: metas } : { buffers: metas, payload });

@@ -9,5 +9,6 @@
  */
 export { DmaBufChannel, DmaBufServer, type ChannelMessage, type ChannelOptions, type ChannelType, type DmaBufServerEvents, type DmaBufChannelEvents } from './channel';
 export { DmaBufChannelError, type BadReason, type ClosedReason } from './errors';
-export { MAX_FDS_PER_MESSAGE, type BufferMeta } from './frame';
-export { FDS_ENV, inheritedBuffers, spawnWithBuffers, type InheritedBufferMeta } from './spawn';
+export { type ShareItem } from './buffers';
+export { MAX_FDS_PER_MESSAGE, type BufferMeta, type ItemMeta, type SyncFileMeta } from './frame';
+export { FDS_ENV, inheritedBuffers, inheritedItems, spawnWithBuffers, type InheritedBufferMeta } from './spawn';

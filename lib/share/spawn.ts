@@ -1,19 +1,21 @@
 /**
- * To a child: each buffer's fd goes in spawn's stdio, DMA_HEAP_FDS tells the child which.
+ * To a child: each buffer's (or sync_file's) fd goes in spawn's stdio, DMA_HEAP_FDS tells
+ * the child which.
  */
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
-import type { DmaBuf } from '../dmabuf';
-import { adoptAll, validateBuffers } from './buffers';
+import { DmaBuf } from '../dmabuf';
+import type { SyncFile } from '../sync-file';
+import { adoptAll, validateBuffers, type ShareItem } from './buffers';
 import { DmaBufChannelError } from './errors';
-import { badMeta, type BufferMeta } from './frame';
+import { badMeta, type BufferMeta, type SyncFileMeta } from './frame';
 import { sockets } from './socket';
 
 /** The environment variable that tells a child which fds are buffers (JSON, see InheritedBufferMeta). */
 export const FDS_ENV = 'DMA_HEAP_FDS';
 
-export interface InheritedBufferMeta extends BufferMeta {
+export type InheritedBufferMeta = (BufferMeta | SyncFileMeta) & {
   fd: number;
-}
+};
 
 function stdioArray(stdio: StdioOptions | undefined): Exclude<StdioOptions, string> {
   if (stdio === undefined) return ['pipe', 'pipe', 'pipe'];
@@ -24,12 +26,13 @@ function stdioArray(stdio: StdioOptions | undefined): Exclude<StdioOptions, stri
 }
 
 /**
- * child_process.spawn, with each buffer's fd added to the child's stdio (after the
+ * child_process.spawn, with each buffer's or sync_file's fd added to the child's stdio (after the
  * entries `options.stdio` has: fds 3, 4, ... by default) and DMA_HEAP_FDS telling
- * the child which they are. The child calls inheritedBuffers(). The parent keeps its
- * buffers and may close them as soon as this returns.
+ * the child which they are. The child calls inheritedItems() (or inheritedBuffers() when
+ * only DmaBufs are sent). The parent keeps its items and may close them as soon as this
+ * returns. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE).
  */
-export function spawnWithBuffers(command: string, args: readonly string[], buffers: DmaBuf[], options: SpawnOptions = {}): ChildProcess {
+export function spawnWithBuffers(command: string, args: readonly string[], buffers: ShareItem[], options: SpawnOptions = {}): ChildProcess {
   const metas = validateBuffers(buffers);
   const stdio = stdioArray(options.stdio);
   const described: InheritedBufferMeta[] = metas.map((m, i) => ({ fd: stdio.length + i, ...m }));
@@ -42,11 +45,22 @@ export function spawnWithBuffers(command: string, args: readonly string[], buffe
 }
 
 /**
- * In a child started by spawnWithBuffers: the buffers it was given, in order. Adopts
- * them once (the variable is then removed, so a second call returns []). Each fd is
- * replaced by an O_CLOEXEC duplicate, so the child's own children don't inherit them.
+ * In a child started by spawnWithBuffers: the DmaBufs it was given, in order. A sync_file
+ * given too is closed here: a child that is sent sync_files calls inheritedItems().
  */
 export function inheritedBuffers(): DmaBuf[] {
+  const items = inheritedItems();
+  for (const item of items) if (!(item instanceof DmaBuf)) item.close();
+  return items.filter((i): i is DmaBuf => i instanceof DmaBuf);
+}
+
+/**
+ * In a child started by spawnWithBuffers: the DmaBufs and SyncFiles it was given, in order
+ * (a sync_file fd is checked with SYNC_IOC_FILE_INFO). Adopts them once (the variable is then
+ * removed, so a second call returns []). Each fd is replaced by an O_CLOEXEC duplicate, so the
+ * child's own children don't inherit them.
+ */
+export function inheritedItems(): Array<DmaBuf | SyncFile> {
   const text = process.env[FDS_ENV];
   if (text === undefined) return [];
   delete process.env[FDS_ENV];
