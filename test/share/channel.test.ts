@@ -41,7 +41,7 @@ const closedWith = (reason: string) => expect.objectContaining({ code: 'ERR_DMA_
     [sent0, sent1, sent2].forEach((buf, i) => expect(holds(buf.bytes(), i, childByte)).toBe(true));
 
     await a.send([]); // no buffers, no payload
-    expect(await b.receive()).toEqual({ buffers: [], payload: undefined });
+    expect(await b.receive()).toEqual({ buffers: [], syncFiles: [], items: [], payload: undefined });
     for (const x of got.buffers) x.close();
     a.close();
     b.close();
