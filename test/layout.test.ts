@@ -116,7 +116,7 @@ test('the framework has no instanceof chains over file kinds: files dispatch thr
 const PUBLIC = {
   values: [
     'BufferPool', 'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
-    'DmaHeapError', 'Framework', 'Heap', 'PooledBuffer', 'SoftwareFence', 'SoftwareFenceSource', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'createShareablePool', 'fromFd', 'inheritedBuffers',
+    'DmaHeapError', 'Framework', 'Heap', 'PooledBuffer', 'SoftwareFence', 'SoftwareFenceSource', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'createShareablePool', 'fromFd', 'inheritedBuffers', 'inheritedItems',
     'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
   ],
   types: [
@@ -126,6 +126,8 @@ const PUBLIC = {
     // added by issue 10: the framework's public types and the server's events
     'AccessContext', 'AccessPolicy', 'AllocationFault', 'CmaBuffer', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
     'DmaBufChannelEvents', 'DmaBufServerEvents', 'DmaHeapExportInfo', 'DmaHeapOps', 'FrameworkOptions', 'Profile', 'Vma',
+    // added by issue 8: sync_files travel beside buffers
+    'ShareItem',
   ].sort(),
 };
 
