@@ -3,7 +3,7 @@
 // (npm run test:kernel) FAIL here when the device is missing; elsewhere these skip, saying why.
 // The framework's side of the same scenarios is in test/differential.test.ts.
 import { spawn } from 'node:child_process';
-import { DmaBuf, openHeap, SyncFile } from '../../lib';
+import { DmaBuf, DmaBufChannel, openHeap, spawnWithBuffers, SyncFile } from '../../lib';
 import { loadAddon } from '../../lib/native/load';
 import { Vgem, vividCapture, vividProbe, vividVmallocNode } from '../devices/devices';
 import { describeWith } from '../helpers/expect';
@@ -111,6 +111,59 @@ describeWith('system', 'vgem')('vgem plays a GPU', () => {
       if (e.errno !== 110) throw e;
     });
     expect({ code: await exited, lines }).toEqual({ code: 0, lines: [name, 'signaled'] });
+  });
+
+  test('a sync_file sent over a DmaBufChannel beside its buffer: the receiver waits for the signal', async () => {
+    const [a, b] = DmaBufChannel.pair();
+    try {
+      using buf = alloc();
+      const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+      using sf = buf.exportSyncFile('read');
+      await a.send([buf, sf], 'frame 1');
+      const m = await b.receive();
+      expect(m.items.map((i) => (i instanceof SyncFile ? 'sync-file' : 'dma-buf'))).toEqual(['dma-buf', 'sync-file']);
+      expect(m.buffers).toEqual([m.items[0]]);
+      expect(m.syncFiles).toEqual([m.items[1]]);
+      const got = m.syncFiles[0];
+      expect(got.fd).not.toBe(sf.fd);
+      expect(got.info()).toMatchObject({ name: sf.info().name, status: 'active' });
+      let signalled = false;
+      let resolvedBeforeSignal = false;
+      const waited = got.wait().then(() => (resolvedBeforeSignal = !signalled));
+      const timer = ticking();
+      await until(() => timer.count() >= 5);
+      timer.stop();
+      signalled = true;
+      await vgem.signal(fence);
+      await waited;
+      expect(resolvedBeforeSignal).toBe(false);
+      expect(got.status).toBe('signaled');
+      for (const i of m.items) i.close();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  test('a sync_file given to a child by spawnWithBuffers: inheritedItems() waits for the same fence', async () => {
+    using buf = alloc();
+    const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+    using sf = buf.exportSyncFile('read');
+    const name = sf.info().name;
+    const fixture = require.resolve('../share/fixtures/child-items.js');
+    const child = spawnWithBuffers(process.execPath, [fixture], [buf, sf], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
+    const exited = new Promise((r) => child.on('exit', r));
+    await until(() => lines.length >= 1);
+    // vgem expires a fence 10 s after attaching it (signal answers ETIMEDOUT, signalled all the same)
+    await vgem.signal(fence).catch((e: { errno?: number }) => {
+      if (e.errno !== 110) throw e;
+    });
+    expect({ code: await exited, lines: lines.map((l) => JSON.parse(l)) }).toEqual({
+      code: 0,
+      lines: [{ kinds: ['dma-buf', 'sync-file'], names: [name] }, { statuses: ['signaled'] }],
+    });
   });
 
   test('a buffer exported by drm is adopted as an imported buffer, exporter drm', async () => {
