@@ -3,6 +3,7 @@
  * DMA_HEAP_BACKEND), one kernel of each kind per thread, the auto decision for a
  * heap, which tiers can serve here, and which kernel an fd from elsewhere belongs to.
  */
+import { types } from 'node:util';
 import { existsSync, fstatSync, readlinkSync, type Stats } from 'node:fs';
 import type { Tier } from './dmabuf';
 import { invalidArgType, invalidArgValue } from './args';
@@ -49,8 +50,12 @@ export interface KernelOptions {
 }
 
 export function backendChoice(options: KernelOptions): BackendChoice {
-  if (options.framework !== undefined && !(options.framework instanceof Framework)) {
+  // a Proxy is no Framework (and instanceof would run its traps)
+  if (options.framework !== undefined && (types.isProxy(options.framework) || !(options.framework instanceof Framework))) {
     throw invalidArgType('options.framework', 'an instance of Framework', options.framework);
+  }
+  if (options.backend !== undefined && options.backend !== 'auto' && options.backend !== 'kernel' && options.backend !== 'software') {
+    throw invalidArgValue('options.backend', options.backend, "must be 'auto', 'kernel' or 'software'");
   }
   if (options.framework) return 'software';
   const fromEnv = options.backend === undefined && process.env.DMA_HEAP_BACKEND !== undefined;

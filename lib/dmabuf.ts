@@ -148,7 +148,7 @@ export class DmaBuf {
   read(offset = 0, length?: number): Buffer {
     const fd = this.#check();
     // the default is computed only once offset is known to be a number: no user valueOf runs
-    const r = validateRange(offset, length ?? (typeof offset === 'number' ? this.size - offset : 0), this.size);
+    const r = validateRange(offset, length === undefined ? (typeof offset === 'number' ? this.size - offset : 0) : length, this.size);
     const out = Buffer.alloc(r.length);
     const view = this.#mapped();
     try {
@@ -163,7 +163,8 @@ export class DmaBuf {
   /** Copy `data` in at `offset`. Works where map() is refused. */
   write(data: Uint8Array, offset = 0): void {
     const fd = this.#check();
-    if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer', data);
+    // isView first: instanceof would run a Proxy's getPrototypeOf trap
+    if (!(ArrayBuffer.isView(data) && data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer', data);
     const r = validateRange(offset, data.length, this.size);
     const view = this.#mapped();
     try {
@@ -220,6 +221,7 @@ export class DmaBuf {
    */
   cpuAccess<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T): T {
     validateAccess(access);
+    if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
     this.beginCpuAccess(access);
     const end = () => {
       if (!this.closed) this.endCpuAccess(access);

@@ -127,10 +127,11 @@ export class Heap {
 
   #request(size: unknown, options: AllocOptions): { cmd: number; arg: Uint8Array } {
     this.#check();
-    const len = validateSize(size, { heap: this.name, path: this.path });
     if (options.name !== undefined) validateBufferName(options.name, 'options.name');
     const readOnly = validateBoolean(options.readOnly, 'options.readOnly', false);
     const cloexec = validateBoolean(options.cloexec, 'options.cloexec', true);
+    // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
+    const len = validateSize(size, { heap: this.name, path: this.path });
     const fdFlags = (readOnly ? O_RDONLY : O_RDWR) | (cloexec ? O_CLOEXEC : 0);
     return {
       cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC,

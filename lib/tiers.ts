@@ -70,14 +70,16 @@ function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?:
  * `buf.tier` says which served; `buf.isDmaBuf` whether devices can import it.
  */
 export function allocShareable(size: number | bigint, options?: ShareableOptions): DmaBuf {
-  validateSize(size);
   options = validateOptions(options, SHAREABLE_OPTIONS);
   if (options.name !== undefined) validateBufferName(options.name, 'options.name');
   validateBoolean(options.cloexec, 'options.cloexec', true);
   validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
   const heapName = options.heap === undefined ? 'system' : validateHeapName(options.heap, 'options.heap');
+  const order = tierOrder(options);
+  // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
+  validateSize(size);
   const reasons: string[] = [];
-  for (const tier of tierOrder(options)) {
+  for (const tier of order) {
     const why = tierUnavailable(tier, heapName);
     if (why) {
       reasons.push(`${tier}: ${why}`);

@@ -1,4 +1,5 @@
 import { errnoOf } from '../errors';
+import { invalidArgType, invalidArgValue, validateBoolean, validateInteger, validateOptions } from '../args';
 import { errno } from './errno';
 
 /**
@@ -30,10 +31,14 @@ export class Faults {
 
   /** Fail an allocation; returns a function that removes the rule. */
   failAllocation(fault: AllocationFault): () => void {
+    fault = validateOptions(fault, ['heap', 'nth', 'every', 'code'], 'fault');
+    const nth = validateInteger(fault.nth, 'fault.nth', 1, Number.MAX_SAFE_INTEGER);
+    const every = validateBoolean(fault.every, 'fault.every', false);
     const code = fault.code ?? 'ENOMEM';
-    if (!Number.isSafeInteger(fault.nth) || fault.nth < 1) throw new RangeError('nth must be an integer >= 1');
-    if (errnoOf(code) === undefined) throw new RangeError(`unknown errno name ${JSON.stringify(code)}`);
-    const rule: Rule = { heap: fault.heap, nth: fault.nth, every: fault.every ?? false, code, seen: 0, spent: false };
+    if (typeof code !== 'string') throw invalidArgType('fault.code', 'of type string', code);
+    if (errnoOf(code) === undefined) throw invalidArgValue('fault.code', code, 'is not an errno name');
+    if (fault.heap !== undefined && typeof fault.heap !== 'string') throw invalidArgType('fault.heap', 'of type string', fault.heap);
+    const rule: Rule = { heap: fault.heap, nth, every, code, seen: 0, spent: false };
     this.rules.push(rule);
     return () => {
       this.rules = this.rules.filter((r) => r !== rule);

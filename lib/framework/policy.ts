@@ -1,3 +1,4 @@
+import { invalidArgValue } from '../args';
 /**
  * Who may open a simulated heap device. The real nodes are `crw------- root` (0600) by
  * default, which in software would only ever say "no" to a normal user, so the framework's
@@ -50,5 +51,5 @@ export function validatePolicy(policy: AccessPolicy): void {
   if (policy === 'allow' || policy === 'deny' || typeof policy === 'function') return;
   if (policy && typeof policy === 'object' && Number.isInteger(policy.mode) && policy.mode >= 0 && policy.mode <= 0o7777)
     return;
-  throw new TypeError(`an access policy is 'allow', 'deny', { mode, uid?, gid? } or (ctx) => boolean`);
+  throw invalidArgValue('policy', policy, "must be 'allow', 'deny', { mode, uid?, gid? } or (ctx) => boolean");
 }

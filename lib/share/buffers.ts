@@ -2,6 +2,7 @@
  * Buffers and sync_files in and out of a message: describing the ones sent, and the one
  * routine that adopts received fds (used by the channel and by inheritedItems alike).
  */
+import { types } from 'node:util';
 import { DmaBuf, fromFd } from '../dmabuf';
 import { DmaBufStateError } from '../errors';
 import { invalidArgType, outOfRange } from '../args';
@@ -43,7 +44,8 @@ function describe(buf: unknown, what: string): ItemMeta {
 
 /** The descriptions of items about to be sent; TypeError/RangeError/state errors for bad ones. */
 export function validateBuffers(buffers: unknown): ItemMeta[] {
-  if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an array of DmaBuf or SyncFile', buffers);
+  // a Proxy (revoked, or trapping) is no array of ours: Array.isArray would run into it
+  if (types.isProxy(buffers) || !Array.isArray(buffers)) throw invalidArgType('buffers', 'an array of DmaBuf or SyncFile', buffers);
   if (buffers.length > MAX_FDS_PER_MESSAGE) {
     throw outOfRange('buffers.length', `<= ${MAX_FDS_PER_MESSAGE} (SCM_MAX_FD: buffers in one message)`, buffers.length);
   }

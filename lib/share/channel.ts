@@ -132,7 +132,7 @@ export class DmaBufChannel extends EventEmitter {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
     if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-    const type = options.type ?? 'seqpacket';
+    const type = options.type === undefined ? 'seqpacket' : options.type;
     limits(options);
     validatePath(path);
     const fd = sock.socket(socketType(type));
@@ -158,7 +158,7 @@ export class DmaBufChannel extends EventEmitter {
   static pair(options?: ChannelOptions): [DmaBufChannel, DmaBufChannel] {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
-    const type = options.type ?? 'seqpacket';
+    const type = options.type === undefined ? 'seqpacket' : options.type;
     limits(options);
     const [a, b] = sock.socketpair(socketType(type));
     return [new DmaBufChannel(sock, a, type, options), new DmaBufChannel(sock, b, type, options)];
@@ -173,7 +173,7 @@ export class DmaBufChannel extends EventEmitter {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
     validateInteger(fd, 'fd', 0, 0x7fffffff);
-    const type = options.type ?? 'seqpacket';
+    const type = options.type === undefined ? 'seqpacket' : options.type;
     socketType(type);
     limits(options);
     if (typeof fd !== 'number' || !Number.isSafeInteger(fd) || fd < 0) {

@@ -98,7 +98,7 @@ export function decodeHeader(bytes: Buffer, maxPayload: number): Header | string
 
 /** A channel's limits, checked: most fds and most JSON bytes one message may carry. */
 export function limits(options: { maxFds?: number; maxPayload?: number }): { maxFds: number; maxPayload: number } {
-  const maxFds = validateInteger(options.maxFds ?? DEFAULT_MAX_FDS, 'options.maxFds', 0, MAX_FDS_PER_MESSAGE);
-  const maxPayload = validateInteger(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'options.maxPayload', 64, MAX_PAYLOAD);
+  const maxFds = validateInteger(options.maxFds === undefined ? DEFAULT_MAX_FDS : options.maxFds, 'options.maxFds', 0, MAX_FDS_PER_MESSAGE);
+  const maxPayload = validateInteger(options.maxPayload === undefined ? DEFAULT_MAX_PAYLOAD : options.maxPayload, 'options.maxPayload', 64, MAX_PAYLOAD);
   return { maxFds, maxPayload };
 }

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { DmaBuf } from '../dmabuf';
 import type { SyncFile } from '../sync-file';
+import { validateOptions } from '../args';
 import { adoptAll, validateBuffers, type ShareItem } from './buffers';
 import { DmaBufChannelError } from './errors';
 import { badMeta, type BufferMeta, type SyncFileMeta } from './frame';
@@ -33,6 +34,7 @@ function stdioArray(stdio: StdioOptions | undefined): Exclude<StdioOptions, stri
  * returns. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE).
  */
 export function spawnWithBuffers(command: string, args: readonly string[], buffers: ShareItem[], options: SpawnOptions = {}): ChildProcess {
+  options = validateOptions(options, 'options'); // spawn's own keys: only the shape is ours to check
   const metas = validateBuffers(buffers);
   const stdio = stdioArray(options.stdio);
   const described: InheritedBufferMeta[] = metas.map((m, i) => ({ fd: stdio.length + i, ...m }));

@@ -178,7 +178,7 @@ export function typeOk(kind: Kind, v: unknown, optional: boolean): boolean {
     case 'access':
       return typeof v === 'string';
     case 'bytes':
-      return v instanceof Uint8Array;
+      return !types.isProxy(v) && v instanceof Uint8Array;
     case 'any':
       return true;
   }
@@ -269,6 +269,7 @@ export function show(v: unknown): string {
       if (Array.isArray(v)) return `array(${v.length})`;
       const proto = Object.getPrototypeOf(v);
       const name = proto === null ? 'null-proto' : (proto.constructor?.name ?? 'object');
+      if (proto !== null && proto !== Object.prototype) return name;
       const keys = Object.getOwnPropertyNames(v).map((k) => {
         const d = Object.getOwnPropertyDescriptor(v, k)!;
         return `${k}:${d.get ? 'getter' : show(d.value)}`;

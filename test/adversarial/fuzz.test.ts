@@ -1,0 +1,541 @@
+/**
+ * Property-based fuzz of every public function's arguments and options: hostile values of
+ * every type (exotic objects, throwing getters and toString, Proxies, Symbols, BigInts,
+ * huge/negative/NaN sizes). For every call:
+ *  - it succeeds, or it throws an error with a `code` and a known `name` (a caller's own
+ *    throwing getter or Proxy trap may propagate; a throwing toString may never: rendering
+ *    a value in a message must not run it);
+ *  - an argument of the wrong JS type (a string for a boolean, a primitive for options, an
+ *    unknown option key, a class instance or Proxy as options) is refused with Node's
+ *    ERR_INVALID_ARG_TYPE / ERR_INVALID_ARG_VALUE / ERR_OUT_OF_RANGE, never coerced;
+ *  - afterwards (results closed) the process holds exactly the fds and buffer mappings it
+ *    held before: no leak, no half-made buffer, no caller's fd closed or replaced.
+ * Seeded: the seed is printed; DMA_HEAP_FUZZ_SEED=<seed> replays, DMA_HEAP_FUZZ_RUNS scales.
+ */
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { types } from 'node:util';
+import {
+  addonStatus,
+  allocShareable,
+  DmaBuf,
+  DmaBufChannel,
+  DmaBufServer,
+  Framework,
+  fromFd,
+  Heap,
+  inheritedBuffers,
+  listHeaps,
+  openContiguousHeap,
+  openHeap,
+  spawnWithBuffers,
+} from '../../lib';
+import {
+  ARG_CODES,
+  fdTable,
+  fuzzSeed,
+  gen,
+  genOptions,
+  GetterSentinel,
+  HOSTILE,
+  holdings,
+  dataValue,
+  isArrayOf,
+  isPlainObject,
+  leaked,
+  optionsTypeOk,
+  Rng,
+  show,
+  ToStringSentinel,
+  typedProblem,
+  typeOk,
+  type Kind,
+  type OptionSchema,
+} from './helpers';
+
+const SEED = fuzzSeed();
+const RUNS = Number(process.env.DMA_HEAP_FUZZ_RUNS ?? 120);
+const withAddon = addonStatus().loaded;
+const LABEL = withAddon ? 'addon' : 'no-addon';
+
+interface Ctx {
+  rng: Rng;
+  fw: Framework;
+  heap: Heap;
+  buf: DmaBuf;
+  dir: string;
+  /** fds the generator made for this call: closed after it unless they are gone */
+  mine: Map<number, string>;
+  /** a path for a socket, unique, inside dir */
+  sockPath(): string;
+}
+
+interface Input {
+  args: unknown[];
+  /** whether every argument has the JS type it must have (so a type error would be wrong) */
+  ok: boolean;
+  /** the call runs user code on purpose (payload toJSON): its exceptions may propagate */
+  userCode?: boolean;
+}
+
+interface Target {
+  name: string;
+  needsAddon?: boolean;
+  runs?: number;
+  input(c: Ctx): Input;
+  call(c: Ctx, args: unknown[]): unknown;
+}
+
+const valid = {
+  page: () => 4096,
+  size: (c: Ctx) => () => c.rng.pick([1, 4096, 4097, 65536, 4096n, 1n]),
+  name: (c: Ctx) => () => c.rng.pick(['', 'frame0', 'x'.repeat(31), 'é']),
+  bool: (c: Ctx) => () => c.rng.chance(0.5),
+  backend: (c: Ctx) => () => c.rng.pick(['auto', 'software', ...(withAddon ? [] : [])]),
+};
+
+/** an argument of `kind`: valid (from `good`) or hostile, and whether its type is right */
+function arg(c: Ctx, kind: Kind, good: () => unknown, optional = false): [unknown, boolean] {
+  let v = gen(c.rng, good);
+  // numbers 0..2 as fds would be this worker's stdio: every fd the fuzz hands over is its own
+  if (kind === 'fd' && typeof v === 'number' && v >= 0 && v < 3) v = good();
+  return [v, typeOk(kind, v, optional)];
+}
+
+function opts(c: Ctx, schema: OptionSchema, good: Partial<Record<string, () => unknown>>, extra: (o: Record<string, unknown>) => boolean = () => true): [unknown, boolean] {
+  const o = genOptions(c.rng, schema, good);
+  let ok = optionsTypeOk(o, schema) && (o === undefined || extra(o as Record<string, unknown>));
+  // null options: Node's own functions take it as "none" in some places; either answer is fine
+  if (o === null) ok = true;
+  return [o, ok];
+}
+
+/** a real fd of some kind the test owns: a regular file, a pipe, a memfd, /dev/null... */
+function ownFd(c: Ctx): number {
+  const kind = c.rng.int(3);
+  let fd: number;
+  if (kind === 0) {
+    const p = path.join(c.dir, `f${c.rng.int(1e9)}`);
+    fd = openSync(p, 'w+');
+    ftruncateSync(fd, 4096);
+    rmSync(p);
+  } else if (kind === 1) fd = openSync('/dev/null', 'r');
+  else fd = openSync(c.dir, 'r');
+  c.mine.set(fd, fdTable().get(fd)!);
+  return fd;
+}
+
+const FW_CLASS = (o: unknown) => {
+  const v = dataValue(o, 'framework');
+  return v === undefined || (!types.isProxy(v) && v instanceof Framework);
+};
+
+const TARGETS: Target[] = [
+  {
+    name: 'openHeap',
+    input(c) {
+      const [name, okName] = arg(c, 'string', () => c.rng.pick(['system', 'default_cma_region', 'nope']));
+      const [o, okO] = opts(c, { backend: 'string', framework: 'any' }, { backend: valid.backend(c), framework: () => c.fw }, FW_CLASS);
+      return { args: [name, o], ok: okName && okO };
+    },
+    call: (_c, [name, o]) => openHeap(name as string, o as never),
+  },
+  {
+    name: 'listHeaps',
+    input(c) {
+      const [o, ok] = opts(c, { backend: 'string', framework: 'any' }, { backend: valid.backend(c), framework: () => c.fw }, FW_CLASS);
+      return { args: [o], ok };
+    },
+    call: (_c, [o]) => listHeaps(o as never),
+  },
+  {
+    name: 'openContiguousHeap',
+    input(c) {
+      const [o, ok] = opts(c, { backend: 'string', framework: 'any' }, { backend: valid.backend(c), framework: () => c.fw }, FW_CLASS);
+      return { args: [o], ok };
+    },
+    call: (_c, [o]) => openContiguousHeap(o as never),
+  },
+  ...(['alloc', 'allocAsync'] as const).map<Target>((method) => ({
+    name: `heap.${method}`,
+    input(c) {
+      const [size, okS] = arg(c, 'size', valid.size(c));
+      const [o, okO] = opts(c, { name: 'string', readOnly: 'bool', cloexec: 'bool' }, { name: valid.name(c), readOnly: valid.bool(c), cloexec: valid.bool(c) });
+      return { args: [size, o], ok: okS && okO };
+    },
+    call: (c, [size, o]) => c.heap[method](size as number, o as never),
+  })),
+  {
+    name: 'allocShareable',
+    input(c) {
+      const [size, okS] = arg(c, 'size', valid.size(c));
+      const [o, okO] = opts(
+        c,
+        { tiers: 'any', requireDmaBuf: 'bool', heap: 'string', name: 'string', cloexec: 'bool' },
+        {
+          tiers: () => c.rng.pick([['memfd'], ['js'], ['memfd', 'js'], ['dma-heap', 'memfd', 'js']]),
+          requireDmaBuf: valid.bool(c),
+          heap: () => c.rng.pick(['system', 'nope']),
+          name: valid.name(c),
+          cloexec: valid.bool(c),
+        },
+        (x) => dataValue(x, 'tiers') === undefined || isArrayOf(dataValue(x, 'tiers'), (t) => typeof t === 'string'),
+      );
+      return { args: [size, o], ok: okS && okO };
+    },
+    call: (_c, [size, o]) => allocShareable(size as number, o as never),
+  },
+  {
+    name: 'fromFd',
+    input(c) {
+      const [fd, okFd] = arg(c, 'fd', () => (c.rng.chance(0.5) ? c.buf.fd : ownFd(c)));
+      const [o, okO] = opts(c, { dup: 'bool', framework: 'any' }, { dup: valid.bool(c), framework: () => c.fw }, FW_CLASS);
+      return { args: [fd, o], ok: okFd && okO };
+    },
+    call(c, [fd, o]) {
+      // dup: false on the fixture buffer's own fd would take it away from the fixture: use a
+      // new open of its memory that no fd table knows (as a child or a peer would have)
+      if (fd === c.buf.fd && dataValue(o, 'dup') !== true) {
+        const d = openSync(`/proc/self/fd/${c.buf.fd}`, 'r+');
+        c.mine.set(d, fdTable().get(d)!);
+        return DmaBuf.fromFd(d, o as never);
+      }
+      return fromFd(fd as number, o as never);
+    },
+  },
+  {
+    name: 'buf.read',
+    input(c) {
+      const [offset, okO] = arg(c, 'int', () => c.rng.pick([0, 1, 4095, 4096]), true);
+      const [length, okL] = arg(c, 'int', () => c.rng.pick([0, 1, 4096]), true);
+      return { args: [offset, length], ok: okO && okL };
+    },
+    call: (c, [offset, length]) => c.buf.read(offset as number, length as number),
+  },
+  {
+    name: 'buf.write',
+    input(c) {
+      const [data, okD] = arg(c, 'bytes', () => new Uint8Array(c.rng.pick([0, 1, 4096])));
+      const [offset, okO] = arg(c, 'int', () => c.rng.pick([0, 1, 4095]), true);
+      return { args: [data, offset], ok: okD && okO };
+    },
+    call: (c, [data, offset]) => c.buf.write(data as Uint8Array, offset as number),
+  },
+  {
+    name: 'buf.beginCpuAccess+endCpuAccess',
+    input(c) {
+      const [access, ok] = arg(c, 'access', () => c.rng.pick(['read', 'write', 'readwrite']), true);
+      return { args: [access], ok };
+    },
+    call(c, [access]) {
+      c.buf.beginCpuAccess(access as never);
+      c.buf.endCpuAccess(access as never);
+    },
+  },
+  {
+    name: 'buf.cpuAccess',
+    input(c) {
+      const [access, okA] = arg(c, 'access', () => c.rng.pick(['read', 'write', 'readwrite']));
+      // a function that throws is the caller's (cpuAccess rethrows it): only non-functions are hostile here
+      const picked = c.rng.chance(0.8) ? () => 1 : c.rng.pick(HOSTILE)[1]();
+      const fn = typeof picked === 'function' ? () => 1 : picked;
+      return { args: [access, fn], ok: okA && typeof fn === 'function' };
+    },
+    call: (c, [access, fn]) => c.buf.cpuAccess(access as never, fn as never),
+  },
+  {
+    name: 'buf.setName',
+    input(c) {
+      const [name, ok] = arg(c, 'string', valid.name(c));
+      return { args: [name], ok };
+    },
+    call: (c, [name]) => c.buf.setName(name as string),
+  },
+  {
+    name: 'buf.dup',
+    input(c) {
+      const [o, ok] = opts(c, { cloexec: 'bool' }, { cloexec: valid.bool(c) });
+      return { args: [o], ok };
+    },
+    call: (c, [o]) => c.buf.dup(o as never),
+  },
+  ...(['pair', 'listen', 'connect', 'fromFd'] as const).map<Target>((fn) => ({
+    name: `DmaBufChannel.${fn}`,
+    needsAddon: true,
+    input(c) {
+      const schema: OptionSchema = { type: 'string', maxFds: 'int', maxPayload: 'int', ...(fn === 'listen' ? { backlog: 'int' } : {}) };
+      const [o, okO] = opts(c, schema, {
+        type: () => c.rng.pick(['seqpacket', 'stream']),
+        maxFds: () => c.rng.pick([0, 1, 64, 253]),
+        maxPayload: () => c.rng.pick([64, 65536]),
+        backlog: () => 8,
+      });
+      if (fn === 'pair') return { args: [o], ok: okO };
+      if (fn === 'fromFd') {
+        const [fd, okFd] = arg(c, 'fd', () => ownFd(c));
+        return { args: [fd, o], ok: okFd && okO };
+      }
+      const [p, okP] = arg(c, 'path', () => c.sockPath());
+      return { args: [p, o], ok: okP && okO };
+    },
+    call(c, args) {
+      if (fn === 'pair') return DmaBufChannel.pair(args[0] as never);
+      if (fn === 'listen') return DmaBufChannel.listen(args[0] as string, args[1] as never);
+      if (fn === 'connect') return DmaBufChannel.connect(args[0] as string, args[1] as never);
+      return DmaBufChannel.fromFd(args[0] as number, args[1] as never);
+    },
+  })),
+  {
+    name: 'channel.send',
+    needsAddon: true,
+    input(c) {
+      const [buffers, okB] = arg(c, 'any', () => c.rng.pick([[], [c.buf], [c.buf, c.buf]]));
+      const payload = c.rng.chance(0.5) ? c.rng.pick([undefined, 1, 'x', { a: [1] }]) : c.rng.pick(HOSTILE)[1]();
+      return { args: [buffers, payload], ok: okB && isArrayOf(buffers, (b) => b instanceof DmaBuf), userCode: true };
+    },
+    async call(_c, [buffers, payload]) {
+      const [a, b] = DmaBufChannel.pair();
+      try {
+        await a.send(buffers as DmaBuf[], payload);
+        const m = await b.receive();
+        for (const x of m.buffers) x.close();
+      } finally {
+        a.close();
+        b.close();
+      }
+    },
+  },
+  {
+    name: 'spawnWithBuffers',
+    runs: 30,
+    input(c) {
+      const [buffers, okB] = arg(c, 'any', () => c.rng.pick([[], [c.buf]]));
+      const o = c.rng.chance(0.7) ? { stdio: 'ignore' } : c.rng.pick(HOSTILE)[1]();
+      const okO = o === undefined || (isPlainObject(o) && Object.keys(o).every((k) => k === 'stdio') && [undefined, 'ignore'].includes(dataValue(o, 'stdio') as string));
+      return { args: [buffers, o], ok: okB && isArrayOf(buffers, (b) => b instanceof DmaBuf) && okO };
+    },
+    async call(_c, [buffers, o]) {
+      const child = spawnWithBuffers('/bin/true', [], buffers as DmaBuf[], o as never);
+      await new Promise((resolve) => {
+        child.on('error', resolve);
+        child.on('close', resolve);
+      });
+    },
+  },
+  {
+    name: 'inheritedBuffers',
+    needsAddon: true,
+    input(c) {
+      // a new open of the buffer's memory that no framework's fd table knows: the child's situation
+      let fd: number;
+      if (c.rng.chance(0.5)) fd = ownFd(c);
+      else {
+        fd = openSync(`/proc/self/fd/${c.buf.fd}`, 'r+');
+        c.mine.set(fd, fdTable().get(fd)!);
+      }
+      const entry: Record<string, unknown> = { fd, size: c.rng.pick([4096, 8192]), tier: c.rng.pick(['memfd', 'dma-heap', 'floppy']) };
+      const pickEnv = c.rng.int(4);
+      const text =
+        pickEnv === 0
+          ? JSON.stringify([entry])
+          : pickEnv === 1
+            ? c.rng.pick(['', '{', 'null', '[1]', '[{"fd":-1}]', '{"fd":3}', '[{"fd":1e300,"size":4096,"tier":"memfd"}]'])
+            : pickEnv === 2
+              ? safeJson([{ ...entry, size: c.rng.pick(HOSTILE)[1]() }])
+              : JSON.stringify([entry, entry]);
+      return { args: [text ?? '[]'], ok: true };
+    },
+    call(_c, [text]) {
+      process.env.DMA_HEAP_FDS = text as string;
+      try {
+        return inheritedBuffers();
+      } finally {
+        delete process.env.DMA_HEAP_FDS;
+      }
+    },
+  },
+  {
+    name: 'new Framework',
+    input(c) {
+      const [o, ok] = opts(
+        c,
+        { profile: 'string', pageSize: 'int', backing: 'string', builtins: 'bool', cma: 'any', access: 'any', credentials: 'any' },
+        {
+          profile: () => c.rng.pick(['mainline', 'v14']),
+          pageSize: () => c.rng.pick([4096, 16384, 4095]),
+          backing: () => c.rng.pick(withAddon ? ['memfd', 'js'] : ['js']),
+          builtins: valid.bool(c),
+          cma: () => ({ size: c.rng.pick([0, 1 << 20]) }),
+          access: () => c.rng.pick(['allow', 'deny']),
+        },
+        (x) => ['cma', 'credentials'].every((k) => dataValue(x, k) === undefined || isPlainObject(dataValue(x, k))),
+      );
+      return { args: [o], ok };
+    },
+    call(_c, [o]) {
+      const fw = new Framework(o as never);
+      fw.dispose();
+    },
+  },
+  {
+    name: 'framework.faults.failAllocation',
+    input(c) {
+      const [o, ok] = opts(
+        c,
+        { nth: 'int', every: 'bool', code: 'string', heap: 'string' },
+        { nth: () => c.rng.pick([1, 2, 0]), every: valid.bool(c), code: () => c.rng.pick(['ENOMEM', 'EIO', 'EBOGUS']), heap: () => 'system' },
+        (x) => dataValue(x, 'nth') !== undefined || !!Object.getOwnPropertyDescriptor(x, 'nth')?.get,
+      );
+      return { args: [o], ok: ok && o !== undefined && o !== null };
+    },
+    call(c, [o]) {
+      const remove = c.fw.faults.failAllocation(o as never);
+      remove();
+    },
+  },
+];
+
+/** Close whatever a call returned (buffers, heaps, channels, servers, arrays of them). */
+async function release(r: unknown): Promise<void> {
+  if (Array.isArray(r)) {
+    for (const x of r) await release(x);
+    return;
+  }
+  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel) r.close();
+  else if (r instanceof DmaBufServer) {
+    r.close();
+  }
+}
+
+interface Finding {
+  target: string;
+  args: string;
+  problem: string;
+}
+
+const inputsTried: Record<string, number> = {};
+
+describe(`fuzz of the public API (${LABEL}, seed ${SEED})`, () => {
+  const home = process.cwd();
+  let dir: string;
+  beforeAll(() => {
+    // eslint-disable-next-line no-console
+    console.log(`adversarial fuzz seed ${SEED} (${LABEL}): replay with DMA_HEAP_FUZZ_SEED=${SEED}`);
+    dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-fuzz-'));
+    // A path cut short at a NUL lands relative to the cwd: keep that inside dir too.
+    process.chdir(dir);
+  });
+  afterAll(() => {
+    process.chdir(home);
+    const left = readdirSync(dir);
+    rmSync(dir, { recursive: true, force: true });
+    const out = path.join(home, '.test-results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, `adversarial-fuzz-${LABEL}.json`), JSON.stringify({ seed: SEED, runs: RUNS, inputsTried }, null, 2));
+    expect(left).toEqual([]); // no socket file left behind
+  });
+
+  test.each(TARGETS.map((t) => [t.name, t] as const))('%s', async (_name, target) => {
+    if (target.needsAddon && !withAddon) {
+      // without the addon these refuse everything (ERR_DMA_HEAP_NO_ADDON): still fuzzed below
+    }
+    const rng = new Rng((SEED ^ hash(target.name)) >>> 0);
+    const fw = new Framework({ cma: { size: 1 << 20 } });
+    const heap = openHeap('system', { framework: fw });
+    const buf = heap.alloc(8192);
+    buf.map(); // the fixture's own mapping exists from the start (cpuAccess and map() keep it)
+    let n = 0;
+    const ctx: Ctx = {
+      rng,
+      fw,
+      heap,
+      buf,
+      dir,
+      mine: new Map(),
+      sockPath: () => path.join(dir, `s${n++}.sock`),
+    };
+    const findings: Finding[] = [];
+    const runs = target.runs ?? RUNS;
+    for (let i = 0; i < runs; i++) {
+      const before = holdings();
+      const fwFds = fw.fds().length;
+      ctx.mine = new Map();
+      const input = target.input(ctx);
+      const shown = input.args.map(show).join(', ');
+      let result: unknown;
+      let thrown: unknown;
+      let threw = false;
+      try {
+        result = await target.call(ctx, input.args);
+      } catch (err) {
+        threw = true;
+        thrown = err;
+      }
+      try {
+        await release(result);
+      } catch (err) {
+        findings.push({ target: target.name, args: shown, problem: `closing the result failed: ${(err as Error).message}` });
+      }
+      const problem = judge(input, threw, thrown, !withAddon && !!target.needsAddon);
+      if (problem) findings.push({ target: target.name, args: shown, problem });
+      // The caller's own fds: still open and still what they were, unless the call adopted them
+      for (const [fd, target0] of ctx.mine) {
+        const now = fdTable().get(fd);
+        if (now === target0) closeSync(fd);
+      }
+      const leak = leaked(before);
+      if (leak) findings.push({ target: target.name, args: shown, problem: `leaked: ${leak}` });
+      if (fw.fds().length !== fwFds) findings.push({ target: target.name, args: shown, problem: `software framework holds ${fw.fds().length - fwFds} more fd(s)` });
+      if (buf.closed || buf.read(0, 1).length !== 1) {
+        findings.push({ target: target.name, args: shown, problem: 'the fixture buffer was broken' });
+        break;
+      }
+      // the heap must stay usable: nothing half-made keeps a charge or an fd
+      try {
+        heap.alloc(4096).close();
+      } catch (err) {
+        findings.push({ target: target.name, args: shown, problem: `the heap is broken afterwards: ${(err as Error).message}` });
+        break;
+      }
+    }
+    inputsTried[target.name] = runs;
+    buf.close();
+    heap.close();
+    fw.dispose();
+    if (findings.length) {
+      const unique = new Map(findings.map((f) => [`${f.problem.replace(/\d+/g, 'N')}`, f]));
+      throw new Error(
+        `seed ${SEED}: ${findings.length} finding(s) in ${runs} inputs, ${unique.size} distinct:\n` +
+          [...unique.values()].slice(0, 12).map((f) => `  ${f.target}(${f.args}): ${f.problem}`).join('\n'),
+      );
+    }
+  });
+});
+
+function judge(input: Input, threw: boolean, err: unknown, noAddon: boolean): string | undefined {
+  if (!threw) return input.ok ? undefined : 'accepted an argument of the wrong type';
+  if (err instanceof GetterSentinel) return undefined; // the caller's getter or trap threw: theirs to see
+  if (err instanceof ToStringSentinel && input.userCode) return undefined;
+  const typed = typedProblem(err);
+  if (typed) return `${typed}${err instanceof Error && err.stack ? `\n      at ${err.stack.split('\n').slice(1, 3).join(' | ').trim()}` : ''}`;
+  const code = (err as { code: string }).code;
+  if (!input.ok && !ARG_CODES.has(code) && !(noAddon && code === 'ERR_DMA_HEAP_NO_ADDON')) {
+    return `an argument of the wrong type was refused with ${code} (${(err as Error).message}), not a Node argument error`;
+  }
+  return undefined;
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x)) ?? '[]';
+  } catch {
+    return '[{"fd":3}]';
+  }
+}
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

@@ -1,0 +1,58 @@
+/**
+ * Issue 13's input items that the validation factory (issue 12, lib/validate.ts) answers:
+ * strict booleans, plain-object options, unknown keys, values rendered without running their
+ * toString, and a read-only DmaBuf.fd. The fuzz (fuzz.test.ts) tries thousands of such inputs;
+ * these are the ones the issue reported.
+ */
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { addonStatus, allocShareable, fromFd, openHeap } from '../../lib';
+import { poisonedPrimitive } from './helpers';
+
+const withAddon = addonStatus().loaded;
+const testAddon = withAddon ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: needs the native addon]`, () => undefined);
+const argError = (code: string) => expect.objectContaining({ code });
+
+describe('issue 13: arguments and options', () => {
+  test("a buffer's fd can't be reassigned", () => {
+    using heap = openHeap('system', { backend: 'software' });
+    using a = heap.alloc(4096);
+    using b = heap.alloc(4096);
+    const fd = a.fd;
+    a.close();
+    expect(() => {
+      (a as { fd: number }).fd = b.fd;
+    }).toThrow(TypeError);
+    expect(a.fd).toBe(-1);
+    expect(a.closed).toBe(true);
+    a.close(); // must not close b's fd
+    expect(b.read(0, 1)).toHaveLength(1);
+    expect(fd).toBeGreaterThanOrEqual(0);
+  });
+
+  test('boolean options are booleans, options are objects, unknown keys and hostile toString are refused typed', () => {
+    using heap = openHeap('system', { backend: 'software' });
+    expect(() => heap.alloc(4096, { readOnly: 'false' as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => heap.alloc(4096, { cloexec: 1 as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => heap.alloc(4096, 'readOnly' as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => heap.alloc(4096, { readonly: true } as never)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_ARG_(VALUE|TYPE)$/) }));
+    expect(() => allocShareable(4096, { heap: 42 as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => heap.alloc(4096, { name: poisonedPrimitive() as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => heap.alloc(poisonedPrimitive() as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    using buf = heap.alloc(4096);
+    expect(() => buf.read(poisonedPrimitive() as never, 1)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => buf.beginCpuAccess(poisonedPrimitive() as never)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+  });
+
+  testAddon("fromFd(fd, { dup: 0 }) is refused and leaves the caller's fd open", () => {
+    using heap = openHeap('system', { backend: 'software' });
+    using buf = heap.alloc(4096);
+    const copy = openSync(`/proc/self/fd/${buf.fd}`, 'r+');
+    try {
+      expect(() => fromFd(copy, { dup: 0 as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(fstatSync(copy).size).toBe(4096);
+    } finally {
+      closeSync(copy);
+    }
+  });
+
+});
