@@ -1,6 +1,6 @@
 /*
  * ABI facts of the interfaces dma-heap speaks, written for this project from
- * shared/kernel-abi.md (mainline Linux and the 2019 v14 dma-heap patch).
+ * the kernel's documented uapi (mainline Linux and the 2019 v14 dma-heap patch).
  * Not a copy of kernel headers: those may be missing or older on the build host.
  * Every struct here has the same layout on 32- and 64-bit ABIs (no padding).
  */
@@ -69,7 +69,7 @@ struct dma_heap_abi_buf_sync_file {
 #define DMA_HEAP_ABI_POLLIN 0x001
 #define DMA_HEAP_ABI_POLLOUT 0x004
 
-/* sync_file fds (drivers/dma-buf/sync_file.c). */
+/* sync_file fds (the kernel's sync_file uapi, restated). */
 #define DMA_HEAP_ABI_SYNC_NAME_LEN 32
 struct dma_heap_abi_sync_fence_info {
   char obj_name[DMA_HEAP_ABI_SYNC_NAME_LEN];

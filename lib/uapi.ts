@@ -57,7 +57,7 @@ export const O_NOCTTY = 0o400;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 /** O_NOFOLLOW and O_LARGEFILE are where the generic table and arm's disagree (as the addon's
- *  abi facts, from the C compiler, say: test/addon.test.ts checks them) */
+ *  abi facts, from the C compiler, say: test/addon/abi.test.ts checks them) */
 export const O_NOFOLLOW = process.arch === 'arm' || process.arch === 'arm64' ? 0o100000 : 0o400000;
 /** open(2) forces it on 64-bit kernels; fdinfo shows it for a heap device */
 export const O_LARGEFILE =

@@ -9,7 +9,7 @@
 #include "addon.h"
 #include "dma_heap_abi.h"
 
-// The header is ours, not the kernel's: pin it to the values in kernel-abi.md.
+// The header is ours, not the kernel's: pin it to the kernel's uapi values.
 static_assert(sizeof(struct dma_heap_abi_allocation_data) == 24, "allocation_data layout");
 static_assert(sizeof(struct dma_heap_abi_udmabuf_create) == 24, "udmabuf_create layout");
 static_assert(DMA_HEAP_ABI_IOCTL_ALLOC == 0xC0184800u, "ALLOC");
