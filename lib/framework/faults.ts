@@ -47,12 +47,12 @@ export class Faults {
 
   /** Cap the bytes a heap may have allocated at once (live buffers); past it, ENOMEM. null removes it. */
   capBytes(heap: string, bytes: number | null): void {
+    if (typeof heap !== 'string') throw invalidArgType('heap', 'of type string', heap);
     if (bytes === null) {
       this.caps.delete(heap);
       return;
     }
-    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError('bytes must be a non-negative integer');
-    this.caps.set(heap, bytes);
+    this.caps.set(heap, validateInteger(bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER));
   }
 
   /** bytes allocated from a heap and not yet released */

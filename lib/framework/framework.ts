@@ -196,7 +196,7 @@ export class Framework implements Kernel {
 
   /** Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer. */
   allocBacking(size: number, name: string): BackingMemory {
-    if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`size must be a positive integer`);
+    validateInteger(size, 'size', 1, Number.MAX_SAFE_INTEGER);
     return this.backing === 'memfd'
       ? new MemfdBacking(this.addon as Addon, size, `dma-heap:${name}`)
       : new JsBacking(size, this.reserve);
@@ -211,8 +211,9 @@ export class Framework implements Kernel {
       this.defaultAccess = a as AccessPolicy;
       return;
     }
-    const heap = this.registry.find(a as string);
-    if (!heap) throw new RangeError(`no heap named ${JSON.stringify(a)}`);
+    if (typeof a !== 'string') throw invalidArgType('name', 'of type string', a);
+    const heap = this.registry.find(a);
+    if (!heap) throw outOfRange('name', 'the name of a registered heap', a);
     if (b !== undefined) validatePolicy(b);
     heap.access = b;
   }

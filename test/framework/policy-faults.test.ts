@@ -76,6 +76,9 @@ eachBacking((make) => {
       fw.close(fw.openHeap('open'));
       expect(() => fw.setAccess('open', 'sometimes' as never)).toThrow(TypeError);
       expect(() => fw.setAccess('nope', 'allow')).toThrow(RangeError);
+      expect(() => fw.setAccess('nope', 'allow')).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining("'nope'") }));
+      expect(() => fw.setAccess(7 as never, 'allow')).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => fw.setAccess('open', 'sometimes' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
       expect(thrown(() => fw.openHeap('nope')).code).toBe('ENOENT');
     });
 
@@ -160,6 +163,9 @@ eachBacking((make) => {
         expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }),
       );
       expect(() => fw.faults.capBytes('system', -1)).toThrow(RangeError);
+      expect(() => fw.faults.capBytes('system', 1.5)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+      expect(() => fw.faults.capBytes('system', '5' as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => fw.faults.capBytes(null as never, 5)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
     });
   });
 
