@@ -288,7 +288,8 @@ fi
 mount -t overlay -o lowerdir=$LOWER,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "overlay"
 if [ -n "$USERLAND" ]; then
   # The host's x86 programs cannot run here: every busybox applet stands in for them.
-  for a in $(/newroot/usr/bin/busybox --list); do ln -sf busybox "/newroot/usr/bin/$a"; done
+  # (--list names busybox itself: linking that would replace the binary with a loop to itself)
+  for a in $(/newroot/usr/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "/newroot/usr/bin/$a"; done
 fi
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null # sw_sync lives there
 # No tmpfs over /tmp: the overlay already makes it writable, and the checkout may live there.
