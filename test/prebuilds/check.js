@@ -19,7 +19,7 @@
 // 3. the package's install script when scripts do run (x64): with a prebuild and no compiler it
 //    must not compile; with neither a prebuild nor a compiler it must warn and exit 0; with no
 //    prebuild and a compiler it builds build/Release from src/.
-// 4. --jest: test/addon.test.ts with the arm64 prebuild under qemu-aarch64 (jest --runInBand, at
+// 4. --jest: test/addon/ with the arm64 prebuild under qemu-aarch64 (jest --runInBand, at
 //    4 KiB and emulated 16 KiB pages) and with the armv7 one under qemu-arm; jest's resolver
 //    unrs-resolver needs its binding for each, fetched from npm like the Nodes.
 //
@@ -364,7 +364,7 @@ function jestOn(arch, pageSize, attempt = 1) {
   const out = path.join(work, `jest-${arch}-${pageSize || 'host'}.json`);
   fs.rmSync(out, { force: true });
   const skip = `^(?!.*(${QEMU_USER_ARTEFACTS.join('|')})).*$`;
-  const r = run(cmd, [...pre, '--expose-gc', require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--json', `--outputFile=${out}`, '-t', skip, 'test/addon.test.ts'], {
+  const r = run(cmd, [...pre, '--expose-gc', require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--json', `--outputFile=${out}`, '-t', skip, 'test/addon/'], {
     cwd: root,
     // DMA_HEAP_TEST_EMULATED: tests that loop for load (worker churn) do fewer rounds
     env: cleanEnv({ DMA_HEAP_ADDON_PATH: prebuildPath(root, arch), NAPI_RS_NATIVE_LIBRARY_PATH: unrsBinding(arch), DMA_HEAP_TEST_EMULATED: '1' }),
@@ -391,11 +391,11 @@ function jestOn(arch, pageSize, attempt = 1) {
 }
 
 if (flag('--jest') && arches.includes('arm64')) {
-  step('jest test/addon.test.ts with the arm64 prebuild under qemu-aarch64', () => jestOn('arm64'));
-  step('jest test/addon.test.ts with the arm64 prebuild under qemu-aarch64 -p 16384', () => jestOn('arm64', 16384));
+  step('jest test/addon/ with the arm64 prebuild under qemu-aarch64', () => jestOn('arm64'));
+  step('jest test/addon/ with the arm64 prebuild under qemu-aarch64 -p 16384', () => jestOn('arm64', 16384));
 }
 if (flag('--jest') && arches.includes('arm')) {
-  step('jest test/addon.test.ts with the armv7 prebuild under qemu-arm (32-bit: ILP32 structs, 64-bit off_t)', () => jestOn('arm'));
+  step('jest test/addon/ with the armv7 prebuild under qemu-arm (32-bit: ILP32 structs, 64-bit off_t)', () => jestOn('arm'));
 }
 
 console.log('\ntimings:');
