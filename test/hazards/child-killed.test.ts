@@ -27,7 +27,7 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'dma-heap-child-hazard-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** a bound on every wait, so a hang fails with a message instead of the jest timeout */
-function within<T>(p: Promise<T>, what: string, ms = 15000): Promise<T> {
+function within<T>(p: Promise<T>, what: string, ms = 60000): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
