@@ -103,12 +103,12 @@ export class Framework implements Kernel {
 
   constructor(options?: FrameworkOptions) {
     options = validateOptions(options, FRAMEWORK_OPTIONS);
-    const profile = options.profile ?? 'mainline';
+    const profile = options.profile === undefined ? 'mainline' : options.profile; // null is no default
     if (profile !== 'mainline' && profile !== 'v14') throw invalidArgValue('options.profile', profile, "must be 'mainline' or 'v14'");
     this.profile = profile;
 
     const addon = loadAddon();
-    const backing = options.backing ?? (addon ? 'memfd' : 'js');
+    const backing = options.backing === undefined ? (addon ? 'memfd' : 'js') : options.backing;
     if (backing !== 'memfd' && backing !== 'js') throw invalidArgValue('options.backing', backing, "must be 'memfd' or 'js'");
     if (backing === 'memfd' && !addon) throw addonMissing('memfd backing', addonStatus().reason);
     const builtins = validateBoolean(options.builtins, 'options.builtins', true);
@@ -119,7 +119,7 @@ export class Framework implements Kernel {
     this.reserve = devNullSource(addon);
 
     const host = hostPageSize(addon);
-    const pageSize = options.pageSize ?? host;
+    const pageSize = options.pageSize === undefined ? host : options.pageSize;
     if (typeof pageSize !== 'number') throw invalidArgType('options.pageSize', 'of type number', pageSize);
     if (!Number.isSafeInteger(pageSize) || pageSize < 4096 || !Number.isInteger(Math.log2(pageSize))) {
       throw outOfRange('options.pageSize', 'a power of two >= 4096', pageSize);
@@ -130,7 +130,7 @@ export class Framework implements Kernel {
     this.pageSize = pageSize;
 
     this.credentials = { ...processCredentials(), ...credentials };
-    this.defaultAccess = options.access ?? 'allow';
+    this.defaultAccess = options.access === undefined ? 'allow' : options.access;
     validatePolicy(this.defaultAccess);
     this.registry = new HeapRegistry(profile);
     this.allocator = {
