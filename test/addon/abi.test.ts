@@ -1,32 +1,6 @@
 /** src/abi.cc: the ABI facts the C compiler computed from include/dma_heap_abi.h. */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { addonStatus } from '../../lib/native/load';
-import { NativeKernel, devNumbers } from '../../lib/native/kernel';
 import * as uapi from '../../lib/uapi';
-import {
-  A,
-  addonFile,
-  addonSuite,
-  disabled,
-  FIONREAD,
-  fdCount,
-  fdFlags,
-  gc,
-  gcUntil,
-  isOpen,
-  mapsOf,
-  memfd,
-  O_CLOEXEC_OCTAL,
-  page,
-  scratchDir,
-  SEEK_END,
-  thrown,
-  tick,
-} from './helpers';
+import { A, addonSuite, page } from './helpers';
 
 addonSuite('addon: abi', () => {
   describe('(a) abi', () => {

@@ -1,32 +1,8 @@
 /** src/dma_buf.cc: mmap, munmap, mappings the GC frees, readMapped/writeMapped. */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { MessageChannel, Worker } from 'node:worker_threads';
 import { addonStatus } from '../../lib/native/load';
-import { NativeKernel, devNumbers } from '../../lib/native/kernel';
 import * as uapi from '../../lib/uapi';
-import {
-  A,
-  addonFile,
-  addonSuite,
-  disabled,
-  FIONREAD,
-  fdCount,
-  fdFlags,
-  gc,
-  gcUntil,
-  isOpen,
-  mapsOf,
-  memfd,
-  O_CLOEXEC_OCTAL,
-  page,
-  scratchDir,
-  SEEK_END,
-  thrown,
-  tick,
-} from './helpers';
+import { A, addonSuite, fdFlags, gcUntil, mapsOf, memfd, O_CLOEXEC_OCTAL, page, SEEK_END, thrown } from './helpers';
 
 addonSuite('addon: dma_buf', () => {
   describe('(c) mmap', () => {

@@ -1,32 +1,7 @@
 /** src/errors.cc and src/args.h: errno failures and argument checks. */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { addonStatus } from '../../lib/native/load';
-import { NativeKernel, devNumbers } from '../../lib/native/kernel';
-import * as uapi from '../../lib/uapi';
-import {
-  A,
-  addonFile,
-  addonSuite,
-  disabled,
-  FIONREAD,
-  fdCount,
-  fdFlags,
-  gc,
-  gcUntil,
-  isOpen,
-  mapsOf,
-  memfd,
-  O_CLOEXEC_OCTAL,
-  page,
-  scratchDir,
-  SEEK_END,
-  thrown,
-  tick,
-} from './helpers';
+import { A, addonSuite, FIONREAD, memfd, page, scratchDir, thrown } from './helpers';
 
 const tmp = scratchDir();
 

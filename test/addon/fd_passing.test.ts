@@ -2,31 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { addonStatus } from '../../lib/native/load';
-import { NativeKernel, devNumbers } from '../../lib/native/kernel';
-import * as uapi from '../../lib/uapi';
-import {
-  A,
-  addonFile,
-  addonSuite,
-  disabled,
-  FIONREAD,
-  fdCount,
-  fdFlags,
-  gc,
-  gcUntil,
-  isOpen,
-  mapsOf,
-  memfd,
-  O_CLOEXEC_OCTAL,
-  page,
-  scratchDir,
-  SEEK_END,
-  thrown,
-  tick,
-} from './helpers';
+import { A, addonSuite, fdCount, fdFlags, memfd, O_CLOEXEC_OCTAL, page, scratchDir, thrown, tick } from './helpers';
 
 const tmp = scratchDir();
 

@@ -1,32 +1,10 @@
 /** lib/native/kernel.ts: the real kernel, as far as a host without /dev/dma_heap can check it. */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { addonStatus } from '../../lib/native/load';
-import { NativeKernel, devNumbers } from '../../lib/native/kernel';
-import * as uapi from '../../lib/uapi';
-import {
-  A,
-  addonFile,
-  addonSuite,
-  disabled,
-  FIONREAD,
-  fdCount,
-  fdFlags,
-  gc,
-  gcUntil,
-  isOpen,
-  mapsOf,
-  memfd,
-  O_CLOEXEC_OCTAL,
-  page,
-  scratchDir,
-  SEEK_END,
-  thrown,
-  tick,
-} from './helpers';
+import { MessageChannel } from 'node:worker_threads';
+import { NativeKernel,devNumbers } from '../../lib/native/kernel';
+import { A, addonSuite, fdCount, fdFlags, memfd, O_CLOEXEC_OCTAL, page, scratchDir, thrown } from './helpers';
 
 const tmp = scratchDir();
 
