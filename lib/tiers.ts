@@ -35,17 +35,37 @@ function tierOrder(options: ShareableOptions): Tier[] {
   return options.requireDmaBuf ? order.filter((t) => t === 'dma-heap' || t === 'udmabuf') : order;
 }
 
+/**
+ * The heaps allocShareable allocates from, opened once per (tier, heap) and kept for the
+ * life of this thread: opening a heap (lstat, sysfs, open, fstat, the GET_FEATURES probe)
+ * costs more than a small allocation. Each holds one fd (O_CLOEXEC). A heap that fails is
+ * dropped and opened afresh by the next call.
+ */
+const heaps = new Map<string, Heap>();
+
+function heapFor(tier: 'dma-heap' | 'memfd', heapName: string): Heap {
+  const key = `${tier}\0${heapName}`;
+  let heap = heaps.get(key);
+  if (!heap || heap.fd < 0) {
+    heap = tier === 'dma-heap' ? openHeap(heapName, { backend: 'kernel' }) : openHeap('system', { backend: 'software' });
+    heaps.set(key, heap);
+  }
+  return heap;
+}
+
+function dropHeap(tier: Tier, heapName: string): void {
+  const key = `${tier}\0${heapName}`;
+  heaps.get(key)?.close();
+  heaps.delete(key);
+}
+
+/** tiers that served once: their device is there, no need to look again on every call */
+const served = new Set<string>();
+
 function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions): DmaBuf {
   const alloc = { name: options.name, cloexec: options.cloexec };
   if (tier === 'udmabuf') return allocUdmabuf(size, alloc);
-  let heap: Heap;
-  if (tier === 'dma-heap') heap = openHeap(options.heap ?? 'system', { backend: 'kernel' });
-  else heap = openHeap('system', { backend: 'software' });
-  try {
-    return heap.alloc(size, alloc);
-  } finally {
-    heap.close();
-  }
+  return heapFor(tier === 'dma-heap' ? 'dma-heap' : 'memfd', options.heap ?? 'system').alloc(size, alloc);
 }
 
 function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?: boolean }): DmaBuf {
@@ -80,16 +100,21 @@ export function allocShareable(size: number | bigint, options?: ShareableOptions
   validateSize(size);
   const reasons: string[] = [];
   for (const tier of order) {
-    const why = tierUnavailable(tier, heapName);
+    const key = `${tier}\0${heapName}`;
+    const why = served.has(key) ? undefined : tierUnavailable(tier, heapName);
     if (why) {
       reasons.push(`${tier}: ${why}`);
       continue;
     }
     try {
-      return allocFrom(tier, size, options);
+      const buf = allocFrom(tier, size, options);
+      served.add(key);
+      return buf;
     } catch (err) {
       // A bad argument is the caller's, whatever the tier: don't mask it by falling back.
       if (err instanceof TypeError || err instanceof RangeError) throw err;
+      served.delete(key);
+      if (tier === 'dma-heap' || tier === 'memfd') dropHeap(tier, heapName);
       reasons.push(`${tier}: ${(err as Error).message}`);
     }
   }

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { nativeKernel } from '../../lib/chooser';
-import { BufferPool, PooledBuffer, createShareablePool } from '../../lib';
+import { BufferPool, PooledBuffer, allocShareable, createShareablePool } from '../../lib';
 import { openHeap } from '../../lib/heap';
 import { backends, openFds } from '../helpers/backends';
 
@@ -268,6 +268,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
 
 describe('shareable pools (allocShareable’s tiers)', () => {
   test('every buffer comes from the strongest tier this host has, mapped once', () => {
+    allocShareable(4096).close(); // allocShareable keeps its heap open from its first call on
     const start = openFds().size;
     const pool = createShareablePool({ size: 8192, count: 2, name: 'shared' });
     const a = pool.acquire();

@@ -92,3 +92,14 @@ describe('the udmabuf tier', () => {
     expect(buf.tier).toBe('memfd');
   });
 });
+
+describe('allocShareable keeps its heap', () => {
+  test('one heap fd for the thread, opened by the first call: later calls open nothing more and leak nothing', () => {
+    allocShareable(4096).close();
+    const before = openFds();
+    const bufs = Array.from({ length: 5 }, () => allocShareable(4096));
+    expect(newFds(before).length).toBe(5); // the buffers, and no heap per call
+    for (const b of bufs) b.close();
+    expect(newFds(before)).toEqual([]);
+  });
+});
