@@ -37,6 +37,8 @@ export interface DmaBufOrigin {
   readOnly: boolean;
   /** the heap it came from, when it came from one */
   heap?: string;
+  /** the size, when the allocation already knows it (saves an lseek) */
+  size?: number;
 }
 
 const SYNC_ACCESS: Record<CpuAccess, bigint> = {
@@ -70,7 +72,7 @@ export class DmaBuf {
     if (origin.heap !== undefined) this.heap = origin.heap;
     forgotten.register(this, { kernel: origin.kernel, fd }, this.#token);
     try {
-      this.size = this.#kernel.seekEnd(fd);
+      this.size = origin.size ?? this.#kernel.seekEnd(fd);
     } catch (err) {
       this.close();
       throw this.#context(err);
@@ -399,11 +401,7 @@ export class DmaBuf {
     forgotten.unregister(this.#token);
     const view = this.#view;
     this.#view = undefined;
-    try {
-      if (view) this.#kernel.munmap(view);
-    } finally {
-      this.#kernel.close(fd);
-    }
+    this.#kernel.closeMapped(fd, view);
   }
 
   [Symbol.dispose](): void {

@@ -20,6 +20,9 @@ import { validateBoolean, validateBufferName, validateHeapName, validateOptions,
 const ALLOC_OPTIONS = ['name', 'readOnly', 'cloexec'] as const;
 const OPEN_OPTIONS = ['backend', 'framework'] as const;
 
+/** heaps whose buffers are exactly the page-aligned request (mainline system and CMA heaps) */
+const EXACT_SIZE_HEAPS = new Set(['system', 'system-uncached', 'default_cma_region', 'linux,cma', 'reserved', 'default-pool']);
+
 export interface AllocOptions {
   /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
   name?: string;
@@ -125,7 +128,7 @@ export class Heap {
     return { ...this.#features };
   }
 
-  #request(size: unknown, options: AllocOptions): { cmd: number; arg: Uint8Array } {
+  #request(size: unknown, options: AllocOptions): { cmd: number; len: bigint; fdFlags: number } {
     this.#check();
     if (options.name !== undefined) validateBufferName(options.name, 'options.name');
     const readOnly = validateBoolean(options.readOnly, 'options.readOnly', false);
@@ -133,16 +136,23 @@ export class Heap {
     // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
     const len = validateSize(size, { heap: this.name, path: this.path });
     const fdFlags = (readOnly ? O_RDONLY : O_RDWR) | (cloexec ? O_CLOEXEC : 0);
-    return {
-      cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC,
-      arg: encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n }),
-    };
+    return { cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC, len, fdFlags };
   }
 
-  /** the DmaBuf for the fd ALLOC returned in `arg` (named, if asked) */
-  #wrap(arg: Uint8Array, options: AllocOptions): DmaBuf {
-    const { fd } = decodeAllocationData(arg);
+  /**
+   * The size the kernel gave a buffer of `len` bytes, when it is certain without asking: the
+   * dma-heap core page-aligns every request (dma_heap_buffer_alloc) and the mainline system
+   * and CMA heaps export exactly that. Other heaps (vendors') may round further: lseek.
+   */
+  #knownSize(len: bigint): number | undefined {
+    if (this.#kernel.backend !== 'kernel' || !EXACT_SIZE_HEAPS.has(this.name)) return undefined;
+    const page = BigInt(this.#kernel.pageSize);
+    return Number(((len + page - 1n) / page) * page);
+  }
+
+  #adopt(fd: number, len: bigint, options: AllocOptions): DmaBuf {
     const buf = new DmaBuf(fd, {
+      size: this.#knownSize(len),
       kernel: this.#kernel,
       tier: this.#kernel.backend === 'kernel' ? 'dma-heap' : this.#kernel.backing === 'memfd' ? 'memfd' : 'js',
       readOnly: options.readOnly === true,
@@ -162,19 +172,21 @@ export class Heap {
   /** Allocate a dma-buf of at least `size` bytes (rounded up to pages by the kernel). */
   alloc(size: number | bigint, options?: AllocOptions): DmaBuf {
     options = validateOptions(options, ALLOC_OPTIONS);
-    const { cmd, arg } = this.#request(size, options);
+    const { cmd, len, fdFlags } = this.#request(size, options);
+    let fd: number;
     try {
-      this.#kernel.ioctl(this.#fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
+      fd = this.#kernel.heapAlloc(this.#fd, cmd, len, fdFlags);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
     }
-    return this.#wrap(arg, options);
+    return this.#adopt(fd, len, options);
   }
 
   /** alloc() off the event loop, on the libuv thread pool: large allocations take long. */
   async allocAsync(size: number | bigint, options?: AllocOptions): Promise<DmaBuf> {
     options = validateOptions(options, ALLOC_OPTIONS);
-    const { cmd, arg } = this.#request(size, options);
+    const { cmd, len, fdFlags } = this.#request(size, options);
+    const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
     // The pool thread uses the fd number later: keep it open until then, even across close().
     this.#pending++;
     try {
@@ -185,7 +197,7 @@ export class Heap {
       if (--this.#pending === 0 && this.#closed) this.#release();
     }
     // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
-    return this.#wrap(arg, options);
+    return this.#adopt(decodeAllocationData(arg).fd, len, options);
   }
 
   /**

@@ -43,6 +43,14 @@ export interface Kernel extends FenceKernel {
   /** the same, run off the event loop */
   ioctlAsync(fd: number, cmd: number, arg: Uint8Array, fdAt?: number): Promise<number>;
 
+  /**
+   * DMA_HEAP_IOCTL_ALLOC (cmd: the profile's number) on heap fd: the new dma-buf's fd, owned
+   * by this thread. The same as ioctl() with an encoded allocation_data, without the struct.
+   */
+  heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number;
+  /** unmap `view` (if given; as munmap) and close fd, as one step */
+  closeMapped(fd: number, view: Uint8Array | undefined): void;
+
   /** lseek(fd, 0, SEEK_END): a dma-buf's size */
   seekEnd(fd: number): number;
   /** mmap(MAP_SHARED); the view is detached (length 0) once unmapped */

@@ -10,7 +10,7 @@ import { addonMissing, DmaHeapError } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../native/load';
-import { F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
 import { DmaBuf, type DmaBufExportInfo, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
@@ -99,6 +99,8 @@ export class Framework implements Kernel {
   private readonly allocator: HeapAllocator;
   /** dma_heap_fops, bound to this framework's profile and allocator */
   private readonly heapFops: FileOperations<DmaHeap>;
+  private readonly scratch = new Uint8Array(IOCTL_SCRATCH_MIN);
+  private scratchBusy = false;
   private disposed = false;
 
   constructor(options?: FrameworkOptions) {
@@ -391,12 +393,24 @@ export class Framework implements Kernel {
     return syscall('ioctl', (ctx) => {
       const { file } = this.fdt.lookup(fd);
       ctx.syncFiles = this.syncFiles;
-      const mem = arg === null ? new Uint8Array(0) : ioctlScratch(cmd, arg);
+      // one zeroed page reused (and re-zeroed after) while no other ioctl holds it: a fresh
+      // zeroed ArrayBuffer per call cost more than the simulated ioctl itself
+      const size = arg === null ? 0 : Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN);
+      const shared = size === IOCTL_SCRATCH_MIN && !this.scratchBusy;
+      const mem = arg === null ? new Uint8Array(0) : shared ? this.scratch : ioctlScratch(cmd, arg);
+      if (shared) {
+        this.scratchBusy = true;
+        mem.set(arg!);
+      }
       try {
         if (!file.fops.unlockedIoctl) throw errno('ENOTTY');
         return file.fops.unlockedIoctl(file, cmd, mem, ctx);
       } finally {
         arg?.set(mem.subarray(0, arg.length));
+        if (shared) {
+          mem.fill(0);
+          this.scratchBusy = false;
+        }
       }
     });
   }
@@ -412,6 +426,20 @@ export class Framework implements Kernel {
         }
       }),
     );
+  }
+
+  heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {
+    const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
+    this.ioctl(fd, cmd, arg);
+    return decodeAllocationData(arg).fd;
+  }
+
+  closeMapped(fd: number, view: Uint8Array | undefined): void {
+    try {
+      if (view) this.munmap(view);
+    } finally {
+      this.close(fd);
+    }
   }
 
   seekEnd(fd: number): number {

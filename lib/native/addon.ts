@@ -98,7 +98,14 @@ export interface Addon {
    *  `writable` false is refused (TypeError, code 'ERR_DMA_HEAP_READ_ONLY_MAPPING'): V8 has no
    *  read-only ArrayBuffer and a write to PROT_READ pages would kill the process; use readMapped.
    *  Throws code 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS' (after unmapping) when the runtime refuses them. */
-  mmap(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
+  mmap(fd: number, length: number, offset: number, writable: boolean, sizeKnown?: boolean): ArrayBuffer;
+  /** `sizeKnown` above: the caller vouches the range lies in a file that cannot shrink below it
+   *  (a dma-buf refuses an out-of-range mmap itself; a memfd sealed F_SEAL_SHRINK of that
+   *  size), so no fstat. closeMapped: munmap `mapping` (if given, as munmap) then close fd. */
+  closeMapped(fd: number, mapping?: ArrayBuffer): void;
+  /** DMA_HEAP_IOCTL_ALLOC (or the v14 number) with the struct in native memory: the new fd,
+   *  owned by this env from the moment the ioctl returns */
+  heapAlloc(heapFd: number, cmd: number, len: number, fdFlags: number): number;
   /** detach the ArrayBuffer then munmap it; no-op if already unmapped; TypeError if not from mmap */
   munmap(buffer: ArrayBuffer): void;
   /** copy without exposing memory: map [offset, offset+dst.length) briefly, memcpy, unmap */
@@ -106,6 +113,8 @@ export interface Addon {
   writeMapped(fd: number, offset: number, src: Uint8Array): void;
 
   memfdCreate(name: string, flags: number): number;
+  /** memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), ftruncate(size), F_ADD_SEALS(seals): one call */
+  memfdBuffer(name: string, size: number, seals: number): number;
   ftruncate(fd: number, length: number): void;
   /** fcntl(F_ADD_SEALS) */
   addSeals(fd: number, seals: number): void;

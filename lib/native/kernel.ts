@@ -8,6 +8,7 @@ import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from './load';
 import { createUdmabuf } from './udmabuf';
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
+import { ALLOCATION_DATA_FD_OFFSET, decodeAllocationData, encodeAllocationData } from '../uapi';
 
 const SEEK_END = 2;
 
@@ -112,12 +113,28 @@ export class NativeKernel implements Kernel {
     return this.addon.ioctlAsync(fd, cmd, arg, fdAt);
   }
 
+  heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {
+    if (len > BigInt(Number.MAX_SAFE_INTEGER)) {
+      // beyond a double: the struct path carries the full u64 (the kernel answers ENOMEM)
+      const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
+      this.addon.ioctl(fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
+      return decodeAllocationData(arg).fd;
+    }
+    return this.addon.heapAlloc(fd, cmd, Number(len), fdFlags);
+  }
+
+  closeMapped(fd: number, view: Uint8Array | undefined): void {
+    this.addon.closeMapped(fd, view?.buffer as ArrayBuffer | undefined);
+  }
+
   seekEnd(fd: number): number {
     return this.addon.lseek(fd, 0, SEEK_END);
   }
 
   mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
-    const buffer = this.addon.mmap(fd, length, offset, writable);
+    // Every fd this kernel maps is a dma-buf (heap, udmabuf, or adopted after an exp_name
+    // check): dma_buf_mmap_internal refuses a range beyond the buffer itself, so no fstat.
+    const buffer = this.addon.mmap(fd, length, offset, writable, true);
     // postMessage must copy it, never move the mapping to another thread's env
     markAsUntransferable(buffer);
     return new Uint8Array(buffer);
