@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from '../native/addon';
-import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../uapi';
+import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK } from '../uapi';
 import { errno } from './errno';
 import type { FdSource } from './file';
 
@@ -115,9 +115,12 @@ export class JsBacking implements BackingMemory {
  */
 export class MemfdBacking implements BackingMemory {
   readonly kind = 'memfd';
-  readonly ino: number;
+  /** st_ino, read when first asked (fdinfo): not a syscall on every allocation */
+  private inode: number | undefined;
   /** the memfd until the dma-buf's first fd takes it over */
   private pending: number | null;
+  /** the real fds of this buffer open now (all the same inode) */
+  private readonly open = new Set<number>();
 
   /** a new memfd named `name`, or (`existing`) one received from elsewhere, adopted as it is */
   constructor(
@@ -126,50 +129,75 @@ export class MemfdBacking implements BackingMemory {
     name: string,
     existing?: number,
   ) {
-    const fd = existing ?? addon.memfdCreate(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    try {
-      if (existing === undefined) {
-        addon.ftruncate(fd, size);
-        // Whoever gets this fd (a child, a socket peer) could otherwise truncate it under
-        // our mappings (touching them would SIGBUS), grow it past the size every message
-        // states, or add F_SEAL_WRITE / F_SEAL_FUTURE_WRITE and make our own map(), read()
-        // and write() fail with EPERM: fix its size, then seal the seals (F_SEAL_SEAL).
-        addon.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    // Whoever gets this fd (a child, a socket peer) could otherwise truncate it under our
+    // mappings (touching them would SIGBUS), grow it past the size every message states, or
+    // add F_SEAL_WRITE / F_SEAL_FUTURE_WRITE and make our own map(), read() and write() fail
+    // with EPERM: fix its size, then seal the seals (F_SEAL_SEAL). An imported one was checked.
+    // One addon call: memfd_create, ftruncate, F_ADD_SEALS.
+    const fd = existing ?? addon.memfdBuffer(name, size, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    if (existing !== undefined) {
+      try {
+        this.inode = fs.fstatSync(fd).ino;
+      } catch (e) {
+        addon.close(fd);
+        throw e;
       }
-      this.ino = fs.fstatSync(fd).ino;
-    } catch (e) {
-      addon.close(fd);
-      throw e;
     }
     this.pending = fd;
+    this.open.add(fd);
+  }
+
+  get ino(): number {
+    if (this.inode === undefined) {
+      for (const fd of this.open) {
+        this.inode = fs.fstatSync(fd).ino;
+        break;
+      }
+    }
+    // no fd left (only mappings): nobody can ask fdinfo any more
+    return (this.inode ??= nextIno());
   }
 
   readonly fdSource: FdSource = {
     open: (cloexec, donor) => {
-      if (donor !== undefined) return this.addon.dup(donor, cloexec);
+      if (donor !== undefined) return this.track(this.addon.dup(donor, cloexec));
       const fd = this.pending;
       if (fd === null) throw errno('EBADF'); // only dma_buf_fd installs without a donor, once
       this.pending = null;
       if (cloexec) return fd;
       // memfd_create gave it O_CLOEXEC; the caller asked for an fd a child can inherit
       try {
-        return this.addon.dup(fd, false);
+        return this.track(this.addon.dup(fd, false));
       } finally {
+        this.open.delete(fd);
         this.addon.close(fd);
       }
     },
-    close: (fd) => this.addon.close(fd),
+    close: (fd) => {
+      this.open.delete(fd);
+      this.addon.close(fd);
+    },
   };
 
+  private track(fd: number): number {
+    this.open.add(fd);
+    return fd;
+  }
+
   mmap(vma: Vma): void {
-    const memory = this.addon.mmap(vma.fd, vma.length, vma.offset, vma.writable);
+    // the framework checked the range against the buffer (dmaBufMmapCheck) and the memfd is
+    // sealed against shrinking at that size: no fstat needed
+    const memory = this.addon.mmap(vma.fd, vma.length, vma.offset, vma.writable, true);
     vma.view = new Uint8Array(memory);
     // collected: the addon unmapped it with its ArrayBuffer
     vma.close = (view) => view && this.addon.munmap(view.buffer as ArrayBuffer);
   }
 
   free(): void {
-    if (this.pending !== null) this.addon.close(this.pending);
+    if (this.pending !== null) {
+      this.open.delete(this.pending);
+      this.addon.close(this.pending);
+    }
     this.pending = null;
   }
 }

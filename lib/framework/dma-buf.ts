@@ -60,7 +60,7 @@ export class DmaBuf<P = unknown> {
   readonly expName: string;
   /** DMA_BUF_SET_NAME; null until set (fdinfo shows `name:` only then, even for "") */
   name: string | null = null;
-  readonly ino: number;
+  #ino: number | undefined;
   readonly file: File<DmaBuf<P>>;
   readonly ops: DmaBufOps<P>;
   readonly priv: P;
@@ -81,11 +81,16 @@ export class DmaBuf<P = unknown> {
     this.ops = info.ops;
     this.priv = info.priv;
     this.backing = info.backing;
-    this.ino = info.backing?.ino ?? nextIno();
+    if (!info.backing) this.#ino = nextIno();
     // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
     this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this.ino, info.backing?.fdSource ?? fdSource, () =>
       this.release(),
     );
+  }
+
+  /** the inode fdinfo shows (a memfd's is read when first asked) */
+  get ino(): number {
+    return (this.#ino ??= this.backing?.ino ?? nextIno());
   }
 
   /** dma_buf_release */
