@@ -193,6 +193,12 @@ export class MemfdBacking implements BackingMemory {
     vma.close = (view) => view && this.addon.munmap(view.buffer as ArrayBuffer);
   }
 
+  /** munmap `view` (this buffer's mapping) and close `fd` (one of its fds): one addon call */
+  closeMapped(fd: number, view: Uint8Array): void {
+    this.open.delete(fd);
+    this.addon.closeMapped(fd, view.buffer as ArrayBuffer);
+  }
+
   free(): void {
     if (this.pending !== null) {
       this.open.delete(this.pending);

@@ -136,6 +136,14 @@ export class FdTable {
     }
   }
 
+  /** remove fd from the table without closing its real descriptor or putting its file:
+   *  the caller does both (Framework.closeMapped does them in one addon call) */
+  take(fd: number): FdEntry {
+    const entry = this.lookup(fd);
+    this.fds.delete(fd);
+    return entry;
+  }
+
   close(fd: number): void {
     const { file } = this.lookup(fd);
     this.fds.delete(fd);

@@ -82,8 +82,16 @@ export class Framework implements Kernel {
   private readonly fdt = new FdTable();
   /** view → its mapping; null once unmapped (a second munmap does nothing) */
   private readonly views = new WeakMap<Uint8Array, Mapping | null>();
-  /** live mappings, held weakly: a program that forgets a buffer must not leak it here */
-  private readonly live = new Map<Mapping, WeakRef<Uint8Array>>();
+  /**
+   * live mappings, held weakly: a program that forgets a buffer must not leak it here. A new
+   * mapping is held strongly until the next turn of the event loop and only then, if it is
+   * still mapped, by a WeakRef: most are unmapped before that (a WeakRef would keep its
+   * target alive until the job ends anyway, and costs the GC; a loop that never yields then
+   * kept every buffer it made).
+   */
+  private readonly live = new Map<Mapping, WeakRef<Uint8Array> | Uint8Array>();
+  private readonly young = new Set<Mapping>();
+  private ageing: NodeJS.Immediate | null = null;
   /**
    * A forgotten mapping (its memory collected; for memfd the addon has munmapped it) drops its
    * file reference, as exit_mmap would, so the buffer is released and its bytes uncharged.
@@ -355,7 +363,7 @@ export class Framework implements Kernel {
   dispose(): void {
     this.disposed = true;
     for (const view of [...this.live.values()]) {
-      const v = view.deref();
+      const v = view instanceof WeakRef ? view.deref() : view;
       if (v) this.munmap(v);
     }
     for (const fd of this.fdt.list()) this.close(fd);
@@ -435,6 +443,26 @@ export class Framework implements Kernel {
   }
 
   closeMapped(fd: number, view: Uint8Array | undefined): void {
+    // A memfd buffer's own mapping and fd: the same bookkeeping as munmap then close, with
+    // the real munmap and close made by one addon call.
+    const mapping = view ? this.views.get(view) : undefined;
+    const backing = mapping ? dmaBufOf(mapping.file)?.backing : undefined;
+    if (mapping && backing instanceof MemfdBacking && this.fdt.has(fd) && this.fdt.lookup(fd).file === mapping.file) {
+      this.views.set(view!, null);
+      this.live.delete(mapping);
+      this.young.delete(mapping);
+      this.forgotten.unregister(mapping);
+      const { file } = this.fdt.take(fd);
+      syscall('close', () => {
+        try {
+          backing.closeMapped(fd, view!);
+        } finally {
+          mapping.file.put();
+          file.put(); // may release the buffer
+        }
+      });
+      return;
+    }
     try {
       if (view) this.munmap(view);
     } finally {
@@ -468,13 +496,25 @@ export class Framework implements Kernel {
       }
       const view = vma.view!;
       const mapping: Mapping = { close: vma.close, file };
-      this.live.set(mapping, new WeakRef(view));
+      this.live.set(mapping, view);
+      this.young.add(mapping);
+      this.ageing ??= setImmediate(() => this.age()).unref();
       this.views.set(view, mapping);
       // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
       // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
       this.forgotten.register(dmaBufOf(file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
       return view;
     });
+  }
+
+  /** the mappings made since the last turn that are still mapped: now held weakly */
+  private age(): void {
+    this.ageing = null;
+    for (const mapping of this.young) {
+      const held = this.live.get(mapping);
+      if (held instanceof Uint8Array) this.live.set(mapping, new WeakRef(held));
+    }
+    this.young.clear();
   }
 
   munmap(view: Uint8Array): void {
@@ -484,6 +524,7 @@ export class Framework implements Kernel {
     syscall('munmap', () => {
       this.views.set(view, null);
       this.live.delete(mapping);
+      this.young.delete(mapping);
       this.forgotten.unregister(mapping);
       try {
         mapping.close?.(view);
