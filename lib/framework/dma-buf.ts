@@ -83,7 +83,7 @@ export class DmaBuf<P = unknown> {
     this.backing = info.backing;
     if (!info.backing) this.#ino = nextIno();
     // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
-    this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this.ino, info.backing?.fdSource ?? fdSource, () =>
+    this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), () => this.ino, info.backing?.fdSource ?? fdSource, () =>
       this.release(),
     );
   }

@@ -68,11 +68,17 @@ export class File<P = unknown> {
     readonly fops: FileOperations<P>,
     /** f_flags: the access mode (and O_NONBLOCK); O_CLOEXEC lives in the fd table */
     readonly fFlags: number,
-    /** the inode number fdinfo shows */
-    readonly ino: number,
+    /** the inode number fdinfo shows, or how to find it when first asked (a memfd's st_ino
+     *  costs a syscall nobody needs on the allocation path) */
+    private inode: number | (() => number),
     readonly source: FdSource,
     private readonly onRelease: () => void,
   ) {}
+
+  get ino(): number {
+    if (typeof this.inode === 'function') this.inode = this.inode();
+    return this.inode;
+  }
 
   get fCount(): number {
     return this.count;
