@@ -49,11 +49,16 @@ export interface KernelOptions {
   framework?: Framework;
 }
 
-export function backendChoice(options: KernelOptions): BackendChoice {
-  // a Proxy is no Framework (and instanceof would run its traps)
-  if (options.framework !== undefined && (types.isProxy(options.framework) || !(options.framework instanceof Framework))) {
-    throw invalidArgType('options.framework', 'an instance of Framework', options.framework);
+/** options.framework: undefined or a Framework. A Proxy is no Framework (instanceof would run its traps). */
+export function validateFramework(framework: unknown): Framework | undefined {
+  if (framework !== undefined && (types.isProxy(framework) || !(framework instanceof Framework))) {
+    throw invalidArgType('options.framework', 'an instance of Framework', framework);
   }
+  return framework;
+}
+
+export function backendChoice(options: KernelOptions): BackendChoice {
+  validateFramework(options.framework);
   if (options.backend !== undefined && options.backend !== 'auto' && options.backend !== 'kernel' && options.backend !== 'software') {
     throw invalidArgValue('options.backend', options.backend, "must be 'auto', 'kernel' or 'software'");
   }

@@ -1,4 +1,4 @@
-import { kernelForFd } from './chooser';
+import { kernelForFd, validateFramework } from './chooser';
 import { DmaBufStateError, DmaHeapError, withContext } from './errors';
 import {
   BUF_SYNC_FILE_FD_OFFSET,
@@ -9,7 +9,7 @@ import {
 } from './fence-uapi';
 import { eventsFor, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
-import { Framework } from './framework';
+import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
 import { forgotten, setKernelOf, type Backend, type Kernel } from './kernel';
 import {
@@ -428,10 +428,7 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'an integer >= 0 && <= 2147483647', fd);
   options = validateOptions(options, ['dup', 'framework']);
   const dup = validateBoolean(options.dup, 'options.dup', true);
-  if (options.framework !== undefined && !(options.framework instanceof Framework)) {
-    throw invalidArgType('options.framework', 'an instance of Framework', options.framework);
-  }
-  const kernel = kernelForFd(fd, options.framework);
+  const kernel = kernelForFd(fd, validateFramework(options.framework));
   const { fd: own, info } = kernel.adopt(fd, dup);
   let tier: Tier;
   if (kernel.backend !== 'kernel') tier = kernel.backing === 'memfd' ? 'memfd' : 'js';

@@ -43,8 +43,11 @@ function tierOrder(options: ShareableOptions): Tier[] {
  */
 const heaps = new Map<string, Heap>();
 
+/** the cache key: memfd buffers come from the software system heap whatever options.heap says */
+const tierKey = (tier: Tier, heapName: string) => (tier === 'dma-heap' ? `${tier}\0${heapName}` : tier);
+
 function heapFor(tier: 'dma-heap' | 'memfd', heapName: string): Heap {
-  const key = `${tier}\0${heapName}`;
+  const key = tierKey(tier, heapName);
   let heap = heaps.get(key);
   if (!heap || heap.fd < 0) {
     heap = tier === 'dma-heap' ? openHeap(heapName, { backend: 'kernel' }) : openHeap('system', { backend: 'software' });
@@ -54,7 +57,7 @@ function heapFor(tier: 'dma-heap' | 'memfd', heapName: string): Heap {
 }
 
 function dropHeap(tier: Tier, heapName: string): void {
-  const key = `${tier}\0${heapName}`;
+  const key = tierKey(tier, heapName);
   heaps.get(key)?.close();
   heaps.delete(key);
 }
@@ -100,7 +103,7 @@ export function allocShareable(size: number | bigint, options?: ShareableOptions
   validateSize(size);
   const reasons: string[] = [];
   for (const tier of order) {
-    const key = `${tier}\0${heapName}`;
+    const key = tierKey(tier, heapName);
     const why = served.has(key) ? undefined : tierUnavailable(tier, heapName);
     if (why) {
       reasons.push(`${tier}: ${why}`);

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { invalidArgValue } from '../args';
 /**
  * Who may open a simulated heap device. The real nodes are `crw------- root` (0600) by
@@ -49,7 +50,9 @@ export function mayOpen(policy: AccessPolicy, ctx: AccessContext): boolean {
 
 export function validatePolicy(policy: AccessPolicy): void {
   if (policy === 'allow' || policy === 'deny' || typeof policy === 'function') return;
-  if (policy && typeof policy === 'object' && Number.isInteger(policy.mode) && policy.mode >= 0 && policy.mode <= 0o7777)
+  // an object policy is read on every open: a Proxy's traps would run there (or throw, revoked)
+  if (policy && typeof policy === 'object' && !types.isProxy(policy) && Number.isInteger(policy.mode) && policy.mode >= 0 && policy.mode <= 0o7777 &&
+    [policy.uid, policy.gid].every((id) => id === undefined || (Number.isInteger(id) && id >= 0)))
     return;
   throw invalidArgValue('policy', policy, "must be 'allow', 'deny', { mode, uid?, gid? } or (ctx) => boolean");
 }

@@ -83,6 +83,8 @@ interface Target {
   name: string;
   needsAddon?: boolean;
   runs?: number;
+  /** what the target keeps for the thread's life once used, made before the first holdings snapshot */
+  warm?(): void;
   input(c: Ctx): Input;
   call(c: Ctx, args: unknown[]): unknown;
 }
@@ -183,6 +185,17 @@ const TARGETS: Target[] = [
         (x) => dataValue(x, 'tiers') === undefined || isArrayOf(dataValue(x, 'tiers'), (t) => typeof t === 'string'),
       );
       return { args: [size, o], ok: okS && okO };
+    },
+    // allocShareable keeps each tier's heap open for the thread's life (as libdmabufheap's
+    // BufferAllocator keeps its heap fds): one fd per tier that served, not a leak per call
+    warm: () => {
+      for (const tiers of [['memfd'], ['js'], ['dma-heap']] as const) {
+        try {
+          allocShareable(4096, { tiers: [...tiers] }).close();
+        } catch {
+          // this host lacks the tier: nothing is kept
+        }
+      }
     },
     call: (_c, [size, o]) => allocShareable(size as number, o as never),
   },
@@ -455,6 +468,7 @@ describe(`fuzz of the public API (${LABEL}, seed ${SEED})`, () => {
       mine: new Map(),
       sockPath: () => path.join(dir, `s${n++}.sock`),
     };
+    target.warm?.();
     const findings: Finding[] = [];
     const runs = target.runs ?? RUNS;
     for (let i = 0; i < runs; i++) {
