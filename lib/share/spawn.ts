@@ -26,6 +26,12 @@ function stdioArray(stdio: StdioOptions | undefined): Exclude<StdioOptions, stri
   return out;
 }
 
+/** child_process.spawn's documented options (Node 20) */
+const SPAWN_OPTIONS = [
+  'cwd', 'env', 'argv0', 'stdio', 'detached', 'uid', 'gid', 'serialization', 'shell',
+  'windowsVerbatimArguments', 'windowsHide', 'signal', 'timeout', 'killSignal',
+] as const;
+
 /**
  * child_process.spawn, with each buffer's or sync_file's fd added to the child's stdio (after the
  * entries `options.stdio` has: fds 3, 4, ... by default) and DMA_HEAP_FDS telling
@@ -34,7 +40,7 @@ function stdioArray(stdio: StdioOptions | undefined): Exclude<StdioOptions, stri
  * returns. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE).
  */
 export function spawnWithBuffers(command: string, args: readonly string[], buffers: ShareItem[], options: SpawnOptions = {}): ChildProcess {
-  options = validateOptions(options, 'options'); // spawn's own keys: only the shape is ours to check
+  options = validateOptions(options, SPAWN_OPTIONS); // a misspelt key is refused, not ignored as spawn would
   const metas = validateBuffers(buffers);
   const stdio = stdioArray(options.stdio);
   const described: InheritedBufferMeta[] = metas.map((m, i) => ({ fd: stdio.length + i, ...m }));

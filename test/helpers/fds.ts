@@ -54,3 +54,22 @@ export async function gcUntil(cond: () => boolean, rounds = 20): Promise<boolean
   }
   return cond();
 }
+
+/**
+ * openFds() once it stops changing: a baseline for a leak check that also counts closes. Earlier
+ * test files in the same jest worker may leave garbage whose finalizers close fds (forgotten
+ * buffers, frameworks): collect it first, then wait until two reads 100 ms apart agree.
+ */
+export async function settledFds(): Promise<Set<number>> {
+  let prev = openFds();
+  for (let i = 0; i < 50; i++) {
+    gc();
+    await tick();
+    await tick();
+    await new Promise((r) => setTimeout(r, 100));
+    const now = openFds();
+    if (now.size === prev.size && [...now].every((fd) => prev.has(fd))) return now;
+    prev = now;
+  }
+  return prev;
+}
