@@ -395,17 +395,37 @@ export class DmaBuf {
 
   /** Unmap (detaching every view) and close the fd. Idempotent. */
   close(): void {
-    if (this.#fd < 0) return;
+    const taken = this.#take();
+    if (taken) this.#kernel.closeMapped(taken.fd, taken.view);
+  }
+
+  /**
+   * close(), with the close itself on the libuv pool: the last close of a buffer is where the
+   * kernel frees its pages, milliseconds for a large one. The buffer is closed (views
+   * detached, `closed` true) before this returns; the promise settles once the kernel has
+   * the fd back. Idempotent. `await using` calls it.
+   */
+  closeAsync(): Promise<void> {
+    const taken = this.#take();
+    return taken ? this.#kernel.closeMappedAsync(taken.fd, taken.view) : Promise.resolve();
+  }
+
+  #take(): { fd: number; view: Uint8Array | undefined } | undefined {
+    if (this.#fd < 0) return undefined;
     const fd = this.#fd;
     this.#fd = -1;
     forgotten.unregister(this.#token);
     const view = this.#view;
     this.#view = undefined;
-    this.#kernel.closeMapped(fd, view);
+    return { fd, view };
   }
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.closeAsync();
   }
 }
 

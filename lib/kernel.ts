@@ -50,6 +50,12 @@ export interface Kernel extends FenceKernel {
   heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number;
   /** unmap `view` (if given; as munmap) and close fd, as one step */
   closeMapped(fd: number, view: Uint8Array | undefined): void;
+  /**
+   * The same, with the close off the event loop: closing a buffer's last fd is where the
+   * kernel frees its pages. The unmap and the bookkeeping happen before it returns; the
+   * promise settles when the fd is closed.
+   */
+  closeMappedAsync(fd: number, view: Uint8Array | undefined): Promise<void>;
 
   /** lseek(fd, 0, SEEK_END): a dma-buf's size */
   seekEnd(fd: number): number;

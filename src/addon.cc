@@ -36,6 +36,15 @@ void DmaHeapAddon::Disown(int fd) {
   t.owner.erase(fd);
 }
 
+bool DmaHeapAddon::TakeOwned(int fd) {
+  FdOwners& t = Owners();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto it = t.owner.find(fd);
+  if (it == t.owner.end() || it->second != this) return false;
+  t.owner.erase(it);
+  return true;
+}
+
 Napi::Value DmaHeapAddon::NewFd(Napi::Env env, int fd, const char* syscall, const char* path) {
   if (fd < 0) ThrowErrno(env, errno, syscall, path);
   Own(fd);
@@ -66,6 +75,7 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
       InstanceMethod("mmap", &DmaHeapAddon::Mmap, napi_enumerable),
       InstanceMethod("munmap", &DmaHeapAddon::Munmap, napi_enumerable),
       InstanceMethod("closeMapped", &DmaHeapAddon::CloseMapped, napi_enumerable),
+      InstanceMethod("closeMappedAsync", &DmaHeapAddon::CloseMappedAsync, napi_enumerable),
       InstanceMethod("readMapped", &DmaHeapAddon::ReadMapped, napi_enumerable),
       InstanceMethod("writeMapped", &DmaHeapAddon::WriteMapped, napi_enumerable),
       InstanceMethod("memfdCreate", &DmaHeapAddon::MemfdCreate, napi_enumerable),

@@ -22,6 +22,10 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   // Thread-safe (one table for the process): the libuv pool may call Own.
   void Own(int fd);
   void Disown(int fd);
+  // Disown `fd` if this env still owns it; true when it did (the caller then closes it).
+  // closeMappedAsync's pool thread and this env's teardown race for such an fd: exactly
+  // one of them takes it, so it is closed once and a reused number never.
+  bool TakeOwned(int fd);
   // The end of every call that makes an fd: throw on failure, else own it and return it.
   Napi::Value NewFd(Napi::Env env, int fd, const char* syscall, const char* path = nullptr);
 
@@ -50,7 +54,9 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   Napi::Value Lseek(const Napi::CallbackInfo& info);
   Napi::Value Mmap(const Napi::CallbackInfo& info);
   Napi::Value Munmap(const Napi::CallbackInfo& info);
+  void UnmapArg(const Napi::CallbackInfo& info);
   Napi::Value CloseMapped(const Napi::CallbackInfo& info);
+  Napi::Value CloseMappedAsync(const Napi::CallbackInfo& info);
   Napi::Value ReadMapped(const Napi::CallbackInfo& info);
   Napi::Value WriteMapped(const Napi::CallbackInfo& info);
   // memfd.cc

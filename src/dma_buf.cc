@@ -167,24 +167,76 @@ Napi::Value DmaHeapAddon::Munmap(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// closeMapped's first half: munmap `mapping` (argument 1, optional), detaching every view.
+void DmaHeapAddon::UnmapArg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || info[1].IsUndefined() || info[1].IsNull()) return;
+  bool ours = false;
+  if (info[1].IsArrayBuffer()) napi_check_object_type_tag(env, info[1], &kMappingTag, &ours);
+  if (!ours) ThrowArg(env, "value", "buffer", "is not an ArrayBuffer returned by mmap()", info[1]);
+  Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+  if (ab.IsDetached()) return;
+  std::shared_ptr<Mapping> m = maps_->Find(ab.Data());
+  ab.Detach();
+  if (m) maps_->Release(m);
+}
+
 // closeMapped(fd, mapping?): munmap (detaching every view) then close, in one crossing.
 Napi::Value DmaHeapAddon::CloseMapped(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
-  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
-    bool ours = false;
-    if (info[1].IsArrayBuffer()) napi_check_object_type_tag(env, info[1], &kMappingTag, &ours);
-    if (!ours) ThrowArg(env, "value", "buffer", "is not an ArrayBuffer returned by mmap()", info[1]);
-    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    if (!ab.IsDetached()) {
-      std::shared_ptr<Mapping> m = maps_->Find(ab.Data());
-      ab.Detach();
-      if (m) maps_->Release(m);
-    }
-  }
+  UnmapArg(info);
   Disown(fd);
   if (::close(fd) != 0) ThrowErrno(env, errno, "close");
   return env.Undefined();
+}
+
+namespace {
+
+// The close of a buffer's last fd is where the kernel frees its pages (dma_buf_release, the
+// heap's free; a memfd's shmem truncate): milliseconds for tens of MiB, more under TCG. Here it
+// runs on the libuv pool, so the event loop never waits for it.
+class CloseWorker : public Napi::AsyncWorker {
+ public:
+  CloseWorker(Napi::Env env, DmaHeapAddon* addon, int fd)
+      : Napi::AsyncWorker(env, "dma-heap:close"), deferred_(Napi::Promise::Deferred::New(env)), addon_(addon), fd_(fd) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    // Not ours any more: this env's teardown closed it first (a terminated worker).
+    if (addon_->TakeOwned(fd_) && ::close(fd_) != 0) err_ = errno;
+  }
+  void OnOK() override {
+    if (err_)
+      deferred_.Reject(ErrnoError(Env(), err_, "close").Value());
+    else
+      deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  DmaHeapAddon* addon_;
+  int fd_;
+  int err_ = 0;
+};
+
+}  // namespace
+
+// closeMappedAsync(fd, mapping?) -> Promise<void>: the munmap now (views detach before this
+// returns), the close on the libuv pool. The fd is this env's until the pool thread takes it
+// (adopted ones too), so a worker torn down meanwhile still closes it, once.
+Napi::Value DmaHeapAddon::CloseMappedAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  UnmapArg(info);
+  Own(fd);
+  auto* worker = new CloseWorker(env, this, fd);  // deletes itself when done
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 Napi::Value DmaHeapAddon::ReadMapped(const Napi::CallbackInfo& info) {

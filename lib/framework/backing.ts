@@ -199,6 +199,12 @@ export class MemfdBacking implements BackingMemory {
     this.addon.closeMapped(fd, view.buffer as ArrayBuffer);
   }
 
+  /** the same, the close (where the pages are freed) on the libuv pool */
+  closeMappedAsync(fd: number, view: Uint8Array): Promise<void> {
+    this.open.delete(fd);
+    return this.addon.closeMappedAsync(fd, view.buffer as ArrayBuffer);
+  }
+
   free(): void {
     if (this.pending !== null) {
       this.open.delete(this.pending);

@@ -443,6 +443,23 @@ export class Framework implements Kernel {
   }
 
   closeMapped(fd: number, view: Uint8Array | undefined): void {
+    this.closeMappedBy(fd, view, (backing, v) => backing.closeMapped(fd, v));
+  }
+
+  /** closeMapped, the real close of a memfd buffer on the libuv pool (where its pages are freed) */
+  closeMappedAsync(fd: number, view: Uint8Array | undefined): Promise<void> {
+    let closing: Promise<void> | undefined;
+    try {
+      this.closeMappedBy(fd, view, (backing, v) => {
+        closing = backing.closeMappedAsync(fd, v);
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return closing ?? Promise.resolve();
+  }
+
+  private closeMappedBy(fd: number, view: Uint8Array | undefined, unmapAndClose: (backing: MemfdBacking, view: Uint8Array) => void): void {
     // A memfd buffer's own mapping and fd: the same bookkeeping as munmap then close, with
     // the real munmap and close made by one addon call.
     const mapping = view ? this.views.get(view) : undefined;
@@ -455,7 +472,7 @@ export class Framework implements Kernel {
       const { file } = this.fdt.take(fd);
       syscall('close', () => {
         try {
-          backing.closeMapped(fd, view!);
+          unmapAndClose(backing, view!);
         } finally {
           mapping.file.put();
           file.put(); // may release the buffer

@@ -103,6 +103,9 @@ export interface Addon {
    *  (a dma-buf refuses an out-of-range mmap itself; a memfd sealed F_SEAL_SHRINK of that
    *  size), so no fstat. closeMapped: munmap `mapping` (if given, as munmap) then close fd. */
   closeMapped(fd: number, mapping?: ArrayBuffer): void;
+  /** closeMapped with the close on the libuv pool: views detach before it returns; resolves
+   *  once the fd is closed (the kernel frees a buffer's pages there) */
+  closeMappedAsync(fd: number, mapping?: ArrayBuffer): Promise<void>;
   /** DMA_HEAP_IOCTL_ALLOC (or the v14 number) with the struct in native memory: the new fd,
    *  owned by this env from the moment the ioctl returns */
   heapAlloc(heapFd: number, cmd: number, len: number, fdFlags: number): number;

@@ -127,6 +127,10 @@ export class NativeKernel implements Kernel {
     this.addon.closeMapped(fd, view?.buffer as ArrayBuffer | undefined);
   }
 
+  closeMappedAsync(fd: number, view: Uint8Array | undefined): Promise<void> {
+    return this.addon.closeMappedAsync(fd, view?.buffer as ArrayBuffer | undefined);
+  }
+
   seekEnd(fd: number): number {
     return this.addon.lseek(fd, 0, SEEK_END);
   }

@@ -215,4 +215,31 @@ addonSuite('addon: dma_buf', () => {
       A.close(fd);
     });
   });
+
+  describe('(i) closeMapped / closeMappedAsync', () => {
+    test('closeMappedAsync detaches the mapping before it returns and closes the fd on the pool', async () => {
+      const { fd, name } = memfd(4 * page);
+      const view = new Uint8Array(A.mmap(fd, 4 * page, 0, true));
+      view.fill(5);
+      const closing = A.closeMappedAsync(fd, view.buffer as ArrayBuffer);
+      expect(view.length).toBe(0);
+      expect(mapsOf(name)).toBe(0);
+      await expect(closing).resolves.toBeUndefined();
+      expect(fs.existsSync(`/proc/self/fd/${fd}`)).toBe(false);
+    });
+
+    test('an ArrayBuffer not from mmap is refused before anything is closed', () => {
+      const { fd } = memfd(page);
+      const e = thrown(() => A.closeMappedAsync(fd, new ArrayBuffer(page)));
+      expect(e).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      expect(fs.existsSync(`/proc/self/fd/${fd}`)).toBe(true);
+      A.close(fd);
+    });
+
+    test('a close the kernel refuses rejects with its errno', async () => {
+      const { fd } = memfd(page);
+      A.close(fd);
+      await expect(A.closeMappedAsync(fd)).rejects.toMatchObject({ code: 'EBADF', syscall: 'close' });
+    });
+  });
 });

@@ -2,7 +2,8 @@
  * Hazard: a worker_thread terminated while it holds dma-heap objects. In the style of
  * classic-level's lifecycle tests: the worker walks create → open → allocate → map → share →
  * close and is terminated right after each stage (and once holding a DmaBufChannel with a
- * queued send, a pending receive and a listening server). Whatever the stage, the process
+ * queued send, a pending receive and a listening server, once with closeAsync()s still on the
+ * libuv pool). Whatever the stage, the process
  * must not crash and every fd the worker made must be closed by its teardown.
  */
 import { once } from 'node:events';
@@ -56,13 +57,22 @@ const ready = () => parentPort.postMessage('ready');
     held.push(x, y, c, d, server, queued, pending);
     return ready();
   }
+  if (stage === 'closeAsync') {
+    // closes still on the libuv pool when the worker is terminated: each fd closed once
+    for (let i = 0; i < 8; i++) {
+      const b = heap.alloc(4 << 20);
+      b.bytes().fill(i);
+      b.closeAsync().catch(() => {});
+    }
+    return ready();
+  }
   buf.close();
   heap.close();
   ready(); // 'close'
 })().catch((err) => parentPort.postMessage('error: ' + err.stack));
 `;
 
-const STAGES = ['create', 'open', 'allocate', 'map', 'share', 'channel', 'close'] as const;
+const STAGES = ['create', 'open', 'allocate', 'map', 'share', 'channel', 'closeAsync', 'close'] as const;
 const sharing = new Set(['share', 'channel']);
 const matrix = (['kernel-or-software', 'software'] as const).flatMap((backend) => STAGES.map((stage) => ({ backend, stage })));
 
