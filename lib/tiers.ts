@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import { requireNative, tierUnavailable } from './chooser';
@@ -24,7 +25,10 @@ export interface ShareableOptions {
 
 function tierOrder(options: ShareableOptions): Tier[] {
   const env = process.env.DMA_HEAP_TIERS;
-  if (options.tiers !== undefined && !Array.isArray(options.tiers)) throw invalidArgType('options.tiers', 'an array of tier names', options.tiers);
+  // a Proxy is no array of ours (Array.isArray and the reads below would run its traps)
+  if (options.tiers !== undefined && (types.isProxy(options.tiers) || !Array.isArray(options.tiers))) {
+    throw invalidArgType('options.tiers', 'an array of tier names', options.tiers);
+  }
   const fromEnv = options.tiers === undefined && !!env;
   const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as Tier[]) : [...TIERS]);
   order.forEach((t, i) => {
