@@ -20,11 +20,12 @@ addonSuite('addon: addon', () => {
       const a = require(${JSON.stringify(file)});
       const fs = require('fs');
       const { parentPort, workerData } = require('worker_threads');
+      const page = a.pageSize(); // 16 KiB on some arm64 kernels: offsets are whole pages
       const fd = a.memfdCreate(workerData.name, 1);
-      a.ftruncate(fd, 16 * 4096);
-      globalThis.keep = [a.mmap(fd, 16 * 4096, 0, true), a.mmap(fd, 4096, 4096, true)];
-      a.mmap(fd, 4096, 0, true); // forgotten
-      a.munmap(a.mmap(fd, 4096, 0, true));
+      a.ftruncate(fd, 16 * page);
+      globalThis.keep = [a.mmap(fd, 16 * page, 0, true), a.mmap(fd, page, page, true)];
+      a.mmap(fd, page, 0, true); // forgotten
+      a.munmap(a.mmap(fd, page, 0, true));
       const [s1, s2] = a.socketpair(a.abi.SOCK_SEQPACKET);
       a.sendFds(s1, new Uint8Array([1]), [fd, fd]);
       a.recvFds(s2, 16, 4);
