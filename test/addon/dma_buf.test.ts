@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { addonStatus } from '../../lib/native/load';
 import * as uapi from '../../lib/uapi';
-import { A, addonSuite, fdFlags, gcUntil, mapsOf, memfd, O_CLOEXEC_OCTAL, page, SEEK_END, thrown } from './helpers';
+import { A, addonSuite, fdFlags, gcUntil, isOpen, mapsOf, memfd, O_CLOEXEC_OCTAL, page, SEEK_END, thrown } from './helpers';
 
 addonSuite('addon: dma_buf', () => {
   describe('(c) mmap', () => {
@@ -217,6 +217,26 @@ addonSuite('addon: dma_buf', () => {
   });
 
   describe('(i) closeMapped / closeMappedAsync', () => {
+    test('mmap with sizeKnown maps without checking; closeMapped detaches, unmaps and closes', () => {
+      const fd = A.memfdBuffer('dma-heap:fast', 2 * page, 2 /* F_SEAL_SHRINK */);
+      const ab = A.mmap(fd, 2 * page, 0, true, true);
+      new Uint8Array(ab).fill(7);
+      const view = new Uint8Array(ab, page);
+      A.closeMapped(fd, ab);
+      expect(ab.byteLength).toBe(0);
+      expect(view.length).toBe(0);
+      expect(isOpen(fd)).toBe(false);
+      expect(() => A.closeMapped(fd)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'close' }));
+    });
+
+    test('closeMapped refuses an ArrayBuffer mmap did not make, before closing anything', () => {
+      const { fd } = memfd(page);
+      expect(() => A.closeMapped(fd, new ArrayBuffer(8))).toThrow(expect.objectContaining({ name: 'TypeError' }));
+      expect(isOpen(fd)).toBe(true);
+      A.closeMapped(fd);
+      expect(isOpen(fd)).toBe(false);
+    });
+
     test('closeMappedAsync detaches the mapping before it returns and closes the fd on the pool', async () => {
       const { fd, name } = memfd(4 * page);
       const view = new Uint8Array(A.mmap(fd, 4 * page, 0, true));
@@ -225,14 +245,14 @@ addonSuite('addon: dma_buf', () => {
       expect(view.length).toBe(0);
       expect(mapsOf(name)).toBe(0);
       await expect(closing).resolves.toBeUndefined();
-      expect(fs.existsSync(`/proc/self/fd/${fd}`)).toBe(false);
+      expect(isOpen(fd)).toBe(false);
     });
 
     test('an ArrayBuffer not from mmap is refused before anything is closed', () => {
       const { fd } = memfd(page);
       const e = thrown(() => A.closeMappedAsync(fd, new ArrayBuffer(page)));
       expect(e).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
-      expect(fs.existsSync(`/proc/self/fd/${fd}`)).toBe(true);
+      expect(isOpen(fd)).toBe(true);
       A.close(fd);
     });
 

@@ -66,4 +66,17 @@ addonSuite('addon: heap_device', () => {
       A.close(b);
     });
   });
+
+  describe('(g2) heapAlloc', () => {
+    test('heapAlloc refuses a number that is not an ALLOC ioctl, and reports the kernel’s errno', () => {
+      const { fd } = memfd(page);
+      try {
+        expect(() => A.heapAlloc(fd, FIONREAD, page, 2)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+        // a memfd has no such ioctl: ENOTTY, as any non-heap fd
+        expect(() => A.heapAlloc(fd, A.abi.DMA_HEAP_IOCTL_ALLOC, page, 2)).toThrow(expect.objectContaining({ code: 'ENOTTY', syscall: 'ioctl' }));
+      } finally {
+        A.close(fd);
+      }
+    });
+  });
 });

@@ -21,7 +21,7 @@ import {
   O_RDWR,
   U64_MAX,
 } from '../../lib/uapi';
-import { checkNoFdLeaks, eachBacking, processFds, thrown } from './helpers';
+import { checkNoFdLeaks, eachBacking, openFds, thrown } from './helpers';
 
 checkNoFdLeaks();
 
@@ -168,7 +168,7 @@ function run(fw: Framework, c: Case): void {
   const arg = c.arg ? c.arg(fw.pageSize) : struct(BigInt(fw.pageSize));
   const before = Uint8Array.from(arg ?? []);
   const fds = fw.fds().length;
-  const real = processFds().size;
+  const real = openFds().size;
   try {
     if (c.expect === 'fd' || c.expect === 'ok' || c.expect === 'unreported') {
       expect(fw.ioctl(heapFd, c.cmd, arg)).toBe(0);
@@ -194,7 +194,7 @@ function run(fw: Framework, c: Case): void {
       // the fd exists (a leak, as on the real kernel) but nobody was told its number
       const [leaked] = fw.fds().filter((fd) => fd !== heapFd);
       expect(fw.fds().length).toBe(fds + 1);
-      expect(processFds().size).toBe(real + 1);
+      expect(openFds().size).toBe(real + 1);
       expect(fw.isDmaBuf(leaked)).toBe(true);
       fw.close(leaked);
     } else {

@@ -11,7 +11,7 @@ import {
   O_RDWR,
   O_WRONLY,
 } from '../../lib/uapi';
-import { allocFrom, checkNoFdLeaks, eachBacking, fdinfoField, processFds, thrown } from './helpers';
+import { allocFrom, checkNoFdLeaks, eachBacking, fdinfoField, openFds, thrown } from './helpers';
 
 checkNoFdLeaks();
 
@@ -320,7 +320,7 @@ eachBacking((make, backing) => {
 
   test('dup, isDmaBuf, close: EBADF for unknown fds; no real fd left behind', () => {
     const fw = make();
-    const before = processFds();
+    const before = openFds();
     const heapFd = fw.openHeap('system');
     const fd = allocFrom(fw, 'system', 1);
     const dups = [fw.dup(fd, true), fw.dup(fd, false), fw.dup(heapFd, true)];
@@ -330,24 +330,24 @@ eachBacking((make, backing) => {
     expect(fw.isDmaBuf(dups[2])).toBe(false);
     const view = fw.mmap(dups[0], 1, 0, true);
     // every simulated fd is a real descriptor
-    expect(processFds().size).toBe(before.size + 5);
+    expect(openFds().size).toBe(before.size + 5);
     for (const f of [heapFd, fd, ...dups]) fw.close(f);
     expect(thrown(() => fw.close(fd))).toMatchObject({ code: 'EBADF', syscall: 'close' });
     expect(thrown(() => fw.dup(fd, true))).toMatchObject({ code: 'EBADF', syscall: 'dup' });
     fw.munmap(view);
-    expect([...processFds()].filter((f) => !before.has(f))).toEqual([]);
+    expect([...openFds()].filter((f) => !before.has(f))).toEqual([]);
     expect(fw.fds()).toEqual([]);
   });
 
   test('dispose unmaps and closes everything', () => {
     const fw = make();
-    const before = processFds();
+    const before = openFds();
     const fd = allocFrom(fw, 'system', 1);
     const view = fw.mmap(fd, 1, 0, true);
     fw.openHeap('system');
     fw.dispose();
     expect(view.byteLength).toBe(0);
     expect(fw.fds()).toEqual([]);
-    expect([...processFds()].filter((f) => !before.has(f))).toEqual([]);
+    expect([...openFds()].filter((f) => !before.has(f))).toEqual([]);
   });
 });

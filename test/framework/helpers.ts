@@ -1,4 +1,3 @@
-import { readdirSync, readlinkSync } from 'node:fs';
 import { DmaHeapError } from '../../lib/errors';
 import { Framework, type FrameworkOptions } from '../../lib/framework';
 import { addonStatus, loadAddon } from '../../lib/native/load';
@@ -9,6 +8,7 @@ import {
   O_CLOEXEC,
   O_RDWR,
 } from '../../lib/uapi';
+import { openFds } from '../helpers/fds';
 
 export const addonLoaded = loadAddon() !== null;
 
@@ -34,27 +34,14 @@ export function eachBacking(body: (make: (options?: FrameworkOptions) => Framewo
   }
 }
 
-/** the fds open in this process (Linux), without the one readdir used to list them (closed by now) */
-export function processFds(): Set<number> {
-  const open = (fd: number) => {
-    try {
-      readlinkSync(`/proc/self/fd/${fd}`);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  return new Set(readdirSync('/proc/self/fd').map(Number).filter(open));
-}
-
 /** Fail the file if it leaves real descriptors open. */
 export function checkNoFdLeaks(): void {
   let before: Set<number>;
   beforeAll(() => {
-    before = processFds();
+    before = openFds();
   });
   afterAll(() => {
-    const leaked = [...processFds()].filter((fd) => !before.has(fd));
+    const leaked = [...openFds()].filter((fd) => !before.has(fd));
     expect(leaked).toEqual([]);
   });
 }
@@ -92,3 +79,5 @@ export const fdinfoField = (fw: Framework, fd: number, key: string): string | un
     .split('\n')
     .find((l) => l.startsWith(`${key}:\t`))
     ?.slice(key.length + 2);
+
+export { openFds };

@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { type AccessContext } from '../../lib/framework';
 import { decodeAllocationData, DMA_HEAP_IOCTL_ALLOC, encodeAllocationData, O_RDWR } from '../../lib/uapi';
-import { alloc, allocFrom, checkNoFdLeaks, eachBacking, processFds, thrown } from './helpers';
+import { alloc, allocFrom, checkNoFdLeaks, eachBacking, openFds, thrown } from './helpers';
 
 checkNoFdLeaks();
 
@@ -171,7 +171,7 @@ eachBacking((make) => {
 
   test('a workload leaves no real descriptor behind', () => {
     const fw = make();
-    const before = processFds();
+    const before = openFds();
     fw.faults.failAllocation({ nth: 3, every: true });
     const heapFd = fw.openHeap('system');
     const views: Uint8Array[] = [];
@@ -188,7 +188,7 @@ eachBacking((make) => {
     }
     fw.close(heapFd);
     for (const v of views) fw.munmap(v);
-    expect([...processFds()].filter((f) => !before.has(f))).toEqual([]);
+    expect([...openFds()].filter((f) => !before.has(f))).toEqual([]);
     expect(fw.faults.bytesInUse('system')).toBe(0);
   });
 });
