@@ -25,7 +25,7 @@ import {
   O_ACCMODE,
   O_RDONLY,
 } from './uapi';
-import { invalidArgType, outOfRange } from './args';
+import { invalidArgType, invalidArgValue, outOfRange } from './args';
 import { validateAccess, validateBoolean, validateBufferName, validateOptions, validateRange, type CpuAccess } from './validate';
 
 /** Which mechanism served a buffer, strongest first. Only the first two are real dma-bufs. */
@@ -319,14 +319,14 @@ export class DmaBuf {
   importSyncFile(syncFile: SyncFile, access: 'read' | 'write'): void {
     const fd = this.#check();
     if (!(syncFile instanceof SyncFile)) {
-      throw Object.assign(new TypeError('syncFile must be a SyncFile'), { code: 'ERR_INVALID_ARG_TYPE' });
+      throw invalidArgType('syncFile', 'an instance of SyncFile', syncFile);
     }
     if (access !== 'read' && access !== 'write') {
-      throw Object.assign(new TypeError(`access must be 'read' or 'write', got ${JSON.stringify(access)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+      throw invalidArgValue('access', access, "must be 'read' or 'write'");
     }
     this.#requireFences('import a sync_file');
     if (syncFile.kernel !== this.#kernel) {
-      throw Object.assign(new TypeError('the sync_file belongs to another kernel (real vs software framework)'), { code: 'ERR_INVALID_ARG_VALUE' });
+      throw invalidArgValue('syncFile', syncFile, 'belongs to another kernel (real vs software framework)');
     }
     const sfd = syncFile.fd;
     if (sfd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });

@@ -5,6 +5,7 @@
  * pollNow (one poll that never waits) and pollWait (readiness through the event loop:
  * uv_poll on the real kernel, fence callbacks in the software framework).
  */
+import { invalidArgType, outOfRange } from './args';
 import { DmaHeapError } from './errors';
 import { POLLIN, POLLOUT } from './fence-uapi';
 import type { Kernel } from './kernel';
@@ -42,10 +43,11 @@ export function eventsFor(access: CpuAccess | 'read' | 'write'): number {
 function validateWait(options: WaitOptions): void {
   const { signal, timeout } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw Object.assign(new TypeError('signal must be an AbortSignal'), { code: 'ERR_INVALID_ARG_TYPE' });
+    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
   }
-  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
-    throw Object.assign(new RangeError('timeout must be a finite number of ms >= 0'), { code: 'ERR_OUT_OF_RANGE' });
+  if (timeout !== undefined && typeof timeout !== 'number') throw invalidArgType('options.timeout', 'of type number', timeout);
+  if (timeout !== undefined && !(timeout >= 0 && Number.isFinite(timeout))) {
+    throw outOfRange('options.timeout', 'a finite number of ms >= 0', timeout);
   }
 }
 

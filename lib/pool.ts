@@ -1,6 +1,7 @@
 import type { DmaBuf } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
+import { outOfRange, validateBoolean, validateInteger } from './args';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
 /**
@@ -140,10 +141,7 @@ function abortError(signal: AbortSignal): Error {
 }
 
 function count(value: unknown, what: string, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw Object.assign(new RangeError(`${what} must be an integer ≥ ${min}, got ${String(value)}`), { code: 'ERR_OUT_OF_RANGE' });
-  }
-  return value;
+  return validateInteger(value, `options.${what}`, min, Number.MAX_SAFE_INTEGER);
 }
 
 interface Waiter {
@@ -192,11 +190,8 @@ export class BufferPool {
     const initial = count(options.count, 'count', 0);
     this.max = count(options.max ?? Math.max(initial, 1), 'max', Math.max(initial, 1));
     if (options.name !== undefined) this.#name = validateBufferName(options.name);
-    if (options.zeroOnRelease !== undefined && typeof options.zeroOnRelease !== 'boolean') {
-      throw Object.assign(new TypeError('zeroOnRelease must be a boolean'), { code: 'ERR_INVALID_ARG_TYPE' });
-    }
-    this.zeroOnRelease = options.zeroOnRelease ?? false;
-    if (len > BigInt(Number.MAX_SAFE_INTEGER)) throw Object.assign(new RangeError(`size ${len} is too large to map`), { code: 'ERR_OUT_OF_RANGE' });
+    this.zeroOnRelease = validateBoolean(options.zeroOnRelease, 'options.zeroOnRelease', false);
+    if (len > BigInt(Number.MAX_SAFE_INTEGER)) throw outOfRange('options.size', `<= ${Number.MAX_SAFE_INTEGER} (a size this process can map)`, options.size);
     this.size = Number(len);
     try {
       for (let i = 0; i < initial; i++) this.#idle.push(this.#adopt(this.#source.alloc(this.size, this.#allocOptions())));

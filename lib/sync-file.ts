@@ -4,6 +4,7 @@
  * (SyncFile.fromFd), and goes into a dma-buf (DmaBuf.importSyncFile) or to a device that
  * takes explicit fences (a GPU or display API). Close it, or `using` it.
  */
+import { validateInteger } from './args';
 import { DmaHeapError } from './errors';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
 import { waitReady, type WaitOptions } from './fences';
@@ -103,9 +104,7 @@ export class SyncFile {
    * `framework` (default: the process's); any other fd goes to the real kernel.
    */
   static fromFd(fd: number, options: { dup?: boolean; framework?: Framework } = {}): SyncFile {
-    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
-      throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${String(fd)}`), { code: 'ERR_INVALID_ARG_TYPE' });
-    }
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
     const sw = options.framework ?? softwareKernel();
     const kernel: Kernel = sw.syncFile(fd) ? sw : nativeKernel() ?? sw;
     return SyncFile.adopt(fd, kernel, options);

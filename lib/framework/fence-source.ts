@@ -6,6 +6,7 @@
  * and every fence signals by itself after `timeout` ms (vgem: 10 s) so nothing hangs forever.
  * Each fence has a context of its own, as vgem's do (two read fences export as an array).
  */
+import { invalidArgType, invalidArgValue, outOfRange } from '../args';
 import type { DmaBuf as PublicDmaBuf } from '../dmabuf';
 import { DmaFence, fenceContextAlloc } from './dma-fence';
 import { resvOf } from './dma-buf-fences';
@@ -49,7 +50,7 @@ export class SoftwareFence {
   signal(error?: number): void {
     clearTimeout(this.#timer);
     clearTimeout(this.#expiry);
-    if (error !== undefined && !(Number.isInteger(error) && error < 0)) throw new RangeError('error must be a negative errno');
+    if (error !== undefined && !(Number.isInteger(error) && error < 0)) throw outOfRange('error', 'a negative errno', error);
     this.fence.signal(error);
   }
 
@@ -70,12 +71,13 @@ export class SoftwareFenceSource {
   ) {
     this.name = options.name ?? 'swfence';
     this.timeout = options.timeout ?? 10_000;
-    if (!Number.isFinite(this.timeout) || this.timeout < 0) throw new RangeError('timeout must be >= 0 ms');
+    if (typeof this.timeout !== 'number') throw invalidArgType('options.timeout', 'of type number', this.timeout);
+    if (!Number.isFinite(this.timeout) || this.timeout < 0) throw outOfRange('options.timeout', '>= 0 (ms)', this.timeout);
   }
 
   /** a pending fence on the buffer (a DmaBuf of this framework, or its fd) */
   attach(buf: PublicDmaBuf | number, access: 'read' | 'write'): SoftwareFence {
-    if (access !== 'read' && access !== 'write') throw new TypeError(`access must be 'read' or 'write'`);
+    if (access !== 'read' && access !== 'write') throw invalidArgValue('access', access, "must be 'read' or 'write'");
     return syscall('ioctl', () => {
       const fd = typeof buf === 'number' ? buf : buf.fd;
       const dmabuf = this.framework.dmaBuf(fd);

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { fstatSync, unlinkSync } from 'node:fs';
-import { invalidArgType, validateInteger, validateOptions } from '../args';
+import { invalidArgType, invalidArgValue, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
 import { SyncFile } from '../sync-file';
 import { adoptAll, validateBuffers, type ShareItem } from './buffers';
@@ -45,13 +45,9 @@ const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 /** A socket path: a string; a filesystem path has no NUL (the kernel would stop at it and bind
  *  another path than asked); a leading NUL names Linux's abstract namespace. */
 function validatePath(path: unknown): string {
-  if (typeof path !== 'string') {
-    throw Object.assign(new TypeError(`path must be a string, got ${path === null ? 'null' : typeof path}`), { code: 'ERR_INVALID_ARG_TYPE' });
-  }
+  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
   if (path === '' || (path[0] !== '\0' && path.includes('\0'))) {
-    throw Object.assign(new TypeError('path must be a non-empty filesystem path without NUL bytes (or start with NUL for the abstract namespace)'), {
-      code: 'ERR_INVALID_ARG_VALUE',
-    });
+    throw invalidArgValue('path', path, 'must be a non-empty filesystem path without NUL bytes (or start with NUL for the abstract namespace)');
   }
   return path;
 }
@@ -176,12 +172,9 @@ export class DmaBufChannel extends EventEmitter {
     const type = options.type === undefined ? 'seqpacket' : options.type;
     socketType(type);
     limits(options);
-    if (typeof fd !== 'number' || !Number.isSafeInteger(fd) || fd < 0) {
-      throw Object.assign(new TypeError(`fd must be a non-negative integer, got ${typeof fd}`), { code: 'ERR_INVALID_ARG_TYPE' });
-    }
     // Refuse anything but a socket before touching the caller's fd: it stays theirs then.
     // (a closed fd: Node's own EBADF from fstat)
-    if (!fstatSync(fd).isSocket()) throw Object.assign(new TypeError(`fd ${fd} is not a socket`), { code: 'ERR_INVALID_ARG_VALUE' });
+    if (!fstatSync(fd).isSocket()) throw invalidArgValue('fd', fd, 'is not a socket');
     const own = sock.dup(fd, true);
     closeAll(sock, [fd]);
     return new DmaBufChannel(sock, own, type, options);

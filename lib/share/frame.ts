@@ -11,7 +11,7 @@
  * receiver never reads past the current frame (it asks for the header, then exactly
  * the JSON length): a frame's fds arrive with the read of its first byte, nowhere else.
  */
-import { outOfRange, validateInteger } from '../args';
+import { invalidArgValue, outOfRange, validateInteger } from '../args';
 import type { Tier } from '../dmabuf';
 
 /** SCM_MAX_FD: Linux refuses more fds in one sendmsg. */
@@ -70,7 +70,7 @@ export function encodeFrame(metas: ItemMeta[], payload: unknown, maxPayload: num
     text = JSON.stringify(payload === undefined ? { buffers: metas } : { buffers: metas, payload });
   } catch (err) {
     // a BigInt, a cycle, a throwing toJSON: the payload is the caller's to fix
-    throw Object.assign(new TypeError(`the payload can't be sent as JSON: ${(err as Error)?.message}`, { cause: err }), { code: 'ERR_INVALID_ARG_VALUE' });
+    throw Object.assign(invalidArgValue('payload', payload, `can't be sent as JSON (${err instanceof Error ? err.message : 'JSON.stringify threw'})`), { cause: err });
   }
   const json = Buffer.from(text, 'utf8');
   if (json.length > maxPayload) {
