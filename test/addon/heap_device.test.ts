@@ -68,11 +68,19 @@ addonSuite('addon: heap_device', () => {
   });
 
   describe('(g2) heapAlloc', () => {
-    test('heapAlloc refuses a number that is not an ALLOC ioctl, and reports the kernel’s errno', () => {
+    test('heapAlloc refuses a number that is not an ALLOC ioctl before any syscall', () => {
       const { fd } = memfd(page);
       try {
         expect(() => A.heapAlloc(fd, FIONREAD, page, 2)).toThrow(expect.objectContaining({ name: 'TypeError' }));
-        // a memfd has no such ioctl: ENOTTY, as any non-heap fd
+      } finally {
+        A.close(fd);
+      }
+    });
+
+    // (qemu-user forwards no dma-heap ioctl: test/prebuilds/check.js skips this name there)
+    test('heapAlloc with the dma-heap ALLOC number on a memfd: the kernel’s ENOTTY, as any non-heap fd', () => {
+      const { fd } = memfd(page);
+      try {
         expect(() => A.heapAlloc(fd, A.abi.DMA_HEAP_IOCTL_ALLOC, page, 2)).toThrow(expect.objectContaining({ code: 'ENOTTY', syscall: 'ioctl' }));
       } finally {
         A.close(fd);
