@@ -2,7 +2,7 @@
 // camera capturing into them. Rows of the VM rig that declare vgem/vivid in DMA_HEAP_EXPECT
 // (npm run test:kernel) FAIL here when the device is missing; elsewhere these skip, saying why.
 // The framework's side of the same scenarios is in test/differential.test.ts.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { DmaBuf, DmaBufChannel, openHeap, spawnWithBuffers, SyncFile } from '../../lib';
 import { loadAddon } from '../../lib/native/load';
 import { Vgem, vividCapture, vividProbe, vividVmallocNode } from '../devices/devices';
@@ -18,6 +18,22 @@ function ticking(): { count: () => number; stop: () => void } {
 const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 1));
 };
+
+/**
+ * A child holding a sync_file of a vgem fence: once it prints its first line, signal the fence.
+ * vgem expires a fence 10 s after attaching it (signal then answers ETIMEDOUT, the fence is
+ * signalled all the same); a slow TCG guest may need that long to start node.
+ */
+async function signalOnceChildSpeaks(child: ChildProcess, vgem: Vgem, fence: number): Promise<{ lines: string[]; exited: Promise<unknown> }> {
+  const lines: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
+  const exited = new Promise((r) => child.on('exit', r));
+  await until(() => lines.length >= 1);
+  await vgem.signal(fence).catch((e: { errno?: number }) => {
+    if (e.errno !== 110) throw e;
+  });
+  return { lines, exited };
+}
 
 describeWith('system', 'vgem')('vgem plays a GPU', () => {
   let vgem: Vgem;
@@ -101,15 +117,7 @@ describeWith('system', 'vgem')('vgem plays a GPU', () => {
       console.log(sf.info().name);
       sf.wait().then(() => { console.log(sf.status); sf.close(); });`;
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit', sf.fd] });
-    const lines: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
-    const exited = new Promise((r) => child.on('exit', r));
-    await until(() => lines.length >= 1);
-    // vgem expires a fence 10 s after attaching it (signal then answers ETIMEDOUT, the fence
-    // is signalled all the same); a slow TCG guest may need that long to start node
-    await vgem.signal(fence).catch((e: { errno?: number }) => {
-      if (e.errno !== 110) throw e;
-    });
+    const { lines, exited } = await signalOnceChildSpeaks(child, vgem, fence);
     expect({ code: await exited, lines }).toEqual({ code: 0, lines: [name, 'signaled'] });
   });
 
@@ -152,14 +160,7 @@ describeWith('system', 'vgem')('vgem plays a GPU', () => {
     const name = sf.info().name;
     const fixture = require.resolve('../share/fixtures/child-items.js');
     const child = spawnWithBuffers(process.execPath, [fixture], [buf, sf], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const lines: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
-    const exited = new Promise((r) => child.on('exit', r));
-    await until(() => lines.length >= 1);
-    // vgem expires a fence 10 s after attaching it (signal answers ETIMEDOUT, signalled all the same)
-    await vgem.signal(fence).catch((e: { errno?: number }) => {
-      if (e.errno !== 110) throw e;
-    });
+    const { lines, exited } = await signalOnceChildSpeaks(child, vgem, fence);
     expect({ code: await exited, lines: lines.map((l) => JSON.parse(l)) }).toEqual({
       code: 0,
       lines: [{ kinds: ['dma-buf', 'sync-file'], names: [name] }, { statuses: ['signaled'] }],

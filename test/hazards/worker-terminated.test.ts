@@ -15,6 +15,7 @@ import { loadAddon } from '../../lib/native/load';
 import { gcUntil, newFds, openFds } from '../helpers/fds';
 
 const DIST = path.resolve(__dirname, '../../dist/index.js');
+const STAGES_FIXTURE = path.join(__dirname, 'fixtures', 'stages.js');
 const canShare = loadAddon() !== null;
 const tmp = mkdtempSync(path.join(tmpdir(), 'dma-heap-hazard-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -27,16 +28,9 @@ const { stage, backend, dir } = workerData;
 const held = [];
 const ready = () => parentPort.postMessage('ready');
 (async () => {
-  if (stage === 'create') return ready();
-  const opts = backend === 'software' ? { framework: new dh.Framework() } : {};
-  const heap = dh.openHeap('system', opts);
-  held.push(heap);
-  if (stage === 'open') return ready();
-  const buf = heap.alloc(64 * 1024, { name: 'hazard' });
-  held.push(buf);
-  if (stage === 'allocate') return ready();
-  buf.bytes().fill(7);
-  if (stage === 'map') return ready();
+  const made = require(workerData.stages)(dh, stage, backend, held, 'hazard');
+  if (!made) return ready();
+  const { heap, buf } = made;
   if (stage === 'share') {
     const [a, b] = dh.DmaBufChannel.pair();
     await a.send([buf], { stage });
@@ -84,7 +78,7 @@ describe('a worker terminated at each stage leaks no fd and does not crash the p
       return;
     }
     const before = openFds();
-    const worker = new Worker(WORKER, { eval: true, workerData: { dist: DIST, stage, backend: backend === 'software' ? 'software' : 'auto', dir: tmp } });
+    const worker = new Worker(WORKER, { eval: true, workerData: { dist: DIST, stages: STAGES_FIXTURE, stage, backend: backend === 'software' ? 'software' : 'auto', dir: tmp } });
     const [message] = await once(worker, 'message');
     expect(message).toBe('ready');
     await worker.terminate();
