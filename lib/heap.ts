@@ -1,4 +1,4 @@
-import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from './chooser';
+import { chooseContiguousHeap, chooseHeap, CONTIGUOUS_HEAP_NAMES, kernelsFor, type KernelOptions } from './chooser';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
 import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
@@ -21,7 +21,7 @@ const ALLOC_OPTIONS = ['name', 'readOnly', 'cloexec'] as const;
 const OPEN_OPTIONS = ['backend', 'framework'] as const;
 
 /** heaps whose buffers are exactly the page-aligned request (mainline system and CMA heaps) */
-const EXACT_SIZE_HEAPS = new Set(['system', 'system-uncached', 'default_cma_region', 'linux,cma', 'reserved', 'default-pool']);
+const EXACT_SIZE_HEAPS = new Set<string>(['system', 'system-uncached', ...CONTIGUOUS_HEAP_NAMES]);
 
 export interface AllocOptions {
   /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
