@@ -19,8 +19,10 @@ export interface Vma {
   writable: boolean;
   view?: Uint8Array;
   /** vm_ops->close at munmap; given the view so it holds no reference to it (the GC must be
-   *  able to collect a forgotten mapping). No view: the mapping was collected, not unmapped. */
-  close?: (view?: Uint8Array) => void;
+   *  able to collect a forgotten mapping). No view: the mapping was collected, not unmapped.
+   *  `last`: the mapping holds the file's last reference, so the buffer is released right
+   *  after and nothing can map it again. */
+  close?: (view?: Uint8Array, last?: boolean) => void;
 }
 
 /** The memory behind a software dma-buf, asked of the framework by exporters. */
@@ -92,14 +94,18 @@ export class JsBacking implements BackingMemory {
   mmap(vma: Vma): void {
     this.maps++;
     vma.view = new Uint8Array(this.memory, vma.offset, vma.length);
-    vma.close = (view) => {
+    vma.close = (view, last) => {
       // A collected view detaches nothing: whoever still holds the ArrayBuffer keeps it.
-      if (--this.maps === 0 && view) {
-        const old = this.memory;
+      if (--this.maps !== 0 || !view) return;
+      const old = this.memory;
+      if (last) {
+        // released next: no fd can map it again, so the bytes need not survive (no copy)
+        this.memory = new ArrayBuffer(0);
+      } else {
         this.memory = jsMemory(old.byteLength);
         new Uint8Array(this.memory).set(new Uint8Array(old));
-        retire(old);
       }
+      retire(old);
     };
   }
 

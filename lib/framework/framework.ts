@@ -51,7 +51,7 @@ export const DEFAULT_CMA_SIZE = 64 * 1024 * 1024;
 
 /** A live mapping: what munmap must undo. It holds no reference to the view itself. */
 interface Mapping {
-  close?: (view?: Uint8Array) => void;
+  close?: Vma['close'];
   /** vm_file: the reference the mapping holds */
   file: File;
 }
@@ -480,10 +480,12 @@ export class Framework implements Kernel {
       });
       return;
     }
+    // the fd first: when the mapping then holds the last reference, its munmap knows the
+    // buffer goes with it (JS memory then needs no copy to outlive its views)
     try {
-      if (view) this.munmap(view);
-    } finally {
       this.close(fd);
+    } finally {
+      if (view) this.munmap(view);
     }
   }
 
@@ -544,7 +546,7 @@ export class Framework implements Kernel {
       this.young.delete(mapping);
       this.forgotten.unregister(mapping);
       try {
-        mapping.close?.(view);
+        mapping.close?.(view, mapping.file.fCount === 1);
       } finally {
         mapping.file.put(); // may release the buffer
       }
