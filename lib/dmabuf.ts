@@ -11,7 +11,7 @@ import { eventsFor, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
 import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import { forgotten, setKernelOf, type Backend, type Kernel } from './kernel';
+import { addKernelReader, forgotten, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_B,
@@ -60,17 +60,19 @@ export class DmaBuf {
   readonly heap?: string;
   readonly #kernel: Kernel;
   #view?: Uint8Array;
-  #token = {};
+
+  static {
+    addKernelReader((h) => (#kernel in h ? (h as DmaBuf).#kernel : undefined));
+  }
 
   /** @internal: users get buffers from Heap.alloc, allocShareable or DmaBuf.fromFd */
   constructor(fd: number, origin: DmaBufOrigin) {
     this.#fd = fd;
     this.#kernel = origin.kernel;
-    setKernelOf(this, origin.kernel);
     this.tier = origin.tier;
     this.readOnly = origin.readOnly;
     if (origin.heap !== undefined) this.heap = origin.heap;
-    forgotten.register(this, { kernel: origin.kernel, fd }, this.#token);
+    forgotten.register(this, { kernel: origin.kernel, fd }, this);
     try {
       this.size = origin.size ?? this.#kernel.seekEnd(fd);
     } catch (err) {
@@ -414,7 +416,7 @@ export class DmaBuf {
     if (this.#fd < 0) return undefined;
     const fd = this.#fd;
     this.#fd = -1;
-    forgotten.unregister(this.#token);
+    forgotten.unregister(this);
     const view = this.#view;
     this.#view = undefined;
     return { fd, view };

@@ -2,7 +2,7 @@ import { chooseContiguousHeap, chooseHeap, CONTIGUOUS_HEAP_NAMES, kernelsFor, ty
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
 import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
-import { forgotten, setKernelOf, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
+import { addKernelReader, forgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
 import {
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,
@@ -57,12 +57,14 @@ export class Heap {
   #pending = 0;
   readonly #kernel: Kernel;
   readonly #features: HeapFeatures;
-  #token = {};
+
+  static {
+    addKernelReader((h) => (#kernel in h ? (h as Heap).#kernel : undefined));
+  }
 
   /** @internal: use openHeap() */
   constructor(kernel: Kernel, name: string, fallbackReason?: string) {
     this.#kernel = kernel;
-    setKernelOf(this, kernel);
     this.name = name;
     this.path = `/dev/dma_heap/${name}`;
     if (fallbackReason !== undefined) this.fallbackReason = fallbackReason;
@@ -71,7 +73,7 @@ export class Heap {
     } catch (err) {
       throw withContext(err, { path: this.path, heap: name, device: kernel.backend === 'kernel' });
     }
-    forgotten.register(this, { kernel, fd: this.#fd }, this.#token);
+    forgotten.register(this, { kernel, fd: this.#fd }, this);
     try {
       this.#features = this.#probe();
     } catch (err) {
@@ -214,7 +216,7 @@ export class Heap {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    forgotten.unregister(this.#token);
+    forgotten.unregister(this);
     if (this.#pending === 0) this.#release();
   }
 

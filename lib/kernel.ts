@@ -89,18 +89,23 @@ export interface Adopted {
   info: DmaBufInfo;
 }
 
-const kernels = new WeakMap<object, Kernel>();
+/** how to read the kernel of each class of handle (Heap, DmaBuf): their static blocks add a
+ *  brand check on their private field, so no per-object table (a WeakMap entry per buffer
+ *  cost an ephemeron and a malloc on every allocation) */
+const kernelReaders: Array<(handle: object) => Kernel | undefined> = [];
 
 /** @internal which kernel serves a Heap or DmaBuf: for lib/ and tests, not on the public objects */
 export function kernelOf(handle: object): Kernel {
-  const kernel = kernels.get(handle);
-  if (!kernel) throw new TypeError('not a Heap or DmaBuf');
-  return kernel;
+  for (const read of kernelReaders) {
+    const kernel = read(handle);
+    if (kernel) return kernel;
+  }
+  throw new TypeError('not a Heap or DmaBuf');
 }
 
-/** @internal set by the Heap and DmaBuf constructors */
-export function setKernelOf(handle: object, kernel: Kernel): void {
-  kernels.set(handle, kernel);
+/** @internal called once by the Heap and DmaBuf classes */
+export function addKernelReader(read: (handle: object) => Kernel | undefined): void {
+  kernelReaders.push(read);
 }
 
 /**

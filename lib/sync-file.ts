@@ -28,13 +28,12 @@ export class SyncFile {
   /** the sync_file's fd (O_CLOEXEC); -1 once closed */
   fd: number;
   readonly #kernel: Kernel;
-  #token = {};
 
   /** @internal: from DmaBuf.exportSyncFile or SyncFile.fromFd */
   constructor(fd: number, kernel: Kernel) {
     this.fd = fd;
     this.#kernel = kernel;
-    forgotten.register(this, { kernel, fd }, this.#token);
+    forgotten.register(this, { kernel, fd }, this);
   }
 
   /** @internal */
@@ -89,7 +88,7 @@ export class SyncFile {
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
-    forgotten.unregister(this.#token);
+    forgotten.unregister(this);
     this.#kernel.close(fd);
   }
 

@@ -119,14 +119,14 @@ export class JsBacking implements BackingMemory {
  * the memfd (so st_ino matches what a receiving process sees); dup'ed fds are real dups of it.
  * Its pages live as long as any fd or mapping does, as the kernel's do.
  */
-export class MemfdBacking implements BackingMemory {
+export class MemfdBacking implements BackingMemory, FdSource {
   readonly kind = 'memfd';
   /** st_ino, read when first asked (fdinfo): not a syscall on every allocation */
   private inode: number | undefined;
   /** the memfd until the dma-buf's first fd takes it over */
   private pending: number | null;
   /** the real fds of this buffer open now (all the same inode) */
-  private readonly open = new Set<number>();
+  private readonly fds = new Set<number>();
 
   /** a new memfd named `name`, or (`existing`) one received from elsewhere, adopted as it is */
   constructor(
@@ -150,12 +150,12 @@ export class MemfdBacking implements BackingMemory {
       }
     }
     this.pending = fd;
-    this.open.add(fd);
+    this.fds.add(fd);
   }
 
   get ino(): number {
     if (this.inode === undefined) {
-      for (const fd of this.open) {
+      for (const fd of this.fds) {
         this.inode = fs.fstatSync(fd).ino;
         break;
       }
@@ -164,29 +164,33 @@ export class MemfdBacking implements BackingMemory {
     return (this.inode ??= nextIno());
   }
 
-  readonly fdSource: FdSource = {
-    open: (cloexec, donor) => {
-      if (donor !== undefined) return this.track(this.addon.dup(donor, cloexec));
-      const fd = this.pending;
-      if (fd === null) throw errno('EBADF'); // only dma_buf_fd installs without a donor, once
-      this.pending = null;
-      if (cloexec) return fd;
-      // memfd_create gave it O_CLOEXEC; the caller asked for an fd a child can inherit
-      try {
-        return this.track(this.addon.dup(fd, false));
-      } finally {
-        this.open.delete(fd);
-        this.addon.close(fd);
-      }
-    },
-    close: (fd) => {
-      this.open.delete(fd);
+  /** the buffer's fds are the memfd and real dups of it (a method pair, not closures per buffer) */
+  get fdSource(): FdSource {
+    return this;
+  }
+
+  open(cloexec: boolean, donor?: number): number {
+    if (donor !== undefined) return this.track(this.addon.dup(donor, cloexec));
+    const fd = this.pending;
+    if (fd === null) throw errno('EBADF'); // only dma_buf_fd installs without a donor, once
+    this.pending = null;
+    if (cloexec) return fd;
+    // memfd_create gave it O_CLOEXEC; the caller asked for an fd a child can inherit
+    try {
+      return this.track(this.addon.dup(fd, false));
+    } finally {
+      this.fds.delete(fd);
       this.addon.close(fd);
-    },
-  };
+    }
+  }
+
+  close(fd: number): void {
+    this.fds.delete(fd);
+    this.addon.close(fd);
+  }
 
   private track(fd: number): number {
-    this.open.add(fd);
+    this.fds.add(fd);
     return fd;
   }
 
@@ -201,19 +205,19 @@ export class MemfdBacking implements BackingMemory {
 
   /** munmap `view` (this buffer's mapping) and close `fd` (one of its fds): one addon call */
   closeMapped(fd: number, view: Uint8Array): void {
-    this.open.delete(fd);
+    this.fds.delete(fd);
     this.addon.closeMapped(fd, view.buffer as ArrayBuffer);
   }
 
   /** the same, the close (where the pages are freed) on the libuv pool */
   closeMappedAsync(fd: number, view: Uint8Array): Promise<void> {
-    this.open.delete(fd);
+    this.fds.delete(fd);
     return this.addon.closeMappedAsync(fd, view.buffer as ArrayBuffer);
   }
 
   free(): void {
     if (this.pending !== null) {
-      this.open.delete(this.pending);
+      this.fds.delete(this.pending);
       this.addon.close(this.pending);
     }
     this.pending = null;

@@ -5,6 +5,7 @@
  * ("dma-buf: Add dma-buf heaps framework", Nov 2019), which had GET_FEATURES.
  */
 import {
+  type AllocationData,
   decodeAllocationData,
   decodeU64,
   encodeAllocationData,
@@ -116,16 +117,21 @@ export interface HeapAllocator {
 
 type Handler = (heap: DmaHeap, kdata: Uint8Array, k: HeapAllocator) => void;
 
-/** dma_heap_ioctl_allocate (+ dma_heap_buffer_alloc's PAGE_ALIGN and zero check) */
-const allocate: Handler = (heap, kdata, k) => {
-  const data = decodeAllocationData(kdata);
+/** dma_heap_ioctl_allocate on the struct as copied in (+ dma_heap_buffer_alloc's PAGE_ALIGN and
+ *  zero check): the new buffer's fd */
+export function dmaHeapAllocate(heap: DmaHeap, data: AllocationData, k: HeapAllocator): number {
   if (data.fd) throw errno('EINVAL');
   if (data.fdFlags & ~DMA_HEAP_VALID_FD_FLAGS) throw errno('EINVAL');
   if (data.heapFlags & ~DMA_HEAP_VALID_HEAP_FLAGS) throw errno('EINVAL');
   const len = pageAlign(data.len, k.pageSize); // u64: a len near 2^64 wraps to 0
   if (len === 0n) throw errno('EINVAL');
-  const fd = k.bufferAlloc(heap, len, data.fdFlags, data.heapFlags);
-  encodeAllocationData({ ...data, fd }, kdata); // copy_to_user of the struct, fd filled in
+  return k.bufferAlloc(heap, len, data.fdFlags, data.heapFlags);
+}
+
+const allocate: Handler = (heap, kdata, k) => {
+  const data = decodeAllocationData(kdata);
+  data.fd = dmaHeapAllocate(heap, data, k);
+  encodeAllocationData(data, kdata); // copy_to_user of the struct, fd filled in
 };
 
 /**
@@ -148,6 +154,9 @@ const COMMANDS: Record<Profile, Array<{ kcmd: number; handler: Handler }>> = {
     { kcmd: DMA_HEAP_V14_IOCTL_ALLOC, handler: allocate },
   ],
 };
+
+/** the profile's ALLOC command: the one whose whole struct the typed path may skip encoding */
+export const allocCmd = (profile: Profile): number => COMMANDS[profile].find((c) => c.handler === allocate)!.kcmd;
 
 /**
  * dma_heap_ioctl. `arg` is the user memory the pointer reaches (Framework.ioctl gives the same

@@ -13,8 +13,8 @@ import { addonStatus, loadAddon } from '../native/load';
 import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
-import { DmaBuf, type DmaBufExportInfo, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
-import { DmaHeap, type DmaHeapExportInfo, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
+import { DmaBuf, type DmaBufExportInfo, type DmaBufOps, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
+import { allocCmd, DmaHeap, type DmaHeapExportInfo, dmaHeapAllocate, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
 import type { DmaFence } from './dma-fence';
 import { errno, syscall } from './errno';
@@ -55,6 +55,12 @@ interface Mapping {
   /** vm_file: the reference the mapping holds */
   file: File;
 }
+
+/** dma_buf_ops of an exported backing, shared by all such buffers: map it, free it */
+const BACKING_OPS: DmaBufOps<unknown> = {
+  mmap: (dmabuf, vma) => dmabuf.backing!.mmap(vma),
+  release: (dmabuf) => dmabuf.backing!.free(),
+};
 
 function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
   const mem = new Uint8Array(Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN));
@@ -107,6 +113,7 @@ export class Framework implements Kernel {
   private readonly allocator: HeapAllocator;
   /** dma_heap_fops, bound to this framework's profile and allocator */
   private readonly heapFops: FileOperations<DmaHeap>;
+  private readonly allocCmd: number;
   private readonly scratch = new Uint8Array(IOCTL_SCRATCH_MIN);
   private scratchBusy = false;
   private disposed = false;
@@ -149,6 +156,7 @@ export class Framework implements Kernel {
       unreserve: (fd) => this.fdt.close(fd),
     };
     this.heapFops = dmaHeapFops(profile, this.allocator);
+    this.allocCmd = allocCmd(profile);
 
     if (builtins) {
       // dma_contiguous_reserve: the default CMA area exists before any driver's init runs
@@ -182,26 +190,19 @@ export class Framework implements Kernel {
    */
   exportBacking<P>(info: { expName: string; size: number; flags: number; backing: BackingMemory; priv: P; release?: () => void }): DmaBuf<P> {
     const { backing, release } = info;
-    const free = () => {
+    let dmabuf: DmaBuf<P>;
+    try {
+      dmabuf = this.dmaBufExport({ expName: info.expName, size: info.size, flags: info.flags, priv: info.priv, backing, ops: BACKING_OPS as DmaBufOps<P> });
+    } catch (e) {
       try {
         backing.free();
       } finally {
         release?.();
       }
-    };
-    try {
-      return this.dmaBufExport({
-        expName: info.expName,
-        size: info.size,
-        flags: info.flags,
-        priv: info.priv,
-        backing,
-        ops: { mmap: (_buf, vma) => backing.mmap(vma), release: free },
-      });
-    } catch (e) {
-      free();
       throw e;
     }
+    if (release) dmabuf.releaseHooks.push(release); // runs after ops.release, as the first hook
+    return dmabuf;
   }
 
   /** Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer. */
@@ -437,6 +438,18 @@ export class Framework implements Kernel {
   }
 
   heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {
+    // Heap.alloc's typed call: with the profile's ALLOC on a heap device, dma_heap_ioctl's table
+    // lookup and struct copies decide nothing, so the handler runs on the struct as it would
+    // be copied in. Anything else takes the encoded path and its errors.
+    const file = cmd === this.allocCmd && this.fdt.has(fd) ? this.fdt.lookup(fd).file : undefined;
+    if (file?.fops === this.heapFops) {
+      const heap = file.priv as DmaHeap;
+      return syscall('ioctl', (ctx) => {
+        ctx.path = heap.path;
+        ctx.heap = heap.name;
+        return dmaHeapAllocate(heap, { len, fd: 0, fdFlags, heapFlags: 0n }, this.allocator);
+      });
+    }
     const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
     this.ioctl(fd, cmd, arg);
     return decodeAllocationData(arg).fd;
