@@ -4,11 +4,11 @@
  * (SyncFile.fromFd), and goes into a dma-buf (DmaBuf.importSyncFile) or to a device that
  * takes explicit fences (a GPU or display API). Close it, or `using` it.
  */
-import { validateInteger } from './args';
+import { validateBoolean, validateInteger, validateOptions } from './args';
 import { DmaHeapError } from './errors';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
 import { waitReady, type WaitOptions } from './fences';
-import { nativeKernel, softwareKernel } from './chooser';
+import { nativeKernel, softwareKernel, validateFramework } from './chooser';
 import type { Framework } from './framework';
 import { forgotten, type Kernel } from './kernel';
 
@@ -80,8 +80,9 @@ export class SyncFile {
   }
 
   /** a second handle on the same fence (dup) */
-  dup(options: { cloexec?: boolean } = {}): SyncFile {
-    return new SyncFile(this.#kernel.dup(this.#check(), options.cloexec ?? true), this.#kernel);
+  dup(options?: { cloexec?: boolean }): SyncFile {
+    const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
+    return new SyncFile(this.#kernel.dup(this.#check(), cloexec), this.#kernel);
   }
 
   close(): void {
@@ -102,16 +103,18 @@ export class SyncFile {
    * sync_file is refused with EINVAL. A software framework's sync_files are found in
    * `framework` (default: the process's); any other fd goes to the real kernel.
    */
-  static fromFd(fd: number, options: { dup?: boolean; framework?: Framework } = {}): SyncFile {
+  static fromFd(fd: number, options?: { dup?: boolean; framework?: Framework }): SyncFile {
     validateInteger(fd, 'fd', 0, 0x7fffffff);
-    const sw = options.framework ?? softwareKernel();
+    options = validateOptions(options, ['dup', 'framework']);
+    validateBoolean(options.dup, 'options.dup', true);
+    const sw = validateFramework(options.framework) ?? softwareKernel();
     const kernel: Kernel = sw.syncFile(fd) ? sw : nativeKernel() ?? sw;
     return SyncFile.adopt(fd, kernel, options);
   }
 
   /** @internal: fromFd once the kernel is known */
   static adopt(fd: number, kernel: Kernel, options: { dup?: boolean } = {}): SyncFile {
-    const own = options.dup ?? true ? kernel.dup(fd, true) : fd;
+    const own = options.dup !== false ? kernel.dup(fd, true) : fd;
     try {
       kernel.ioctl(own, SYNC_IOC_FILE_INFO, encodeSyncFileInfo());
     } catch (e) {

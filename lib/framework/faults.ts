@@ -34,7 +34,7 @@ export class Faults {
     fault = validateOptions(fault, ['heap', 'nth', 'every', 'code'], 'fault');
     const nth = validateInteger(fault.nth, 'fault.nth', 1, Number.MAX_SAFE_INTEGER);
     const every = validateBoolean(fault.every, 'fault.every', false);
-    const code = fault.code ?? 'ENOMEM';
+    const code = fault.code === undefined ? 'ENOMEM' : fault.code; // null is no default
     if (typeof code !== 'string') throw invalidArgType('fault.code', 'of type string', code);
     if (errnoOf(code) === undefined) throw invalidArgValue('fault.code', code, 'is not an errno name');
     if (fault.heap !== undefined && typeof fault.heap !== 'string') throw invalidArgType('fault.heap', 'of type string', fault.heap);

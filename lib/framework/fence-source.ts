@@ -6,7 +6,7 @@
  * and every fence signals by itself after `timeout` ms (vgem: 10 s) so nothing hangs forever.
  * Each fence has a context of its own, as vgem's do (two read fences export as an array).
  */
-import { invalidArgType, invalidArgValue, outOfRange } from '../args';
+import { invalidArgType, invalidArgValue, outOfRange, validateOptions } from '../args';
 import type { DmaBuf as PublicDmaBuf } from '../dmabuf';
 import { DmaFence, fenceContextAlloc } from './dma-fence';
 import { resvOf } from './dma-buf-fences';
@@ -69,8 +69,11 @@ export class SoftwareFenceSource {
     private readonly framework: Framework,
     options: FenceSourceOptions = {},
   ) {
-    this.name = options.name ?? 'swfence';
-    this.timeout = options.timeout ?? 10_000;
+    options = validateOptions(options, ['name', 'timeout']);
+    // null is no default: only a missing option is
+    this.name = options.name === undefined ? 'swfence' : options.name;
+    if (typeof this.name !== 'string') throw invalidArgType('options.name', 'of type string', this.name);
+    this.timeout = options.timeout === undefined ? 10_000 : options.timeout;
     if (typeof this.timeout !== 'number') throw invalidArgType('options.timeout', 'of type number', this.timeout);
     if (!Number.isFinite(this.timeout) || this.timeout < 0) throw outOfRange('options.timeout', '>= 0 (ms)', this.timeout);
   }

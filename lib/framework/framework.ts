@@ -160,7 +160,7 @@ export class Framework implements Kernel {
 
     if (builtins) {
       // dma_contiguous_reserve: the default CMA area exists before any driver's init runs
-      const size = validateInteger(cmaOptions.size ?? DEFAULT_CMA_SIZE, 'options.cma.size', 0, Number.MAX_SAFE_INTEGER);
+      const size = validateInteger(cmaOptions.size === undefined ? DEFAULT_CMA_SIZE : cmaOptions.size, 'options.cma.size', 0, Number.MAX_SAFE_INTEGER);
       const pages = Math.floor(size / pageSize);
       if (pages > 0) this.cma = new Cma('reserved', pages * pageSize, pageSize);
       for (const init of builtinInitcalls()) init(this);

@@ -5,7 +5,7 @@
  * these are the ones the issue reported.
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { addonStatus, allocShareable, fromFd, openHeap } from '../../lib';
+import { addonStatus, allocShareable, Framework, fromFd, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
 import { poisonedPrimitive } from './helpers';
 
 const withAddon = addonStatus().loaded;
@@ -41,6 +41,35 @@ describe('issue 13: arguments and options', () => {
     using buf = heap.alloc(4096);
     expect(() => buf.read(poisonedPrimitive() as never, 1)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
     expect(() => buf.beginCpuAccess(poisonedPrimitive() as never)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+  });
+
+  test('null is no default: an option given as null is refused, not read as missing', () => {
+    const fw = new Framework();
+    try {
+      expect(() => fw.faults.failAllocation({ nth: 2, code: null as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => new Framework({ cma: { size: null as never } })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => new SoftwareFenceSource(fw, { name: null as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => new SoftwareFenceSource(fw, { timeout: null as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => new SoftwareFenceSource(fw, { nam: 'x' } as never)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_ARG_(VALUE|TYPE)$/) }));
+    } finally {
+      fw.dispose();
+    }
+  });
+
+  test("a sync_file's options are checked like a dma-buf's", () => {
+    using heap = openHeap('system', { backend: 'software' });
+    using buf = heap.alloc(4096);
+    const sync = buf.exportSyncFile('read');
+    try {
+      expect(() => sync.dup({ cloexec: 'yes' as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => sync.dup('cloexec' as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => SyncFile.fromFd(sync.fd, { dup: 0 as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      expect(() => SyncFile.fromFd(sync.fd, { framework: {} as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      sync.dup({ cloexec: false }).close();
+      SyncFile.fromFd(sync.fd).close();
+    } finally {
+      sync.close();
+    }
   });
 
   testAddon("fromFd(fd, { dup: 0 }) is refused and leaves the caller's fd open", () => {
