@@ -58,6 +58,7 @@ describe('exhaustion in a child process', () => {
     const r = await child.next();
     expect(r.error).toEqual(expect.objectContaining({ code: 'ENOMEM', syscall: 'mmap' }));
     expect(r.made).toBeGreaterThan(0);
+    expect(r.mapTwice).toEqual(expect.objectContaining({ code: 'ENOMEM', syscall: 'mmap' }));
     expect(r.copiedAtLimit).toEqual([1, 2, 3, 4]); // a copy maps only the page it touches
     expect(r.after).toEqual(r.base);
     expect(r.again).toBe(9);
