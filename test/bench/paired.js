@@ -24,6 +24,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { performance, PerformanceObserver, monitorEventLoopDelay } = require('node:perf_hooks');
+const { markAsUntransferable } = require('node:worker_threads');
 
 const ROOT = path.join(__dirname, '..', '..');
 const FILL = 0xa5;
@@ -155,7 +156,35 @@ function paths(pkg, env) {
     const h = openHeap('system', { framework: new Framework({ backing: 'js' }) });
     return { alloc: (n) => h.alloc(n), done: () => h.close() };
   }, 'against Buffer.alloc(n).fill()');
+  // The floors: what the same op costs with nothing of the package's JS above its memory, to
+  // tell the cost of the layers from the cost of the mechanism.
+  if (env.addon) {
+    const addon = require(addonFile());
+    per(FLOOR_MEMFD, 'memfd', 'memfd', () => ({ alloc: (n) => addonFloor(addon, n), done() {} }));
+  }
+  per(FLOOR_JS, null, 'js', () => ({ alloc: jsMemoryFloor, done() {} }), 'against Buffer.alloc(n).fill()');
   return list;
+}
+
+const FLOOR_MEMFD = 'floor: the addon calls alone';
+const FLOOR_JS = 'floor: JS-tier memory alone';
+
+/** the software memfd path's addon calls with no framework: memfdBuffer, mmap, closeMapped */
+function addonFloor(addon, size) {
+  const fd = addon.memfdBuffer('dma-heap:system', size, 7 /* F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL */);
+  let mapping;
+  return {
+    bytes: () => new Uint8Array((mapping = addon.mmap(fd, size, 0, true, true))),
+    close: () => addon.closeMapped(fd, mapping),
+  };
+}
+
+/** the JS tier's memory with no framework: an untransferable resizable ArrayBuffer, cut off by
+ *  shrinking it to nothing (lib/framework/backing.ts jsMemory and retire) */
+function jsMemoryFloor(size) {
+  const memory = new ArrayBuffer(size, { maxByteLength: size });
+  markAsUntransferable(memory);
+  return { bytes: () => new Uint8Array(memory), close: () => memory.resize(0) };
 }
 
 function jsBatch(alloc, size, n) {
@@ -569,6 +598,22 @@ async function childGc(o) {
   obs.disconnect();
   const gcMs = gcs.reduce((a, e) => a + e.duration, 0);
   res.loop = { buffers: N, gcCount: gcs.length, gcMs: +gcMs.toFixed(2), gcMsPer1000: +((gcMs * 1000) / N).toFixed(3), msPer1000: +((elapsed * 1000) / N).toFixed(2) };
+  if (env.addon && !env.dmaHeap) {
+    // the same loop on the addon calls alone: the GC an external ArrayBuffer per mapping costs
+    const addon = require(addonFile());
+    global.gc();
+    await new Promise((r) => setImmediate(r));
+    gcs.length = 0;
+    const obs2 = new PerformanceObserver((l) => gcs.push(...l.getEntries()));
+    obs2.observe({ entryTypes: ['gc'] });
+    for (let i = 0; i < N / 1000; i++) {
+      jsBatch((n) => addonFloor(addon, n), 4096, 1000);
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    obs2.disconnect();
+    res.floorGcMsPer1000 = +((gcs.reduce((a, e) => a + e.duration, 0) * 1000) / N).toFixed(3);
+  }
   // a loop that never yields: 100k buffers, then a forced GC before any turn of the event loop
   global.gc();
   const before = process.memoryUsage().heapUsed;
@@ -638,6 +683,7 @@ function printChildren(r) {
   } else if (p) console.log(`\nprobe: ${p.error}`);
   if (r.gc && !r.gc.error) {
     console.log(`\nGC (${r.gc.backend}/${r.gc.backing}, 4 KiB): ${r.gc.loop.gcMsPer1000} ms GC per 1,000 buffers (${r.gc.loop.gcCount} GCs, ${r.gc.loop.msPer1000} ms per 1,000 in all)`);
+    if (r.gc.floorGcMsPer1000 !== undefined) console.log(`  the same loop on the addon calls alone (${FLOOR_MEMFD}): ${r.gc.floorGcMsPer1000} ms GC per 1,000 buffers`);
     console.log(`  ${r.gc.noYield.buffers} buffers without yielding, then gc(): heap ${r.gc.noYield.heapBeforeMB} → ${r.gc.noYield.heapAfterGcMB} MB`);
   } else if (r.gc) console.log(`\nGC: ${r.gc.error}`);
   if (r.lag && !r.lag.error) {
@@ -660,8 +706,14 @@ function printTargets(r, env) {
     const b = cell(heapPath, s);
     if (a && b) add(`${sharePath} / heap.alloc ${sizeName(s)}`, '≤ 1.05×', f2(a.cpu.median / b.cpu.median), a.cpu.median / b.cpu.median <= 1.05);
   }
+  const floorRow = (what, c) => c && add(what, '(floor)', fmtRatio(c.cpu), true);
+  if (!env.dmaHeap) floorRow(`  ${FLOOR_MEMFD} 4 KiB vs C`, cell(FLOOR_MEMFD, 4096));
   ratioRow('js tier 4 KiB vs Buffer.alloc().fill', cell('heap.alloc (software, js)', 4096), 3);
-  for (const s of [1 * MiB, 16 * MiB]) ratioRow(`js tier ${sizeName(s)} vs Buffer.alloc().fill`, cell('heap.alloc (software, js)', s), 1.1);
+  floorRow(`  ${FLOOR_JS} 4 KiB vs Buffer.alloc().fill`, cell(FLOOR_JS, 4096));
+  for (const s of [1 * MiB, 16 * MiB]) {
+    ratioRow(`js tier ${sizeName(s)} vs Buffer.alloc().fill`, cell('heap.alloc (software, js)', s), 1.1);
+    floorRow(`  ${FLOOR_JS} ${sizeName(s)} vs Buffer.alloc().fill`, cell(FLOOR_JS, s));
+  }
   const pool1 = r.pool.find((p) => p.size === 1 * MiB && !p.zeroOnRelease);
   if (pool1 && pool1.vsCRing) ratioRow('pool frame 1 MiB vs C ring', { cpu: pool1.vsCRing.cpu }, 1.1);
   const p = r.probe;
@@ -676,10 +728,11 @@ function printTargets(r, env) {
   if (p && p.crossings && p.crossings[heapPath]) add(`addon crossings per buffer, ${heapPath}`, '≤ 3', String(p.crossings[heapPath].perOp), p.crossings[heapPath].perOp <= 3);
   if (p && p.crossings && p.crossings.fromFd) add('fromFd: fdinfo reads / crossings', '1 fdinfo read', `${p.syscalls?.fromFd?.by?.openat ?? '?'} opens, ${p.crossings.fromFd.perOp} crossings`, (p.syscalls?.fromFd?.by?.openat ?? 9) <= 1);
   if (r.gc && r.gc.loop) add('GC per 1,000 buffers', '≤ 1 ms', `${r.gc.loop.gcMsPer1000} ms`, r.gc.loop.gcMsPer1000 <= 1);
+  if (r.gc && r.gc.floorGcMsPer1000 !== undefined) add(`  ${FLOOR_MEMFD}: GC per 1,000 buffers`, '(floor)', `${r.gc.floorGcMsPer1000} ms`, true);
   if (r.gc && r.gc.noYield) add(`heap after ${r.gc.noYield.buffers} non-yielding buffers + gc()`, r.gc.noYield.buffers === 100000 ? '< 8 MB' : '< 8 MB @100k', `${r.gc.noYield.heapAfterGcMB} MB`, r.gc.noYield.heapAfterGcMB < 8);
   if (r.lag && r.lag.p99ms !== undefined) add(`event-loop lag p99, allocAsync 64 MiB (${r.lag.backend})`, '< 5 ms', `${r.lag.p99ms} ms`, r.lag.p99ms < 5);
   console.log('\ntargets (issue 11) beside what this run measured:');
-  for (const x of rows) console.log(`  ${x.met ? 'met    ' : 'NOT met'}  ${x.what.padEnd(52)} target ${x.target.padEnd(12)} measured ${x.measured}`);
+  for (const x of rows) console.log(`  ${x.target === '(floor)' ? '       ' : x.met ? 'met    ' : 'NOT met'}  ${x.what.padEnd(52)} target ${x.target.padEnd(12)} measured ${x.measured}`);
   r.targets = rows;
 }
 
