@@ -11,7 +11,7 @@ import { eventsFor, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
 import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import { addKernelReader, forgotten, type Backend, type Kernel } from './kernel';
+import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_B,
@@ -62,7 +62,7 @@ export class DmaBuf {
   #view?: Uint8Array;
 
   static {
-    addKernelReader((h) => (#kernel in h ? (h as DmaBuf).#kernel : undefined));
+    addHandleReader((h) => (#kernel in h ? { kernel: (h as DmaBuf).#kernel, fd: (h as DmaBuf).#fd, open: (h as DmaBuf).#fd >= 0 } : undefined));
   }
 
   /** @internal: users get buffers from Heap.alloc, allocShareable or DmaBuf.fromFd */
@@ -72,7 +72,7 @@ export class DmaBuf {
     this.tier = origin.tier;
     this.readOnly = origin.readOnly;
     if (origin.heap !== undefined) this.heap = origin.heap;
-    forgotten.register(this, { kernel: origin.kernel, fd }, this);
+    watchForgotten(this);
     try {
       this.size = origin.size ?? this.#kernel.seekEnd(fd);
     } catch (err) {
@@ -416,7 +416,7 @@ export class DmaBuf {
     if (this.#fd < 0) return undefined;
     const fd = this.#fd;
     this.#fd = -1;
-    forgotten.unregister(this);
+    unwatchForgotten(this);
     const view = this.#view;
     this.#view = undefined;
     return { fd, view };

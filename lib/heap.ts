@@ -2,7 +2,7 @@ import { chooseContiguousHeap, chooseHeap, CONTIGUOUS_HEAP_NAMES, kernelsFor, ty
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
 import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
-import { addKernelReader, forgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
+import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
 import {
   DMA_HEAP_IOCTL_ALLOC,
   DMA_HEAP_V14_IOCTL_ALLOC,
@@ -59,7 +59,7 @@ export class Heap {
   readonly #features: HeapFeatures;
 
   static {
-    addKernelReader((h) => (#kernel in h ? (h as Heap).#kernel : undefined));
+    addHandleReader((h) => (#kernel in h ? { kernel: (h as Heap).#kernel, fd: (h as Heap).#fd, open: !(h as Heap).#closed } : undefined));
   }
 
   /** @internal: use openHeap() */
@@ -73,7 +73,7 @@ export class Heap {
     } catch (err) {
       throw withContext(err, { path: this.path, heap: name, device: kernel.backend === 'kernel' });
     }
-    forgotten.register(this, { kernel, fd: this.#fd }, this);
+    watchForgotten(this);
     try {
       this.#features = this.#probe();
     } catch (err) {
@@ -216,7 +216,7 @@ export class Heap {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    forgotten.unregister(this);
+    unwatchForgotten(this);
     if (this.#pending === 0) this.#release();
   }
 

@@ -10,7 +10,7 @@ import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } fr
 import { waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, validateFramework } from './chooser';
 import type { Framework } from './framework';
-import { forgotten, type Kernel } from './kernel';
+import { addHandleReader, unwatchForgotten, watchForgotten, type Kernel } from './kernel';
 
 export type SyncFileStatus = 'active' | 'signaled' | 'error';
 
@@ -25,15 +25,18 @@ export interface SyncFileInfo {
 }
 
 export class SyncFile {
-  /** the sync_file's fd (O_CLOEXEC); -1 once closed */
-  fd: number;
+  #fd: number;
   readonly #kernel: Kernel;
+
+  static {
+    addHandleReader((h) => (#kernel in h ? { kernel: (h as SyncFile).#kernel, fd: (h as SyncFile).#fd, open: (h as SyncFile).#fd >= 0 } : undefined));
+  }
 
   /** @internal: from DmaBuf.exportSyncFile or SyncFile.fromFd */
   constructor(fd: number, kernel: Kernel) {
-    this.fd = fd;
+    this.#fd = fd;
     this.#kernel = kernel;
-    forgotten.register(this, { kernel, fd }, this);
+    watchForgotten(this);
   }
 
   /** @internal */
@@ -41,13 +44,18 @@ export class SyncFile {
     return this.#kernel;
   }
 
+  /** the sync_file's fd (O_CLOEXEC); -1 once closed (read-only: close() closes this one) */
+  get fd(): number {
+    return this.#fd;
+  }
+
   get closed(): boolean {
-    return this.fd < 0;
+    return this.#fd < 0;
   }
 
   #check(): number {
-    if (this.fd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });
-    return this.fd;
+    if (this.#fd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });
+    return this.#fd;
   }
 
   /** SYNC_IOC_FILE_INFO (asking for no per-fence records) */
@@ -86,10 +94,10 @@ export class SyncFile {
   }
 
   close(): void {
-    if (this.fd < 0) return;
-    const fd = this.fd;
-    this.fd = -1;
-    forgotten.unregister(this);
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    unwatchForgotten(this);
     this.#kernel.close(fd);
   }
 

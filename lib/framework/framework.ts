@@ -532,19 +532,24 @@ export class Framework implements Kernel {
       this.young.add(mapping);
       this.ageing ??= setImmediate(() => this.age()).unref();
       this.views.set(view, mapping);
-      // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
-      // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
-      this.forgotten.register(dmaBufOf(file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
       return view;
     });
   }
 
-  /** the mappings made since the last turn that are still mapped: now held weakly */
+  /**
+   * The mappings made since the last turn that are still mapped: now held weakly, and watched
+   * for being forgotten. Not before: a registered object survives V8's minor GCs, and most
+   * mappings are unmapped in the turn that made them.
+   */
   private age(): void {
     this.ageing = null;
     for (const mapping of this.young) {
-      const held = this.live.get(mapping);
-      if (held instanceof Uint8Array) this.live.set(mapping, new WeakRef(held));
+      const view = this.live.get(mapping);
+      if (!(view instanceof Uint8Array)) continue;
+      this.live.set(mapping, new WeakRef(view));
+      // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
+      // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
+      this.forgotten.register(dmaBufOf(mapping.file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
     }
     this.young.clear();
   }

@@ -65,6 +65,11 @@ describe('issue 13: arguments and options', () => {
       expect(() => sync.dup('cloexec' as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
       expect(() => SyncFile.fromFd(sync.fd, { dup: 0 as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
       expect(() => SyncFile.fromFd(sync.fd, { framework: {} as never })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+      const other = buf.exportSyncFile('write');
+      expect(() => {
+        (sync as { fd: number }).fd = other.fd; // close() must never close another file's fd
+      }).toThrow(TypeError);
+      other.close();
       sync.dup({ cloexec: false }).close();
       SyncFile.fromFd(sync.fd).close();
     } finally {
