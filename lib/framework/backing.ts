@@ -125,8 +125,8 @@ export class MemfdBacking implements BackingMemory, FdSource {
   private inode: number | undefined;
   /** the memfd until the dma-buf's first fd takes it over */
   private pending: number | null;
-  /** the real fds of this buffer open now (all the same inode) */
-  private readonly fds = new Set<number>();
+  /** the real fds of this buffer open now (all the same inode): one or two, so a list */
+  private readonly fds: number[] = [];
 
   /** a new memfd named `name`, or (`existing`) one received from elsewhere, adopted as it is */
   constructor(
@@ -150,7 +150,7 @@ export class MemfdBacking implements BackingMemory, FdSource {
       }
     }
     this.pending = fd;
-    this.fds.add(fd);
+    this.fds.push(fd);
   }
 
   get ino(): number {
@@ -179,18 +179,25 @@ export class MemfdBacking implements BackingMemory, FdSource {
     try {
       return this.track(this.addon.dup(fd, false));
     } finally {
-      this.fds.delete(fd);
+      this.untrack(fd);
       this.addon.close(fd);
     }
   }
 
   close(fd: number): void {
-    this.fds.delete(fd);
+    this.untrack(fd);
     this.addon.close(fd);
   }
 
+  private untrack(fd: number): void {
+    const i = this.fds.indexOf(fd);
+    if (i < 0) return;
+    this.fds[i] = this.fds[this.fds.length - 1]; // order is of no use: no splice (it allocates)
+    this.fds.length--;
+  }
+
   private track(fd: number): number {
-    this.fds.add(fd);
+    this.fds.push(fd);
     return fd;
   }
 
@@ -205,19 +212,19 @@ export class MemfdBacking implements BackingMemory, FdSource {
 
   /** munmap `view` (this buffer's mapping) and close `fd` (one of its fds): one addon call */
   closeMapped(fd: number, view: Uint8Array): void {
-    this.fds.delete(fd);
+    this.untrack(fd);
     this.addon.closeMapped(fd, view.buffer as ArrayBuffer);
   }
 
   /** the same, the close (where the pages are freed) on the libuv pool */
   closeMappedAsync(fd: number, view: Uint8Array): Promise<void> {
-    this.fds.delete(fd);
+    this.untrack(fd);
     return this.addon.closeMappedAsync(fd, view.buffer as ArrayBuffer);
   }
 
   free(): void {
     if (this.pending !== null) {
-      this.fds.delete(this.pending);
+      this.untrack(this.pending);
       this.addon.close(this.pending);
     }
     this.pending = null;

@@ -83,9 +83,7 @@ export class DmaBuf<P = unknown> {
     this.backing = info.backing;
     if (!info.backing) this.#ino = nextIno();
     // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
-    this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), () => this.ino, info.backing?.fdSource ?? fdSource, () =>
-      this.release(),
-    );
+    this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this, info.backing?.fdSource ?? fdSource);
   }
 
   /** the inode fdinfo shows (a memfd's is read when first asked) */
@@ -93,8 +91,8 @@ export class DmaBuf<P = unknown> {
     return (this.#ino ??= this.backing?.ino ?? nextIno());
   }
 
-  /** dma_buf_release */
-  private release(): void {
+  /** dma_buf_release (dma_buf_fops.release) */
+  release(): void {
     try {
       this.ops.release(this);
     } finally {
@@ -194,6 +192,7 @@ export const dmaBufFops: FileOperations<DmaBuf> = {
   llseekEnd: (file) => file.priv.size,
   mmap: (file, vma, pageSize) => dmaBufMmap(file.priv, vma, pageSize),
   showFdinfo: (file) => file.priv.showFdinfo(),
+  release: (file) => file.priv.release(),
 };
 
 /** is_dma_buf_file: the file's f_op is dma_buf_fops */

@@ -21,6 +21,8 @@ export interface FileOperations<P = unknown> {
   mmap?(file: File<P>, vma: Vma, pageSize: number): void;
   /** show_fdinfo: the lines after procfs's common pos/flags/mnt_id/ino */
   showFdinfo?(file: File<P>): FdinfoLines;
+  /** release: the last reference went (fput); absent: nothing to free */
+  release?(file: File<P>): void;
   /** poll: the ready mask now for the requested events; absent: DEFAULT_POLLMASK (always ready) */
   poll?(file: File<P>, requested: number): number;
   /** what a waiting poll sleeps on: the fences whose signal may change the mask */
@@ -68,16 +70,14 @@ export class File<P = unknown> {
     readonly fops: FileOperations<P>,
     /** f_flags: the access mode (and O_NONBLOCK); O_CLOEXEC lives in the fd table */
     readonly fFlags: number,
-    /** the inode number fdinfo shows, or how to find it when first asked (a memfd's st_ino
+    /** the inode number fdinfo shows, or what knows it when first asked (a memfd's st_ino
      *  costs a syscall nobody needs on the allocation path) */
-    private inode: number | (() => number),
+    private readonly inode: number | { readonly ino: number },
     readonly source: FdSource,
-    private readonly onRelease: () => void,
   ) {}
 
   get ino(): number {
-    if (typeof this.inode === 'function') this.inode = this.inode();
-    return this.inode;
+    return typeof this.inode === 'number' ? this.inode : this.inode.ino;
   }
 
   get fCount(): number {
@@ -87,7 +87,7 @@ export class File<P = unknown> {
     this.count++;
   }
   put(): void {
-    if (--this.count === 0) this.onRelease();
+    if (--this.count === 0) this.fops.release?.(this);
   }
 }
 

@@ -49,11 +49,14 @@ const FRAMEWORK_OPTIONS = ['profile', 'pageSize', 'backing', 'builtins', 'cma', 
 export const DEFAULT_CMA_SIZE = 64 * 1024 * 1024;
 
 
-/** A live mapping: what munmap must undo. It holds no reference to the view itself. */
+/** A mapping: what munmap must undo. */
 interface Mapping {
   close?: Vma['close'];
   /** vm_file: the reference the mapping holds */
   file: File;
+  /** the view while mapped: strongly until the next turn, then through a WeakRef (a program
+   *  that forgets a buffer must not leak it here); null once unmapped or collected */
+  held: Uint8Array | WeakRef<Uint8Array> | null;
 }
 
 /** dma_buf_ops of an exported backing, shared by all such buffers: map it, free it */
@@ -89,21 +92,26 @@ export class Framework implements Kernel {
   /** view → its mapping; null once unmapped (a second munmap does nothing) */
   private readonly views = new WeakMap<Uint8Array, Mapping | null>();
   /**
-   * live mappings, held weakly: a program that forgets a buffer must not leak it here. A new
-   * mapping is held strongly until the next turn of the event loop and only then, if it is
-   * still mapped, by a WeakRef: most are unmapped before that (a WeakRef would keep its
-   * target alive until the job ends anyway, and costs the GC; a loop that never yields then
-   * kept every buffer it made).
+   * Mappings made since the last turn of the event loop. Most are unmapped in that turn; the
+   * rest are then held weakly and watched for being forgotten (age). Not before: a WeakRef
+   * keeps its target alive until the job ends anyway, and a registered object survives V8's
+   * minor GCs. A plain list, not a Set or Map: one going from one entry to none reallocated
+   * its table on every buffer. Unmapped ones are dropped as it grows, so a loop that never
+   * yields holds only live mappings.
    */
-  private readonly live = new Map<Mapping, WeakRef<Uint8Array> | Uint8Array>();
-  private readonly young = new Set<Mapping>();
+  private readonly young: Mapping[] = [];
+  private youngLimit = 1024;
   private ageing: NodeJS.Immediate | null = null;
+  /** mappings older than a turn and still mapped */
+  private readonly aged = new Set<Mapping>();
   /**
    * A forgotten mapping (its memory collected; for memfd the addon has munmapped it) drops its
    * file reference, as exit_mmap would, so the buffer is released and its bytes uncharged.
    */
   private readonly forgotten = new FinalizationRegistry<Mapping>((mapping) => {
-    if (!this.live.delete(mapping)) return;
+    if (mapping.held === null) return;
+    mapping.held = null;
+    this.aged.delete(mapping);
     try {
       mapping.close?.();
     } finally {
@@ -281,7 +289,7 @@ export class Framework implements Kernel {
     lookup: (fd: number): SyncFile | null => this.syncFile(fd) ?? null,
     install: (sf: SyncFile): number => {
       if (this.disposed) throw errno('ENODEV', 'this software framework was disposed');
-      return this.fdt.install(new File(sf, syncFileFops, O_RDONLY, nextIno(), this.reserve, () => {}), true);
+      return this.fdt.install(new File(sf, syncFileFops, O_RDONLY, nextIno(), this.reserve), true);
     },
   };
 
@@ -363,9 +371,9 @@ export class Framework implements Kernel {
    */
   dispose(): void {
     this.disposed = true;
-    for (const view of [...this.live.values()]) {
-      const v = view instanceof WeakRef ? view.deref() : view;
-      if (v) this.munmap(v);
+    for (const { held } of [...this.young, ...this.aged]) {
+      const view = held instanceof WeakRef ? held.deref() : held;
+      if (view) this.munmap(view);
     }
     for (const fd of this.fdt.list()) this.close(fd);
   }
@@ -388,7 +396,7 @@ export class Framework implements Kernel {
       if (!heap) throw errno('ENOENT');
       if (!this.mayOpen(heap)) throw errno('EACCES');
       // dma_heap_open; O_RDONLY|O_CLOEXEC as the native kernel opens it
-      return this.fdt.install(new File(heap, this.heapFops, O_RDONLY | O_LARGEFILE, heap.ino, this.reserve, () => {}), true);
+      return this.fdt.install(new File(heap, this.heapFops, O_RDONLY | O_LARGEFILE, heap.ino, this.reserve), true);
     });
   }
 
@@ -478,10 +486,7 @@ export class Framework implements Kernel {
     const mapping = view ? this.views.get(view) : undefined;
     const backing = mapping ? dmaBufOf(mapping.file)?.backing : undefined;
     if (mapping && backing instanceof MemfdBacking && this.fdt.has(fd) && this.fdt.lookup(fd).file === mapping.file) {
-      this.views.set(view!, null);
-      this.live.delete(mapping);
-      this.young.delete(mapping);
-      this.forgotten.unregister(mapping);
+      this.unlink(view!, mapping);
       const { file } = this.fdt.take(fd);
       syscall('close', () => {
         try {
@@ -527,9 +532,14 @@ export class Framework implements Kernel {
         throw e;
       }
       const view = vma.view!;
-      const mapping: Mapping = { close: vma.close, file };
-      this.live.set(mapping, view);
-      this.young.add(mapping);
+      const mapping: Mapping = { close: vma.close, file, held: view };
+      this.young.push(mapping);
+      if (this.young.length >= this.youngLimit) {
+        let kept = 0;
+        for (const m of this.young) if (m.held !== null) this.young[kept++] = m;
+        this.young.length = kept;
+        this.youngLimit = Math.max(1024, 2 * kept);
+      }
       this.ageing ??= setImmediate(() => this.age()).unref();
       this.views.set(view, mapping);
       return view;
@@ -544,14 +554,24 @@ export class Framework implements Kernel {
   private age(): void {
     this.ageing = null;
     for (const mapping of this.young) {
-      const view = this.live.get(mapping);
+      const view = mapping.held;
       if (!(view instanceof Uint8Array)) continue;
-      this.live.set(mapping, new WeakRef(view));
+      mapping.held = new WeakRef(view);
+      this.aged.add(mapping);
       // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
       // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
       this.forgotten.register(dmaBufOf(mapping.file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
     }
-    this.young.clear();
+    this.young.length = 0;
+    this.youngLimit = 1024;
+  }
+
+  /** munmap's bookkeeping: the view and its mapping are no longer live */
+  private unlink(view: Uint8Array, mapping: Mapping): void {
+    this.views.set(view, null);
+    mapping.held = null;
+    this.aged.delete(mapping);
+    this.forgotten.unregister(mapping);
   }
 
   munmap(view: Uint8Array): void {
@@ -559,10 +579,7 @@ export class Framework implements Kernel {
     if (mapping === null) return;
     if (mapping === undefined) throw new TypeError('munmap: not a mapping made by this framework');
     syscall('munmap', () => {
-      this.views.set(view, null);
-      this.live.delete(mapping);
-      this.young.delete(mapping);
-      this.forgotten.unregister(mapping);
+      this.unlink(view, mapping);
       try {
         mapping.close?.(view, mapping.file.fCount === 1);
       } finally {
