@@ -4,6 +4,7 @@
  * (lib/framework/). Both take the same encoded ioctl bytes (lib/uapi.ts) and
  * fail the same way: a thrown DmaHeapError-shaped error with code, errno and syscall.
  */
+import { setImmediate } from 'node:timers';
 import type { DmaBufInfo } from './fdinfo';
 import type { FenceKernel } from './fences';
 
@@ -136,22 +137,23 @@ const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ ke
  * them, and a registered object survives V8's minor GCs, so registering every buffer at once
  * had nearly all of them promoted (measured: 6 ms of GC per 1,000 4 KiB buffers). A forgotten
  * handle's fd is closed no later than before: the registry's callbacks run on later turns anyway.
- * Closed handles are dropped as the list grows, so a loop that never yields holds only open ones.
+ * As the list grows, closed handles are dropped and open ones registered at once, so a loop that
+ * never yields holds none of them strongly for long. node:timers' setImmediate: a test's fake
+ * timers must not stop this bookkeeping.
  */
 const young: object[] = [];
-let youngLimit = 1024;
+const YOUNG_MAX = 1024;
 let ageing: NodeJS.Immediate | null = null;
 
 /** @internal a new handle's fd is closed if the program forgets the handle */
 export function watchForgotten(handle: object): void {
   young.push(handle);
-  if (young.length >= youngLimit) {
-    let kept = 0;
-    for (const h of young) if (stateOf(h)?.open) young[kept++] = h;
-    young.length = kept;
-    youngLimit = Math.max(1024, 2 * kept);
-  }
-  ageing ??= setImmediate(age).unref();
+  if (young.length >= YOUNG_MAX) age();
+  else
+    ageing ??= setImmediate(() => {
+      ageing = null;
+      age();
+    }).unref();
 }
 
 /** @internal its owner closed it */
@@ -160,11 +162,9 @@ export function unwatchForgotten(handle: object): void {
 }
 
 function age(): void {
-  ageing = null;
   for (const handle of young) {
     const state = stateOf(handle);
     if (state?.open) forgotten.register(handle, { kernel: state.kernel, fd: state.fd }, handle);
   }
   young.length = 0;
-  youngLimit = 1024;
 }

@@ -4,6 +4,7 @@
  * (lib/uapi.ts) and failing the same way (DmaHeapError with code, errno and syscall).
  */
 import fs from 'node:fs';
+import { setImmediate } from 'node:timers';
 import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
 import { invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateInteger, validateOptions } from '../args';
 import { addonMissing, DmaHeapError } from '../errors';
@@ -59,6 +60,9 @@ interface Mapping {
   held: Uint8Array | WeakRef<Uint8Array> | null;
 }
 
+/** how many new mappings wait for the next turn before they are aged at once */
+const YOUNG_MAX = 1024;
+
 /** dma_buf_ops of an exported backing, shared by all such buffers: map it, free it */
 const BACKING_OPS: DmaBufOps<unknown> = {
   mmap: (dmabuf, vma) => dmabuf.backing!.mmap(vma),
@@ -96,11 +100,10 @@ export class Framework implements Kernel {
    * rest are then held weakly and watched for being forgotten (age). Not before: a WeakRef
    * keeps its target alive until the job ends anyway, and a registered object survives V8's
    * minor GCs. A plain list, not a Set or Map: one going from one entry to none reallocated
-   * its table on every buffer. Unmapped ones are dropped as it grows, so a loop that never
-   * yields holds only live mappings.
+   * its table on every buffer. Aged early when it grows long, so a loop that never yields holds
+   * none of them strongly for long. node:timers' setImmediate: fake timers must not stop it.
    */
   private readonly young: Mapping[] = [];
-  private youngLimit = 1024;
   private ageing: NodeJS.Immediate | null = null;
   /** mappings older than a turn and still mapped */
   private readonly aged = new Set<Mapping>();
@@ -534,13 +537,12 @@ export class Framework implements Kernel {
       const view = vma.view!;
       const mapping: Mapping = { close: vma.close, file, held: view };
       this.young.push(mapping);
-      if (this.young.length >= this.youngLimit) {
-        let kept = 0;
-        for (const m of this.young) if (m.held !== null) this.young[kept++] = m;
-        this.young.length = kept;
-        this.youngLimit = Math.max(1024, 2 * kept);
-      }
-      this.ageing ??= setImmediate(() => this.age()).unref();
+      if (this.young.length >= YOUNG_MAX) this.age();
+      else
+        this.ageing ??= setImmediate(() => {
+          this.ageing = null;
+          this.age();
+        }).unref();
       this.views.set(view, mapping);
       return view;
     });
@@ -552,7 +554,6 @@ export class Framework implements Kernel {
    * mappings are unmapped in the turn that made them.
    */
   private age(): void {
-    this.ageing = null;
     for (const mapping of this.young) {
       const view = mapping.held;
       if (!(view instanceof Uint8Array)) continue;
@@ -563,7 +564,6 @@ export class Framework implements Kernel {
       this.forgotten.register(dmaBufOf(mapping.file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
     }
     this.young.length = 0;
-    this.youngLimit = 1024;
   }
 
   /** munmap's bookkeeping: the view and its mapping are no longer live */

@@ -25,6 +25,22 @@ describe.each(backends())('buffers a program forgets: $label', (backend) => {
     expect(openFds().size).toBe(start);
   });
 
+  test("fake timers (jest.useFakeTimers) don't stop forgotten buffers being closed", async () => {
+    using h = openHeap('system', backend.options());
+    const start = openFds().size;
+    await tick(); // nothing of ours is waiting for the next turn: the fakes would see the first ask
+    jest.useFakeTimers();
+    try {
+      (() => {
+        for (let i = 0; i < 4; i++) h.alloc(4096).bytes().fill(i);
+      })();
+    } finally {
+      jest.useRealTimers();
+    }
+    await collect();
+    expect(openFds().size).toBe(start);
+  });
+
   test('a mapping still referenced outlives its forgotten DmaBuf (the fd closes, the memory stays)', async () => {
     using h = openHeap('system', backend.options());
     const start = openFds().size;
