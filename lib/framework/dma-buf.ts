@@ -91,14 +91,6 @@ export class DmaBuf<P = unknown> {
     return (this.#ino ??= this.backing?.ino ?? nextIno());
   }
 
-  /** dma_buf_release (dma_buf_fops.release) */
-  release(): void {
-    try {
-      this.ops.release(this);
-    } finally {
-      for (const hook of this.releaseHooks) hook();
-    }
-  }
 
   /** dma_buf_show_fdinfo: the lines after procfs's common ones. `count` is file_count(file) - 1
    *  (procfs's own reference): one per fd and per live mapping, as mmap's vm_file = get_file() */
@@ -192,8 +184,26 @@ export const dmaBufFops: FileOperations<DmaBuf> = {
   llseekEnd: (file) => file.priv.size,
   mmap: (file, vma, pageSize) => dmaBufMmap(file.priv, vma, pageSize),
   showFdinfo: (file) => file.priv.showFdinfo(),
-  release: (file) => file.priv.release(),
+  release: (file) => dmaBufRelease(file.priv),
 };
+
+/** dma_buf_release: the exporter's release, then every hook, each whatever the others threw */
+function dmaBufRelease(dmabuf: DmaBuf): void {
+  let failure: { error: unknown } | undefined;
+  try {
+    dmabuf.ops.release(dmabuf);
+  } catch (error) {
+    failure = { error };
+  }
+  for (const hook of dmabuf.releaseHooks) {
+    try {
+      hook();
+    } catch (error) {
+      failure ??= { error };
+    }
+  }
+  if (failure) throw failure.error;
+}
 
 /** is_dma_buf_file: the file's f_op is dma_buf_fops */
 export function dmaBufOf(file: File): DmaBuf | undefined {

@@ -21,6 +21,31 @@ function exporter(fw: Framework, name: string, priv: unknown = { tag: name }) {
 }
 
 eachBacking((make) => {
+  test("an exporter's release that throws still frees the backing and uncharges the heap", () => {
+    const fw = make();
+    fw.addHeap({
+      name: 'brittle',
+      ops: {
+        allocate(heap: DmaHeap, len: bigint, fdFlags: number) {
+          const backing = fw.allocBacking(Number(len), heap.name);
+          const release = () => {
+            throw new Error('exporter bookkeeping failed');
+          };
+          return fw.exportBacking({ expName: heap.name, size: Number(len), flags: fdFlags, backing, priv: backing, release });
+        },
+      },
+    });
+    fw.faults.capBytes('brittle', 4 * fw.pageSize);
+    const fd = allocFrom(fw, 'brittle', 4 * fw.pageSize);
+    expect(fw.faults.bytesInUse('brittle')).toBe(4 * fw.pageSize);
+    expect(() => fw.close(fd)).toThrow('exporter bookkeeping failed');
+    expect(fw.faults.bytesInUse('brittle')).toBe(0); // the accounting hook ran after the throw
+    const again = allocFrom(fw, 'brittle', 4 * fw.pageSize); // the cap is free again
+    expect(() => fw.close(again)).toThrow('exporter bookkeeping failed');
+    expect(fw.faults.bytesInUse('brittle')).toBe(0);
+    fw.dispose();
+  });
+
   test('builtins: system, the 6.17+ default_cma_region and its legacy alias reserved', () => {
     const fw = make();
     expect(fw.heaps()).toEqual([
