@@ -114,10 +114,10 @@ export class SyncFile {
   static fromFd(fd: number, options?: { dup?: boolean; framework?: Framework }): SyncFile {
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     options = validateOptions(options, ['dup', 'framework']);
-    validateBoolean(options.dup, 'options.dup', true);
+    const dup = validateBoolean(options.dup, 'options.dup', true);
     const sw = validateFramework(options.framework) ?? softwareKernel();
     const kernel: Kernel = sw.syncFile(fd) ? sw : nativeKernel() ?? sw;
-    return SyncFile.adopt(fd, kernel, options);
+    return SyncFile.adopt(fd, kernel, { dup }); // the value checked, not a second read of a getter
   }
 
   /** @internal: fromFd once the kernel is known */
