@@ -6,6 +6,8 @@
  * read the same. Messages show the offending value as Node's do, without ever running
  * code the value controls (no toString, no JSON.stringify of objects, no getters).
  */
+import { types } from 'node:util';
+
 
 /** A constructor's name, found without calling anything a value controls (getters, toString,
  *  toJSON); a Proxy whose traps throw is caught. undefined when there is none to tell. */
@@ -107,6 +109,12 @@ export function validateBoolean(value: unknown, what: string, fallback: boolean)
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalidArgType(what, 'of type boolean', value);
   return value;
+}
+
+/** An array argument. A Proxy (revoked, or trapping) is no array of ours: Array.isArray and
+ *  every read after it would run into it. */
+export function validateArray(value: unknown, what: string, expected: string): asserts value is unknown[] {
+  if (types.isProxy(value) || !Array.isArray(value)) throw invalidArgType(what, expected, value);
 }
 
 /** An integer option within [min, max]. */

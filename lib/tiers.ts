@@ -1,11 +1,10 @@
-import { types } from 'node:util';
 import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import { requireNative, tierUnavailable } from './chooser';
 import { openHeap, type Heap } from './heap';
 import { BufferPool, type BufferPoolOptions } from './pool';
 import { pageAlign } from './uapi';
-import { invalidArgType, invalidArgValue } from './args';
+import { invalidArgValue, validateArray } from './args';
 import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
 
 const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] as const;
@@ -25,10 +24,7 @@ export interface ShareableOptions {
 
 function tierOrder(options: ShareableOptions): Tier[] {
   const env = process.env.DMA_HEAP_TIERS;
-  // a Proxy is no array of ours (Array.isArray and the reads below would run its traps)
-  if (options.tiers !== undefined && (types.isProxy(options.tiers) || !Array.isArray(options.tiers))) {
-    throw invalidArgType('options.tiers', 'an array of tier names', options.tiers);
-  }
+  if (options.tiers !== undefined) validateArray(options.tiers, 'options.tiers', 'an array of tier names');
   const fromEnv = options.tiers === undefined && !!env;
   const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as Tier[]) : [...TIERS]);
   order.forEach((t, i) => {

@@ -2,10 +2,9 @@
  * Buffers and sync_files in and out of a message: describing the ones sent, and the one
  * routine that adopts received fds (used by the channel and by inheritedItems alike).
  */
-import { types } from 'node:util';
 import { DmaBuf, fromFd } from '../dmabuf';
 import { DmaBufStateError } from '../errors';
-import { invalidArgType, outOfRange } from '../args';
+import { invalidArgType, outOfRange, validateArray } from '../args';
 import { SyncFile } from '../sync-file';
 import { bad } from './errors';
 import { isRealTier, isSyncFileMeta, MAX_FDS_PER_MESSAGE, SHAREABLE, type BufferMeta, type ItemMeta } from './frame';
@@ -44,8 +43,7 @@ function describe(buf: unknown, what: string): ItemMeta {
 
 /** The descriptions of items about to be sent; TypeError/RangeError/state errors for bad ones. */
 export function validateBuffers(buffers: unknown): ItemMeta[] {
-  // a Proxy (revoked, or trapping) is no array of ours: Array.isArray would run into it
-  if (types.isProxy(buffers) || !Array.isArray(buffers)) throw invalidArgType('buffers', 'an array of DmaBuf or SyncFile', buffers);
+  validateArray(buffers, 'buffers', 'an array of DmaBuf or SyncFile');
   if (buffers.length > MAX_FDS_PER_MESSAGE) {
     throw outOfRange('buffers.length', `<= ${MAX_FDS_PER_MESSAGE} (SCM_MAX_FD: buffers in one message)`, buffers.length);
   }
