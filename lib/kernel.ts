@@ -158,7 +158,10 @@ export function watchForgotten(handle: object): void {
 
 /** @internal its owner closed it */
 export function unwatchForgotten(handle: object): void {
-  forgotten.unregister(handle);
+  // The newest handle is the one most often closed: drop it now, or the list would keep it
+  // (and all it references) through the next minor GCs, until the turn ends.
+  if (young[young.length - 1] === handle) young.pop();
+  else forgotten.unregister(handle);
 }
 
 function age(): void {

@@ -570,8 +570,12 @@ export class Framework implements Kernel {
   private unlink(view: Uint8Array, mapping: Mapping): void {
     this.views.set(view, null);
     mapping.held = null;
-    this.aged.delete(mapping);
-    this.forgotten.unregister(mapping);
+    // the newest mapping is the one most often unmapped: drop it now, not at the turn's end
+    if (this.young[this.young.length - 1] === mapping) this.young.pop();
+    else {
+      this.aged.delete(mapping);
+      this.forgotten.unregister(mapping);
+    }
   }
 
   munmap(view: Uint8Array): void {
