@@ -4,9 +4,9 @@
  * (lib/framework/). Both take the same encoded ioctl bytes (lib/uapi.ts) and
  * fail the same way: a thrown DmaHeapError-shaped error with code, errno and syscall.
  */
-import { setImmediate } from 'node:timers';
 import type { DmaBufInfo } from './fdinfo';
 import type { FenceKernel } from './fences';
+import { YoungObjects } from './young';
 
 export interface HeapEntry {
   /** the heap's name, as under /dev/dma_heap */
@@ -131,43 +131,18 @@ const forgotten = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ ke
   }
 });
 
-/**
- * Handles made since the last turn of the event loop. Each is registered with `forgotten` on
- * that turn only if its owner has not closed it: most buffers are closed in the turn that made
- * them, and a registered object survives V8's minor GCs, so registering every buffer at once
- * had nearly all of them promoted (measured: 6 ms of GC per 1,000 4 KiB buffers). A forgotten
- * handle's fd is closed no later than before: the registry's callbacks run on later turns anyway.
- * As the list grows, closed handles are dropped and open ones registered at once, so a loop that
- * never yields holds none of them strongly for long. node:timers' setImmediate: a test's fake
- * timers must not stop this bookkeeping.
- */
-const young: object[] = [];
-const YOUNG_MAX = 1024;
-let ageing: NodeJS.Immediate | null = null;
+/** Handles made this turn: watched by `forgotten` from the next turn, if still open then. */
+const young = new YoungObjects<object>((handle) => {
+  const state = stateOf(handle);
+  if (state?.open) forgotten.register(handle, { kernel: state.kernel, fd: state.fd }, handle);
+});
 
 /** @internal a new handle's fd is closed if the program forgets the handle */
 export function watchForgotten(handle: object): void {
-  young.push(handle);
-  if (young.length >= YOUNG_MAX) age();
-  else
-    ageing ??= setImmediate(() => {
-      ageing = null;
-      age();
-    }).unref();
+  young.add(handle);
 }
 
 /** @internal its owner closed it */
 export function unwatchForgotten(handle: object): void {
-  // The newest handle is the one most often closed: drop it now, or the list would keep it
-  // (and all it references) through the next minor GCs, until the turn ends.
-  if (young[young.length - 1] === handle) young.pop();
-  else forgotten.unregister(handle);
-}
-
-function age(): void {
-  for (const handle of young) {
-    const state = stateOf(handle);
-    if (state?.open) forgotten.register(handle, { kernel: state.kernel, fd: state.fd }, handle);
-  }
-  young.length = 0;
+  if (!young.drop(handle)) forgotten.unregister(handle);
 }

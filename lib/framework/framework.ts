@@ -4,13 +4,13 @@
  * (lib/uapi.ts) and failing the same way (DmaHeapError with code, errno and syscall).
  */
 import fs from 'node:fs';
-import { setImmediate } from 'node:timers';
 import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
 import { invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateInteger, validateOptions } from '../args';
 import { addonMissing, DmaHeapError } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from '../native/load';
+import { YoungObjects } from '../young';
 import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
 import { Cma } from './cma';
@@ -60,9 +60,6 @@ interface Mapping {
   held: Uint8Array | WeakRef<Uint8Array> | null;
 }
 
-/** how many new mappings wait for the next turn before they are aged at once */
-const YOUNG_MAX = 1024;
-
 /** dma_buf_ops of an exported backing, shared by all such buffers: map it, free it */
 const BACKING_OPS: DmaBufOps<unknown> = {
   mmap: (dmabuf, vma) => dmabuf.backing!.mmap(vma),
@@ -96,15 +93,12 @@ export class Framework implements Kernel {
   /** view → its mapping; null once unmapped (a second munmap does nothing) */
   private readonly views = new WeakMap<Uint8Array, Mapping | null>();
   /**
-   * Mappings made since the last turn of the event loop. Most are unmapped in that turn; the
-   * rest are then held weakly and watched for being forgotten (age). Not before: a WeakRef
-   * keeps its target alive until the job ends anyway, and a registered object survives V8's
-   * minor GCs. A plain list, not a Set or Map: one going from one entry to none reallocated
-   * its table on every buffer. Aged early when it grows long, so a loop that never yields holds
-   * none of them strongly for long. node:timers' setImmediate: fake timers must not stop it.
+   * Mappings made this turn, held strongly; from the next turn (age) weakly and watched for
+   * being forgotten, if still mapped. Not before: a WeakRef keeps its target alive until the
+   * job ends anyway. Not a Set or Map: one going from one entry to none reallocated its table
+   * on every buffer.
    */
-  private readonly young: Mapping[] = [];
-  private ageing: NodeJS.Immediate | null = null;
+  private readonly young = new YoungObjects<Mapping>((mapping) => this.age(mapping));
   /** mappings older than a turn and still mapped */
   private readonly aged = new Set<Mapping>();
   /**
@@ -374,7 +368,7 @@ export class Framework implements Kernel {
    */
   dispose(): void {
     this.disposed = true;
-    for (const { held } of [...this.young, ...this.aged]) {
+    for (const { held } of [...this.young.waiting, ...this.aged]) {
       const view = held instanceof WeakRef ? held.deref() : held;
       if (view) this.munmap(view);
     }
@@ -449,6 +443,7 @@ export class Framework implements Kernel {
   }
 
   heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {
+    const data = { len, fd: 0, fdFlags, heapFlags: 0n };
     // Heap.alloc's typed call: with the profile's ALLOC on a heap device, dma_heap_ioctl's table
     // lookup and struct copies decide nothing, so the handler runs on the struct as it would
     // be copied in. Anything else takes the encoded path and its errors.
@@ -458,10 +453,10 @@ export class Framework implements Kernel {
       return syscall('ioctl', (ctx) => {
         ctx.path = heap.path;
         ctx.heap = heap.name;
-        return dmaHeapAllocate(heap, { len, fd: 0, fdFlags, heapFlags: 0n }, this.allocator);
+        return dmaHeapAllocate(heap, data, this.allocator);
       });
     }
-    const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
+    const arg = encodeAllocationData(data);
     this.ioctl(fd, cmd, arg);
     return decodeAllocationData(arg).fd;
   }
@@ -536,43 +531,28 @@ export class Framework implements Kernel {
       }
       const view = vma.view!;
       const mapping: Mapping = { close: vma.close, file, held: view };
-      this.young.push(mapping);
-      if (this.young.length >= YOUNG_MAX) this.age();
-      else
-        this.ageing ??= setImmediate(() => {
-          this.ageing = null;
-          this.age();
-        }).unref();
+      this.young.add(mapping);
       this.views.set(view, mapping);
       return view;
     });
   }
 
-  /**
-   * The mappings made since the last turn that are still mapped: now held weakly, and watched
-   * for being forgotten. Not before: a registered object survives V8's minor GCs, and most
-   * mappings are unmapped in the turn that made them.
-   */
-  private age(): void {
-    for (const mapping of this.young) {
-      const view = mapping.held;
-      if (!(view instanceof Uint8Array)) continue;
-      mapping.held = new WeakRef(view);
-      this.aged.add(mapping);
-      // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
-      // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
-      this.forgotten.register(dmaBufOf(mapping.file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
-    }
-    this.young.length = 0;
+  /** a mapping older than a turn and still mapped: now held weakly, watched for being forgotten */
+  private age(mapping: Mapping): void {
+    const view = mapping.held;
+    if (!(view instanceof Uint8Array)) return;
+    mapping.held = new WeakRef(view);
+    this.aged.add(mapping);
+    // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
+    // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
+    this.forgotten.register(dmaBufOf(mapping.file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
   }
 
   /** munmap's bookkeeping: the view and its mapping are no longer live */
   private unlink(view: Uint8Array, mapping: Mapping): void {
     this.views.set(view, null);
     mapping.held = null;
-    // the newest mapping is the one most often unmapped: drop it now, not at the turn's end
-    if (this.young[this.young.length - 1] === mapping) this.young.pop();
-    else {
+    if (!this.young.drop(mapping)) {
       this.aged.delete(mapping);
       this.forgotten.unregister(mapping);
     }
