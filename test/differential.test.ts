@@ -227,8 +227,9 @@ describeWith('system', 'vgem')('differential: fences on the framework against th
     const vgem = await Vgem.open(loadAddon()!);
     const handles = new Map<number, number>();
     let kernelRecord: Record<string, string>;
+    const heap = openHeap('system', { backend: 'kernel' });
     try {
-      kernelRecord = await runFenceScenarios(() => openHeap('system', { backend: 'kernel' }).alloc(65536), {
+      kernelRecord = await runFenceScenarios(() => heap.alloc(65536), {
         attach: async (buf, access) => {
           if (!handles.has(buf.fd)) handles.set(buf.fd, await vgem.import(buf.fd));
           return vgem.attach(handles.get(buf.fd)!, access);
@@ -236,17 +237,20 @@ describeWith('system', 'vgem')('differential: fences on the framework against th
         signal: (f) => vgem.signal(f as number),
       });
     } finally {
+      heap.close();
       await vgem.closed();
     }
     const fw = new Framework();
     const source = new SoftwareFenceSource(fw);
+    const softwareHeap = openHeap('system', { framework: fw });
     try {
-      const software = await runFenceScenarios(() => openHeap('system', { framework: fw }).alloc(65536), {
+      const software = await runFenceScenarios(() => softwareHeap.alloc(65536), {
         attach: async (buf, access) => source.attach(buf, access),
         signal: async (f) => (f as SoftwareFence).signal(),
       });
       expect(software).toEqual(kernelRecord);
     } finally {
+      softwareHeap.close();
       fw.dispose();
     }
   });

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { addonStatus } from '../../lib/native/load';
-import { addonFile, addonSuite, disabled, FIONREAD, fdCount, isOpen, mapsOf, tick } from './helpers';
+import { addonFile, addonSuite, disabled, expectFdsAsBefore, FIONREAD, isOpen, mapsOf, settledFds, tick } from './helpers';
 
 if (!disabled) {
   test('the addon loads, and says which file it is', () => {
@@ -45,7 +45,7 @@ addonSuite('addon: addon', () => {
 
     test.each(['terminate', 'exit', 'return'])('a worker that ends by %s leaves no fds and no mappings', async (mode) => {
       const name = `dmaheap-worker-${process.pid}-${mode}`;
-      const before = fdCount();
+      const before = await settledFds();
       const worker = new Worker(workerCode(addonFile()), { eval: true, workerData: { mode, name } });
       const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
       const kept = await new Promise<number>((resolve, reject) => {
@@ -64,7 +64,7 @@ addonSuite('addon: addon', () => {
         await worker.terminate();
         if (isOpen(kept)) fs.closeSync(kept);
       }
-      expect(fdCount()).toBe(before);
+      expectFdsAsBefore(before);
     });
 
     test('terminating workers mid-callback never aborts (JS refused while a poll fires, an ioctl settles)', async () => {
@@ -77,7 +77,7 @@ addonSuite('addon: addon', () => {
         again();
         require('worker_threads').parentPort.postMessage('up');
       `;
-      const before = fdCount();
+      const before = await settledFds();
       // qemu TCG (the VM rows, and qemu-user in test/prebuilds/check.js) is ~20x slower
       const rounds = process.env.DMA_HEAP_TEST_KERNEL || process.env.DMA_HEAP_TEST_EMULATED ? 10 : 60;
       for (let i = 0; i < rounds; i++) {
@@ -86,18 +86,18 @@ addonSuite('addon: addon', () => {
         if (i % 2) await tick();
         await worker.terminate();
       }
-      expect(fdCount()).toBe(before);
+      expectFdsAsBefore(before);
     });
 
     test('several workers at once, each with its own state', async () => {
-      const before = fdCount();
+      const before = await settledFds();
       const names = [1, 2, 3].map((i) => `dmaheap-many-${process.pid}-${i}`);
       const workers = names.map((name) => new Worker(workerCode(addonFile()), { eval: true, workerData: { mode: 'terminate', name } }));
       const kept = await Promise.all(workers.map((w) => new Promise<number>((r) => w.once('message', r))));
       await Promise.all(workers.map((w) => w.terminate()));
       for (const name of names) expect(mapsOf(name)).toBe(0);
       for (const fd of kept) fs.closeSync(fd);
-      expect(fdCount()).toBe(before);
+      expectFdsAsBefore(before);
     });
   });
 });

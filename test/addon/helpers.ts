@@ -12,9 +12,9 @@ import path from 'node:path';
 import type { Addon } from '../../lib/native/addon';
 import { loadAddon } from '../../lib/native/load';
 import * as uapi from '../../lib/uapi';
-import { fdCount } from '../helpers/fds';
+import { isOpen, newFds, settledFds } from '../helpers/fds';
 
-export { fdCount, fdFlags, gc, gcUntil, isOpen, tick } from '../helpers/fds';
+export { fdCount, fdFlags, gc, gcUntil, isOpen, settledFds, tick } from '../helpers/fds';
 
 export const disabled = process.env.DMA_HEAP_ADDON === '0' || process.platform !== 'linux';
 export const addon = disabled ? null : loadAddon();
@@ -63,15 +63,23 @@ export function scratchDir(): string {
 export function addonSuite(name: string, body: () => void): void {
   const suite = addon ? describe : describe.skip;
   suite(addon ? name : `${name} [skipped: the addon is not loaded here]`, () => {
-    let fdsAtStart = 0;
-    beforeAll(() => {
-      fdsAtStart = fdCount();
+    // Settled: in a jest worker that runs files in band (the VMs' 2 CPUs), an earlier file's
+    // garbage may close its fds while this file runs.
+    let fdsAtStart = new Set<number>();
+    beforeAll(async () => {
+      fdsAtStart = await settledFds();
     });
     body();
     describe('last', () => {
       test('no fd leaks across the whole file', () => {
-        expect(fdCount()).toBe(fdsAtStart);
+        expectFdsAsBefore(fdsAtStart);
       });
     });
   });
+}
+
+/** no fd opened since `before` is still open, and none of `before` was closed (take `before` from settledFds()) */
+export function expectFdsAsBefore(before: Set<number>): void {
+  expect(newFds(before)).toEqual([]);
+  expect([...before].filter((fd) => !isOpen(fd))).toEqual([]);
 }

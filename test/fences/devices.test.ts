@@ -3,12 +3,15 @@
 // (npm run test:kernel) FAIL here when the device is missing; elsewhere these skip, saying why.
 // The framework's side of the same scenarios is in test/differential.test.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { DmaBuf, DmaBufChannel, openHeap, spawnWithBuffers, SyncFile } from '../../lib';
+import { DmaBuf, DmaBufChannel, type Heap, openHeap, spawnWithBuffers, SyncFile } from '../../lib';
 import { loadAddon } from '../../lib/native/load';
 import { Vgem, vividCapture, vividProbe, vividVmallocNode } from '../devices/devices';
 import { describeWith } from '../helpers/expect';
 
-const alloc = (size = 65536): DmaBuf => openHeap('system', { backend: 'kernel' }).alloc(size);
+// one heap for the file, opened on first use (rows without the devices never open it)
+let heap: Heap | undefined;
+const alloc = (size = 65536): DmaBuf => (heap ??= openHeap('system', { backend: 'kernel' })).alloc(size);
+afterAll(() => heap?.close());
 
 function ticking(): { count: () => number; stop: () => void } {
   let n = 0;
