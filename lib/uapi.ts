@@ -173,8 +173,12 @@ export function encodeUdmabufCreate(memfd: number, flags: number, offset: bigint
   return b;
 }
 
-/** PAGE_ALIGN on a u64, wrapping like the kernel's size_t arithmetic does. */
+const SAFE_LEN = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** PAGE_ALIGN on a u64 (pageSize a power of two), wrapping like the kernel's size_t arithmetic does. */
 export function pageAlign(len: bigint, pageSize: number): bigint {
+  // Every real length is below 2^53, where doubles align it exactly: one BigInt made, not eight.
+  if (len >= 0n && len <= SAFE_LEN) return BigInt(Math.ceil(Number(len) / pageSize) * pageSize);
   const p = BigInt(pageSize);
   return BigInt.asUintN(64, len + p - 1n) & ~(p - 1n) & U64_MAX;
 }
