@@ -210,16 +210,13 @@ export class MemfdBacking implements BackingMemory, FdSource {
     vma.close = (view) => view && this.addon.munmap(view.buffer as ArrayBuffer);
   }
 
-  /** munmap `view` (this buffer's mapping) and close `fd` (one of its fds): one addon call */
-  closeMapped(fd: number, view: Uint8Array): void {
+  /** munmap `view` (this buffer's mapping) and close `fd` (one of its fds): one addon call;
+   *  `async`: the close (where the pages are freed) on the libuv pool */
+  closeMapped(fd: number, view: Uint8Array, async: boolean): Promise<void> | undefined {
     this.untrack(fd);
+    if (async) return this.addon.closeMappedAsync(fd, view.buffer as ArrayBuffer);
     this.addon.closeMapped(fd, view.buffer as ArrayBuffer);
-  }
-
-  /** the same, the close (where the pages are freed) on the libuv pool */
-  closeMappedAsync(fd: number, view: Uint8Array): Promise<void> {
-    this.untrack(fd);
-    return this.addon.closeMappedAsync(fd, view.buffer as ArrayBuffer);
+    return undefined;
   }
 
   free(): void {

@@ -31,13 +31,21 @@ export interface SyscallContext {
   syncFiles?: import('./sync-file').SyncFileContext;
 }
 
-/** Run a syscall's body; errno failures leave as DmaHeapError(code, name, ctx). The body fills ctx. */
+/** What leaves a syscall that failed: an Errno becomes DmaHeapError(code, name, ctx); anything else as it is. */
+export function syscallError(e: unknown, name: string, ctx?: SyscallContext): unknown {
+  return hasErrno(e) ? new DmaHeapError(e.code, name, { ...ctx, message: (e as Errno).detail }) : e;
+}
+
+/**
+ * Run a syscall's body, which fills ctx (path, heap) for its error. The hot ones (mmap, munmap,
+ * close, lseek, the typed ALLOC) catch with syscallError themselves: a closure and a context
+ * per call were a fifth of a buffer's garbage.
+ */
 export function syscall<T>(name: string, body: (ctx: SyscallContext) => T): T {
   const ctx: SyscallContext = {};
   try {
     return body(ctx);
   } catch (e) {
-    if (hasErrno(e)) throw new DmaHeapError(e.code, name, { ...ctx, message: (e as Errno).detail });
-    throw e;
+    throw syscallError(e, name, ctx);
   }
 }

@@ -131,6 +131,11 @@ export class FdTable {
     return this.fds.has(fd);
   }
 
+  /** the entry, or undefined (where EBADF is not the answer) */
+  get(fd: number): FdEntry | undefined {
+    return this.fds.get(fd);
+  }
+
   dup(fd: number, cloexec: boolean): number {
     const { file } = this.lookup(fd);
     file.get();

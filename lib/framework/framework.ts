@@ -18,7 +18,7 @@ import { DmaBuf, type DmaBufExportInfo, type DmaBufOps, dmaBufMmapCheck, dmaBufO
 import { allocCmd, DmaHeap, type DmaHeapExportInfo, dmaHeapAllocate, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
 import type { DmaFence } from './dma-fence';
-import { errno, syscall } from './errno';
+import { errno, syscall, syscallError } from './errno';
 import { SyncFile, syncFileFops, syncFileOf } from './sync-file';
 import { Faults } from './faults';
 import { devNullSource, type FdSource, FdTable, File, fileFdinfo, type FileOperations } from './file';
@@ -447,14 +447,14 @@ export class Framework implements Kernel {
     // Heap.alloc's typed call: with the profile's ALLOC on a heap device, dma_heap_ioctl's table
     // lookup and struct copies decide nothing, so the handler runs on the struct as it would
     // be copied in. Anything else takes the encoded path and its errors.
-    const file = cmd === this.allocCmd && this.fdt.has(fd) ? this.fdt.lookup(fd).file : undefined;
+    const file = cmd === this.allocCmd ? this.fdt.get(fd)?.file : undefined;
     if (file?.fops === this.heapFops) {
       const heap = file.priv as DmaHeap;
-      return syscall('ioctl', (ctx) => {
-        ctx.path = heap.path;
-        ctx.heap = heap.name;
+      try {
         return dmaHeapAllocate(heap, data, this.allocator);
-      });
+      } catch (e) {
+        throw syscallError(e, 'ioctl', { path: heap.path, heap: heap.name });
+      }
     }
     const arg = encodeAllocationData(data);
     this.ioctl(fd, cmd, arg);
@@ -462,39 +462,37 @@ export class Framework implements Kernel {
   }
 
   closeMapped(fd: number, view: Uint8Array | undefined): void {
-    this.closeMappedBy(fd, view, (backing, v) => backing.closeMapped(fd, v));
+    this.closeMappedBy(fd, view, false);
   }
 
   /** closeMapped, the real close of a memfd buffer on the libuv pool (where its pages are freed) */
   closeMappedAsync(fd: number, view: Uint8Array | undefined): Promise<void> {
-    let closing: Promise<void> | undefined;
     try {
-      this.closeMappedBy(fd, view, (backing, v) => {
-        closing = backing.closeMappedAsync(fd, v);
-      });
+      return this.closeMappedBy(fd, view, true) ?? Promise.resolve();
     } catch (e) {
       return Promise.reject(e);
     }
-    return closing ?? Promise.resolve();
   }
 
-  private closeMappedBy(fd: number, view: Uint8Array | undefined, unmapAndClose: (backing: MemfdBacking, view: Uint8Array) => void): void {
+  /** a Promise when `async` and the addon closes on the libuv pool, else nothing */
+  private closeMappedBy(fd: number, view: Uint8Array | undefined, async: boolean): Promise<void> | undefined {
     // A memfd buffer's own mapping and fd: the same bookkeeping as munmap then close, with
     // the real munmap and close made by one addon call.
     const mapping = view ? this.views.get(view) : undefined;
     const backing = mapping ? dmaBufOf(mapping.file)?.backing : undefined;
-    if (mapping && backing instanceof MemfdBacking && this.fdt.has(fd) && this.fdt.lookup(fd).file === mapping.file) {
+    if (mapping && backing instanceof MemfdBacking && this.fdt.get(fd)?.file === mapping.file) {
       this.unlink(view!, mapping);
       const { file } = this.fdt.take(fd);
-      syscall('close', () => {
+      try {
         try {
-          unmapAndClose(backing, view!);
+          return backing.closeMapped(fd, view!, async);
         } finally {
           mapping.file.put();
           file.put(); // may release the buffer
         }
-      });
-      return;
+      } catch (e) {
+        throw syscallError(e, 'close');
+      }
     }
     // the fd first: when the mapping then holds the last reference, its munmap knows the
     // buffer goes with it (JS memory then needs no copy to outlive its views)
@@ -503,14 +501,17 @@ export class Framework implements Kernel {
     } finally {
       if (view) this.munmap(view);
     }
+    return undefined;
   }
 
   seekEnd(fd: number): number {
-    return syscall('lseek', () => {
+    try {
       const { file } = this.fdt.lookup(fd);
       if (!file.fops.llseekEnd) throw errno('ESPIPE'); // the heap device is nonseekable_open
       return file.fops.llseekEnd(file);
-    });
+    } catch (e) {
+      throw syscallError(e, 'lseek');
+    }
   }
 
   /**
@@ -520,21 +521,25 @@ export class Framework implements Kernel {
    * dma_buf_mmap_internal's bounds (EINVAL). The mapping holds a file reference (vm_file).
    */
   mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
-    return syscall('mmap', () => {
-      const { file, vma } = this.prepareMmap(fd, length, offset, writable);
-      file.get(); // vma->vm_file
-      try {
-        file.fops.mmap!(file, vma, this.pageSize);
-      } catch (e) {
-        file.put();
-        throw e;
-      }
-      const view = vma.view!;
-      const mapping: Mapping = { close: vma.close, file, held: view };
-      this.young.add(mapping);
-      this.views.set(view, mapping);
-      return view;
-    });
+    let file: File;
+    let vma: Vma;
+    try {
+      ({ file, vma } = this.prepareMmap(fd, length, offset, writable));
+    } catch (e) {
+      throw syscallError(e, 'mmap');
+    }
+    file.get(); // vma->vm_file
+    try {
+      file.fops.mmap!(file, vma, this.pageSize);
+    } catch (e) {
+      file.put();
+      throw syscallError(e, 'mmap');
+    }
+    const view = vma.view!;
+    const mapping: Mapping = { close: vma.close, file, held: view };
+    this.young.add(mapping);
+    this.views.set(view, mapping);
+    return view;
   }
 
   /** a mapping older than a turn and still mapped: now held weakly, watched for being forgotten */
@@ -562,14 +567,16 @@ export class Framework implements Kernel {
     const mapping = this.views.get(view);
     if (mapping === null) return;
     if (mapping === undefined) throw new TypeError('munmap: not a mapping made by this framework');
-    syscall('munmap', () => {
-      this.unlink(view, mapping);
+    this.unlink(view, mapping);
+    try {
       try {
         mapping.close?.(view, mapping.file.fCount === 1);
       } finally {
         mapping.file.put(); // may release the buffer
       }
-    });
+    } catch (e) {
+      throw syscallError(e, 'munmap');
+    }
   }
 
   /**
@@ -594,7 +601,11 @@ export class Framework implements Kernel {
     // dispose() closed every fd already: a handle closing afterwards has nothing left to do
     // (the framework opens nothing more, so the number can't be another file of ours)
     if (this.disposed && !this.fdt.has(fd)) return;
-    syscall('close', () => this.fdt.close(fd));
+    try {
+      this.fdt.close(fd);
+    } catch (e) {
+      throw syscallError(e, 'close');
+    }
   }
 
   /** /proc/self/fdinfo/<fd>: EBADF (syscall open) for an fd that is not the framework's, as the
