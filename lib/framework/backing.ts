@@ -126,7 +126,7 @@ export class MemfdBacking implements BackingMemory, FdSource {
   /** the memfd until the dma-buf's first fd takes it over */
   private pending: number | null;
   /** the real fds of this buffer open now (all the same inode): one or two, so a list */
-  private readonly fds: number[] = [];
+  private readonly fds: number[];
 
   /** a new memfd named `name`, or (`existing`) one received from elsewhere, adopted as it is */
   constructor(
@@ -150,7 +150,7 @@ export class MemfdBacking implements BackingMemory, FdSource {
       }
     }
     this.pending = fd;
-    this.fds.push(fd);
+    this.fds = [fd]; // a literal holds one; push onto [] would reserve 17
   }
 
   get ino(): number {

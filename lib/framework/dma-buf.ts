@@ -18,6 +18,7 @@ import {
 import type { FdinfoLines } from '../fdinfo';
 import { type BackingMemory, nextIno, type Vma } from './backing';
 import { errno, type SyscallContext } from './errno';
+import type { HeapAccount } from './faults';
 import { dmaBufFenceIoctl, dmaBufPoll, dmaBufPollFences, syncStartCheck } from './dma-buf-fences';
 import { File, type FdSource, type FileOperations } from './file';
 
@@ -65,9 +66,11 @@ export class DmaBuf<P = unknown> {
   readonly ops: DmaBufOps<P>;
   readonly priv: P;
   readonly backing?: BackingMemory;
-  readonly cpuAccess: CpuAccessState = { active: null, begins: 0, ends: 0 };
-  /** run after ops.release (the framework's accounting) */
-  readonly releaseHooks: Array<() => void> = [];
+  #cpuAccess: CpuAccessState | undefined;
+  /** the exporter's own bookkeeping, run after ops.release (exportBacking's `release`) */
+  exporterRelease: (() => void) | null = null;
+  /** @internal the heap usage this buffer's size is charged to, given back at release */
+  account: HeapAccount | null = null;
 
   /** dma_buf_export: validate, then make the struct file (one reference, the caller's).
    *  `fdSource` serves a buffer without backing (a /dev/null reservation). */
@@ -84,6 +87,11 @@ export class DmaBuf<P = unknown> {
     if (!info.backing) this.#ino = nextIno();
     // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
     this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this, info.backing?.fdSource ?? fdSource);
+  }
+
+  /** what SYNC recorded; made at the first SYNC or when asked (most buffers never sync) */
+  get cpuAccess(): CpuAccessState {
+    return (this.#cpuAccess ??= { active: null, begins: 0, ends: 0 });
   }
 
   /** the inode fdinfo shows (a memfd's is read when first asked) */
@@ -187,7 +195,8 @@ export const dmaBufFops: FileOperations<DmaBuf> = {
   release: (file) => dmaBufRelease(file.priv),
 };
 
-/** dma_buf_release: the exporter's release, then every hook, each whatever the others threw */
+/** dma_buf_release: the exporter's release, its own bookkeeping, then the accounting, each
+ *  whatever the others threw (the first error leaves) */
 function dmaBufRelease(dmabuf: DmaBuf): void {
   let failure: { error: unknown } | undefined;
   try {
@@ -195,13 +204,12 @@ function dmaBufRelease(dmabuf: DmaBuf): void {
   } catch (error) {
     failure = { error };
   }
-  for (const hook of dmabuf.releaseHooks) {
-    try {
-      hook();
-    } catch (error) {
-      failure ??= { error };
-    }
+  try {
+    dmabuf.exporterRelease?.();
+  } catch (error) {
+    failure ??= { error };
   }
+  dmabuf.account?.uncharge(dmabuf.size);
   if (failure) throw failure.error;
 }
 

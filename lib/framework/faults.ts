@@ -28,6 +28,7 @@ export class Faults {
   private rules: Rule[] = [];
   private readonly caps = new Map<string, number>();
   private readonly usage = new Map<string, number>();
+  private readonly accounts = new Map<string, HeapAccount>();
 
   /** Fail an allocation; returns a function that removes the rule. */
   failAllocation(fault: AllocationFault): () => void {
@@ -80,11 +81,26 @@ export class Faults {
     if (cap !== undefined && BigInt(this.bytesInUse(heap)) + len > BigInt(cap)) throw errno('ENOMEM');
   }
 
-  /** @internal a buffer was made / released */
-  charge(heap: string, bytes: number): void {
-    this.usage.set(heap, this.bytesInUse(heap) + bytes);
+  /** @internal the usage line of one heap, made once: each buffer points at it (not a closure each) */
+  account(heap: string): HeapAccount {
+    let account = this.accounts.get(heap);
+    if (!account) this.accounts.set(heap, (account = new HeapAccount(this.usage, heap)));
+    return account;
   }
-  uncharge(heap: string, bytes: number): void {
-    this.usage.set(heap, this.bytesInUse(heap) - bytes);
+}
+
+/** @internal a heap's line in the usage accounting: a buffer is charged when made, uncharged when released */
+export class HeapAccount {
+  constructor(
+    private readonly usage: Map<string, number>,
+    readonly heap: string,
+  ) {}
+
+  charge(bytes: number): void {
+    this.usage.set(this.heap, (this.usage.get(this.heap) ?? 0) + bytes);
+  }
+
+  uncharge(bytes: number): void {
+    this.usage.set(this.heap, (this.usage.get(this.heap) ?? 0) - bytes);
   }
 }

@@ -206,7 +206,7 @@ export class Framework implements Kernel {
       }
       throw e;
     }
-    if (release) dmabuf.releaseHooks.push(release); // runs after ops.release, as the first hook
+    if (release) dmabuf.exporterRelease = release; // runs after ops.release
     return dmabuf;
   }
 
@@ -704,9 +704,8 @@ export class Framework implements Kernel {
     this.faults.check(heap.name, len);
     const dmabuf = heap.ops.allocate(heap, len, fdFlags, heapFlags);
     if (!(dmabuf instanceof DmaBuf)) throw new TypeError(`heap ${heap.name}: allocate must return dmaBufExport()'s dma-buf`);
-    const bytes = dmabuf.size;
-    this.faults.charge(heap.name, bytes);
-    dmabuf.releaseHooks.push(() => this.faults.uncharge(heap.name, bytes));
+    dmabuf.account = this.faults.account(heap.name);
+    dmabuf.account.charge(dmabuf.size);
     try {
       return this.fdt.install(dmabuf.file, (fdFlags & O_CLOEXEC) !== 0);
     } catch (e) {
