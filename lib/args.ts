@@ -134,30 +134,36 @@ export function validateOptions<T extends object>(options: T | undefined, keys?:
   if (typeof keys === 'string') [what, keys] = [keys, undefined];
   if (options === undefined) return {} as T;
   let plain = false;
-  let own: (string | symbol)[] = [];
+  // Reflect.ownKeys' answer, in two parts: it made ~390 B of garbage per call, these ~90 B
+  let names: string[] = [];
+  let symbols: symbol[] = [];
   try {
     if (typeof options === 'object' && options !== null && !Array.isArray(options)) {
       const proto = Object.getPrototypeOf(options);
       plain = proto === Object.prototype || proto === null;
-      if (plain) own = Reflect.ownKeys(options);
+      if (plain && keys) {
+        names = Object.getOwnPropertyNames(options);
+        symbols = Object.getOwnPropertySymbols(options);
+      }
     }
   } catch {
     plain = false; // a Proxy whose traps throw
   }
   if (!plain) throw invalidArgType(what, 'a plain object or undefined', options);
   if (keys) {
-    for (const key of own) {
-      if (typeof key === 'symbol' || !keys.includes(key)) {
-        const name = typeof key === 'symbol' ? `${what}[${Symbol.prototype.toString.call(key)}]` : `${what}.${key}`;
-        let value: unknown;
-        try {
-          value = Reflect.getOwnPropertyDescriptor(options, key)?.value; // never a getter's call
-        } catch {
-          value = undefined;
-        }
-        throw invalidArgValue(name, value, `is not an option here (the options are ${keys.join(', ')})`);
-      }
-    }
+    for (const key of names) if (!keys.includes(key)) throw unknownOption(options, key, keys, what);
+    if (symbols.length > 0) throw unknownOption(options, symbols[0], keys, what);
   }
   return options;
+}
+
+function unknownOption(options: object, key: string | symbol, keys: readonly string[], what: string): Error {
+  const name = typeof key === 'symbol' ? `${what}[${Symbol.prototype.toString.call(key)}]` : `${what}.${key}`;
+  let value: unknown;
+  try {
+    value = Reflect.getOwnPropertyDescriptor(options, key)?.value; // never a getter's call
+  } catch {
+    value = undefined;
+  }
+  return invalidArgValue(name, value, `is not an option here (the options are ${keys.join(', ')})`);
 }
