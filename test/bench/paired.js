@@ -133,7 +133,7 @@ function loadPackage(count) {
 // ---- the paths ----
 
 /** Each path: a JS op (alloc, map, fill, unmap+close) and the C tier doing the same syscalls. */
-function paths(pkg, env) {
+function paths(pkg, env, refmod) {
   const { openHeap, allocShareable, Framework } = pkg;
   const list = [];
   const per = (id, c, tier, make, note) => list.push({ id, c, tier, make, note });
@@ -161,6 +161,7 @@ function paths(pkg, env) {
   if (env.addon) {
     const addon = require(addonFile());
     per(FLOOR_MEMFD, 'memfd', 'memfd', () => ({ alloc: (n) => addonFloor(addon, n), done() {} }));
+    per(FLOOR_BARE, 'memfd', 'memfd', () => ({ alloc: (n) => bareFloor(refmod, n), done() {} }));
   }
   per(FLOOR_JS, null, 'js', () => ({ alloc: jsMemoryFloor, done() {} }), 'against Buffer.alloc(n).fill()');
   return list;
@@ -168,6 +169,18 @@ function paths(pkg, env) {
 
 const FLOOR_MEMFD = 'floor: the addon calls alone';
 const FLOOR_JS = 'floor: JS-tier memory alone';
+const FLOOR_BARE = 'floor: 2 bare N-API calls';
+
+/**
+ * The issue's 1.08x prototype shape, in refmod.c: allocate+map, then unmap+close, two calls and
+ * an external ArrayBuffer with none of the addon's safety. What any N-API addon pays at least.
+ */
+const fdSlot = new Int32Array(1);
+function bareFloor(refmod, size) {
+  const ab = refmod.allocMap(size, fdSlot);
+  const fd = fdSlot[0];
+  return { bytes: () => new Uint8Array(ab), close: () => refmod.unmapClose(fd, ab) };
+}
 
 /** the software memfd path's addon calls with no framework: memfdBuffer, mmap, closeMapped */
 function addonFloor(addon, size) {
@@ -320,7 +333,7 @@ async function main(o) {
 
   // 1. alloc+map+fill+unmap+close per path and size
   const rows = [];
-  for (const p of paths(pkg, env)) {
+  for (const p of paths(pkg, env, refmod)) {
     const made = p.make();
     try {
       for (const size of o.sizes) {
@@ -347,7 +360,7 @@ async function main(o) {
 
   // 2. per step, memfd or kernel heap.alloc against C (wall clock around each step)
   console.log('\nper step (wall, median of rounds): C / JS µs and JS/C');
-  for (const p of paths(pkg, env).filter((x) => x.c)) {
+  for (const p of paths(pkg, env, refmod).filter((x) => x.c)) {
     const made = p.make();
     try {
       for (const size of o.sizes) {
@@ -512,6 +525,7 @@ async function childProbe(o) {
   env.dmaHeap &&= env.addon;
   env.udmabuf &&= env.addon;
   const OPS = 100;
+  const WARM_OPS = 2000;
   const size = 64 * KiB;
   const res = { ops: OPS, size, crossings: {} };
   const devs = {};
@@ -524,9 +538,11 @@ async function childProbe(o) {
     refmod.run(T[tier], size, OPS, devs[tier] ?? -1, 0);
     refmod.mark(`end/C ${tier}`);
   }
-  for (const p of paths(pkg, env)) {
+  for (const p of paths(pkg, env, refmod)) {
     const made = p.make();
-    jsBatch(made.alloc, size, 5);
+    // Warm: V8 sizes its young generation over the first scavenges (mmap, madvise, mprotect
+    // of heap pages); with 5 ops the first path measured paid for that and the others did not.
+    jsBatch(made.alloc, size, WARM_OPS);
     crossings.n = 0;
     crossings.by = {};
     crossings.on = true;
@@ -706,6 +722,7 @@ function printTargets(r, env) {
   }
   const floorRow = (what, c) => c && add(what, '(floor)', fmtRatio(c.cpu), true);
   if (!env.dmaHeap) floorRow(`  ${FLOOR_MEMFD} 4 KiB vs C`, cell(FLOOR_MEMFD, 4096));
+  if (!env.dmaHeap) floorRow(`  ${FLOOR_BARE} 4 KiB vs C`, cell(FLOOR_BARE, 4096));
   ratioRow('js tier 4 KiB vs Buffer.alloc().fill', cell('heap.alloc (software, js)', 4096), 3);
   floorRow(`  ${FLOOR_JS} 4 KiB vs Buffer.alloc().fill`, cell(FLOOR_JS, 4096));
   for (const s of [1 * MiB, 16 * MiB]) {

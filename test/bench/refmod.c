@@ -255,6 +255,62 @@ static napi_value mark(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The issue's prototype shape, for a floor row: allocate+map in one call, unmap+close in
+ * another, the mapping an external ArrayBuffer (what any N-API addon must make to expose it),
+ * and none of the addon's safety: no fd ownership for a worker's teardown, no registry of
+ * mappings, no type tag, nothing unmapped when the ArrayBuffer is forgotten.
+ * allocMap(size, fdOut: Int32Array(1)) -> ArrayBuffer; unmapClose(fd, arrayBuffer).
+ */
+static void no_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)data, (void)hint;
+}
+
+static napi_value alloc_map(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  double size;
+  void *slot = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_double(env, argv[0], &size) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], NULL, NULL, &slot, NULL, NULL) != napi_ok || !slot) {
+    napi_throw_type_error(env, NULL, "refmod: allocMap(size, Int32Array)");
+    return NULL;
+  }
+  int fd = alloc_buf(T_MEMFD, (size_t)size, -1);
+  if (fd < 0) {
+    napi_throw_error(env, NULL, errbuf);
+    return NULL;
+  }
+  void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  napi_value ab;
+  if (p == MAP_FAILED || napi_create_external_arraybuffer(env, p, (size_t)size, no_finalize, NULL, &ab) != napi_ok) {
+    if (p != MAP_FAILED) munmap(p, (size_t)size);
+    close(fd);
+    napi_throw_error(env, NULL, "refmod: allocMap failed");
+    return NULL;
+  }
+  *(int32_t *)slot = fd;
+  return ab;
+}
+
+static napi_value unmap_close(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  void *p = NULL;
+  size_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_arraybuffer_info(env, argv[1], &p, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "refmod: unmapClose(fd, ArrayBuffer)");
+    return NULL;
+  }
+  napi_detach_arraybuffer(env, argv[1]);
+  if (p) munmap(p, n);
+  close(fd);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"run", NULL, run, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -263,6 +319,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cpuNs", NULL, cpu_ns, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mark", NULL, mark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"allocMap", NULL, alloc_map, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmapClose", NULL, unmap_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
