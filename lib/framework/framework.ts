@@ -13,6 +13,7 @@ import { addonStatus, loadAddon } from '../native/load';
 import { YoungObjects } from '../young';
 import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno, type Vma } from './backing';
+import { type Mapping, mappingOf, stampView } from './mapping';
 import { Cma } from './cma';
 import { DmaBuf, type DmaBufExportInfo, type DmaBufOps, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
 import { allocCmd, DmaHeap, type DmaHeapExportInfo, dmaHeapAllocate, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
@@ -50,21 +51,18 @@ const FRAMEWORK_OPTIONS = ['profile', 'pageSize', 'backing', 'builtins', 'cma', 
 export const DEFAULT_CMA_SIZE = 64 * 1024 * 1024;
 
 
-/** A mapping: what munmap must undo. */
-interface Mapping {
-  close?: Vma['close'];
-  /** vm_file: the reference the mapping holds */
-  file: File;
-  /** the view while mapped: strongly until the next turn, then through a WeakRef (a program
-   *  that forgets a buffer must not leak it here); null once unmapped or collected */
-  held: Uint8Array | WeakRef<Uint8Array> | null;
-}
-
 /** dma_buf_ops of an exported backing, shared by all such buffers: map it, free it */
 const BACKING_OPS: DmaBufOps<unknown> = {
   mmap: (dmabuf, vma) => dmabuf.backing!.mmap(vma),
   release: (dmabuf) => dmabuf.backing!.free(),
 };
+
+/** a mapping gone (munmap, or forgotten): it holds nothing more, so a view kept after it pins no buffer */
+function release(mapping: Mapping): void {
+  mapping.held = null;
+  mapping.close = undefined;
+  mapping.file = null;
+}
 
 function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
   const mem = new Uint8Array(Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN));
@@ -90,8 +88,6 @@ export class Framework implements Kernel {
   private readonly reserve: FdSource;
   private readonly registry: HeapRegistry;
   private readonly fdt = new FdTable();
-  /** view → its mapping; null once unmapped (a second munmap does nothing) */
-  private readonly views = new WeakMap<Uint8Array, Mapping | null>();
   /**
    * Mappings made this turn, held strongly; from the next turn (age) weakly and watched for
    * being forgotten, if still mapped. Not before: a WeakRef keeps its target alive until the
@@ -107,12 +103,13 @@ export class Framework implements Kernel {
    */
   private readonly forgotten = new FinalizationRegistry<Mapping>((mapping) => {
     if (mapping.held === null) return;
-    mapping.held = null;
     this.aged.delete(mapping);
+    const { close, file } = mapping;
+    release(mapping);
     try {
-      mapping.close?.();
+      close?.();
     } finally {
-      mapping.file.put();
+      file!.put();
     }
   });
   private readonly allocator: HeapAllocator;
@@ -478,16 +475,17 @@ export class Framework implements Kernel {
   private closeMappedBy(fd: number, view: Uint8Array | undefined, async: boolean): Promise<void> | undefined {
     // A memfd buffer's own mapping and fd: the same bookkeeping as munmap then close, with
     // the real munmap and close made by one addon call.
-    const mapping = view ? this.views.get(view) : undefined;
-    const backing = mapping ? dmaBufOf(mapping.file)?.backing : undefined;
+    const mapping = view ? this.live(view) : undefined;
+    const backing = mapping ? dmaBufOf(mapping.file!)?.backing : undefined;
     if (mapping && backing instanceof MemfdBacking && this.fdt.get(fd)?.file === mapping.file) {
-      this.unlink(view!, mapping);
+      const mapped = mapping.file!;
+      this.unlink(mapping);
       const { file } = this.fdt.take(fd);
       try {
         try {
           return backing.closeMapped(fd, view!, async);
         } finally {
-          mapping.file.put();
+          mapped.put();
           file.put(); // may release the buffer
         }
       } catch (e) {
@@ -536,9 +534,17 @@ export class Framework implements Kernel {
       throw syscallError(e, 'mmap');
     }
     const view = vma.view!;
-    const mapping: Mapping = { close: vma.close, file, held: view };
+    const mapping: Mapping = { owner: this, close: vma.close, file, held: view };
+    if (!stampView(view, mapping)) {
+      // an exporter's mmap handed out a view that already is a mapping (or cannot be one)
+      try {
+        vma.close?.(view, false);
+      } finally {
+        file.put();
+      }
+      throw syscallError(errno('EINVAL'), 'mmap');
+    }
     this.young.add(mapping);
-    this.views.set(view, mapping);
     return view;
   }
 
@@ -550,29 +556,36 @@ export class Framework implements Kernel {
     this.aged.add(mapping);
     // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
     // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
-    this.forgotten.register(dmaBufOf(mapping.file)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
+    this.forgotten.register(dmaBufOf(mapping.file!)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
   }
 
-  /** munmap's bookkeeping: the view and its mapping are no longer live */
-  private unlink(view: Uint8Array, mapping: Mapping): void {
-    this.views.set(view, null);
-    mapping.held = null;
+  /** the mapping a view of ours still maps; undefined once unmapped. Not ours: TypeError. */
+  private live(view: Uint8Array): Mapping | undefined {
+    const mapping = mappingOf(view);
+    if (mapping?.owner !== this) throw new TypeError('munmap: not a mapping made by this framework');
+    return mapping.held === null ? undefined : mapping;
+  }
+
+  /** munmap's bookkeeping: the mapping is no longer live (read its file and close first: they are the caller's now) */
+  private unlink(mapping: Mapping): void {
     if (!this.young.drop(mapping)) {
       this.aged.delete(mapping);
       this.forgotten.unregister(mapping);
     }
+    release(mapping);
   }
 
   munmap(view: Uint8Array): void {
-    const mapping = this.views.get(view);
-    if (mapping === null) return;
-    if (mapping === undefined) throw new TypeError('munmap: not a mapping made by this framework');
-    this.unlink(view, mapping);
+    const mapping = this.live(view);
+    if (!mapping) return; // unmapped already
+    const { close } = mapping;
+    const file = mapping.file!;
+    this.unlink(mapping);
     try {
       try {
-        mapping.close?.(view, mapping.file.fCount === 1);
+        close?.(view, file.fCount === 1);
       } finally {
-        mapping.file.put(); // may release the buffer
+        file.put(); // may release the buffer
       }
     } catch (e) {
       throw syscallError(e, 'munmap');

@@ -11,6 +11,7 @@ import {
   O_RDWR,
   O_WRONLY,
 } from '../../lib/uapi';
+import { gcUntil } from '../helpers/fds';
 import { allocFrom, checkNoFdLeaks, eachBacking, fdinfoField, openFds, thrown } from './helpers';
 
 checkNoFdLeaks();
@@ -112,6 +113,30 @@ eachBacking((make, backing) => {
     expect(fw.faults.bytesInUse('system')).toBe(0);
     fw.munmap(view); // a second call does nothing
     expect(() => fw.munmap(new Uint8Array(4))).toThrow(TypeError);
+  });
+
+  test("another framework's munmap refuses a view (TypeError) and leaves it mapped", () => {
+    const fw = make();
+    const other = make();
+    const fd = allocFrom(fw, 'system', fw.pageSize);
+    const view = fw.mmap(fd, fw.pageSize, 0, true);
+    expect(() => other.munmap(view)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    view[0] = 1;
+    expect(view.byteLength).toBe(fw.pageSize);
+    fw.munmap(view);
+    fw.close(fd);
+  });
+
+  test('a view kept after munmap and close pins nothing of the buffer', async () => {
+    const fw = make();
+    const fd = allocFrom(fw, 'system', fw.pageSize);
+    const view = fw.mmap(fd, fw.pageSize, 0, true);
+    const dmabuf = new WeakRef(fw.dmaBuf(fd)!);
+    fw.munmap(view);
+    fw.close(fd);
+    expect(await gcUntil(() => dmabuf.deref() === undefined)).toBe(true);
+    expect(view.byteLength).toBe(0); // still held here, detached
+    fw.munmap(view); // and still a no-op
   });
 
   test('two mappings share the pages; an offset mapping sees the right page', () => {

@@ -197,6 +197,40 @@ eachBacking((make) => {
     fw.close(fd);
     expect(released).toBe(1);
   });
+
+  test("an exporter's mmap that hands out one view twice: the second mmap is EINVAL, closed, and holds no reference", () => {
+    const fw = make({ builtins: false });
+    const view = new Uint8Array(4096);
+    const closes: boolean[] = [];
+    let released = 0;
+    fw.addHeap({
+      name: 'reuses',
+      ops: {
+        allocate: (heap, len, fdFlags) =>
+          fw.dmaBufExport({
+            expName: heap.name,
+            size: Number(len),
+            flags: fdFlags,
+            priv: {},
+            ops: {
+              mmap: (_b, vma) => {
+                vma.view = view;
+                vma.close = (_v, last) => void closes.push(last);
+              },
+              release: () => void released++,
+            },
+          }),
+      },
+    });
+    const fd = allocFrom(fw, 'reuses', 4096);
+    expect(fw.mmap(fd, 4096, 0, true)).toBe(view);
+    expect(thrown(() => fw.mmap(fd, 4096, 0, true))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
+    expect(closes).toEqual([false]); // the refused one's close ran; the first mapping stands
+    expect(fdinfoField(fw, fd, 'count')).toBe('2'); // the fd and the first mapping
+    fw.munmap(view);
+    fw.close(fd);
+    expect(released).toBe(1);
+  });
 });
 
 test('pageSize: the host page size by default, a power of two >= 4096 otherwise', async () => {
