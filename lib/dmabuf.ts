@@ -11,7 +11,7 @@ import { eventsFor, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
 import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
+import { addHandleReader, kernelOf, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_B,
@@ -327,7 +327,7 @@ export class DmaBuf {
       throw invalidArgValue('access', access, "must be 'read' or 'write'");
     }
     this.#requireFences('import a sync_file');
-    if (syncFile.kernel !== this.#kernel) {
+    if (kernelOf(syncFile) !== this.#kernel) {
       throw invalidArgValue('syncFile', syncFile, 'belongs to another kernel (real vs software framework)');
     }
     const sfd = syncFile.fd;

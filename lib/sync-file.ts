@@ -10,7 +10,7 @@ import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } fr
 import { waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, validateFramework } from './chooser';
 import type { Framework } from './framework';
-import { addHandleReader, unwatchForgotten, watchForgotten, type Kernel } from './kernel';
+import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 
 export type SyncFileStatus = 'active' | 'signaled' | 'error';
 
@@ -39,9 +39,9 @@ export class SyncFile {
     watchForgotten(this);
   }
 
-  /** @internal */
-  get kernel(): Kernel {
-    return this.#kernel;
+  /** which kernel serves it: the real one or the software framework */
+  get backend(): Backend {
+    return this.#kernel.backend;
   }
 
   /** the sync_file's fd (O_CLOEXEC); -1 once closed (read-only: close() closes this one) */

@@ -15,7 +15,7 @@ export type ShareItem = DmaBuf | SyncFile;
 
 function describeSyncFile(sf: SyncFile, what: string): ItemMeta {
   if (sf.closed) throw new DmaBufStateError('ERR_SYNC_FILE_CLOSED', `${what} is closed`);
-  if (sf.kernel.backend !== 'kernel') {
+  if (sf.backend !== 'kernel') {
     throw new DmaBufStateError(
       'ERR_DMA_HEAP_NOT_SHAREABLE',
       `${what} is a software framework's sync_file (a JS object of this process): only a real kernel's sync_file has an fd another process can use`,
@@ -59,7 +59,7 @@ function adoptSyncFile(sock: Sockets, fd: number, label: string): SyncFile {
   } catch (err) {
     throw bad('notSyncFile', `${label} is described as a sync_file but is not one: ${(err as Error).message}`);
   }
-  if (sf.kernel.backend !== 'kernel') {
+  if (sf.backend !== 'kernel') {
     sf.close();
     throw bad('notSyncFile', `${label} names a software framework's sync_file, which can't come from another process`);
   }

@@ -23,7 +23,7 @@ function kind(name: string): string {
 
 function sfRecord(sf: SyncFile): string {
   const i = sf.info();
-  const poll = sf.kernel.pollNow(sf.fd, POLLIN | POLLOUT);
+  const poll = kernelOf(sf).pollNow(sf.fd, POLLIN | POLLOUT);
   sf.close();
   return `${kind(i.name)} status=${i.rawStatus} fences=${i.numFences} poll=${poll}`;
 }

@@ -215,7 +215,7 @@ eachBacking((make) => {
             ops: {
               mmap: (_b, vma) => {
                 vma.view = view;
-                vma.close = (_v, last) => void closes.push(last);
+                vma.close = (_v, last) => void closes.push(last === true);
               },
               release: () => void released++,
             },

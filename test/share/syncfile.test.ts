@@ -31,7 +31,7 @@ test("a software framework's sync_file is refused by spawnWithBuffers before any
   try {
     using buf = heap.alloc(heap.pageSize);
     using sf = buf.exportSyncFile('read');
-    expect(sf.kernel.backend).toBe('software');
+    expect(sf.backend).toBe('software');
     expect(() => spawnWithBuffers(process.execPath, ['-e', ''], [sf])).toThrow(notShareable);
     expect(() => spawnWithBuffers(process.execPath, ['-e', ''], [{ fd: sf.fd } as never])).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/DmaBuf or SyncFile/) }),
