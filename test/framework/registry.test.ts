@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { DmaHeapError } from '../../lib/errors';
-import { type DmaHeap, type Framework } from '../../lib/framework';
+import { type DmaBufOps, type DmaHeap, type Framework } from '../../lib/framework';
 import { NUM_HEAP_MINORS, O_RDWR } from '../../lib/uapi';
 import { addonLoaded, allocFrom, checkNoFdLeaks, eachBacking, fdinfoField, thrown } from './helpers';
 
@@ -18,6 +18,14 @@ function exporter(fw: Framework, name: string, priv: unknown = { tag: name }) {
       },
     },
   };
+}
+
+/** a heap whose buffers are bare dma_buf_export()s with `ops`, no backing memory */
+function addOpsHeap(fw: Framework, name: string, ops: DmaBufOps<object>): void {
+  fw.addHeap({
+    name,
+    ops: { allocate: (heap, len, fdFlags) => fw.dmaBufExport({ expName: heap.name, size: Number(len), flags: fdFlags, priv: {}, ops }) },
+  });
 }
 
 eachBacking((make) => {
@@ -172,22 +180,10 @@ eachBacking((make) => {
     const fw = make({ builtins: false });
     const seen: string[] = [];
     let released = 0;
-    fw.addHeap({
-      name: 'nomap',
-      ops: {
-        allocate: (heap, len, fdFlags) =>
-          fw.dmaBufExport({
-            expName: heap.name,
-            size: Number(len),
-            flags: fdFlags,
-            priv: {},
-            ops: {
-              beginCpuAccess: (_b, dir) => void seen.push(`begin ${dir}`),
-              endCpuAccess: (_b, dir) => void seen.push(`end ${dir}`),
-              release: () => void released++,
-            },
-          }),
-      },
+    addOpsHeap(fw, 'nomap', {
+      beginCpuAccess: (_b, dir) => void seen.push(`begin ${dir}`),
+      endCpuAccess: (_b, dir) => void seen.push(`end ${dir}`),
+      release: () => void released++,
     });
     const fd = allocFrom(fw, 'nomap', 4096);
     fw.ioctl(fd, 0x40086200, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]));
@@ -203,24 +199,12 @@ eachBacking((make) => {
     const view = new Uint8Array(4096);
     const closes: boolean[] = [];
     let released = 0;
-    fw.addHeap({
-      name: 'reuses',
-      ops: {
-        allocate: (heap, len, fdFlags) =>
-          fw.dmaBufExport({
-            expName: heap.name,
-            size: Number(len),
-            flags: fdFlags,
-            priv: {},
-            ops: {
-              mmap: (_b, vma) => {
-                vma.view = view;
-                vma.close = (_v, last) => void closes.push(last === true);
-              },
-              release: () => void released++,
-            },
-          }),
+    addOpsHeap(fw, 'reuses', {
+      mmap: (_b, vma) => {
+        vma.view = view;
+        vma.close = (_v, last) => void closes.push(last === true);
       },
+      release: () => void released++,
     });
     const fd = allocFrom(fw, 'reuses', 4096);
     expect(fw.mmap(fd, 4096, 0, true)).toBe(view);
