@@ -9,7 +9,7 @@ import type { Tier } from './dmabuf';
 import { invalidArgType, invalidArgValue } from './args';
 import { addonMissing, DmaBufStateError, DmaHeapError, withContext } from './errors';
 import { Framework } from './framework';
-import type { Kernel } from './kernel';
+import type { Adopted, Kernel } from './kernel';
 import { addonStatus, debug, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
 
 /** One of each kernel per thread (per JS environment), made on first use. */
@@ -185,7 +185,7 @@ function kindOf(fd: number, st: Stats): string {
  * process) to the framework. Anything else — a regular file, a pipe, a socket — is
  * refused with a clear error; a closed fd is a DmaHeapError EBADF (syscall fstat).
  */
-export function kernelForFd(fd: number, framework?: Framework): Kernel {
+export function adoptFd(fd: number, dup: boolean, framework?: Framework): { kernel: Kernel; adopted: Adopted } {
   let st: Stats;
   try {
     st = fstatSync(fd);
@@ -194,9 +194,10 @@ export function kernelForFd(fd: number, framework?: Framework): Kernel {
     throw new DmaHeapError(code, 'fstat', { message: `fd ${fd} is not open` });
   }
   const sw = framework ?? softwareKernel();
-  if (sw.isDmaBuf(fd)) return sw;
+  if (sw.isDmaBuf(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
   const n = nativeKernel();
-  if (n?.isDmaBuf(fd)) return n;
-  if (n && sw.canAdopt(fd)) return sw;
+  const adopted = n?.adoptDmaBuf(fd, dup);
+  if (adopted) return { kernel: n!, adopted };
+  if (n && sw.canAdopt(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
   throw new DmaBufStateError('ERR_DMA_HEAP_NOT_DMA_BUF', `fd ${fd} is ${kindOf(fd, st)}, not a dma-buf`);
 }

@@ -1,4 +1,4 @@
-import { kernelForFd, validateFramework } from './chooser';
+import { adoptFd, validateFramework } from './chooser';
 import { DmaBufStateError, DmaHeapError, withContext } from './errors';
 import {
   BUF_SYNC_FILE_FD_OFFSET,
@@ -450,14 +450,16 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'an integer >= 0 && <= 2147483647', fd);
   options = validateOptions(options, ['dup', 'framework']);
   const dup = validateBoolean(options.dup, 'options.dup', true);
-  const kernel = kernelForFd(fd, validateFramework(options.framework));
-  const { fd: own, info } = kernel.adopt(fd, dup);
+  const {
+    kernel,
+    adopted: { fd: own, info },
+  } = adoptFd(fd, dup, validateFramework(options.framework));
   let tier: Tier;
   if (kernel.backend !== 'kernel') tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
   else if (info.exporter === 'udmabuf') tier = 'udmabuf';
   // a heap's buffers carry its name as exporter; anything else (drm, videobuf2_vmalloc, ...)
   // was exported by another driver
-  else tier = kernel.heaps().some((h) => h.name === info.exporter) ? 'dma-heap' : 'imported';
+  else tier = kernel.hasHeap(info.exporter) ? 'dma-heap' : 'imported';
   return new DmaBuf(own, {
     kernel,
     tier,

@@ -30,6 +30,8 @@ export interface Kernel extends FenceKernel {
 
   /** the heaps this kernel offers, sorted by name */
   heaps(): HeapEntry[];
+  /** whether it offers a heap `name` (one lookup, not a listing) */
+  hasHeap(name: string): boolean;
   /** open a heap device (name already validated by the caller); O_RDONLY|O_CLOEXEC */
   openHeap(name: string): number;
 
@@ -73,8 +75,6 @@ export interface Kernel extends FenceKernel {
    *  must never become a writable ArrayBuffer) and runtimes that refuse external ones */
   readMapped(fd: number, offset: number, dst: Uint8Array): void;
   writeMapped(fd: number, offset: number, src: Uint8Array): void;
-  /** whether fd is a dma-buf this kernel can serve (the chooser's check for fromFd) */
-  isDmaBuf(fd: number): boolean;
   /**
    * Take a handle on a dma-buf fd that came from elsewhere: the kernel's own fd for it
    * (O_CLOEXEC, released by a terminating worker) and its fdinfo, read once. `dup` true

@@ -381,6 +381,10 @@ export class Framework implements Kernel {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  hasHeap(name: string): boolean {
+    return this.registry.find(name) !== undefined;
+  }
+
   openHeap(name: string): number {
     return syscall('open', (ctx) => {
       ctx.path = `/dev/dma_heap/${name}`;

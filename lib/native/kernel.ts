@@ -162,17 +162,42 @@ export class NativeKernel implements Kernel {
    * refused with the caller's fd untouched.
    */
   adopt(fd: number, dup: boolean): Adopted {
+    const adopted = this.adoptDmaBuf(fd, dup);
+    if (!adopted) throw new DmaHeapError('EINVAL', 'open', { path: `/proc/self/fdinfo/${fd}`, message: 'not a dma-buf' });
+    return adopted;
+  }
+
+  /**
+   * adopt(), or undefined (the caller's fd untouched) when fd is no dma-buf: the fdinfo of our
+   * own dup, read once, both decides and describes (fromFd's one fdinfo read). The dup holds
+   * the file, so what was read is what is adopted, whatever happens to the number meanwhile.
+   */
+  adoptDmaBuf(fd: number, dup: boolean): Adopted | undefined {
     const own = this.addon.dup(fd, true);
     let info;
     try {
       info = parseFdinfo(this.fdinfo(own));
-      if (!info.exporter) throw new DmaHeapError('EINVAL', 'open', { path: `/proc/self/fdinfo/${fd}`, message: 'not a dma-buf' });
     } catch (err) {
       this.addon.close(own);
       throw err;
     }
+    if (!info.exporter) {
+      this.addon.close(own);
+      return undefined;
+    }
     if (!dup) this.addon.close(fd);
     return { fd: own, info };
+  }
+
+  /** whether /dev/dma_heap has an entry `name` (one lstat, not a listing) */
+  hasHeap(name: string): boolean {
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return false;
+    try {
+      fs.lstatSync(`${this.heapDir}/${name}`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** a udmabuf (a sealed memfd made a real dma-buf) of `len` page-aligned bytes; the fd is
@@ -197,16 +222,6 @@ export class NativeKernel implements Kernel {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new DmaHeapError(code === 'ENOENT' ? 'EBADF' : code ?? 'EBADF', 'open', { path });
-    }
-  }
-
-  /** a dma-buf's fdinfo has an exp_name line; a closed or foreign fd is false */
-  isDmaBuf(fd: number): boolean {
-    if (!Number.isSafeInteger(fd) || fd < 0) return false;
-    try {
-      return parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).fields.exp_name !== undefined;
-    } catch {
-      return false;
     }
   }
 

@@ -103,9 +103,13 @@ addonSuite('addon: native-kernel', () => {
       expect(view.length).toBe(0);
       k.munmap(view);
       expect(k.fdinfo(fd)).toMatch(/^flags:\s*0?2/m);
-      expect(k.isDmaBuf(fd)).toBe(false); // a memfd has no exp_name line
+      const open = fdCount();
+      expect(k.adoptDmaBuf(fd, false)).toBeUndefined(); // a memfd has no exp_name line
+      expect(fdCount()).toBe(open); // its dup closed, the caller's fd left open (even with dup false)
+      expect(thrown(() => k.adopt(fd, true))).toMatchObject({ code: 'EINVAL', syscall: 'open' });
+      expect(k.hasHeap('..')).toBe(false);
       k.close(fd);
-      expect(k.isDmaBuf(fd)).toBe(false); // closed: false, not a throw
+      expect(thrown(() => k.adoptDmaBuf(fd, true))).toMatchObject({ code: 'EBADF' });
       expect(thrown(() => k.fdinfo(fd))).toMatchObject({ code: 'EBADF' });
     });
   });
