@@ -73,8 +73,10 @@ function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions)
 
 function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?: boolean }): DmaBuf {
   const kernel = requireNative();
-  const fd = kernel.createUdmabuf(pageAlign(validateSize(size), kernel.pageSize), options.cloexec !== false);
-  const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false });
+  const len = pageAlign(validateSize(size), kernel.pageSize);
+  const fd = kernel.createUdmabuf(len, options.cloexec !== false);
+  // udmabuf exports exactly the pages it was given: no lseek for the size
+  const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false, size: Number(len) });
   if (options.name !== undefined) {
     try {
       buf.setName(options.name);

@@ -93,7 +93,6 @@ export const DMA_BUF_SET_NAME_B = IOW(DMA_BUF_BASE, 1, 8); // 0x40086201
 export const DMA_BUF_NAME_LEN = 32;
 
 // udmabuf
-export const UDMABUF_FLAGS_CLOEXEC = 1;
 export const UDMABUF_CREATE_SIZE = 24;
 export const UDMABUF_CREATE = IOW('u', 0x42, UDMABUF_CREATE_SIZE); // 0x40187542
 export const UDMABUF_SIZE_LIMIT_DEFAULT = 64 * 1024 * 1024;
@@ -159,17 +158,6 @@ export function encodeName(name: string): Uint8Array {
   const utf8 = Buffer.from(name, 'utf8');
   const b = new Uint8Array(utf8.length + 1);
   b.set(utf8);
-  return b;
-}
-
-/** struct udmabuf_create: { u32 memfd; u32 flags; u64 offset; u64 size } */
-export function encodeUdmabufCreate(memfd: number, flags: number, offset: bigint, size: bigint): Uint8Array {
-  const b = new Uint8Array(UDMABUF_CREATE_SIZE);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, memfd >>> 0, true);
-  v.setUint32(4, flags >>> 0, true);
-  v.setBigUint64(8, offset, true);
-  v.setBigUint64(16, size, true);
   return b;
 }
 

@@ -80,6 +80,7 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
       InstanceMethod("writeMapped", &DmaHeapAddon::WriteMapped, napi_enumerable),
       InstanceMethod("memfdCreate", &DmaHeapAddon::MemfdCreate, napi_enumerable),
       InstanceMethod("memfdBuffer", &DmaHeapAddon::MemfdBuffer, napi_enumerable),
+      InstanceMethod("udmabufBuffer", &DmaHeapAddon::UdmabufBuffer, napi_enumerable),
       InstanceMethod("ftruncate", &DmaHeapAddon::Ftruncate, napi_enumerable),
       InstanceMethod("addSeals", &DmaHeapAddon::AddSeals, napi_enumerable),
       InstanceMethod("getSeals", &DmaHeapAddon::GetSeals, napi_enumerable),

@@ -62,6 +62,7 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   // memfd.cc
   Napi::Value MemfdCreate(const Napi::CallbackInfo& info);
   Napi::Value MemfdBuffer(const Napi::CallbackInfo& info);
+  Napi::Value UdmabufBuffer(const Napi::CallbackInfo& info);
   Napi::Value Ftruncate(const Napi::CallbackInfo& info);
   Napi::Value AddSeals(const Napi::CallbackInfo& info);
   Napi::Value GetSeals(const Napi::CallbackInfo& info);

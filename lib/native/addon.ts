@@ -118,6 +118,9 @@ export interface Addon {
   memfdCreate(name: string, flags: number): number;
   /** memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), ftruncate(size), F_ADD_SEALS(seals): one call */
   memfdBuffer(name: string, size: number, seals: number): number;
+  /** a udmabuf of `size` bytes from a new sealed memfd named `name`, through the open
+   *  /dev/udmabuf fd `dev`; the memfd is closed, the new fd owned by this env: one call */
+  udmabufBuffer(dev: number, name: string, size: number, cloexec: boolean): number;
   ftruncate(fd: number, length: number): void;
   /** fcntl(F_ADD_SEALS) */
   addSeals(fd: number, seals: number): void;

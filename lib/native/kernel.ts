@@ -3,10 +3,10 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
 import { addonMissing, DmaHeapError, withContext } from '../errors';
 import { parseFdinfo } from '../fdinfo';
-import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY } from '../uapi';
+import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR } from '../uapi';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from './load';
-import { createUdmabuf } from './udmabuf';
+import { createUdmabuf, UDMABUF_PATH } from './udmabuf';
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
 import { ALLOCATION_DATA_FD_OFFSET, decodeAllocationData, encodeAllocationData } from '../uapi';
 
@@ -28,6 +28,7 @@ export class NativeKernel implements Kernel {
   private readonly addon: Addon;
   private readonly heapDir: string;
   private readonly sysDir: string;
+  private udmabuf = -1;
 
   constructor(addon?: Addon, dirs: NativeKernelDirs = {}) {
     const a = addon ?? loadAddon();
@@ -203,7 +204,22 @@ export class NativeKernel implements Kernel {
   /** a udmabuf (a sealed memfd made a real dma-buf) of `len` page-aligned bytes; the fd is
    *  this thread's from the moment it exists */
   createUdmabuf(len: bigint, cloexec: boolean): number {
-    return createUdmabuf(this.addon, len, cloexec);
+    return createUdmabuf(this.addon, this.udmabufDevice(), len, cloexec);
+  }
+
+  /**
+   * /dev/udmabuf, opened at the first udmabuf and kept (one fd per thread, O_CLOEXEC, closed
+   * with the thread's environment), as a C program holds it: not an open and a close per buffer.
+   */
+  private udmabufDevice(): number {
+    if (this.udmabuf < 0) {
+      try {
+        this.udmabuf = this.addon.open(UDMABUF_PATH, O_RDWR | O_CLOEXEC);
+      } catch (err) {
+        throw withContext(err, { path: UDMABUF_PATH, device: true });
+      }
+    }
+    return this.udmabuf;
   }
 
   dup(fd: number, cloexec: boolean): number {

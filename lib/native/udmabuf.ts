@@ -1,17 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Addon } from './addon';
 import { DmaHeapError, withContext } from '../errors';
-import {
-  F_SEAL_SHRINK,
-  MFD_ALLOW_SEALING,
-  MFD_CLOEXEC,
-  O_CLOEXEC,
-  O_RDWR,
-  UDMABUF_CREATE,
-  UDMABUF_FLAGS_CLOEXEC,
-  UDMABUF_SIZE_LIMIT_DEFAULT,
-  encodeUdmabufCreate,
-} from '../uapi';
+import { UDMABUF_SIZE_LIMIT_DEFAULT } from '../uapi';
 
 export const UDMABUF_PATH = '/dev/udmabuf';
 
@@ -29,38 +19,26 @@ export function hasUdmabuf(): boolean {
 }
 
 /**
- * A real dma-buf made from a memfd, as libcamera does: memfd_create with sealing,
- * ftruncate, F_SEAL_SHRINK (udmabuf requires it; F_SEAL_WRITE must stay unset),
- * then UDMABUF_CREATE on /dev/udmabuf. The memfd is closed afterwards: the
- * dma-buf holds its pages. `len` is validated and page-aligned by the caller.
- * The returned fd is owned by this thread's environment at once (a terminating
- * worker closes it), before any JS can lose it.
+ * A real dma-buf made from a memfd, as libcamera does (memfd_create with sealing, ftruncate,
+ * F_SEAL_SHRINK, then UDMABUF_CREATE; the memfd is closed, the dma-buf holds its pages), in
+ * one addon call on the held /dev/udmabuf fd `dev`. `len` is validated and page-aligned by the
+ * caller. The returned fd is owned by this thread's environment at once. The module's per-buffer
+ * cap (size_limit_mb) is read only when the kernel refused, to say why.
  */
-export function createUdmabuf(addon: Addon, len: bigint, cloexec: boolean): number {
-  const ctx = { path: UDMABUF_PATH, device: true };
-  const limit = udmabufSizeLimit();
-  if (len > BigInt(limit)) {
-    throw new DmaHeapError('EINVAL', 'ioctl', {
-      path: UDMABUF_PATH,
-      message: `udmabuf caps one buffer at ${limit} bytes (size_limit_mb); asked for ${len}`,
-    });
-  }
-  let fd: number;
-  const memfd = addon.memfdCreate('dma-heap:udmabuf', MFD_CLOEXEC | MFD_ALLOW_SEALING);
+export function createUdmabuf(addon: Addon, dev: number, len: bigint, cloexec: boolean): number {
   try {
-    addon.ftruncate(memfd, Number(len));
-    addon.addSeals(memfd, F_SEAL_SHRINK);
-    const dev = addon.open(UDMABUF_PATH, O_RDWR | O_CLOEXEC);
-    try {
-      fd = addon.ioctl(dev, UDMABUF_CREATE, encodeUdmabufCreate(memfd, cloexec ? UDMABUF_FLAGS_CLOEXEC : 0, 0n, len));
-      addon.own(fd);
-    } finally {
-      addon.close(dev);
-    }
+    return addon.udmabufBuffer(dev, 'dma-heap:udmabuf', Number(len), cloexec);
   } catch (err) {
-    throw withContext(err, ctx);
-  } finally {
-    addon.close(memfd);
+    // udmabuf refuses more than size_limit_mb with EINVAL: read the cap then, to say so
+    if ((err as { code?: string }).code === 'EINVAL') {
+      const limit = udmabufSizeLimit();
+      if (len > BigInt(limit)) {
+        throw new DmaHeapError('EINVAL', 'ioctl', {
+          path: UDMABUF_PATH,
+          message: `udmabuf caps one buffer at ${limit} bytes (size_limit_mb); asked for ${len}`,
+        });
+      }
+    }
+    throw withContext(err, { path: UDMABUF_PATH, device: true });
   }
-  return fd;
 }

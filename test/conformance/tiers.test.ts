@@ -2,6 +2,7 @@ import { Framework } from '../../lib/framework';
 import { hasKernelHeaps, nativeKernel } from '../../lib/chooser';
 import { allocShareable } from '../../lib/tiers';
 import { hasUdmabuf, udmabufSizeLimit } from '../../lib/native/udmabuf';
+import { fdTarget } from '../helpers/fds';
 import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
 
 const addon = nativeKernel() !== null;
@@ -68,6 +69,7 @@ describe('shareable buffers: the strongest tier that serves here', () => {
 
 describe('the udmabuf tier', () => {
   testIf(udmabuf || kernelRequired, 'needs /dev/udmabuf (the VM has it)')('a memfd becomes a real dma-buf exported by udmabuf', () => {
+    allocShareable(PAGE, { tiers: ['udmabuf'] }).close(); // opens /dev/udmabuf, kept for the thread
     const before = openFds();
     {
       using buf = allocShareable(3 * PAGE + 1, { tiers: ['udmabuf'], name: 'udma0' });
@@ -80,6 +82,19 @@ describe('the udmabuf tier', () => {
       buf.cpuAccess('write', (bytes) => bytes.fill(0x77));
       expect(buf.read(4 * PAGE - 1, 1)[0]).toBe(0x77);
     }
+    expect(newFds(before)).toEqual([]);
+  });
+
+  testIf(udmabuf || kernelRequired, 'needs /dev/udmabuf (the VM has it)')('/dev/udmabuf is opened once for the thread and kept; each buffer leaves no memfd open', () => {
+    // (jest gives each test file its own modules, so earlier files may hold one of their own)
+    const devices = () => [...openFds()].filter((fd) => fdTarget(fd) === '/dev/udmabuf').length;
+    allocShareable(PAGE, { tiers: ['udmabuf'] }).close();
+    const kept = devices();
+    const before = openFds();
+    const bufs = Array.from({ length: 5 }, () => allocShareable(PAGE, { tiers: ['udmabuf'] }));
+    expect(devices()).toBe(kept);
+    expect(newFds(before).map(fdTarget).filter((t) => t.startsWith('/memfd:'))).toEqual([]);
+    for (const b of bufs) b.close();
     expect(newFds(before)).toEqual([]);
   });
 

@@ -45,6 +45,7 @@ import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDi
   testIf(hasUdmabuf() || kernelRequired, 'needs /dev/udmabuf (the VM has it)')(
     'a udmabuf buffer is shared the same way: a real dma-buf, exporter udmabuf on both sides',
     async () => {
+      allocShareable(4096, { tiers: ['udmabuf'] }).close(); // opens /dev/udmabuf, kept for the thread
       const before = openFds();
       {
         using u = allocShareable(2 * 4096, { tiers: ['udmabuf'], name: 'udma-share' });
