@@ -52,8 +52,13 @@ describe('exhaustion in a child process', () => {
   testAddon('RLIMIT_AS: mapping ends in ENOMEM; read()/write() at the limit still work; then it all works again', async () => {
     const child = node('exhaust.js', ['as']);
     const { vm } = await child.next();
-    // the child's own size now plus room for its heap to grow: mappings of 64 MiB run out first
-    execFileSync('prlimit', ['--pid', String(child.child.pid), `--as=${vm + 512 * 1024 * 1024}`]);
+    // The child's own size now, eight 64 MiB mappings, and 32 MiB more. Each mapping's external
+    // ArrayBuffer counts toward V8's external memory and may run a mark-compact right after the
+    // mmap (Buffer::New -> AdjustAmountOfExternalAllocatedMemory -> MarkCompact): what is left
+    // then is all that collection has. With exactly 8 x 64 MiB that could be next to nothing,
+    // and V8 died of OOM there (once, in a VM run).
+    const MiB = 1024 * 1024;
+    execFileSync('prlimit', ['--pid', String(child.child.pid), `--as=${vm + 8 * 64 * MiB + 32 * MiB}`]);
     child.child.stdin!.write('go\n');
     const r = await child.next();
     expect(r.error).toEqual(expect.objectContaining({ code: 'ENOMEM', syscall: 'mmap' }));

@@ -36,7 +36,9 @@ export function run(command: string, args: string[], options: SpawnOptions = {})
     stderr: () => err,
     async next() {
       const r = await lines.next();
-      if (r.done) throw new Error(`${path.basename(args[0] ?? command)} exited without reporting; stderr: ${err.slice(-2000)}`);
+      // the head too: V8 puts a fatal error's reason before its stack
+      const said = err.length > 3000 ? `${err.slice(0, 1000)}\n[...]\n${err.slice(-2000)}` : err;
+      if (r.done) throw new Error(`${path.basename(args[0] ?? command)} exited without reporting; stderr: ${said}`);
       return JSON.parse(r.value);
     },
   };
