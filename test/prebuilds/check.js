@@ -351,10 +351,11 @@ if (tarball && arches.includes(os.arch())) {
 }
 
 // ---- 4. the addon's jest suite on the arm64 prebuild ----
-// Two tests are qemu-user artefacts, not the addon's: qemu forwards only the ioctls in its own
-// table (others fail ENOSYS: "Unsupported ioctl", so no ENOTTY), and its recvmsg hands the
-// kernel a larger control buffer, so MSG_CTRUNC never comes back and the extra fd stays open.
-const QEMU_USER_ARTEFACTS = ['the dma-heap ALLOC number on a memfd', 'maxFds too small'];
+// Three tests are qemu-user artefacts, not the addon's: qemu forwards only the ioctls in its own
+// table (others fail ENOSYS: "Unsupported ioctl", so no ENOTTY: the ALLOC and UDMABUF_CREATE
+// numbers on a memfd), and its recvmsg hands the kernel a larger control buffer, so MSG_CTRUNC
+// never comes back and the extra fd stays open.
+const QEMU_USER_ARTEFACTS = ['the dma-heap ALLOC number on a memfd', 'udmabufBuffer on an fd that is not /dev/udmabuf', 'maxFds too small'];
 
 // qemu-user itself crashes now and then running V8 ("qemu: uncaught target signal 11", seen
 // 1 run in 23, early in jest's start-up, with no test results at all). Such a run is tried once
