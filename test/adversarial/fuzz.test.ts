@@ -186,10 +186,11 @@ const TARGETS: Target[] = [
       );
       return { args: [size, o], ok: okS && okO };
     },
-    // allocShareable keeps each tier's heap open for the thread's life (as libdmabufheap's
-    // BufferAllocator keeps its heap fds): one fd per tier that served, not a leak per call
+    // allocShareable keeps each tier's heap (udmabuf: /dev/udmabuf) open for the thread's life
+    // (as libdmabufheap's BufferAllocator keeps its heap fds): one fd per tier that served, not a
+    // leak per call
     warm: () => {
-      for (const tiers of [['memfd'], ['js'], ['dma-heap']] as const) {
+      for (const tiers of [['memfd'], ['js'], ['dma-heap'], ['udmabuf']] as const) {
         try {
           allocShareable(4096, { tiers: [...tiers] }).close();
         } catch {
