@@ -11,9 +11,13 @@ import { U64_MAX } from './uapi';
  * A heap name must name one node directly under /dev/dma_heap and nothing else:
  * non-empty, no '/', no NUL, not '.' or '..'.
  */
+/** one entry of /dev/dma_heap: no '/', NUL, '.' or '..' */
+export const isHeapName = (name: string): boolean =>
+  name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
+
 export function validateHeapName(name: unknown, what = 'name'): string {
   if (typeof name !== 'string') throw invalidArgType(what, 'of type string', name);
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+  if (!isHeapName(name)) {
     throw invalidArgValue(what, name, "is not a heap name: a heap name is one entry of /dev/dma_heap (no '/', NUL, '.' or '..')");
   }
   return name;

@@ -43,13 +43,11 @@ Napi::Value DmaHeapAddon::GetSeals(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, seals);
 }
 
-// memfdBuffer(name, size, seals): memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), ftruncate,
-// F_ADD_SEALS in one call (the software framework's allocation: one crossing, three syscalls).
-Napi::Value DmaHeapAddon::MemfdBuffer(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name = StringArg(info, 0, "name");
-  uint64_t size = SizeArg(info, 1, "size");
-  int seals = IntArg(info, 2, "seals");
+namespace {
+
+// memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), ftruncate(size), F_ADD_SEALS(seals): the fd, not
+// yet owned; on failure it is closed and the failing syscall's errno thrown.
+int SealedMemfd(Napi::Env env, const std::string& name, uint64_t size, int seals) {
   int fd = CompatMemfdCreate(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) ThrowErrno(env, errno, "memfd_create");
   const char* failed = nullptr;
@@ -62,7 +60,19 @@ Napi::Value DmaHeapAddon::MemfdBuffer(const Napi::CallbackInfo& info) {
     ::close(fd);
     ThrowErrno(env, err, failed);
   }
-  return NewFd(env, fd, "memfd_create");
+  return fd;
+}
+
+}  // namespace
+
+// memfdBuffer(name, size, seals): memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), ftruncate,
+// F_ADD_SEALS in one call (the software framework's allocation: one crossing, three syscalls).
+Napi::Value DmaHeapAddon::MemfdBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "name");
+  uint64_t size = SizeArg(info, 1, "size");
+  int seals = IntArg(info, 2, "seals");
+  return NewFd(env, SealedMemfd(env, name, size, seals), "memfd_create");
 }
 
 // udmabufBuffer(udmabufFd, name, size, cloexec) -> a udmabuf dma-buf's fd: its memfd made
@@ -76,25 +86,15 @@ Napi::Value DmaHeapAddon::UdmabufBuffer(const Napi::CallbackInfo& info) {
   std::string name = StringArg(info, 1, "name");
   uint64_t size = SizeArg(info, 2, "size");
   bool cloexec = info[3].ToBoolean();
-  int memfd = CompatMemfdCreate(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (memfd < 0) ThrowErrno(env, errno, "memfd_create");
-  const char* failed = nullptr;
-  int made = -1;
-  if (::ftruncate(memfd, static_cast<off_t>(size)) != 0) {
-    failed = "ftruncate";
-  } else if (::fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) {
-    failed = "fcntl";
-  } else {
-    dma_heap_abi_udmabuf_create create;
-    std::memset(&create, 0, sizeof create);
-    create.memfd = static_cast<uint32_t>(memfd);
-    create.flags = cloexec ? DMA_HEAP_ABI_UDMABUF_FLAGS_CLOEXEC : 0;
-    create.size = size;
-    made = ::ioctl(dev, DMA_HEAP_ABI_UDMABUF_CREATE, &create);
-    if (made < 0) failed = "ioctl";
-  }
+  int memfd = SealedMemfd(env, name, size, F_SEAL_SHRINK);
+  dma_heap_abi_udmabuf_create create;
+  std::memset(&create, 0, sizeof create);
+  create.memfd = static_cast<uint32_t>(memfd);
+  create.flags = cloexec ? DMA_HEAP_ABI_UDMABUF_FLAGS_CLOEXEC : 0;
+  create.size = size;
+  int made = ::ioctl(dev, DMA_HEAP_ABI_UDMABUF_CREATE, &create);
   int err = errno;
   ::close(memfd);
-  if (failed) ThrowErrno(env, err, failed);
+  if (made < 0) ThrowErrno(env, err, "ioctl");
   return NewFd(env, made, "ioctl");
 }

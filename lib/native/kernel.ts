@@ -3,6 +3,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
 import { addonMissing, DmaHeapError, withContext } from '../errors';
 import { parseFdinfo } from '../fdinfo';
+import { isHeapName } from '../validate';
 import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR } from '../uapi';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
 import { addonStatus, loadAddon } from './load';
@@ -192,7 +193,7 @@ export class NativeKernel implements Kernel {
 
   /** whether /dev/dma_heap has an entry `name` (one lstat, not a listing) */
   hasHeap(name: string): boolean {
-    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return false;
+    if (!isHeapName(name)) return false;
     try {
       fs.lstatSync(`${this.heapDir}/${name}`);
       return true;
