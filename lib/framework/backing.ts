@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import fs from 'node:fs';
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from '../native/addon';
@@ -34,6 +35,12 @@ export interface BackingMemory {
   /** how the dma-buf's fds get real descriptors */
   readonly fdSource: FdSource;
   mmap(vma: Vma): void;
+  /**
+   * Copy at `offset` to (`write`) or from the memory without making a mapping, for read() and
+   * write() where no mapping exists: `fd` is one of the buffer's, the range already checked.
+   * A mapping would cost more than the copy: the JS memory's last munmap moves every byte.
+   */
+  copy(fd: number, offset: number, bytes: Uint8Array, write: boolean): void;
   /** the owner dropped it (dma-buf release): pages are freed once no mapping holds them */
   free(): void;
 }
@@ -57,6 +64,13 @@ function jsMemory(size: number): ArrayBuffer {
   if (typeof memory.resize === 'function') markAsUntransferable(memory);
   return memory;
 }
+
+/**
+ * The largest JS-memory buffer: buffer.constants.MAX_LENGTH, the longest Uint8Array (a view
+ * over the whole buffer must be possible), 4 GiB in Node 20 (V8 11); a resizable ArrayBuffer
+ * has the same bound there (measured: 2^32 bytes take, 2^32 + 4096 throw).
+ */
+export const JS_MEMORY_MAX = constants.MAX_LENGTH;
 
 /** Cut every view off `memory`: shrink it to nothing (untransferable), or detach it. */
 function retire(memory: ArrayBuffer): void {
@@ -84,10 +98,13 @@ export class JsBacking implements BackingMemory {
     /** a /dev/null reservation (devNullSource) */
     readonly fdSource: FdSource,
   ) {
+    if (size > JS_MEMORY_MAX) {
+      throw errno('ENOMEM', `JS memory holds at most ${JS_MEMORY_MAX} bytes per buffer in this Node (V8's ArrayBuffer limit); the memfd tier (the native addon) has no such limit`);
+    }
     try {
       this.memory = jsMemory(size);
     } catch {
-      throw errno('ENOMEM'); // RangeError: more than the engine will give
+      throw errno('ENOMEM'); // RangeError: more than the engine will give now
     }
   }
 
@@ -107,6 +124,12 @@ export class JsBacking implements BackingMemory {
       }
       retire(old);
     };
+  }
+
+  copy(_fd: number, offset: number, bytes: Uint8Array, write: boolean): void {
+    const memory = new Uint8Array(this.memory, offset, bytes.length);
+    if (write) memory.set(bytes);
+    else bytes.set(memory);
   }
 
   free(): void {
@@ -208,6 +231,11 @@ export class MemfdBacking implements BackingMemory, FdSource {
     vma.view = new Uint8Array(memory);
     // collected: the addon unmapped it with its ArrayBuffer
     vma.close = (view) => view && this.addon.munmap(view.buffer as ArrayBuffer);
+  }
+
+  copy(fd: number, offset: number, bytes: Uint8Array, write: boolean): void {
+    if (write) this.addon.writeMapped(fd, offset, bytes);
+    else this.addon.readMapped(fd, offset, bytes);
   }
 
   /** munmap `view` (this buffer's mapping) and close `fd` (one of its fds): one addon call;

@@ -599,8 +599,9 @@ export class Framework implements Kernel {
   /**
    * Copy through a brief mapping nobody else sees (for read-only buffers and runtimes that
    * refuse external ArrayBuffers): the same checks as mmap of the pages spanned, syscall 'mmap'.
-   * A memfd is copied by the addon without any ArrayBuffer; other memory through a mapping
-   * made and unmapped here. Zero bytes: nothing happens, as in the addon.
+   * Framework memory is copied by its backing without a mapping (the addon's pread/pwrite for a
+   * memfd, a plain copy for JS memory); an exporter's own memory through a mapping made and
+   * unmapped here. Zero bytes: nothing happens, as in the addon.
    */
   readMapped(fd: number, offset: number, dst: Uint8Array): void {
     this.copyMapped(fd, offset, dst, false);
@@ -696,10 +697,9 @@ export class Framework implements Kernel {
       const base = Math.floor(offset / this.pageSize) * this.pageSize;
       const { file, vma } = this.prepareMmap(fd, offset - base + bytes.length, base, write);
       const dmabuf = dmaBufOf(file);
-      if (dmabuf?.backing?.kind === 'memfd' && this.addon) {
+      if (dmabuf?.backing) {
         dmaBufMmapCheck(dmabuf, vma, this.pageSize); // what mmap would check; nothing is mapped
-        if (write) this.addon.writeMapped(fd, offset, bytes);
-        else this.addon.readMapped(fd, offset, bytes);
+        dmabuf.backing.copy(fd, offset, bytes, write);
         return;
       }
       const view = this.mmap(fd, offset - base + bytes.length, base, write);

@@ -3,6 +3,7 @@
  * and the peer suites find them too, among thousands of inputs; these say which is which).
  */
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { constants } from 'node:buffer';
 import { tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -101,6 +102,45 @@ describe('issue 13: input and state', () => {
     } finally {
       port1.close();
       port2.close();
+    }
+  });
+});
+
+describe('issue 17: the software framework without a mapping', () => {
+  // Before: read() and write() of a few bytes on a buffer nobody mapped made a brief mapping,
+  // and the JS memory's last munmap moved every byte to a fresh ArrayBuffer (0.4-0.9 s of a
+  // blocked event loop at 256 MiB, 24-29 s at 4 GiB). Now the backing copies just the range.
+  // 256 MiB: eight whole-buffer copies took seconds here; eight range copies take a millisecond.
+  test('read() and write() of 4 bytes on an unmapped 256 MiB buffer copy 4 bytes, not the buffer', () => {
+    const fw = new Framework({ cma: { size: 0 } });
+    try {
+      using heap = openHeap('system', { framework: fw });
+      using buf = heap.alloc(2 ** 28);
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < 4; i++) {
+        buf.write(Buffer.from([1, 2, 3, i]), 2 ** 27 + i * 4096);
+        expect([...buf.read(2 ** 27 + i * 4096, 4)]).toEqual([1, 2, 3, i]);
+      }
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      expect(ms).toBeLessThan(250); // 8 whole-buffer copies would take seconds
+      expect(buf.bytes()[2 ** 27 + 3 * 4096 + 3]).toBe(3); // what a mapping then sees
+    } finally {
+      fw.dispose();
+    }
+  });
+
+  // V8 11 (Node 20) bounds a Uint8Array, and so the JS tier's buffers, at 2^32 bytes.
+  (withAddon ? test.skip : test)(`JS memory refuses a buffer past buffer.constants.MAX_LENGTH with ENOMEM that says so${withAddon ? ' [skipped: the addon is loaded, so the framework uses memfds]' : ''}`, () => {
+    const fw = new Framework({ cma: { size: 0 } });
+    try {
+      using heap = openHeap('system', { framework: fw });
+      const size = Math.min(constants.MAX_LENGTH + 4096, Number.MAX_SAFE_INTEGER - 4095);
+      if (size > totalmem()) return; // the RAM check refuses first (its own ENOMEM, tested elsewhere)
+      const before = fdCount();
+      expect(() => heap.alloc(size)).toThrow(expect.objectContaining({ code: 'ENOMEM', syscall: 'ioctl', message: expect.stringContaining("V8's ArrayBuffer limit") }));
+      expect(fdCount()).toBe(before);
+    } finally {
+      fw.dispose();
     }
   });
 });
