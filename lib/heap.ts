@@ -54,7 +54,6 @@ export class Heap {
   #fd: number;
   /** closed by the user; the fd itself stays open while async allocations still use it */
   #closed = false;
-  #pending = 0;
   readonly #kernel: Kernel;
   readonly #features: HeapFeatures;
 
@@ -189,14 +188,12 @@ export class Heap {
     options = validateOptions(options, ALLOC_OPTIONS);
     const { cmd, len, fdFlags } = this.#request(size, options);
     const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
-    // The pool thread uses the fd number later: keep it open until then, even across close().
-    this.#pending++;
+    // The kernel holds the heap's file until the ioctl ran (the addon's pool thread works on a
+    // dup of the fd): close() meanwhile, and a reused fd number, cannot redirect it.
     try {
       await this.#kernel.ioctlAsync(this.#fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
-    } finally {
-      if (--this.#pending === 0 && this.#closed) this.#release();
     }
     // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
     return this.#adopt(decodeAllocationData(arg).fd, len, options);
@@ -212,18 +209,12 @@ export class Heap {
     return createPool(this, options);
   }
 
-  /** Close the heap device (once no allocAsync still runs). Buffers stay valid. Idempotent. */
+  /** Close the heap device. Buffers stay valid, and an allocAsync under way still completes. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     unwatchForgotten(this);
-    if (this.#pending === 0) this.#release();
-  }
-
-  #release(): void {
-    const fd = this.#fd;
-    this.#fd = -1;
-    this.#kernel.close(fd);
+    this.#kernel.close(this.#fd);
   }
 
   [Symbol.dispose](): void {

@@ -43,7 +43,8 @@ export interface Kernel extends FenceKernel {
    * returns a new fd in `arg`; the kernel owns it for this thread from that moment.
    */
   ioctl(fd: number, cmd: number, arg: Uint8Array | null, fdAt?: number): number;
-  /** the same, run off the event loop */
+  /** the same, run off the event loop, on the file fd names now: closing fd (and reusing its
+   *  number) before it runs changes nothing, as for a syscall in flight */
   ioctlAsync(fd: number, cmd: number, arg: Uint8Array, fdAt?: number): Promise<number>;
 
   /**

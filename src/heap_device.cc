@@ -47,13 +47,19 @@ void CopyBack(const std::vector<uint8_t>& scratch, Napi::Uint8Array arg) {
   if (n) std::memcpy(arg.Data(), scratch.data(), n);
 }
 
+// The pool thread's ioctl runs on its own dup of the caller's fd (`pinned`), made when the call
+// is queued: JS may close the caller's fd meanwhile (heap.close() during allocAsync, buf.close()
+// during cpuAccessAsync) and a later open may reuse the number; a raw number would then send
+// the ioctl to that other file. The dup holds the file, as the kernel's fdget holds it for a
+// syscall in flight. It is this env's (Own) until the pool thread takes and closes it, so a
+// worker torn down first still closes it, once.
 class IoctlWorker : public Napi::AsyncWorker {
  public:
-  IoctlWorker(Napi::Env env, DmaHeapAddon* addon, int fd, uint32_t cmd, Napi::Uint8Array arg, long fd_at)
+  IoctlWorker(Napi::Env env, DmaHeapAddon* addon, int pinned, uint32_t cmd, Napi::Uint8Array arg, long fd_at)
       : Napi::AsyncWorker(env, "dma-heap:ioctl"),
         deferred_(Napi::Promise::Deferred::New(env)),
         addon_(addon),
-        fd_(fd),
+        fd_(pinned),
         cmd_(cmd),
         fd_at_(fd_at),
         scratch_(Scratch(cmd, arg)),
@@ -65,6 +71,7 @@ class IoctlWorker : public Napi::AsyncWorker {
   void Execute() override {
     ret_ = ::ioctl(fd_, cmd_, scratch_.data());
     err_ = ret_ < 0 ? errno : 0;
+    if (addon_->TakeOwned(fd_)) ::close(fd_);
     // Own() only touches the process-wide table (mutex-guarded): safe from the pool.
     int made = ret_ < 0 ? -1 : ReturnedFd(scratch_, fd_at_);
     if (made >= 0) addon_->Own(made);
@@ -126,7 +133,15 @@ Napi::Value DmaHeapAddon::IoctlAsync(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   uint32_t cmd = U32Arg(info, 1, "cmd");
   Napi::Uint8Array arg = BytesArg(info, 2, "arg");
-  auto* worker = new IoctlWorker(env, this, fd, cmd, arg, FdAtArg(info, 3));  // deletes itself when done
+  long fd_at = FdAtArg(info, 3);
+  // EBADF here is what the ioctl itself would have said of a closed fd
+  int pinned = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (pinned < 0) {
+    int err = errno;
+    ThrowErrno(env, err, err == EBADF ? "ioctl" : "fcntl");
+  }
+  Own(pinned);
+  auto* worker = new IoctlWorker(env, this, pinned, cmd, arg, fd_at);  // deletes itself when done
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

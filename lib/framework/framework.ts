@@ -19,7 +19,7 @@ import { DmaBuf, type DmaBufExportInfo, type DmaBufOps, dmaBufMmapCheck, dmaBufO
 import { allocCmd, DmaHeap, type DmaHeapExportInfo, dmaHeapAllocate, dmaHeapFops, type HeapAllocator, HeapRegistry, type Profile } from './dma-heap';
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
 import type { DmaFence } from './dma-fence';
-import { errno, syscall, syscallError } from './errno';
+import { errno, syscall, syscallError, type SyscallContext } from './errno';
 import { SyncFile, syncFileFops, syncFileOf } from './sync-file';
 import { Faults } from './faults';
 import { devNullSource, type FdSource, FdTable, File, fileFdinfo, type FileOperations } from './file';
@@ -405,42 +405,63 @@ export class Framework implements Kernel {
    * memory at all, so any access faults.
    */
   ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
-    return syscall('ioctl', (ctx) => {
-      const { file } = this.fdt.lookup(fd);
-      ctx.syncFiles = this.syncFiles;
-      // one zeroed page reused (and re-zeroed after) while no other ioctl holds it: a fresh
-      // zeroed ArrayBuffer per call cost more than the simulated ioctl itself
-      const size = arg === null ? 0 : Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN);
-      const shared = size === IOCTL_SCRATCH_MIN && !this.scratchBusy;
-      const mem = arg === null ? new Uint8Array(0) : shared ? this.scratch : ioctlScratch(cmd, arg);
-      if (shared) {
-        this.scratchBusy = true;
-        mem.set(arg!);
-      }
-      try {
-        if (!file.fops.unlockedIoctl) throw errno('ENOTTY');
-        return file.fops.unlockedIoctl(file, cmd, mem, ctx);
-      } finally {
-        arg?.set(mem.subarray(0, arg.length));
-        if (shared) {
-          mem.fill(0);
-          this.scratchBusy = false;
-        }
-      }
-    });
+    return syscall('ioctl', (ctx) => this.fileIoctl(this.fdt.lookup(fd).file, cmd, arg, ctx));
   }
 
-  /** the same, run on a later turn of the event loop (never synchronously) */
+  /**
+   * The same, run on a later turn of the event loop (never synchronously). The file is looked
+   * up and held now, as the kernel's fdget holds it for a syscall in flight (and the addon's
+   * pool thread holds its dup): closing fd meanwhile, and a later open reusing the number,
+   * cannot send the ioctl to another file.
+   */
   ioctlAsync(fd: number, cmd: number, arg: Uint8Array | null): Promise<number> {
+    let file: File;
+    try {
+      file = syscall('ioctl', () => this.fdt.lookup(fd).file);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    file.get();
     return new Promise((resolve, reject) =>
       setImmediate(() => {
         try {
-          resolve(this.ioctl(fd, cmd, arg));
+          resolve(syscall('ioctl', (ctx) => this.fileIoctl(file, cmd, arg, ctx)));
         } catch (e) {
           reject(e);
+        } finally {
+          file.put();
         }
       }),
     );
+  }
+
+  /**
+   * The kernel side sees `arg` as the addon hands it to the real kernel: in a zeroed scratch
+   * of max(arg.length, _IOC_SIZE(cmd), a page) bytes, so a short struct reads as zero-extended
+   * and a string always meets a NUL; arg.length bytes come back. null is a NULL pointer: no
+   * memory at all, so any access faults.
+   */
+  private fileIoctl(file: File, cmd: number, arg: Uint8Array | null, ctx: SyscallContext): number {
+    ctx.syncFiles = this.syncFiles;
+    // one zeroed page reused (and re-zeroed after) while no other ioctl holds it: a fresh
+    // zeroed ArrayBuffer per call cost more than the simulated ioctl itself
+    const size = arg === null ? 0 : Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN);
+    const shared = size === IOCTL_SCRATCH_MIN && !this.scratchBusy;
+    const mem = arg === null ? new Uint8Array(0) : shared ? this.scratch : ioctlScratch(cmd, arg);
+    if (shared) {
+      this.scratchBusy = true;
+      mem.set(arg!);
+    }
+    try {
+      if (!file.fops.unlockedIoctl) throw errno('ENOTTY');
+      return file.fops.unlockedIoctl(file, cmd, mem, ctx);
+    } finally {
+      arg?.set(mem.subarray(0, arg.length));
+      if (shared) {
+        mem.fill(0);
+        this.scratchBusy = false;
+      }
+    }
   }
 
   heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {

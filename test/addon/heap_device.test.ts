@@ -1,6 +1,7 @@
 /** src/heap_device.cc: ioctl and its scratch memory. */
 import os from 'node:os';
 import * as uapi from '../../lib/uapi';
+import { holdThreadPool } from '../helpers/threadpool';
 import { A, addonSuite, FIONREAD, memfd, page, thrown } from './helpers';
 
 addonSuite('addon: heap_device', () => {
@@ -40,6 +41,28 @@ addonSuite('addon: heap_device', () => {
       await expect(A.ioctlAsync(fd, A.abi.DMA_HEAP_IOCTL_ALLOC, arg)).rejects.toMatchObject(expected);
       expect(arg).toEqual(copy);
       A.close(fd);
+    });
+
+    test('ioctlAsync works on the file its fd named when called: closing the fd and reusing the number before the pool thread runs changes nothing', async () => {
+      const [a, b] = A.socketpair(A.abi.SOCK_STREAM);
+      A.sendFds(a, new Uint8Array(258), []);
+      const pool = await holdThreadPool();
+      try {
+        const arg = new Uint8Array(4);
+        const pending = A.ioctlAsync(b, FIONREAD, arg);
+        A.close(b);
+        const [c, d] = A.socketpair(A.abi.SOCK_STREAM); // the lowest free numbers: b's among them
+        expect([c, d]).toContain(b);
+        A.sendFds(c === b ? d : c, new Uint8Array(7), []);
+        await pool.release();
+        expect(await pending).toBe(0);
+        expect(new DataView(arg.buffer).getInt32(0, true)).toBe(258); // the first pair's count, not 7
+        A.close(c);
+        A.close(d);
+      } finally {
+        await pool.release();
+      }
+      A.close(a);
     });
 
     test('ioctlAsync settles later, off the event loop, and survives its arg being detached', async () => {
