@@ -52,27 +52,28 @@ export interface BufferSource {
 /**
  * One acquisition of a pooled buffer. Release it (or let `using` do it) to hand the buffer
  * back; after that this handle refuses every use, so a stale handle can never touch the frame
- * the next user is writing. Do not close `buffer` yourself: the pool owns it (if you do, the
- * pool drops it on release and counts it gone).
+ * the next user is writing. Every way the buffer goes back ends the handle: its release(),
+ * pool.release() of it or of its DmaBuf, and its buffer closed by the user (do not: the pool
+ * owns it; if you do, the handle ends and the pool drops the buffer and counts it gone).
  */
 export class PooledBuffer {
   #pool: BufferPool | null;
   #buf: DmaBuf;
   #bytes: Uint8Array;
-  /** @internal */
-  readonly id: number;
 
   /** @internal: from BufferPool.acquire */
-  constructor(pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, id: number) {
+  constructor(pool: BufferPool, buf: DmaBuf, bytes: Uint8Array) {
     this.#pool = pool;
     this.#buf = buf;
     this.#bytes = bytes;
-    this.id = id;
   }
 
   #live(): DmaBuf {
-    if (!this.#pool) throw released();
-    return this.#buf;
+    const pool = this.#pool;
+    if (pool !== null && !this.#buf.closed) return this.#buf;
+    // closed by its user: that ended the turn; the pool drops the buffer, ending this handle
+    if (pool !== null) pool.release(this.#buf);
+    throw released();
   }
 
   /** the DmaBuf (fd, size, cpuAccess, info, share it...) */
@@ -94,37 +95,31 @@ export class PooledBuffer {
     return this.#live().size;
   }
 
-  /** whether this handle was released (or returned by the garbage collector) */
+  /** whether this handle's turn is over (released, returned by the garbage collector, or its
+   *  buffer closed) */
   get released(): boolean {
-    return this.#pool === null;
+    return this.#pool === null || this.#buf.closed;
   }
 
   /** Hand the buffer back. A second release throws ERR_DMA_HEAP_POOL_RELEASED. */
   release(): void {
-    const pool = this.#pool;
-    if (!pool) throw released();
-    pool.release(this);
+    const buf = this.#live();
+    this.#pool!.release(buf);
   }
 
-  /** `using` releases; after an explicit release() it does nothing */
+  /** `using` releases; after the turn ended some other way it does nothing */
   [Symbol.dispose](): void {
-    if (this.#pool) this.#pool.release(this);
+    if (this.#pool) this.#pool.release(this.#buf);
   }
 
   /** @internal: the pool ends this handle */
-  static end(lease: PooledBuffer): DmaBuf {
+  static end(lease: PooledBuffer): void {
     lease.#pool = null;
-    return lease.#buf;
   }
 
   /** @internal */
   static poolOf(lease: PooledBuffer): BufferPool | null {
     return lease.#pool;
-  }
-
-  /** @internal */
-  static bufferOf(lease: PooledBuffer): DmaBuf {
-    return lease.#buf;
   }
 }
 
@@ -151,10 +146,15 @@ interface Waiter {
   onAbort?: () => void;
 }
 
-/** Returns the buffer of a lease the program dropped without releasing it. */
-const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBuf; id: number }>(({ pool, buf, id }) => {
+/**
+ * Returns the buffer of a lease the program dropped without releasing it. Registered with the
+ * lease's WeakRef as the token: every other way a buffer goes back unregisters it by that
+ * token, even after the lease was collected, so a late finalizer never returns a buffer that
+ * already went back (and perhaps out again, to the next user).
+ */
+const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBuf; turn: WeakRef<PooledBuffer> }>(({ pool, buf, turn }) => {
   const p = pool.deref();
-  if (p) p._reclaim(buf, id);
+  if (p) p._reclaim(buf, turn);
   else buf.close();
 });
 
@@ -174,13 +174,13 @@ export class BufferPool {
   readonly #idle: DmaBuf[] = [];
   /** the mapping of every buffer the pool holds */
   readonly #maps = new Map<DmaBuf, Uint8Array>();
-  /** buffers in use → the id of the lease that holds each */
-  readonly #inUse = new Map<DmaBuf, number>();
+  /** buffers in use → the lease that holds each, weakly (a dropped lease is collected and its
+   *  buffer reclaimed); through it every way back ends the lease */
+  readonly #inUse = new Map<DmaBuf, WeakRef<PooledBuffer>>();
   readonly #waiters: Waiter[] = [];
   readonly #self = new WeakRef(this);
   /** acquireAsync() allocations under way */
   #making = 0;
-  #nextId = 1;
   #closed = false;
 
   constructor(source: BufferSource, options: BufferPoolOptions) {
@@ -252,10 +252,10 @@ export class BufferPool {
   }
 
   #lease(buf: DmaBuf): PooledBuffer {
-    const id = this.#nextId++;
-    this.#inUse.set(buf, id);
-    const lease = new PooledBuffer(this, buf, this.#maps.get(buf)!, id);
-    dropped.register(lease, { pool: this.#self, buf, id }, lease);
+    const lease = new PooledBuffer(this, buf, this.#maps.get(buf)!);
+    const turn = new WeakRef(lease);
+    this.#inUse.set(buf, turn);
+    dropped.register(lease, { pool: this.#self, buf, turn }, turn);
     return lease;
   }
 
@@ -333,31 +333,24 @@ export class BufferPool {
    * buffer is freed instead of kept.
    */
   release(item: PooledBuffer | DmaBuf): void {
-    let buf: DmaBuf;
-    let id: number | undefined;
     if (item instanceof PooledBuffer) {
       const owner = PooledBuffer.poolOf(item);
       if (owner === null) throw released();
       if (owner !== this) throw foreign('a buffer from another pool');
-      buf = PooledBuffer.bufferOf(item);
-      if (this.#inUse.get(buf) !== item.id) throw released();
-      PooledBuffer.end(item);
-      dropped.unregister(item);
-      id = item.id;
-    } else {
-      buf = item;
-      id = this.#inUse.get(buf);
-      if (id === undefined) {
-        throw this.#maps.has(buf) ? released() : foreign('a buffer this pool did not hand out');
-      }
-      // the lease object, if still alive, becomes stale: its id no longer matches
+      item.release();
+      return;
     }
-    this.#return(buf, id);
+    const turn = this.#inUse.get(item);
+    if (turn === undefined) throw this.#maps.has(item) ? released() : foreign('a buffer this pool did not hand out');
+    this.#return(item, turn);
   }
 
-  #return(buf: DmaBuf, id: number): void {
-    if (this.#inUse.get(buf) !== id) return;
+  /** `buf` goes back: the lease holding it (if not collected) ends, whichever way it came */
+  #return(buf: DmaBuf, turn: WeakRef<PooledBuffer>): void {
     this.#inUse.delete(buf);
+    dropped.unregister(turn);
+    const lease = turn.deref();
+    if (lease) PooledBuffer.end(lease);
     if (this.#closed || buf.closed) {
       this.#maps.delete(buf);
       buf.close();
@@ -392,8 +385,8 @@ export class BufferPool {
   }
 
   /** @internal: a lease the program dropped was collected */
-  _reclaim(buf: DmaBuf, id: number): void {
-    this.#return(buf, id);
+  _reclaim(buf: DmaBuf, turn: WeakRef<PooledBuffer>): void {
+    if (this.#inUse.get(buf) === turn) this.#return(buf, turn);
   }
 
   /**

@@ -140,8 +140,26 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     a[Symbol.dispose](); // `using` after an explicit release does nothing
     expect(pool.inUse).toBe(1);
     pool.release(b.buffer); // the DmaBuf a handle holds releases it too
-    expect(b.released).toBe(false); // ...and the handle is stale: its acquisition is over
+    expect(b.released).toBe(true); // ...and ends the handle: its acquisition is over
     expect(() => b.release()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
+    expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1 });
+  });
+
+  test('release by the DmaBuf ends the handle: the stale handle cannot write into the next user’s frame', () => {
+    using heap = openHeap('system', backend.options());
+    using pool = heap.createPool({ size: PAGE, count: 1 });
+    const stale = pool.acquire();
+    pool.release(stale.buffer);
+    expect(stale.released).toBe(true);
+    const next = pool.acquire(); // the same buffer, the next user's turn
+    next.bytes.fill(0x11);
+    for (const use of [() => stale.bytes, () => stale.buffer, () => stale.fd, () => stale.size, () => stale.release()]) {
+      expect(use).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
+    }
+    expect(() => pool.release(stale)).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
+    expect(next.bytes.every((x) => x === 0x11)).toBe(true);
+    expect(next.released).toBe(false);
+    next.release();
     expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1 });
   });
 
@@ -191,8 +209,10 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     using heap = openHeap('system', backend.options());
     using pool = heap.createPool({ size: PAGE, count: 2 });
     const a = pool.acquire();
-    a.buffer.close(); // misuse: the pool owns it
-    a.release();
+    a.buffer.close(); // misuse: the pool owns it; that ends the handle, and the pool drops the buffer
+    expect(a.released).toBe(true);
+    expect(() => a.release()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
+    expect(() => a.bytes).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
     expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1, total: 1 });
     expect(openFds().size).toBe(start + 2);
 
