@@ -295,22 +295,7 @@ export class BufferPool {
     if (!this.#waiters.length) {
       const buf = this.#takeIdle();
       if (buf) return this.#lease(buf);
-      if (this.total < this.max) {
-        const alloc = this.#source.allocAsync;
-        // count it while it is made, so `max` holds across concurrent calls
-        this.#making++;
-        let made: DmaBuf;
-        try {
-          made = alloc ? await alloc.call(this.#source, this.size, this.#allocOptions()) : this.#source.alloc(this.size, this.#allocOptions());
-        } finally {
-          this.#making--;
-        }
-        if (this.#closed) {
-          made.close();
-          throw closedError();
-        }
-        return this.#lease(this.#adopt(made));
-      }
+      if (this.total < this.max) return this.#grow();
     }
     return new Promise<PooledBuffer>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, signal };
@@ -324,6 +309,29 @@ export class BufferPool {
       }
       this.#waiters.push(waiter);
     });
+  }
+
+  /** One more buffer, with allocAsync when the source has it. */
+  async #grow(): Promise<PooledBuffer> {
+    const alloc = this.#source.allocAsync;
+    // count it while it is made, so `max` holds across concurrent calls
+    this.#making++;
+    let buf: DmaBuf;
+    try {
+      const made = alloc ? await alloc.call(this.#source, this.size, this.#allocOptions()) : this.#source.alloc(this.size, this.#allocOptions());
+      if (this.#closed) {
+        made.close();
+        throw closedError();
+      }
+      buf = this.#adopt(made);
+    } catch (err) {
+      this.#making--;
+      // the slot this growth held is free again: callers that queued behind it grow in turn
+      this.#refill();
+      throw err;
+    }
+    this.#making--;
+    return this.#lease(buf);
   }
 
   /**
@@ -367,16 +375,16 @@ export class BufferPool {
     }
   }
 
-  /** a buffer left the pool: a waiter may now get a fresh one */
+  /**
+   * A buffer left the pool, or a growth failed: waiters may now grow it, each with its own
+   * allocation (a failure rejects that waiter and lets the next try), so none waits while
+   * the pool is below max with nothing under way.
+   */
   #refill(): void {
     while (!this.#closed && this.#waiters.length && this.total < this.max) {
       const waiter = this.#waiters.shift()!;
       this.#settle(waiter);
-      try {
-        waiter.resolve(this.#lease(this.#adopt(this.#source.alloc(this.size, this.#allocOptions()))));
-      } catch (err) {
-        waiter.reject(err);
-      }
+      this.#grow().then(waiter.resolve, waiter.reject);
     }
   }
 

@@ -272,6 +272,43 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     expect(openFds().size).toBe(start + 1);
   });
 
+  test('a failed growth lets the waiters queued behind it grow in turn or fail: none is left waiting', async () => {
+    using heap = openHeap('system', backend.options());
+    const enomem = () => Object.assign(new Error('ENOMEM: cannot allocate memory'), { code: 'ENOMEM' });
+    /** a bound on the wait, so a hang fails here instead of at the jest timeout */
+    const settled = <T>(p: Promise<T>) =>
+      Promise.race([p.then((v) => ({ v }), (e: unknown) => ({ e })), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 2000).unref())]);
+
+    // every allocation fails: each waiter gets its own try, and its own ENOMEM
+    const failing = { alloc: (): never => { throw enomem(); }, allocAsync: () => Promise.reject(enomem()) };
+    using dead = new BufferPool(failing, { size: PAGE, count: 0, max: 1 });
+    const tries = [dead.acquireAsync(), dead.acquireAsync(), dead.acquireAsync(), dead.acquireAsync()].map(settled);
+    expect(dead.stats()).toMatchObject({ waiting: 3, total: 1 });
+    expect(await Promise.all(tries)).toEqual(Array(4).fill({ e: expect.objectContaining({ code: 'ENOMEM' }) }));
+    expect(dead.stats()).toMatchObject({ waiting: 0, total: 0, inUse: 0 });
+
+    // a source without allocAsync fails the same way (its alloc runs on the growth path)
+    using syncDead = new BufferPool({ alloc: failing.alloc }, { size: PAGE, count: 0, max: 1 });
+    const syncTries = [syncDead.acquireAsync(), syncDead.acquireAsync()].map(settled);
+    expect(await Promise.all(syncTries)).toEqual(Array(2).fill({ e: expect.objectContaining({ code: 'ENOMEM' }) }));
+
+    // the first growth fails, later ones succeed: the waiters behind it get buffers
+    let n = 0;
+    const flaky = {
+      alloc: (size: number | bigint) => heap.alloc(size),
+      allocAsync: (size: number | bigint) => (n++ === 0 ? Promise.reject(enomem()) : heap.allocAsync(size)),
+    };
+    using pool = new BufferPool(flaky, { size: PAGE, count: 0, max: 2 });
+    const [first, second, third] = [pool.acquireAsync(), pool.acquireAsync(), pool.acquireAsync()].map(settled);
+    expect(pool.stats()).toMatchObject({ waiting: 1, total: 2 });
+    expect(await first).toEqual({ e: expect.objectContaining({ code: 'ENOMEM' }) });
+    const [b, c] = await Promise.all([second, third]);
+    expect(b).toEqual({ v: expect.any(PooledBuffer) });
+    expect(c).toEqual({ v: expect.any(PooledBuffer) });
+    expect(pool.stats()).toMatchObject({ waiting: 0, inUse: 2, total: 2 });
+    for (const r of [b, c]) (r as { v: PooledBuffer }).v.release();
+  });
+
   test('a failing allocation at creation frees the buffers already made', () => {
     using heap = openHeap('system', backend.options());
     let n = 0;
