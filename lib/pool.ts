@@ -1,7 +1,7 @@
 import type { DmaBuf } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
-import { outOfRange, validateBoolean, validateInteger } from './args';
+import { invalidArgType, outOfRange, validateBoolean, validateInteger } from './args';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
 /**
@@ -24,6 +24,11 @@ export interface BufferPoolOptions {
    *  frame's bytes, as with V4L2 and GStreamer). Costs a memset of `size` per release. */
   zeroOnRelease?: boolean;
 }
+
+/** BufferPoolOptions' keys; a factory that takes more (createPool's cloexec) checks its own list */
+export const POOL_OPTIONS = ['size', 'count', 'max', 'name', 'zeroOnRelease'] as const;
+const CREATE_POOL_OPTIONS = [...POOL_OPTIONS, 'cloexec'] as const;
+const ACQUIRE_OPTIONS = ['signal'] as const;
 
 export interface AcquireOptions {
   /** give up waiting: the promise rejects with an AbortError (code 'ABORT_ERR') */
@@ -184,7 +189,7 @@ export class BufferPool {
   #closed = false;
 
   constructor(source: BufferSource, options: BufferPoolOptions) {
-    options = validateOptions(options, 'pool options');
+    options = validateOptions(options, POOL_OPTIONS);
     this.#source = source;
     const len = validateSize(options.size);
     const initial = count(options.count, 'count', 0);
@@ -289,7 +294,8 @@ export class BufferPool {
 
   /** Like acquire(), but waits (first come, first served) while all `max` buffers are in use. */
   async acquireAsync(options?: AcquireOptions): Promise<PooledBuffer> {
-    const signal = validateOptions(options, 'acquire options').signal;
+    const signal = validateOptions(options, ACQUIRE_OPTIONS).signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
     if (signal?.aborted) throw abortError(signal);
     if (this.#closed) throw closedError();
     if (!this.#waiters.length) {
@@ -426,13 +432,13 @@ function foreign(what: string): DmaBufStateError {
 
 /** A pool of `heap`'s buffers (heap.alloc; heap.allocAsync when acquireAsync must grow it). */
 export function createPool(heap: Heap, options: BufferPoolOptions & Pick<AllocOptions, 'cloexec'>): BufferPool {
-  const o = validateOptions(options, 'pool options');
-  const extra = o.cloexec === undefined ? {} : { cloexec: o.cloexec };
+  const { cloexec, ...pool } = validateOptions(options, CREATE_POOL_OPTIONS);
+  const extra = cloexec === undefined ? {} : { cloexec: validateBoolean(cloexec, 'options.cloexec', true) };
   return new BufferPool(
     {
       alloc: (size, opts) => heap.alloc(size, { ...opts, ...extra }),
       allocAsync: (size, opts) => heap.allocAsync(size, { ...opts, ...extra }),
     },
-    o,
+    pool,
   );
 }

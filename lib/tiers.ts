@@ -2,12 +2,14 @@ import { DmaBuf, type Tier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import { requireNative, tierUnavailable } from './chooser';
 import { openHeap, type Heap } from './heap';
-import { BufferPool, type BufferPoolOptions } from './pool';
+import { BufferPool, POOL_OPTIONS, type BufferPoolOptions } from './pool';
 import { pageAlign } from './uapi';
 import { invalidArgValue, validateArray } from './args';
 import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
 
 const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] as const;
+/** a shareable pool's: the pool's own and allocShareable's (its name is the pool's) */
+const SHAREABLE_POOL_OPTIONS = [...POOL_OPTIONS, 'tiers', 'requireDmaBuf', 'heap', 'cloexec'] as const;
 
 export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
 
@@ -131,12 +133,11 @@ export function allocShareable(size: number | bigint, options?: ShareableOptions
 
 /** A pool of allocShareable() buffers: every buffer from the strongest tier this host has. */
 export function createShareablePool(options: BufferPoolOptions & Omit<ShareableOptions, 'name'>): BufferPool {
-  const o = validateOptions(options, 'pool options');
-  const { tiers, requireDmaBuf, heap, cloexec } = o;
+  const { tiers, requireDmaBuf, heap, cloexec, ...pool } = validateOptions(options, SHAREABLE_POOL_OPTIONS);
   const shareable: ShareableOptions = {};
   if (tiers !== undefined) shareable.tiers = tiers;
   if (requireDmaBuf !== undefined) shareable.requireDmaBuf = requireDmaBuf;
   if (heap !== undefined) shareable.heap = heap;
   if (cloexec !== undefined) shareable.cloexec = cloexec;
-  return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, o);
+  return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, pool);
 }

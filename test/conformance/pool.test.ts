@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { nativeKernel } from '../../lib/chooser';
-import { BufferPool, PooledBuffer, allocShareable, createShareablePool } from '../../lib';
+import { BufferPool, PooledBuffer, allocShareable, createShareablePool, type AcquireOptions } from '../../lib';
 import { openHeap } from '../../lib/heap';
 import { backends, openFds } from '../helpers/backends';
 
@@ -106,6 +106,21 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     held.release();
     (await next).release(); // the aborted waiter did not swallow the buffer
     expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1, waiting: 0 });
+  });
+
+  test('acquireAsync() options: signal must be an AbortSignal, unknown keys refused, the same error idle or waiting', async () => {
+    using heap = openHeap('system', backend.options());
+    using pool = heap.createPool({ size: PAGE, count: 1 });
+    const notSignal = { code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"options.signal" property must be an instance of AbortSignal') };
+    const bad = [{ signal: 'x' }, { signal: {} }, { signal: null }, { signal: new AbortController() }] as unknown as AcquireOptions[];
+    for (const options of bad) await expect(pool.acquireAsync(options)).rejects.toMatchObject(notSignal); // a buffer is idle
+    await expect(pool.acquireAsync({ signall: AbortSignal.abort() } as AcquireOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(pool.acquireAsync('x' as AcquireOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    const held = pool.acquire();
+    for (const options of bad) await expect(pool.acquireAsync(options)).rejects.toMatchObject(notSignal); // it would wait
+    expect(pool.stats()).toMatchObject({ waiting: 0, inUse: 1, idle: 0 });
+    held.release();
+    (await pool.acquireAsync({ signal: undefined })).release();
   });
 
   test('acquireAsync() grows the pool with allocAsync while below max', async () => {
@@ -269,6 +284,14 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     expect(() => heap.createPool({ size: PAGE, count: 1, name: 'x'.repeat(40) })).toThrow(RangeError);
     expect(() => heap.createPool({ size: PAGE, count: 1, zeroOnRelease: 'yes' as unknown as boolean })).toThrow(TypeError);
     expect(() => heap.createPool(null as unknown as { size: number; count: number })).toThrow();
+    // a misspelt option is refused, not ignored: createPool's, BufferPool's and createShareablePool's own lists
+    const typo = { code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.cloexex') };
+    expect(() => heap.createPool({ size: PAGE, count: 1, cloexex: true } as { size: number; count: number })).toThrow(expect.objectContaining(typo));
+    expect(() => heap.createPool({ size: PAGE, count: 0, cloexec: 'no' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => new BufferPool(heap, { size: PAGE, count: 1, cloexec: true } as { size: number; count: number })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.cloexec') }),
+    );
+    expect(() => createShareablePool({ size: PAGE, count: 1, cloexex: true } as { size: number; count: number })).toThrow(expect.objectContaining(typo));
     expect(openFds().size).toBe(start + 1);
   });
 
@@ -341,6 +364,8 @@ describe('shareable pools (allocShareable’s tiers)', () => {
   });
 
   test('tiers and requireDmaBuf pass through', () => {
+    // every key of its list is taken (the unknown-key check must not refuse its own options)
+    createShareablePool({ size: 4096, count: 0, max: 1, name: 'n', zeroOnRelease: false, tiers: ['js'], requireDmaBuf: false, heap: 'system', cloexec: true }).close();
     expect(() => createShareablePool({ size: 4096, count: 1, tiers: ['bogus' as 'js'] })).toThrow(TypeError);
     if (!nativeKernel()) {
       expect(() => createShareablePool({ size: 4096, count: 1, requireDmaBuf: true })).toThrow(
