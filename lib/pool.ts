@@ -2,6 +2,9 @@ import type { DmaBuf } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
 import { invalidArgType, outOfRange, validateBoolean, validateInteger } from './args';
+import { nativeKernel } from './chooser';
+import { hostPageSize } from './framework';
+import { pageAlign } from './uapi';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
 /**
@@ -11,7 +14,7 @@ import { validateBufferName, validateOptions, validateSize } from './validate';
  * adopted a buffer's fd keeps seeing the same pages frame after frame.
  */
 export interface BufferPoolOptions {
-  /** bytes per buffer (rounded up to pages by the heap) */
+  /** bytes per buffer (rounded up to pages, as the heap does) */
   size: number | bigint;
   /** buffers allocated (and mapped) up front; ≥ 0 */
   count: number;
@@ -50,6 +53,8 @@ export interface BufferPoolStats {
 
 /** Where a pool's buffers come from: heap.alloc, allocShareable, or your own. */
 export interface BufferSource {
+  /** the page size its buffers are rounded up to (default: this host's) */
+  readonly pageSize?: number;
   alloc(size: number | bigint, options: { name?: string }): DmaBuf;
   allocAsync?(size: number | bigint, options: { name?: string }): Promise<DmaBuf>;
 }
@@ -170,7 +175,8 @@ const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBu
  * idle buffers at once and each in-use one when it is released.
  */
 export class BufferPool {
-  readonly size: number;
+  /** bytes per buffer: what one really is, never less */
+  #size: number;
   readonly max: number;
   readonly zeroOnRelease: boolean;
   readonly #source: BufferSource;
@@ -196,18 +202,23 @@ export class BufferPool {
     this.max = count(options.max ?? Math.max(initial, 1), 'max', Math.max(initial, 1));
     if (options.name !== undefined) this.#name = validateBufferName(options.name);
     this.zeroOnRelease = validateBoolean(options.zeroOnRelease, 'options.zeroOnRelease', false);
-    if (len > BigInt(Number.MAX_SAFE_INTEGER)) throw outOfRange('options.size', `<= ${Number.MAX_SAFE_INTEGER} (a size this process can map)`, options.size);
-    this.size = Number(len);
+    // what the heap will make, known before any buffer is (count may be 0): the stats count it
+    const page = source.pageSize === undefined ? (nativeKernel()?.pageSize ?? hostPageSize(null)) : validateInteger(source.pageSize, 'source.pageSize', 1, 2 ** 30);
+    const rounded = pageAlign(len, page);
+    if (rounded > BigInt(Number.MAX_SAFE_INTEGER)) throw outOfRange('options.size', `<= ${Number.MAX_SAFE_INTEGER} (a size this process can map)`, options.size);
+    this.#size = Number(rounded);
     try {
-      for (let i = 0; i < initial; i++) this.#idle.push(this.#adopt(this.#source.alloc(this.size, this.#allocOptions())));
+      for (let i = 0; i < initial; i++) this.#idle.push(this.#adopt(this.#source.alloc(this.#size, this.#allocOptions())));
     } catch (err) {
       for (const buf of this.#idle) buf.close();
       this.#idle.length = 0;
       this.#maps.clear();
       throw err;
     }
-    // the heap rounds up to pages: report what one buffer really is
-    if (this.#idle.length) this.size = this.#idle[0].size;
+  }
+
+  get size(): number {
+    return this.#size;
   }
 
   #allocOptions(): { name?: string } {
@@ -222,6 +233,8 @@ export class BufferPool {
       buf.close();
       throw err;
     }
+    // a heap that rounds further than pages (some vendors' do): report what a buffer really is
+    if (buf.size > this.#size) this.#size = buf.size;
     return buf;
   }
 
@@ -279,7 +292,7 @@ export class BufferPool {
     const buf = this.#takeIdle();
     if (buf) return this.#lease(buf);
     if (this.total >= this.max) return null;
-    return this.#lease(this.#adopt(this.#source.alloc(this.size, this.#allocOptions())));
+    return this.#lease(this.#adopt(this.#source.alloc(this.#size, this.#allocOptions())));
   }
 
   /** An idle buffer, or a new one while fewer than `max` exist; else ERR_DMA_HEAP_POOL_EXHAUSTED. */
@@ -324,7 +337,7 @@ export class BufferPool {
     this.#making++;
     let buf: DmaBuf;
     try {
-      const made = alloc ? await alloc.call(this.#source, this.size, this.#allocOptions()) : this.#source.alloc(this.size, this.#allocOptions());
+      const made = alloc ? await alloc.call(this.#source, this.#size, this.#allocOptions()) : this.#source.alloc(this.#size, this.#allocOptions());
       if (this.#closed) {
         made.close();
         throw closedError();
@@ -436,6 +449,7 @@ export function createPool(heap: Heap, options: BufferPoolOptions & Pick<AllocOp
   const extra = cloexec === undefined ? {} : { cloexec: validateBoolean(cloexec, 'options.cloexec', true) };
   return new BufferPool(
     {
+      pageSize: heap.pageSize,
       alloc: (size, opts) => heap.alloc(size, { ...opts, ...extra }),
       allocAsync: (size, opts) => heap.allocAsync(size, { ...opts, ...extra }),
     },

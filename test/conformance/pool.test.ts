@@ -3,6 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { nativeKernel } from '../../lib/chooser';
 import { BufferPool, PooledBuffer, allocShareable, createShareablePool, type AcquireOptions } from '../../lib';
 import { openHeap } from '../../lib/heap';
+import { Framework } from '../../lib/framework';
 import { backends, openFds } from '../helpers/backends';
 
 setFlagsFromString('--expose-gc');
@@ -275,6 +276,19 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     expect(openFds().size).toBe(start + 2);
   });
 
+  test('size is what one buffer really is, before any exists (count 0) and after', async () => {
+    using heap = openHeap('system', backend.options());
+    using pool = heap.createPool({ size: 100, count: 0, max: 2 });
+    expect(pool.size).toBe(heap.pageSize);
+    expect(pool.stats()).toMatchObject({ size: heap.pageSize, bytes: 0 });
+    const a = await pool.acquireAsync();
+    const b = pool.acquire();
+    expect([a.size, b.size, a.bytes.length]).toEqual([pool.size, pool.size, pool.size]);
+    expect(pool.stats()).toMatchObject({ size: heap.pageSize, bytes: 2 * heap.pageSize });
+    a.release();
+    b.release();
+  });
+
   test('bad options are TypeError/RangeError before any allocation', () => {
     using heap = openHeap('system', backend.options());
     expect(() => heap.createPool({ size: 0, count: 1 })).toThrow(RangeError);
@@ -373,6 +387,21 @@ describe('shareable pools (allocShareable’s tiers)', () => {
       );
     }
   });
+});
+
+test('a pool rounds its size to its heap’s pages, not to 4096; a source that rounds further corrects it upward', () => {
+  using heap = openHeap('system', { framework: new Framework({ pageSize: 16384 }) });
+  using pool = heap.createPool({ size: 100, count: 0 });
+  expect(pool.stats()).toMatchObject({ size: 16384, total: 0 });
+  using b = pool.acquire();
+  expect(b.size).toBe(16384);
+  // a source that says nothing of its pages: the host's, then what its buffers really are
+  using bigger = new BufferPool({ alloc: () => heap.alloc(3 * 16384) }, { size: 100, count: 0 });
+  expect(bigger.size).toBeGreaterThanOrEqual(4096);
+  using c = bigger.acquire();
+  expect(bigger.stats()).toMatchObject({ size: 3 * 16384, bytes: 3 * 16384 });
+  expect(c.size).toBe(bigger.size);
+  expect(() => new BufferPool({ pageSize: 0, alloc: () => heap.alloc(1) }, { size: 1, count: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
 });
 
 test('heap.createPool on a closed heap is ERR_DMA_HEAP_CLOSED; a pool outlives its heap’s close', () => {
