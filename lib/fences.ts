@@ -9,6 +9,7 @@ import { invalidArgType, outOfRange } from './args';
 import { DmaHeapError } from './errors';
 import { POLLIN, POLLOUT } from './fence-uapi';
 import type { Kernel } from './kernel';
+import { longTimeout, type LongTimer } from './timer';
 import type { CpuAccess } from './validate';
 
 export interface PollHandle {
@@ -31,7 +32,11 @@ export interface FenceKernel {
 export interface WaitOptions {
   /** abort the wait: the promise rejects with the signal's reason (an AbortError by default) */
   signal?: AbortSignal;
-  /** give up after this many ms: rejects with a DmaHeapError code ETIMEDOUT */
+  /**
+   * give up after this many ms: rejects with a DmaHeapError code ETIMEDOUT. Any finite
+   * number >= 0 is honoured in full (beyond setTimeout's 2^31-1 ms too); `Infinity` means
+   * no timeout, as leaving it out does.
+   */
   timeout?: number;
 }
 
@@ -46,8 +51,8 @@ function validateWait(options: WaitOptions): void {
     throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
   }
   if (timeout !== undefined && typeof timeout !== 'number') throw invalidArgType('options.timeout', 'of type number', timeout);
-  if (timeout !== undefined && !(timeout >= 0 && Number.isFinite(timeout))) {
-    throw outOfRange('options.timeout', 'a finite number of ms >= 0', timeout);
+  if (timeout !== undefined && !(timeout >= 0)) {
+    throw outOfRange('options.timeout', 'a number of ms >= 0 (Infinity: no timeout)', timeout);
   }
 }
 
@@ -67,11 +72,11 @@ export function waitReady(kernel: Kernel, fd: number, events: number, options: W
   }
   if (ready & events) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: LongTimer | undefined;
     let handle: PollHandle | undefined;
     const done = (err: unknown) => {
       handle?.stop();
-      clearTimeout(timer);
+      timer?.clear();
       signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve();
@@ -88,8 +93,8 @@ export function waitReady(kernel: Kernel, fd: number, events: number, options: W
       return;
     }
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (timeout !== undefined) {
-      timer = setTimeout(
+    if (timeout !== undefined && timeout !== Infinity) {
+      timer = longTimeout(
         () => done(new DmaHeapError('ETIMEDOUT', 'poll', { message: `${what}: still pending after ${timeout} ms` })),
         timeout,
       );
