@@ -62,7 +62,7 @@ export class DmaBuf {
   #view?: Uint8Array;
 
   static {
-    addHandleReader((h) => (#kernel in h ? { kernel: (h as DmaBuf).#kernel, fd: (h as DmaBuf).#fd, open: (h as DmaBuf).#fd >= 0 } : undefined));
+    addHandleReader((h) => (#kernel in h ? { kind: 'dma-buf', kernel: (h as DmaBuf).#kernel, fd: (h as DmaBuf).#fd, open: (h as DmaBuf).#fd >= 0 } : undefined));
   }
 
   /** @internal: users get buffers from Heap.alloc, allocShareable or DmaBuf.fromFd */

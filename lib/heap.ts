@@ -58,7 +58,7 @@ export class Heap {
   readonly #features: HeapFeatures;
 
   static {
-    addHandleReader((h) => (#kernel in h ? { kernel: (h as Heap).#kernel, fd: (h as Heap).#fd, open: !(h as Heap).#closed } : undefined));
+    addHandleReader((h) => (#kernel in h ? { kind: 'heap', kernel: (h as Heap).#kernel, fd: (h as Heap).#fd, open: !(h as Heap).#closed } : undefined));
   }
 
   /** @internal: use openHeap() */

@@ -93,6 +93,7 @@ export interface Adopted {
 
 /** What a handle (Heap, DmaBuf, SyncFile) holds, read through its private fields. */
 export interface HandleState {
+  kind: 'heap' | 'dma-buf' | 'sync_file';
   kernel: Kernel;
   fd: number;
   /** not closed by its owner */
@@ -109,12 +110,16 @@ export function addHandleReader(read: (handle: object) => HandleState | undefine
 }
 
 function stateOf(handle: object): HandleState | undefined {
+  if ((typeof handle !== 'object' && typeof handle !== 'function') || handle === null) return undefined;
   for (const read of handleReaders) {
     const state = read(handle);
     if (state) return state;
   }
   return undefined;
 }
+
+/** @internal what a value is, if it is one of the package's handles (undefined for anything else) */
+export const handleState = (value: unknown): HandleState | undefined => stateOf(value as object);
 
 /** @internal which kernel serves a handle: for lib/ and tests, not on the public objects */
 export function kernelOf(handle: object): Kernel {

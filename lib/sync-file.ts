@@ -29,7 +29,7 @@ export class SyncFile {
   readonly #kernel: Kernel;
 
   static {
-    addHandleReader((h) => (#kernel in h ? { kernel: (h as SyncFile).#kernel, fd: (h as SyncFile).#fd, open: (h as SyncFile).#fd >= 0 } : undefined));
+    addHandleReader((h) => (#kernel in h ? { kind: 'sync_file', kernel: (h as SyncFile).#kernel, fd: (h as SyncFile).#fd, open: (h as SyncFile).#fd >= 0 } : undefined));
   }
 
   /** @internal: from DmaBuf.exportSyncFile or SyncFile.fromFd */

@@ -6,12 +6,15 @@
  * and every fence signals by itself after `timeout` ms (vgem: 10 s) so nothing hangs forever.
  * Each fence has a context of its own, as vgem's do (two read fences export as an array).
  */
-import { invalidArgType, invalidArgValue, outOfRange, validateOptions } from '../args';
+import { types } from 'node:util';
+import { invalidArgType, invalidArgValue, outOfRange, validateInteger, validateOptions } from '../args';
 import type { DmaBuf as PublicDmaBuf } from '../dmabuf';
+import { handleState } from '../kernel';
+import { longTimeout, type LongTimer } from '../timer';
 import { DmaFence, fenceContextAlloc } from './dma-fence';
 import { resvOf } from './dma-buf-fences';
 import { errno, syscall } from './errno';
-import type { Framework } from './framework';
+import { Framework } from './framework';
 import { type FenceUsage } from './dma-resv';
 
 export interface FenceSourceOptions {
@@ -21,9 +24,25 @@ export interface FenceSourceOptions {
   timeout?: number;
 }
 
+/** A delay in ms: any finite number >= 0 (longer than setTimeout's limit too) */
+function validateMs(value: unknown, what: string): number {
+  if (typeof value !== 'number') throw invalidArgType(what, 'of type number', value);
+  if (!(value >= 0 && Number.isFinite(value))) throw outOfRange(what, 'a finite number of ms >= 0', value);
+  return value;
+}
+
+/** A fence's error: a negative errno, or undefined for success. Checked before any timer is
+ *  armed, so a bad one never throws later inside a timer callback (an uncaught exception). */
+function validateFenceError(error: unknown): number | undefined {
+  if (error === undefined) return undefined;
+  if (typeof error !== 'number') throw invalidArgType('error', 'of type number', error);
+  if (!(Number.isInteger(error) && error < 0 && error >= -4095)) throw outOfRange('error', 'a negative errno (>= -4095)', error);
+  return error;
+}
+
 export class SoftwareFence {
-  #timer?: NodeJS.Timeout;
-  #expiry?: NodeJS.Timeout;
+  #timer?: LongTimer;
+  #expiry?: LongTimer;
 
   /** @internal */
   constructor(
@@ -31,10 +50,7 @@ export class SoftwareFence {
     readonly access: FenceUsage,
     timeout: number,
   ) {
-    if (timeout > 0) {
-      this.#expiry = setTimeout(() => this.signal(), timeout);
-      this.#expiry.unref();
-    }
+    if (timeout > 0) this.#expiry = longTimeout(() => this.signal(), timeout, { unref: true });
   }
 
   get signaled(): boolean {
@@ -48,16 +64,21 @@ export class SoftwareFence {
 
   /** complete the work: waiters wake; `error` (a negative errno) marks it failed. Idempotent. */
   signal(error?: number): void {
-    clearTimeout(this.#timer);
-    clearTimeout(this.#expiry);
-    if (error !== undefined && !(Number.isInteger(error) && error < 0)) throw outOfRange('error', 'a negative errno', error);
+    error = validateFenceError(error);
+    this.#timer?.clear();
+    this.#expiry?.clear();
     this.fence.signal(error);
   }
 
-  /** signal after `ms` on this event loop (a timer that keeps the loop alive, as pending device work) */
+  /**
+   * signal after `ms` (any finite number >= 0) on this event loop (a timer that keeps the
+   * loop alive, as pending device work); a second call replaces the first
+   */
   signalAfter(ms: number, error?: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.signal(error), ms);
+    validateMs(ms, 'ms');
+    error = validateFenceError(error);
+    this.#timer?.clear();
+    this.#timer = longTimeout(() => this.signal(error), ms);
   }
 }
 
@@ -69,20 +90,34 @@ export class SoftwareFenceSource {
     private readonly framework: Framework,
     options: FenceSourceOptions = {},
   ) {
+    // attach() would otherwise fail later, far from the mistake, with a bare TypeError
+    if (types.isProxy(framework) || !(framework instanceof Framework)) {
+      throw invalidArgType('framework', 'an instance of Framework', framework);
+    }
     options = validateOptions(options, ['name', 'timeout']);
     // null is no default: only a missing option is
     this.name = options.name === undefined ? 'swfence' : options.name;
     if (typeof this.name !== 'string') throw invalidArgType('options.name', 'of type string', this.name);
-    this.timeout = options.timeout === undefined ? 10_000 : options.timeout;
-    if (typeof this.timeout !== 'number') throw invalidArgType('options.timeout', 'of type number', this.timeout);
-    if (!Number.isFinite(this.timeout) || this.timeout < 0) throw outOfRange('options.timeout', '>= 0 (ms)', this.timeout);
+    this.timeout = options.timeout === undefined ? 10_000 : validateMs(options.timeout, 'options.timeout');
   }
 
-  /** a pending fence on the buffer (a DmaBuf of this framework, or its fd) */
+  /**
+   * a pending fence on the buffer: a DmaBuf of this framework, or its fd. A DmaBuf of another
+   * kernel is ERR_INVALID_ARG_VALUE; a closed one, or an fd that is no dma-buf of this
+   * framework, EBADF (what the ioctl on a foreign fd says).
+   */
   attach(buf: PublicDmaBuf | number, access: 'read' | 'write'): SoftwareFence {
+    let fd: number;
+    if (typeof buf === 'number') {
+      fd = validateInteger(buf, 'buf', 0, 0x7fffffff);
+    } else {
+      const state = handleState(buf);
+      if (state?.kind !== 'dma-buf') throw invalidArgType('buf', 'an instance of DmaBuf or an fd number', buf);
+      if (state.kernel !== this.framework) throw invalidArgValue('buf', buf, "is not a buffer of this source's framework");
+      fd = state.fd;
+    }
     if (access !== 'read' && access !== 'write') throw invalidArgValue('access', access, "must be 'read' or 'write'");
     return syscall('ioctl', () => {
-      const fd = typeof buf === 'number' ? buf : buf.fd;
       const dmabuf = this.framework.dmaBuf(fd);
       if (!dmabuf) throw errno('EBADF', 'not a dma-buf of this software framework');
       const resv = resvOf(dmabuf);

@@ -99,3 +99,80 @@ describe('a wait timeout is honoured to any length', () => {
     await expect(sf.wait({ timeout: 0 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
   });
 });
+
+describe('SoftwareFenceSource checks what it is given', () => {
+  const argError = (code: string) => expect.objectContaining({ code });
+
+  test('the framework: an instance of Framework, not whatever attach() would trip over later', () => {
+    for (const bad of [{}, null, 42, undefined, new Proxy(fw, {})]) {
+      expect(() => new SoftwareFenceSource(bad as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    }
+  });
+
+  test('attach(buf): a DmaBuf of this framework or an fd number; typed errors for the rest', () => {
+    for (const bad of [{}, null, undefined, '3', { fd: buf.fd }, buf.exportSyncFile('read')]) {
+      expect(() => source.attach(bad as never, 'read')).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    }
+    for (const bad of [-1, 1.5, NaN, 2 ** 31]) expect(() => source.attach(bad, 'read')).toThrow(argError('ERR_OUT_OF_RANGE'));
+    const other = new Framework();
+    try {
+      const foreign = openHeap('system', { framework: other }).alloc(4096);
+      expect(() => source.attach(foreign, 'read')).toThrow(argError('ERR_INVALID_ARG_VALUE'));
+    } finally {
+      other.dispose();
+    }
+    const closed = openHeap('system', { framework: fw }).alloc(4096);
+    closed.close();
+    expect(() => source.attach(closed, 'read')).toThrow(argError('EBADF'));
+    source.attach(buf.fd, 'read').signal();
+  });
+
+  test('signalAfter(ms): a finite ms >= 0, checked at once; a bad one leaves the fence pending', async () => {
+    const fence = source.attach(buf, 'write');
+    expect(() => fence.signalAfter('5' as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => fence.signalAfter(undefined as never)).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    for (const bad of [-1, NaN, Infinity, -Infinity]) expect(() => fence.signalAfter(bad)).toThrow(argError('ERR_OUT_OF_RANGE'));
+    await sleep(20);
+    expect(fence.signaled).toBe(false);
+  });
+
+  test('signalAfter(2 ** 31) and 1e10 wait that long, not 1 ms', async () => {
+    const a = source.attach(buf, 'read');
+    const b = source.attach(buf, 'read');
+    const warnings = await overflowWarnings(async () => {
+      a.signalAfter(2 ** 31);
+      b.signalAfter(1e10);
+      await sleep(50);
+    });
+    expect(warnings).toBe(0);
+    expect([a.signaled, b.signaled]).toEqual([false, false]);
+    a.signal(); // and the long timers go with the signal
+    b.signal();
+  });
+
+  test('the error is checked before any timer: never an uncaught exception in a timer callback', async () => {
+    const fence = source.attach(buf, 'write');
+    for (const bad of ['EIO', 5, 0, -1.5, -4096, NaN, {}]) {
+      expect(() => fence.signalAfter(1, bad as never)).toThrow(argError(typeof bad === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE'));
+      expect(() => fence.signal(bad as never)).toThrow(argError(typeof bad === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE'));
+    }
+    await sleep(20); // a timer armed by a refused call would throw here
+    expect(fence.signaled).toBe(false);
+    fence.signalAfter(1, -5);
+    await buf.idle();
+    expect(fence.status).toBe(-5);
+  });
+
+  test('the timeout option: finite ms >= 0; 2 ** 31 does not expire at once', async () => {
+    for (const bad of [-1, NaN, Infinity]) expect(() => new SoftwareFenceSource(fw, { timeout: bad })).toThrow(argError('ERR_OUT_OF_RANGE'));
+    const patient = new SoftwareFenceSource(fw, { timeout: 2 ** 31 });
+    let fence!: ReturnType<SoftwareFenceSource['attach']>;
+    const warnings = await overflowWarnings(async () => {
+      fence = patient.attach(buf, 'write');
+      await sleep(50);
+    });
+    expect(warnings).toBe(0);
+    expect(fence.signaled).toBe(false);
+    fence.signal();
+  });
+});
