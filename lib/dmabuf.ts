@@ -7,7 +7,7 @@ import {
   DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
   encodeBufSyncFile,
 } from './fence-uapi';
-import { eventsFor, waitReady, type WaitOptions } from './fences';
+import { eventsFor, validateWait, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
 import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
@@ -251,18 +251,21 @@ export class DmaBuf {
    * Resolves once the buffer is safe for `access`: 'read' waits for pending write fences,
    * 'write' and 'readwrite' for every fence. At once when nothing is pending. Driven by the
    * event loop (poll on the dma-buf fd): timers and I/O run meanwhile. `signal` aborts
-   * (rejects with its reason), `timeout` (ms) rejects with code ETIMEDOUT.
+   * (rejects with its reason), `timeout` (ms) rejects with code ETIMEDOUT. Every error, a bad
+   * argument as much as a closed buffer, is a rejection: the caller handles one path.
    */
-  idle(access: CpuAccess = 'readwrite', options: WaitOptions = {}): Promise<void> {
+  idle(access: CpuAccess = 'readwrite', options?: WaitOptions): Promise<void> {
     let fd: number;
+    let wait: WaitOptions;
     try {
       fd = this.#check();
       validateAccess(access);
+      wait = validateWait(options); // a plain memfd's too: a typo must not pass where no fence is
     } catch (err) {
       return Promise.reject(err);
     }
     if (!this.#fenced) return Promise.resolve(); // a plain memfd: no device ever fences it
-    return waitReady(this.#kernel, fd, eventsFor(access), options, `dma-buf ${access} idle`).catch((err) => {
+    return waitReady(this.#kernel, fd, eventsFor(access), wait, `dma-buf ${access} idle`).catch((err) => {
       throw this.#context(err);
     });
   }
@@ -271,13 +274,16 @@ export class DmaBuf {
    * The CPU access bracket that never blocks the event loop: wait for the fences as idle()
    * does, issue SYNC start on the thread pool (it finds nothing left to wait for), run `fn`
    * (sync or async) with the mapping, and always issue SYNC end. A fence a device attaches
-   * between the wait and SYNC start is waited for again, not blocked on.
+   * between the wait and SYNC start is waited for again, not blocked on. Every error is a
+   * rejection (an async function); arguments are checked before anything waits.
    */
-  async cpuAccessAsync<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T | Promise<T>, options: WaitOptions = {}): Promise<T> {
+  async cpuAccessAsync<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T | Promise<T>, options?: WaitOptions): Promise<T> {
     validateAccess(access);
+    if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+    const wait = validateWait(options);
     const flags = SYNC_ACCESS[access];
     for (;;) {
-      await this.idle(access, options);
+      await this.idle(access, wait);
       const fd = this.#check();
       try {
         await this.#kernel.ioctlAsync(fd, DMA_BUF_IOCTL_SYNC, encodeU64(DMA_BUF_SYNC_START | flags));

@@ -5,7 +5,7 @@
  * pollNow (one poll that never waits) and pollWait (readiness through the event loop:
  * uv_poll on the real kernel, fence callbacks in the software framework).
  */
-import { invalidArgType, outOfRange } from './args';
+import { invalidArgType, outOfRange, validateOptions } from './args';
 import { DmaHeapError } from './errors';
 import { POLLIN, POLLOUT } from './fence-uapi';
 import type { Kernel } from './kernel';
@@ -45,8 +45,13 @@ export function eventsFor(access: CpuAccess | 'read' | 'write'): number {
   return access === 'read' ? POLLIN : POLLOUT;
 }
 
-function validateWait(options: WaitOptions): void {
-  const { signal, timeout } = options;
+/**
+ * The options of a wait, read once (a getter runs once; what waitReady uses is what was
+ * checked): a plain object or undefined, no keys but these (a typo such as `timout` would
+ * otherwise wait forever). Throws; the promise-returning callers turn that into a rejection.
+ */
+export function validateWait(options: unknown): WaitOptions {
+  const { signal, timeout } = validateOptions(options as WaitOptions | undefined, ['signal', 'timeout'], 'options');
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
   }
@@ -54,14 +59,15 @@ function validateWait(options: WaitOptions): void {
   if (timeout !== undefined && !(timeout >= 0)) {
     throw outOfRange('options.timeout', 'a number of ms >= 0 (Infinity: no timeout)', timeout);
   }
+  return { signal, timeout };
 }
 
 /**
  * Resolve once `events` is ready on fd. Resolves without waiting (still asynchronously) when
- * it is ready now. `what` names the wait in errors.
+ * it is ready now. `options` come from validateWait; `what` names the wait in errors. Every
+ * failure is a rejection, never a throw.
  */
 export function waitReady(kernel: Kernel, fd: number, events: number, options: WaitOptions, what: string): Promise<void> {
-  validateWait(options);
   const { signal, timeout } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
   let ready: number;

@@ -7,7 +7,7 @@
 import { validateBoolean, validateInteger, validateOptions } from './args';
 import { DmaHeapError } from './errors';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
-import { waitReady, type WaitOptions } from './fences';
+import { validateWait, waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, validateFramework } from './chooser';
 import type { Framework } from './framework';
 import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
@@ -76,15 +76,18 @@ export class SyncFile {
     return this.info().status;
   }
 
-  /** Resolves once the fence is signalled (poll POLLIN through the event loop). */
-  wait(options: WaitOptions = {}): Promise<void> {
+  /** Resolves once the fence is signalled (poll POLLIN through the event loop). Every error,
+   *  a bad option as much as a closed sync_file, is a rejection. */
+  wait(options?: WaitOptions): Promise<void> {
     let fd: number;
+    let wait: WaitOptions;
     try {
       fd = this.#check();
+      wait = validateWait(options);
     } catch (e) {
       return Promise.reject(e);
     }
-    return waitReady(this.#kernel, fd, POLLIN, options, 'sync_file wait');
+    return waitReady(this.#kernel, fd, POLLIN, wait, 'sync_file wait');
   }
 
   /** a second handle on the same fence (dup) */

@@ -1,8 +1,9 @@
 // Fence waits and sync_files under careless or hostile input: timeouts of any length are
 // honoured, options are checked, every error of a promise-returning call is a rejection.
 // A fence only a device could signal is played by the software framework's fence source.
-import { DmaBuf, Framework, openHeap, SoftwareFenceSource } from '../../lib';
+import { addonStatus, allocShareable, DmaBuf, Framework, openHeap, SoftwareFenceSource } from '../../lib';
 import { longTimeout, MAX_TIMER_MS } from '../../lib/timer';
+import { backends } from '../helpers/backends';
 
 let fw: Framework;
 let source: SoftwareFenceSource;
@@ -175,4 +176,112 @@ describe('SoftwareFenceSource checks what it is given', () => {
     expect(fence.signaled).toBe(false);
     fence.signal();
   });
+});
+
+/** values a careless or hostile caller passes as options, and the code each must reject with */
+const badOptions: [string, unknown, string][] = [
+  ['a typo (timout)', { timout: 20 }, 'ERR_INVALID_ARG_VALUE'],
+  ['an unknown key beside good ones', { timeout: 5, signal: undefined, retries: 3 }, 'ERR_INVALID_ARG_VALUE'],
+  ['a symbol key', { [Symbol('timeout')]: 5 }, 'ERR_INVALID_ARG_VALUE'],
+  ['null', null, 'ERR_INVALID_ARG_TYPE'],
+  ['42', 42, 'ERR_INVALID_ARG_TYPE'],
+  ['a string', 'timeout', 'ERR_INVALID_ARG_TYPE'],
+  ['an array', [], 'ERR_INVALID_ARG_TYPE'],
+  ['a class instance', new Date(), 'ERR_INVALID_ARG_TYPE'],
+  ['a function', () => 0, 'ERR_INVALID_ARG_TYPE'],
+  ['a string timeout', { timeout: '5' }, 'ERR_INVALID_ARG_TYPE'],
+  ['a negative timeout', { timeout: -1 }, 'ERR_OUT_OF_RANGE'],
+  ['a NaN timeout', { timeout: NaN }, 'ERR_OUT_OF_RANGE'],
+  ['-Infinity', { timeout: -Infinity }, 'ERR_OUT_OF_RANGE'],
+  ['a signal that is none', { signal: { aborted: true } }, 'ERR_INVALID_ARG_TYPE'],
+];
+
+/** what a call did: threw synchronously (a bug here), or returned a promise and how it settled */
+function outcome(call: () => Promise<unknown>): Promise<{ threw?: unknown; rejected?: unknown; resolved?: boolean }> {
+  let p: Promise<unknown>;
+  try {
+    p = call();
+  } catch (threw) {
+    return Promise.resolve({ threw });
+  }
+  return p.then(
+    () => ({ resolved: true }),
+    (rejected: unknown) => ({ rejected }),
+  );
+}
+const rejectsWith = (code: string) => ({ rejected: expect.objectContaining({ code }) });
+
+describe.each(backends())('wait arguments on $label: checked, and every error is a rejection', (backend) => {
+  let b: DmaBuf;
+  let heapClose: () => void;
+  beforeEach(() => {
+    const heap = openHeap('system', backend.options());
+    heapClose = () => heap.close();
+    b = heap.alloc(4096);
+  });
+  afterEach(() => {
+    b.close();
+    heapClose();
+  });
+
+  test.each(badOptions)('options: %s', async (_name, options, code) => {
+    using sf = b.exportSyncFile('read');
+    expect(await outcome(() => b.idle('read', options as never))).toEqual(rejectsWith(code));
+    expect(await outcome(() => b.cpuAccessAsync('read', () => 0, options as never))).toEqual(rejectsWith(code));
+    expect(await outcome(() => sf.wait(options as never))).toEqual(rejectsWith(code));
+  });
+
+  test('bad access and a callback that is no function reject; nothing ran', async () => {
+    expect(await outcome(() => b.idle('sideways' as never))).toEqual(rejectsWith('ERR_INVALID_ARG_VALUE'));
+    expect(await outcome(() => b.cpuAccessAsync('sideways' as never, () => 0))).toEqual(rejectsWith('ERR_INVALID_ARG_VALUE'));
+    for (const fn of [42, undefined, null, {}, 'fn']) {
+      expect(await outcome(() => b.cpuAccessAsync('read', fn as never))).toEqual(rejectsWith('ERR_INVALID_ARG_TYPE'));
+    }
+  });
+
+  test('a getter in the options runs once and its throw is a rejection too', async () => {
+    let reads = 0;
+    const options = {
+      get timeout() {
+        reads++;
+        if (reads > 1) throw new Error('read twice');
+        return 1000;
+      },
+    };
+    await b.idle('read', options);
+    expect(reads).toBe(1);
+    const hostile = {
+      get timeout(): number {
+        throw new Error('hostile getter');
+      },
+    };
+    expect(await outcome(() => b.idle('read', hostile))).toEqual({ rejected: expect.objectContaining({ message: 'hostile getter' }) });
+  });
+
+  test('a closed buffer or sync_file rejects, with good and bad options alike', async () => {
+    const sf = b.exportSyncFile('read');
+    sf.close();
+    b.close();
+    for (const options of [undefined, { timeout: 1 }, null, { timout: 1 }]) {
+      expect(await outcome(() => b.idle('read', options as never))).toEqual({ rejected: expect.anything() });
+      expect(await outcome(() => b.cpuAccessAsync('read', () => 0, options as never))).toEqual({ rejected: expect.anything() });
+      expect(await outcome(() => sf.wait(options as never))).toEqual({ rejected: expect.anything() });
+    }
+    expect(await outcome(() => b.idle())).toEqual(rejectsWith('ERR_DMA_BUF_CLOSED'));
+    expect(await outcome(() => sf.wait())).toEqual(rejectsWith('ERR_SYNC_FILE_CLOSED'));
+  });
+
+  test('good options: undefined, {}, and both keys', async () => {
+    expect(await outcome(() => b.idle('read', undefined))).toEqual({ resolved: true });
+    expect(await outcome(() => b.idle('read', {}))).toEqual({ resolved: true });
+    expect(await outcome(() => b.idle('read', { timeout: 5, signal: new AbortController().signal }))).toEqual({ resolved: true });
+    expect(await outcome(() => b.cpuAccessAsync('read', () => 0, Object.create(null)))).toEqual({ resolved: true });
+  });
+});
+
+(addonStatus().loaded ? test : test.skip)('a plain memfd (no fences ever) refuses bad wait options too', async () => {
+  using plain = allocShareable(4096, { tiers: ['memfd'] });
+  expect(plain.isDmaBuf).toBe(false);
+  expect(await outcome(() => plain.idle('read', { timout: 1 } as never))).toEqual(rejectsWith('ERR_INVALID_ARG_VALUE'));
+  expect(await outcome(() => plain.idle('read', null as never))).toEqual(rejectsWith('ERR_INVALID_ARG_TYPE'));
 });
