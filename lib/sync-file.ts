@@ -4,6 +4,7 @@
  * (SyncFile.fromFd), and goes into a dma-buf (DmaBuf.importSyncFile) or to a device that
  * takes explicit fences (a GPU or display API). Close it, or `using` it.
  */
+import { fstatSync } from 'node:fs';
 import { validateBoolean, validateInteger, validateOptions } from './args';
 import { DmaHeapError } from './errors';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
@@ -119,8 +120,19 @@ export class SyncFile {
     options = validateOptions(options, ['dup', 'framework']);
     const dup = validateBoolean(options.dup, 'options.dup', true);
     const sw = validateFramework(options.framework) ?? softwareKernel();
-    const kernel: Kernel = sw.syncFile(fd) ? sw : nativeKernel() ?? sw;
-    return SyncFile.adopt(fd, kernel, { dup }); // the value checked, not a second read of a getter
+    // the value checked, not a second read of a getter
+    if (sw.syncFile(fd)) return SyncFile.adopt(fd, sw, { dup });
+    // Any other fd is the real kernel's to judge, as sync_file_fdget does: EBADF if not open,
+    // EINVAL if open but no sync_file. Without the addon nothing can ask the kernel, and
+    // nothing here could have made a real sync_file: an open fd is not one.
+    const native = nativeKernel();
+    if (native) return SyncFile.adopt(fd, native, { dup });
+    try {
+      fstatSync(fd);
+    } catch (err) {
+      throw new DmaHeapError((err as NodeJS.ErrnoException).code ?? 'EBADF', 'fstat', { message: `fd ${fd} is not open` });
+    }
+    throw notSyncFile(fd);
   }
 
   /** @internal: fromFd once the kernel is known */
@@ -131,11 +143,14 @@ export class SyncFile {
     } catch (e) {
       if (own !== fd) kernel.close(own);
       const code = (e as { code?: string }).code;
-      if (code === 'ENOTTY' || code === 'EINVAL' || code === 'EFAULT') {
-        throw new DmaHeapError('EINVAL', 'ioctl', { message: `fd ${fd} is not a sync_file` });
-      }
+      if (code === 'ENOTTY' || code === 'EINVAL' || code === 'EFAULT') throw notSyncFile(fd);
       throw e;
     }
     return new SyncFile(own, kernel);
   }
+}
+
+/** EINVAL, as the kernel's sync_file_fdget refuses an open fd of another kind */
+function notSyncFile(fd: number): DmaHeapError {
+  return new DmaHeapError('EINVAL', 'ioctl', { message: `fd ${fd} is not a sync_file` });
 }

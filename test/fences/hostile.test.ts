@@ -1,9 +1,12 @@
 // Fence waits and sync_files under careless or hostile input: timeouts of any length are
 // honoured, options are checked, every error of a promise-returning call is a rejection.
 // A fence only a device could signal is played by the software framework's fence source.
-import { addonStatus, allocShareable, DmaBuf, Framework, openHeap, SoftwareFenceSource } from '../../lib';
+import { closeSync, openSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import { addonStatus, allocShareable, DmaBuf, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
+import { loadAddon } from '../../lib/native/load';
 import { longTimeout, MAX_TIMER_MS } from '../../lib/timer';
-import { backends } from '../helpers/backends';
+import { backends, fdTarget } from '../helpers/backends';
 
 let fw: Framework;
 let source: SoftwareFenceSource;
@@ -284,4 +287,54 @@ describe.each(backends())('wait arguments on $label: checked, and every error is
   expect(plain.isDmaBuf).toBe(false);
   expect(await outcome(() => plain.idle('read', { timout: 1 } as never))).toEqual(rejectsWith('ERR_INVALID_ARG_VALUE'));
   expect(await outcome(() => plain.idle('read', null as never))).toEqual(rejectsWith('ERR_INVALID_ARG_TYPE'));
+});
+
+describe('SyncFile.fromFd of an fd that is no sync_file: EINVAL if open, EBADF if not (as sync_file_fdget)', () => {
+  /** an fd of this process whose /proc/self/fd link starts with `prefix` (libuv holds pipes and eventfds) */
+  const fdOf = (prefix: string): number => {
+    const fd = readdirSync('/proc/self/fd').map(Number).find((n) => fdTarget(n).startsWith(prefix));
+    if (fd === undefined) throw new Error(`no ${prefix} fd in this process`);
+    return fd;
+  };
+  const notSyncFile = expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/is not a sync_file/) });
+
+  test('a pipe, an eventfd, a socket, a regular file, a software dma-buf', async () => {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const file = openSync(__filename, 'r');
+    try {
+      const socket = (server as unknown as { _handle: { fd: number } })._handle.fd;
+      for (const fd of [fdOf('pipe:'), fdOf('anon_inode:[eventfd]'), socket, file, buf.fd]) {
+        expect(() => SyncFile.fromFd(fd)).toThrow(notSyncFile);
+        expect(fdTarget(fd)).not.toBe(''); // the caller's fd is left open
+      }
+      expect(() => SyncFile.fromFd(file, { dup: false })).toThrow(notSyncFile);
+      expect(fdTarget(file)).not.toBe(''); // refused: not taken over, not closed
+    } finally {
+      closeSync(file);
+      server.close();
+    }
+  });
+
+  (addonStatus().loaded ? test : test.skip)('a memfd', () => {
+    const fd = loadAddon()!.memfdCreate('not-a-sync-file', 1);
+    try {
+      expect(() => SyncFile.fromFd(fd)).toThrow(notSyncFile);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test('a closed fd and one never opened stay EBADF', () => {
+    const fd = openSync(__filename, 'r');
+    closeSync(fd);
+    for (const bad of [fd, 0x7fffff00]) expect(() => SyncFile.fromFd(bad)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+
+  test("the framework's own sync_files are still adopted", () => {
+    source.attach(buf, 'write');
+    using sf = buf.exportSyncFile('read');
+    using again = SyncFile.fromFd(sf.fd, { framework: fw });
+    expect(again.status).toBe('active');
+  });
 });
