@@ -11,7 +11,7 @@ import { eventsFor, validateWait, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
 import type { Framework } from './framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import { addHandleReader, kernelOf, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
+import { addHandleReader, handleState, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_B,
@@ -326,14 +326,17 @@ export class DmaBuf {
    */
   importSyncFile(syncFile: SyncFile, access: 'read' | 'write'): void {
     const fd = this.#check();
-    if (!(syncFile instanceof SyncFile)) {
+    // the brand, not instanceof: Object.create(SyncFile.prototype) or a Proxy of one passes
+    // instanceof and has no sync_file behind it (kernelOf would then throw a bare TypeError)
+    const state = handleState(syncFile);
+    if (state?.kind !== 'sync_file') {
       throw invalidArgType('syncFile', 'an instance of SyncFile', syncFile);
     }
     if (access !== 'read' && access !== 'write') {
       throw invalidArgValue('access', access, "must be 'read' or 'write'");
     }
     this.#requireFences('import a sync_file');
-    if (kernelOf(syncFile) !== this.#kernel) {
+    if (state.kernel !== this.#kernel) {
       throw invalidArgValue('syncFile', syncFile, 'belongs to another kernel (real vs software framework)');
     }
     const sfd = syncFile.fd;

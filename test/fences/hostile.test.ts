@@ -289,6 +289,14 @@ describe.each(backends())('wait arguments on $label: checked, and every error is
   expect(await outcome(() => plain.idle('read', null as never))).toEqual(rejectsWith('ERR_INVALID_ARG_TYPE'));
 });
 
+test('importSyncFile: a look-alike of a SyncFile is ERR_INVALID_ARG_TYPE, not a bare TypeError', () => {
+  using sf = buf.exportSyncFile('read');
+  for (const fake of [Object.create(SyncFile.prototype), new Proxy(sf, {}), {}, null]) {
+    expect(() => buf.importSyncFile(fake, 'read')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  }
+  buf.importSyncFile(sf, 'read');
+});
+
 describe('SyncFile.fromFd of an fd that is no sync_file: EINVAL if open, EBADF if not (as sync_file_fdget)', () => {
   /** an fd of this process whose /proc/self/fd link starts with `prefix` (libuv holds pipes and eventfds) */
   const fdOf = (prefix: string): number => {
