@@ -20,15 +20,37 @@ export interface DmaBufInfo {
   fields: Record<string, string>;
 }
 
+/** DMA_BUF_NAME_LEN less its NUL: no name has more characters than this (each is >= 1 byte) */
+const NAME_MAX = 31;
+
+/**
+ * The name, exactly as set. dma_buf_show_fdinfo prints `name:\t%s\n` as its last line and
+ * any process may put spaces, CR or newlines in a name, so the name is everything after
+ * `name:\t` up to the text's final newline, untrimmed. Only where that is longer than any
+ * name can be (a vendor kernel printing lines after it) does it end at its first newline.
+ */
+function splitName(text: string): { head: string; name?: string } {
+  const m = /(?:^|\n)name:\t/.exec(text);
+  if (!m) return { head: text };
+  const head = text.slice(0, m.index + m[0].length - 'name:\t'.length);
+  const rest = text.slice(m.index + m[0].length);
+  const whole = rest.endsWith('\n') ? rest.slice(0, -1) : rest;
+  const nl = whole.indexOf('\n');
+  if (nl < 0 || [...whole].length <= NAME_MAX) return { head, name: whole };
+  return { head: head + whole.slice(nl + 1), name: whole.slice(0, nl) };
+}
+
 /** Lenient: unknown lines are kept in `fields`; missing numbers read as NaN... never thrown on. */
 export function parseFdinfo(text: string): DmaBufInfo {
+  const { head, name } = splitName(text);
   const fields: Record<string, string> = {};
-  for (const line of text.split('\n')) {
+  for (const line of head.split('\n')) {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     const key = line.slice(0, colon).trim();
     if (!(key in fields)) fields[key] = line.slice(colon + 1).trim();
   }
+  if (name !== undefined) fields.name = name;
   const num = (k: string) => (fields[k] !== undefined ? Number(fields[k]) : NaN);
   const info: DmaBufInfo = {
     size: num('size'),
@@ -38,7 +60,7 @@ export function parseFdinfo(text: string): DmaBufInfo {
     flags: fields.flags !== undefined ? parseInt(fields.flags, 8) : NaN,
     fields,
   };
-  if (fields.name !== undefined) info.name = fields.name;
+  if (name !== undefined) info.name = name;
   return info;
 }
 

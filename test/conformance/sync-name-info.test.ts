@@ -64,6 +64,16 @@ describe.each(backends())('CPU access, names and info: $label', (backend) => {
     expect(buf.info().name).toBe('via-A');
   });
 
+  test.each([' padded ', 'line\nbreak', 'cr\rhidden', '\n', 'tab\tx\n', 'esc\x1b[31m', 'x\nname:\ty\nsize:\t1', 'é😀', ''])(
+    'a name reads back exactly as set: %j',
+    (name) => {
+      using h = heap();
+      using buf = h.alloc(4096);
+      buf.setName(name);
+      expect(buf.info()).toMatchObject({ name, size: h.pageSize, exporter: 'system' });
+    },
+  );
+
   test('alloc({ name }) names the buffer at birth', () => {
     using h = heap();
     using buf = h.alloc(4096, { name: 'npu-in' });
