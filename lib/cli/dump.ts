@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { parseFdinfo } from '../fdinfo';
 import { COMMON_OPTIONS, errorCode, formatSize, table, UsageError, type Command } from './common';
+import { decodeBytes, jsonText, shown } from './escape';
 
 /*
  * Per-process dma-buf usage, like Android's dmabuf_dump: for every process (or the pids
@@ -11,6 +13,10 @@ import { COMMON_OPTIONS, errorCode, formatSize, table, UsageError, type Command 
  * as such: they are what a laptop without dma-heaps has.
  * Where debugfs is mounted and readable, /sys/kernel/debug/dma_buf/bufinfo adds every buffer
  * the kernel has, with the devices attached to it.
+ *
+ * Names (of buffers, processes, memfds) are set by whoever owns them, hostile or not: they are
+ * read as bytes (decodeBytes: nothing lost, invalid UTF-8 included), never trimmed or split,
+ * and printed only through shown() (lib/cli/escape.ts).
  */
 
 export type BufferKind = 'dma-buf' | 'software';
@@ -63,32 +69,30 @@ export interface DumpReport {
 
 const DEBUGFS = '/sys/kernel/debug/dma_buf/bufinfo';
 
-function fields(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0) {
-      const key = line.slice(0, colon).trim();
-      if (!(key in out)) out[key] = line.slice(colon + 1).trim();
-    }
-  }
-  return out;
+/** A procfs or debugfs file as the kernel wrote it: bytes, decoded losslessly. */
+function readText(file: string): string {
+  return decodeBytes(readFileSync(file));
 }
 
+/** /proc/<pid>/comm is printed raw (PR_SET_NAME takes any bytes), then one '\n' */
 function comm(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    return readText(`/proc/${pid}/comm`).replace(/\n$/, '');
   } catch {
     return '?';
   }
 }
 
-/** What a /proc/<pid>/fd link or maps path says the file is: a dma-buf, a software buffer, or neither. */
+/**
+ * What a /proc/<pid>/fd link or maps path says the file is: a dma-buf, a software buffer, or
+ * neither. The `s` flag matters: a name may hold '\n' or '\r' (which `.` alone does not
+ * match), and a buffer whose name did was missed, from the list and the totals.
+ */
 function classify(target: string): { kind: BufferKind; exporter?: string; name?: string } | undefined {
-  let m = /^\/dmabuf:(.*)$/.exec(target);
+  let m = /^\/dmabuf:(.*)$/s.exec(target);
   if (m) return { kind: 'dma-buf', name: m[1] || undefined };
   if (target === 'anon_inode:dmabuf') return { kind: 'dma-buf' };
-  m = /^\/memfd:dma-heap:(.*?)(?: \(deleted\))?$/.exec(target);
+  m = /^\/memfd:dma-heap:(.*?)(?: \(deleted\))?$/s.exec(target);
   if (m) return { kind: 'software', exporter: m[1] };
   return undefined;
 }
@@ -110,7 +114,7 @@ function scanProcess(pid: number): ProcReport {
     let size: number;
     let ino: number;
     try {
-      what = classify(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      what = classify(decodeBytes(readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'buffer' })));
       if (!what) continue;
       const st = statSync(`/proc/${pid}/fd/${fd}`);
       key = `${st.dev}:${st.ino}`;
@@ -128,22 +132,25 @@ function scanProcess(pid: number): ProcReport {
     buf.fds.push(fd);
     if (what.kind === 'dma-buf') {
       try {
-        const f = fields(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-        if (f.exp_name) buf.exporter = f.exp_name;
+        const f = parseFdinfo(readText(`/proc/${pid}/fdinfo/${fd}`));
+        if (f.exporter) buf.exporter = f.exporter;
         if (f.name) buf.name = f.name;
-        if (f.size && Number.isFinite(Number(f.size))) buf.size = Number(f.size);
-        if (f.count) buf.count = Number(f.count);
+        if (Number.isFinite(f.size)) buf.size = f.size;
+        if (Number.isFinite(f.count)) buf.count = f.count;
       } catch {
         // fdinfo went away with the fd: the link said enough
       }
     }
   }
-  // Buffers it maps (perhaps with every fd closed): `start-end perms offset dev inode path`
+  // Buffers it maps (perhaps with every fd closed): `start-end perms offset dev inode path`.
+  // The kernel writes a '\n' in a path as `\012` (seq_file_path), so lines split safely; a
+  // buffer known only from here shows that escape as a newline (a name holding a literal
+  // `\012` is rarer than one holding '\n').
   try {
-    for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-      const m = /^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+\S+\s+([0-9a-f]+):([0-9a-f]+)\s+(\d+)\s+(.*)$/.exec(line);
+    for (const line of readText(`/proc/${pid}/maps`).split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+\S+\s+([0-9a-f]+):([0-9a-f]+)\s+(\d+)\s+(.*)$/s.exec(line);
       if (!m) continue;
-      const what = classify(m[6]);
+      const what = classify(m[6].replaceAll('\\012', '\n'));
       if (!what) continue;
       const bytes = parseInt(m[2], 16) - parseInt(m[1], 16);
       const ino = Number(m[5]);
@@ -204,7 +211,7 @@ export function parseBufinfo(text: string): DebugfsBuffer[] {
 
 function readDebugfs(): DumpReport['debugfs'] {
   try {
-    return { path: DEBUGFS, status: 'read', buffers: parseBufinfo(readFileSync(DEBUGFS, 'utf8')) };
+    return { path: DEBUGFS, status: 'read', buffers: parseBufinfo(readText(DEBUGFS)) };
   } catch (err) {
     const code = errorCode(err);
     let status = `unreadable (${code})`;
@@ -287,15 +294,15 @@ export function dumpReport(pids?: number[]): DumpReport {
 function printReport(r: DumpReport, out: (line: string) => void): void {
   if (r.processes.length === 0) out('no process holds or maps a dma-buf (or a software framework buffer)');
   for (const p of r.processes) {
-    out(`${p.comm} (pid ${p.pid}): ${p.count} buffer${p.count === 1 ? '' : 's'}, ${formatSize(p.bytes)}`);
+    out(`${shown(p.comm)} (pid ${p.pid}): ${p.count} buffer${p.count === 1 ? '' : 's'}, ${formatSize(p.bytes)}`);
     if (p.count === 0) continue;
     const rows = [['fd', 'size', 'exporter', 'name', 'ino', 'mapped', '']];
     for (const b of p.buffers) {
       rows.push([
         b.fds.length ? b.fds.join(',') : '-',
         formatSize(b.size),
-        b.exporter,
-        b.name ?? '',
+        shown(b.exporter),
+        b.name === undefined ? '' : shown(b.name),
         String(b.ino),
         b.mapped ? formatSize(b.mapped) : '-',
         b.kind === 'software' ? '(software framework memfd)' : '',
@@ -306,9 +313,9 @@ function printReport(r: DumpReport, out: (line: string) => void): void {
   out('');
   out('by exporter (each buffer counted once):');
   if (r.exporters.length === 0) out('  (none)');
-  for (const line of table(r.exporters.map((e) => [e.exporter + (e.kind === 'software' ? ' (software)' : ''), `${e.count} buffer${e.count === 1 ? '' : 's'}`, formatSize(e.bytes)]))) out(line);
+  for (const line of table(r.exporters.map((e) => [shown(e.exporter) + (e.kind === 'software' ? ' (software)' : ''), `${e.count} buffer${e.count === 1 ? '' : 's'}`, formatSize(e.bytes)]))) out(line);
   for (const s of r.shared) {
-    out(`shared: ino ${s.ino} (${s.exporter}${s.name ? ` '${s.name}'` : ''}, ${formatSize(s.size)}) by pids ${s.pids.join(', ')}, counted once`);
+    out(`shared: ino ${s.ino} (${shown(s.exporter)}${s.name ? ` '${shown(s.name)}'` : ''}, ${formatSize(s.size)}) by pids ${s.pids.join(', ')}, counted once`);
   }
   out(
     `total: ${r.total.dmaBufs.count} dma-buf${r.total.dmaBufs.count === 1 ? '' : 's'}, ${formatSize(r.total.dmaBufs.bytes)}` +
@@ -317,16 +324,18 @@ function printReport(r: DumpReport, out: (line: string) => void): void {
   );
   if (r.unreadable.length) {
     const why = new Map<string, string[]>();
-    for (const u of r.unreadable) why.set(u.error, [...(why.get(u.error) ?? []), `${u.pid} ${u.comm}`]);
+    for (const u of r.unreadable) why.set(u.error, [...(why.get(u.error) ?? []), u.comm === '?' ? String(u.pid) : `${u.pid} ${shown(u.comm)}`]);
     for (const [code, list] of why) {
-      const what = code === 'EACCES' || code === 'EPERM' ? 'not readable by this user (run as root to see them)' : code === 'ENOENT' ? 'no such process' : code;
-      out(`${list.length} process${list.length === 1 ? '' : 'es'} ${what}: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`);
+      const some = `${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`;
+      // only pids asked for are reported gone (one that exits mid-scan is no news)
+      if (code === 'ENOENT') out(`no such process: ${some}`);
+      else out(`${list.length} process${list.length === 1 ? '' : 'es'} ${code === 'EACCES' || code === 'EPERM' ? 'not readable by this user (run as root to see them)' : `unreadable (${code})`}: ${some}`);
     }
   }
   if (r.debugfs.buffers) {
     const attached = r.debugfs.buffers.filter((b) => b.attachments.length);
     out(`debugfs ${r.debugfs.path}: ${r.debugfs.buffers.length} buffers in the kernel, ${attached.length} with devices attached`);
-    for (const b of attached) out(`  ino ${b.ino} (${b.exporter}${b.name ? ` '${b.name}'` : ''}, ${formatSize(b.size)}): ${b.attachments.join(', ')}`);
+    for (const b of attached) out(`  ino ${b.ino} (${shown(b.exporter)}${b.name ? ` '${shown(b.name)}'` : ''}, ${formatSize(b.size)}): ${b.attachments.map(shown).join(', ')}`);
   } else {
     out(`debugfs ${r.debugfs.path}: ${r.debugfs.status}; attachments not shown`);
   }
@@ -346,11 +355,12 @@ The software framework's buffers (memfds named dma-heap:<exporter>) are listed, 
   positionals: true,
   run(values, positionals, io) {
     const pids = positionals.map((p) => {
-      if (!/^\d+$/.test(p) || Number(p) <= 0) throw new UsageError(`not a pid: ${JSON.stringify(p)}`);
+      // pid_t is an int: anything past 2^31-1 is no process, and would print as 1e+21
+      if (!/^\d{1,10}$/.test(p) || Number(p) <= 0 || Number(p) > 0x7fffffff) throw new UsageError(`not a pid: '${p}'`);
       return Number(p);
     });
     const r = dumpReport(pids);
-    if (values.json) io.out(JSON.stringify(r, null, 2));
+    if (values.json) io.out(jsonText(r, 2));
     else printReport(r, io.out);
     // a pid that was asked for and is not there is an error; unreadable ones are a report
     return r.unreadable.some((u) => u.error === 'ENOENT') ? 1 : 0;
