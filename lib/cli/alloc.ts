@@ -1,5 +1,6 @@
 import { openHeap, type DmaBuf, type Heap } from '../index';
-import { COMMON_OPTIONS, formatSize, parseSize, UsageError, type Command } from './common';
+import { COMMON_OPTIONS, formatSize, parseSize, UsageError, withUserValues, type Command } from './common';
+import { jsonText, shown } from './escape';
 
 export const alloc: Command = {
   name: 'alloc',
@@ -22,7 +23,7 @@ and exits 0: for testing a consumer, or to watch it in 'dma-heap dump <pid>'.`,
     const size = parseSize(positionals[0]);
     const backend = values.backend as string;
     if (backend !== 'auto' && backend !== 'kernel' && backend !== 'software') {
-      throw new UsageError(`--backend must be auto, kernel or software, got ${JSON.stringify(backend)}`);
+      throw new UsageError(`--backend must be auto, kernel or software, got "${backend}"`);
     }
     let heap: Heap | undefined;
     let buf: DmaBuf | undefined;
@@ -31,8 +32,9 @@ and exits 0: for testing a consumer, or to watch it in 'dma-heap dump <pid>'.`,
       heap?.close();
     };
     try {
-      heap = openHeap(values.heap as string, { backend });
-      buf = heap.alloc(size, values.name === undefined ? {} : { name: values.name as string });
+      heap = withUserValues(() => openHeap(values.heap as string, { backend }));
+      const opened = heap;
+      buf = withUserValues(() => opened.alloc(size, values.name === undefined ? {} : { name: values.name as string }));
       const info = buf.info();
       const report = {
         pid: process.pid,
@@ -48,11 +50,11 @@ and exits 0: for testing a consumer, or to watch it in 'dma-heap dump <pid>'.`,
         ino: info.ino,
       };
       if (values.json) {
-        io.out(JSON.stringify(report));
+        io.out(jsonText(report));
       } else {
         io.out(
-          `allocated ${formatSize(report.size)} (${report.size} bytes) from ${heap.backend} heap ${heap.name}: ` +
-            `fd ${report.fd}, tier ${report.tier}, exporter ${report.exporter}, name ${report.name ?? '(none)'}, ino ${report.ino}, pid ${report.pid}`,
+          `allocated ${formatSize(report.size)} (${report.size} bytes) from ${heap.backend} heap ${shown(heap.name)}: ` +
+            `fd ${report.fd}, tier ${report.tier}, exporter ${shown(report.exporter)}, name ${report.name === undefined ? '(none)' : `'${shown(report.name)}'`}, ino ${report.ino}, pid ${report.pid}`,
         );
         if (heap.fallbackReason) io.out(`(the software framework serves it: ${heap.fallbackReason})`);
       }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { allocShareable, listHeaps, openHeap, type DmaBuf } from '../index';
 import { COMMON_OPTIONS, formatSize, packageRoot, parseSize, UsageError, type Command } from './common';
+import { jsonText, shown } from './escape';
 
 /*
  * In a checkout, `dma-heap bench` runs the package's benchmark (test/bench/run.js: the public
@@ -80,7 +81,7 @@ function builtin(values: Record<string, unknown>, io: { out(l: string): void; er
     for (const t of list) {
       for (const size of sizes) {
         step++;
-        const label = `[${step}/${steps}] ${t.label}, ${formatSize(size)}`;
+        const label = `[${step}/${steps}] ${shown(t.label)}, ${formatSize(size)}`;
         if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${label}...`);
         const r = measure(t, size, minTime);
         results.push(r);
@@ -92,15 +93,15 @@ function builtin(values: Record<string, unknown>, io: { out(l: string): void; er
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   }
   if (values.json) {
-    io.out(JSON.stringify({ runner: 'builtin', results, notes }, null, 2));
+    io.out(jsonText({ runner: 'builtin', results, notes }, 2));
     return 0;
   }
   io.out('allocate + map + fill + close, per buffer, through the public API:');
-  const width = Math.max(...results.map((r) => r.target.length));
+  const width = Math.max(...results.map((r) => shown(r.target).length));
   for (const r of results) {
-    io.out(`  ${r.target.padEnd(width)}  ${formatSize(r.size).padStart(8)}  ${r.usPerOp.toFixed(1).padStart(9)} µs/op  fill ${r.fillGBps.toFixed(2)} GB/s  (${r.iterations} runs)`);
+    io.out(`  ${shown(r.target).padEnd(width)}  ${formatSize(r.size).padStart(8)}  ${r.usPerOp.toFixed(1).padStart(9)} µs/op  fill ${r.fillGBps.toFixed(2)} GB/s  (${r.iterations} runs)`);
   }
-  for (const n of notes) io.out(n);
+  for (const n of notes) io.out(shown(n));
   return 0;
 }
 

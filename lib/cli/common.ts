@@ -31,6 +31,23 @@ export class UsageError extends Error {
   readonly exitCode = 2;
 }
 
+/** What the package says when it refuses an argument (lib/errors.ts), not when it fails. */
+const ARGUMENT_ERRORS = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_OUT_OF_RANGE']);
+
+/**
+ * Call the package with values the user typed: its refusing one (a 32-byte --name, --heap
+ * ../x) is a usage mistake, exit 2 with the usage line; ENOMEM, EACCES... stay failures.
+ * Only around such calls: the same codes from anywhere else would be the CLI's own bug.
+ */
+export function withUserValues<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    if (ARGUMENT_ERRORS.has(errorCode(err))) throw new UsageError((err as Error).message);
+    throw err;
+  }
+}
+
 /** `--json` is everywhere; `-h/--help` too. */
 export const COMMON_OPTIONS = {
   json: { type: 'boolean', default: false },
@@ -52,9 +69,9 @@ const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 **
 /** "4096", "64k", "4M", "4MiB", "1.5G" -> bytes (binary units). */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) throw new UsageError(`not a size: ${JSON.stringify(text)} (use bytes or a unit: 4096, 64k, 4M, 1G)`);
+  if (!m) throw new UsageError(`not a size: "${text}" (use bytes or a unit: 4096, 64k, 4M, 1G)`);
   const bytes = Number(m[1]) * UNITS[m[2].toLowerCase()];
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(`not a whole positive number of bytes: ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(`not a whole positive number of bytes: "${text}"`);
   return bytes;
 }
 

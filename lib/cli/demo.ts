@@ -1,6 +1,7 @@
 import { release } from 'node:os';
 import { openHeap } from '../index';
 import { COMMON_OPTIONS, type Command } from './common';
+import { jsonText, shown } from './escape';
 import { listReport } from './list';
 
 export const demo: Command = {
@@ -15,11 +16,11 @@ framework's, and why), allocates 1 MiB, maps, fills and verifies it.`,
     const facts = listReport();
     const lines: string[] = [];
     lines.push(`dma-heap demo on ${process.platform} ${release()}, Node ${process.version}`);
-    lines.push(`native addon: ${facts.addon.loaded ? 'loaded' : `NOT loaded (${facts.addon.reason})`}`);
+    lines.push(`native addon: ${facts.addon.loaded ? 'loaded' : `NOT loaded (${shown(facts.addon.reason ?? '')})`}`);
     if (!facts.kernel.present) {
       lines.push(`kernel heaps: none — this machine has no ${facts.kernel.dir} (no CONFIG_DMABUF_HEAPS, or not Linux)`);
     } else {
-      for (const h of facts.kernel.heaps) lines.push(`kernel heap: ${h.path} (${h.perms} ${h.owner}:${h.group}, ${h.accessible ? 'accessible' : 'no access for this user'})`);
+      for (const h of facts.kernel.heaps) lines.push(`kernel heap: ${shown(h.path)} (${h.perms} ${shown(h.owner)}:${shown(h.group)}, ${h.accessible ? 'accessible' : 'no access for this user'})`);
       if (facts.kernel.heaps.length === 0) lines.push(`kernel heaps: none — ${facts.kernel.dir} is empty`);
       if (!facts.addon.loaded && facts.kernel.heaps.length) {
         lines.push(`  ...but without the native addon this package cannot use them: run 'npm rebuild dma-heap' (install scripts allowed)`);
@@ -30,9 +31,9 @@ framework's, and why), allocates 1 MiB, maps, fills and verifies it.`,
     const size = 1 << 20;
     try {
       if (heap.backend === 'software') {
-        lines.push(`using: the software dma-heap framework, ${heap.backing} backing (${heap.fallbackReason ?? 'forced: DMA_HEAP_BACKEND=software'})`);
+        lines.push(`using: the software dma-heap framework, ${heap.backing} backing (${shown(heap.fallbackReason ?? 'forced: DMA_HEAP_BACKEND=software')})`);
       } else {
-        lines.push(`using: the real kernel, ${heap.path}`);
+        lines.push(`using: the real kernel, ${shown(heap.path ?? '')}`);
       }
       const buf = heap.alloc(size, { name: 'dma-heap-demo' });
       try {
@@ -43,13 +44,13 @@ framework's, and why), allocates 1 MiB, maps, fills and verifies it.`,
         });
         const info = buf.info();
         lines.push(
-          `allocated ${buf.size} bytes: fd ${buf.fd}, tier ${buf.tier}, exporter ${info.exporter}, name ${info.name}, ino ${info.ino}, ` +
+          `allocated ${buf.size} bytes: fd ${buf.fd}, tier ${buf.tier}, exporter ${shown(info.exporter)}, name ${shown(info.name ?? '')}, ino ${info.ino}, ` +
             `real dma-buf: ${buf.isDmaBuf ? 'yes' : 'no'}`,
         );
         lines.push(`mapped, filled and verified ${size} bytes: ${ok ? 'OK' : 'MISMATCH'}`);
         if (values.json) {
           io.out(
-            JSON.stringify(
+            jsonText(
               {
                 platform: process.platform,
                 kernel: release(),
@@ -60,7 +61,6 @@ framework's, and why), allocates 1 MiB, maps, fills and verifies it.`,
                 buffer: { size: buf.size, tier: buf.tier, isDmaBuf: buf.isDmaBuf, exporter: info.exporter, name: info.name, ino: info.ino },
                 verified: ok,
               },
-              null,
               2,
             ),
           );

@@ -1,6 +1,7 @@
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { addonStatus, listHeaps } from '../index';
 import { COMMON_OPTIONS, errorCode, formatSize, groupName, modeString, table, userName, type Command } from './common';
+import { jsonText, shown } from './escape';
 
 export interface DeviceNode {
   name: string;
@@ -104,39 +105,41 @@ and whether the native addon loaded (without it the package cannot use the kerne
   run(values, _positionals, io) {
     const r = listReport();
     if (values.json) {
-      io.out(JSON.stringify(r, null, 2));
+      io.out(jsonText(r, 2));
       return 0;
     }
     if (!r.kernel.present) {
       io.out(`kernel heaps: none — ${r.kernel.dir} does not exist (no CONFIG_DMABUF_HEAPS, or not Linux)`);
     } else if (r.kernel.error) {
-      io.out(`kernel heaps: ${r.kernel.dir} exists but cannot be read (${r.kernel.error})`);
+      io.out(`kernel heaps: ${r.kernel.dir} exists but cannot be read (${shown(r.kernel.error)})`);
     } else if (r.kernel.heaps.length === 0) {
       io.out(`kernel heaps: none — ${r.kernel.dir} is empty`);
     } else {
       io.out(`kernel heaps (${r.kernel.dir}):`);
-      const rows = r.kernel.heaps.map((h) => [h.name, h.perms, `${h.owner}:${h.group}`, h.accessible ? 'you may open it' : 'no access for this user']);
+      // heap names are whatever a driver (or whoever made the node) called them; user and
+      // group names whatever /etc/passwd says
+      const rows = r.kernel.heaps.map((h) => [shown(h.name), h.perms, `${shown(h.owner)}:${shown(h.group)}`, h.accessible ? 'you may open it' : 'no access for this user']);
       for (const line of table(rows)) io.out(line);
     }
     if (r.udmabuf.present) {
       const u = r.udmabuf;
       const cap = u.sizeLimit === null ? 'cap unknown' : `cap ${formatSize(u.sizeLimit)} per buffer (size_limit_mb)`;
-      io.out(`udmabuf: ${u.path} ${u.perms} ${u.owner}:${u.group}, ${u.accessible ? 'you may open it' : 'no access for this user'}, ${cap}`);
+      io.out(`udmabuf: ${u.path} ${u.perms} ${shown(u.owner)}:${shown(u.group)}, ${u.accessible ? 'you may open it' : 'no access for this user'}, ${cap}`);
     } else {
       io.out('udmabuf: none — /dev/udmabuf does not exist (no CONFIG_UDMABUF, or the module is not loaded)');
     }
     io.out(`software framework (${r.software.backing} backing): ${r.software.heaps.join(', ')}`);
     if (r.addon.loaded) {
-      io.out(`native addon: loaded (${r.addon.file})`);
+      io.out(`native addon: loaded (${shown(r.addon.file ?? '')})`);
     } else {
-      io.out(`native addon: NOT loaded (${r.addon.reason})`);
+      io.out(`native addon: NOT loaded (${shown(r.addon.reason ?? '')})`);
       if (r.kernel.heaps.length) {
         io.out(`  the kernel's heaps above exist, but this package cannot use them without the addon: run 'npm rebuild dma-heap' (install scripts allowed)`);
       }
     }
     const denied = r.kernel.heaps.filter((h) => !h.accessible);
     if (denied.length) {
-      io.out(`no access to ${denied.map((h) => h.name).join(', ')}: grant a group with a udev rule, e.g. SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"`);
+      io.out(`no access to ${denied.map((h) => shown(h.name)).join(', ')}: grant a group with a udev rule, e.g. SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"`);
     }
     return 0;
   },

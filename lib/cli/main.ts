@@ -1,13 +1,16 @@
 /**
  * dma-heap [command] [options]: the command line. One file per command; this one parses
  * the command and its options (util.parseArgs, strict), prints help on stdout (exit 0),
- * usage mistakes on stderr (exit 2), failures on stderr (exit 1).
+ * usage mistakes on stderr (exit 2), failures on stderr (exit 1). With --json, stdout holds
+ * one JSON document or nothing: errors stay text on stderr, help and version become JSON.
+ * Messages may quote what the user typed: they are printed through shown() (escape.ts).
  */
 import { parseArgs } from 'node:util';
 import { alloc } from './alloc';
 import { bench } from './bench';
 import { UsageError, packageVersion, type Command, type Io } from './common';
 import { demo } from './demo';
+import { jsonText, shown } from './escape';
 import { dump } from './dump';
 import { list } from './list';
 
@@ -40,13 +43,15 @@ function commandHelp(c: Command): string {
 /** Run the CLI with these arguments; resolves to the exit status. */
 export async function main(argv: string[], io: Io = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) }): Promise<number> {
   const first = argv[0];
+  const end = argv.indexOf('--');
+  const json = (end < 0 ? argv : argv.slice(0, end)).includes('--json');
   if (first === '-h' || first === '--help' || first === 'help') {
     const c = COMMANDS.find((x) => x.name === argv[1]);
-    io.out(c ? commandHelp(c) : usage());
+    io.out(json ? jsonText({ usage: c ? `dma-heap ${c.usage}` : 'dma-heap [command] [options]', help: c ? c.help : usage() }, 2) : c ? commandHelp(c) : usage());
     return 0;
   }
   if (first === '-v' || first === '--version') {
-    io.out(packageVersion());
+    io.out(json ? jsonText({ version: packageVersion() }) : packageVersion());
     return 0;
   }
   let command: Command | undefined;
@@ -59,13 +64,13 @@ export async function main(argv: string[], io: Io = { out: (l) => process.stdout
     rest = argv.slice(1);
   }
   if (!command) {
-    io.err(`dma-heap: unknown command ${JSON.stringify(first)}\n\n${usage()}`);
+    io.err(`dma-heap: unknown command "${shown(first)}"\n\n${usage()}`);
     return 2;
   }
   try {
     const { values, positionals } = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
     if (values.help) {
-      io.out(commandHelp(command));
+      io.out(json ? jsonText({ usage: `dma-heap ${command.usage}`, help: command.help }, 2) : commandHelp(command));
       return 0;
     }
     if (positionals.length && !command.positionals) throw new UsageError(`${command.name} takes no arguments, got ${positionals.join(' ')}`);
@@ -73,10 +78,10 @@ export async function main(argv: string[], io: Io = { out: (l) => process.stdout
   } catch (err) {
     const e = err as Error & { code?: string };
     if (err instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`dma-heap ${command.name}: ${e.message}\nusage: dma-heap ${command.usage}`);
+      io.err(`dma-heap ${command.name}: ${shown(e.message)}\nusage: dma-heap ${command.usage}`);
       return 2;
     }
-    io.err(`dma-heap ${command.name}: ${e.message}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);
+    io.err(`dma-heap ${command.name}: ${shown(e.message)}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);
     return 1;
   }
 }
