@@ -54,7 +54,7 @@ and exits 0: for testing a consumer, or to watch it in 'dma-heap dump <pid>'.`,
       } else {
         io.out(
           `allocated ${formatSize(report.size)} (${report.size} bytes) from ${heap.backend} heap ${shown(heap.name)}: ` +
-            `fd ${report.fd}, tier ${report.tier}, exporter ${shown(report.exporter)}, name ${report.name === undefined ? '(none)' : `'${shown(report.name)}'`}, ino ${report.ino}, pid ${report.pid}`,
+            `fd ${report.fd}, tier ${report.tier}, exporter ${shown(report.exporter)}, name ${report.name === undefined ? '(none)' : shown(report.name)}, ino ${report.ino}, pid ${report.pid}`,
         );
         if (heap.fallbackReason) io.out(`(the software framework serves it: ${heap.fallbackReason})`);
       }
