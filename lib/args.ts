@@ -117,6 +117,13 @@ export function validateArray(value: unknown, what: string, expected: string): a
   if (types.isProxy(value) || !Array.isArray(value)) throw invalidArgType(what, expected, value);
 }
 
+/** An AbortSignal option, or undefined. A Proxy is refused before instanceof could run (or, revoked, throw in) its traps. */
+export function validateAbortSignal(value: unknown, what: string): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  if (types.isProxy(value) || !(value instanceof AbortSignal)) throw invalidArgType(what, 'an instance of AbortSignal', value);
+  return value;
+}
+
 /** An integer option within [min, max]. */
 export function validateInteger(value: unknown, what: string, min: number, max: number): number {
   if (typeof value !== 'number') throw invalidArgType(what, 'of type number', value);

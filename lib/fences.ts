@@ -5,7 +5,7 @@
  * pollNow (one poll that never waits) and pollWait (readiness through the event loop:
  * uv_poll on the real kernel, fence callbacks in the software framework).
  */
-import { invalidArgType, outOfRange, validateOptions } from './args';
+import { invalidArgType, outOfRange, validateAbortSignal, validateOptions } from './args';
 import { DmaHeapError } from './errors';
 import { POLLIN, POLLOUT } from './fence-uapi';
 import type { Kernel } from './kernel';
@@ -52,9 +52,7 @@ export function eventsFor(access: CpuAccess | 'read' | 'write'): number {
  */
 export function validateWait(options: unknown): WaitOptions {
   const { signal, timeout } = validateOptions(options as WaitOptions | undefined, ['signal', 'timeout'], 'options');
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
-  }
+  validateAbortSignal(signal, 'options.signal');
   if (timeout !== undefined && typeof timeout !== 'number') throw invalidArgType('options.timeout', 'of type number', timeout);
   if (timeout !== undefined && !(timeout >= 0)) {
     throw outOfRange('options.timeout', 'a number of ms >= 0 (Infinity: no timeout)', timeout);

@@ -1,7 +1,8 @@
-import type { DmaBuf } from './dmabuf';
+import { types } from 'node:util';
+import { DmaBuf } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
-import { invalidArgType, outOfRange, validateBoolean, validateInteger } from './args';
+import { invalidArgType, outOfRange, validateAbortSignal, validateBoolean, validateInteger } from './args';
 import { nativeKernel } from './chooser';
 import { hostPageSize } from './framework';
 import { pageAlign } from './uapi';
@@ -197,11 +198,13 @@ export class BufferPool {
   constructor(source: BufferSource, options: BufferPoolOptions) {
     options = validateOptions(options, POOL_OPTIONS);
     this.#source = source;
-    const len = validateSize(options.size);
     const initial = count(options.count, 'count', 0);
-    this.max = count(options.max ?? Math.max(initial, 1), 'max', Math.max(initial, 1));
-    if (options.name !== undefined) this.#name = validateBufferName(options.name);
+    // null is no default: only a missing option is
+    this.max = count(options.max === undefined ? Math.max(initial, 1) : options.max, 'max', Math.max(initial, 1));
+    if (options.name !== undefined) this.#name = validateBufferName(options.name, 'options.name');
     this.zeroOnRelease = validateBoolean(options.zeroOnRelease, 'options.zeroOnRelease', false);
+    // every option's type before the size's one semantic rule (no more than RAM: ENOMEM)
+    const len = validateSize(options.size);
     // what the heap will make, known before any buffer is (count may be 0): the stats count it
     const page = source.pageSize === undefined ? (nativeKernel()?.pageSize ?? hostPageSize(null)) : validateInteger(source.pageSize, 'source.pageSize', 1, 2 ** 30);
     const rounded = pageAlign(len, page);
@@ -307,8 +310,7 @@ export class BufferPool {
 
   /** Like acquire(), but waits (first come, first served) while all `max` buffers are in use. */
   async acquireAsync(options?: AcquireOptions): Promise<PooledBuffer> {
-    const signal = validateOptions(options, ACQUIRE_OPTIONS).signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+    const signal = validateAbortSignal(validateOptions(options, ACQUIRE_OPTIONS).signal, 'options.signal');
     if (signal?.aborted) throw abortError(signal);
     if (this.#closed) throw closedError();
     if (!this.#waiters.length) {
@@ -360,13 +362,15 @@ export class BufferPool {
    * buffer is freed instead of kept.
    */
   release(item: PooledBuffer | DmaBuf): void {
-    if (item instanceof PooledBuffer) {
+    if (!types.isProxy(item) && item instanceof PooledBuffer) {
       const owner = PooledBuffer.poolOf(item);
       if (owner === null) throw released();
       if (owner !== this) throw foreign('a buffer from another pool');
       item.release();
       return;
     }
+    // a Proxy is refused before instanceof could run its traps
+    if (types.isProxy(item) || !(item instanceof DmaBuf)) throw invalidArgType('item', 'an instance of PooledBuffer or DmaBuf', item);
     const turn = this.#inUse.get(item);
     if (turn === undefined) throw this.#maps.has(item) ? released() : foreign('a buffer this pool did not hand out');
     this.#return(item, turn);

@@ -90,6 +90,15 @@ function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?:
   return buf;
 }
 
+/** allocShareable's option values (the keys were checked): the heap's name and the tiers to try */
+function checkShareable(options: ShareableOptions): { heapName: string; order: Tier[] } {
+  if (options.name !== undefined) validateBufferName(options.name, 'options.name');
+  validateBoolean(options.cloexec, 'options.cloexec', true);
+  validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
+  const heapName = options.heap === undefined ? 'system' : validateHeapName(options.heap, 'options.heap');
+  return { heapName, order: tierOrder(options) };
+}
+
 /**
  * A buffer others can share, from the strongest tier that serves here:
  * a dma-heap, then udmabuf (a memfd made into a real dma-buf), then a plain memfd
@@ -98,11 +107,7 @@ function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?:
  */
 export function allocShareable(size: number | bigint, options?: ShareableOptions): DmaBuf {
   options = validateOptions(options, SHAREABLE_OPTIONS);
-  if (options.name !== undefined) validateBufferName(options.name, 'options.name');
-  validateBoolean(options.cloexec, 'options.cloexec', true);
-  validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
-  const heapName = options.heap === undefined ? 'system' : validateHeapName(options.heap, 'options.heap');
-  const order = tierOrder(options);
+  const { heapName, order } = checkShareable(options);
   // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
   validateSize(size);
   const reasons: string[] = [];
@@ -139,5 +144,7 @@ export function createShareablePool(options: BufferPoolOptions & Omit<ShareableO
   if (requireDmaBuf !== undefined) shareable.requireDmaBuf = requireDmaBuf;
   if (heap !== undefined) shareable.heap = heap;
   if (cloexec !== undefined) shareable.cloexec = cloexec;
+  // checked now, not at the first allocation (which count: 0 puts off)
+  checkShareable(shareable);
   return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, pool);
 }
