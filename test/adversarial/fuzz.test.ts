@@ -19,6 +19,8 @@ import { types } from 'node:util';
 import {
   addonStatus,
   allocShareable,
+  BufferPool,
+  createShareablePool,
   DmaBuf,
   DmaBufChannel,
   DmaBufServer,
@@ -29,7 +31,10 @@ import {
   listHeaps,
   openContiguousHeap,
   openHeap,
+  PooledBuffer,
+  SoftwareFenceSource,
   spawnWithBuffers,
+  SyncFile,
 } from '../../lib';
 import {
   ARG_CODES,
@@ -369,6 +374,156 @@ const TARGETS: Target[] = [
       }
     },
   },
+  // Pools (issue 17): every option of every pool function, and what release() is handed
+  {
+    name: 'heap.createPool',
+    input(c) {
+      const [o, ok] = opts(
+        c,
+        { size: 'size', count: 'int', max: 'int', name: 'string', zeroOnRelease: 'bool', cloexec: 'bool' },
+        { size: valid.size(c), count: () => c.rng.pick([0, 1, 2]), max: () => c.rng.pick([2, 3]), name: valid.name(c), zeroOnRelease: valid.bool(c), cloexec: valid.bool(c) },
+      );
+      return { args: [o], ok: ok && o !== undefined && o !== null };
+    },
+    call: (c, [o]) => c.heap.createPool(o as never),
+  },
+  {
+    name: 'createShareablePool',
+    input(c) {
+      const [o, ok] = opts(
+        c,
+        { size: 'size', count: 'int', max: 'int', zeroOnRelease: 'bool', tiers: 'any', requireDmaBuf: 'bool', heap: 'string', cloexec: 'bool' },
+        {
+          size: valid.size(c),
+          count: () => c.rng.pick([0, 1]),
+          max: () => 2,
+          zeroOnRelease: valid.bool(c),
+          tiers: () => c.rng.pick([['memfd'], ['js'], ['memfd', 'js']]),
+          requireDmaBuf: () => false,
+          heap: () => 'system',
+          cloexec: valid.bool(c),
+        },
+        (x) => dataValue(x, 'tiers') === undefined || isArrayOf(dataValue(x, 'tiers'), (t) => typeof t === 'string'),
+      );
+      return { args: [o], ok: ok && o !== undefined && o !== null };
+    },
+    call: (_c, [o]) => createShareablePool(o as never),
+  },
+  {
+    name: 'pool.acquireAsync',
+    input(c) {
+      const [o, ok] = opts(c, { signal: 'any' }, { signal: () => new AbortController().signal }, (x) => {
+        const v = dataValue(x, 'signal');
+        return v === undefined || (!types.isProxy(v) && v instanceof AbortSignal);
+      });
+      return { args: [o], ok };
+    },
+    async call(c, [o]) {
+      using pool = c.heap.createPool({ size: 4096, count: 1 });
+      const first = await pool.acquireAsync(o as never);
+      first.release();
+      expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1, waiting: 0 });
+    },
+  },
+  {
+    name: 'pool.release',
+    input(c) {
+      const [item, ok] = arg(c, 'any', () => c.buf);
+      return { args: [item], ok: !types.isProxy(item) && (item instanceof DmaBuf || item instanceof PooledBuffer) };
+    },
+    call(c, [item]) {
+      using pool = c.heap.createPool({ size: 4096, count: 1 });
+      const lease = pool.acquire();
+      try {
+        pool.release(item as DmaBuf);
+      } finally {
+        lease.release();
+      }
+    },
+  },
+  // Fence waits and sync_files (issue 17)
+  ...(['idle', 'cpuAccessAsync'] as const).map<Target>((method) => ({
+    name: `buf.${method}`,
+    input(c) {
+      const [access, okA] = arg(c, 'access', () => c.rng.pick(['read', 'write', 'readwrite']), method === 'idle');
+      const [o, okO] = opts(
+        c,
+        { signal: 'any', timeout: 'int' },
+        { signal: () => new AbortController().signal, timeout: () => c.rng.pick([0, 10, 2 ** 31, Infinity]) },
+        (x) => {
+          const v = dataValue(x, 'signal');
+          return v === undefined || (!types.isProxy(v) && v instanceof AbortSignal);
+        },
+      );
+      return { args: [access, o], ok: okA && okO };
+    },
+    call(c, [access, o]) {
+      // nothing pending on the fixture: a valid wait resolves at once, whatever its timeout
+      if (method === 'idle') return c.buf.idle(access as never, o as never);
+      return c.buf.cpuAccessAsync(access as never, () => 1, o as never);
+    },
+  })),
+  {
+    name: 'buf.exportSyncFile+importSyncFile',
+    input(c) {
+      const [exp, okE] = arg(c, 'access', () => c.rng.pick(['read', 'write', 'readwrite']), true);
+      const [imp, okI] = arg(c, 'access', () => c.rng.pick(['read', 'write']));
+      return { args: [exp, imp], ok: okE && okI };
+    },
+    call(c, [exp, imp]) {
+      using sf = c.buf.exportSyncFile(exp as never);
+      c.buf.importSyncFile(sf, imp as never);
+    },
+  },
+  {
+    name: 'SyncFile.fromFd',
+    input(c) {
+      const [fd, okFd] = arg(c, 'fd', () => (c.rng.chance(0.5) ? ownFd(c) : -1));
+      const [o, okO] = opts(c, { dup: 'bool', framework: 'any' }, { dup: () => true, framework: () => c.fw }, FW_CLASS);
+      return { args: [fd, o], ok: okFd && okO };
+    },
+    call(c, [fd, o]) {
+      // a sync_file of the fixture's framework, half the time, so the success path is fuzzed too
+      if (fd === -1) {
+        using sf = c.buf.exportSyncFile('read');
+        return SyncFile.fromFd(sf.fd, o as never);
+      }
+      return SyncFile.fromFd(fd as number, o as never);
+    },
+  },
+  {
+    name: 'syncFile.wait',
+    input(c) {
+      const [o, ok] = opts(c, { signal: 'any', timeout: 'int' }, { signal: () => new AbortController().signal, timeout: () => c.rng.pick([0, 2 ** 31, Infinity]) }, (x) => {
+        const v = dataValue(x, 'signal');
+        return v === undefined || (!types.isProxy(v) && v instanceof AbortSignal);
+      });
+      return { args: [o], ok };
+    },
+    async call(c, [o]) {
+      using sf = c.buf.exportSyncFile('read');
+      await sf.wait(o as never);
+    },
+  },
+  {
+    name: 'new SoftwareFenceSource+attach+signalAfter',
+    input(c) {
+      const [fw, okF] = arg(c, 'any', () => c.fw);
+      const [o, okO] = opts(c, { name: 'string', timeout: 'int' }, { name: () => 'fuzz', timeout: () => c.rng.pick([0, 10_000, 2 ** 31]) });
+      const [access, okA] = arg(c, 'access', () => c.rng.pick(['read', 'write']));
+      const [ms, okM] = arg(c, 'int', () => c.rng.pick([0, 1, 2 ** 31]));
+      return { args: [fw, o, access, ms], ok: !types.isProxy(fw) && fw instanceof Framework && okO && okA && okM };
+    },
+    call(c, [fw, o, access, ms]) {
+      const source = new SoftwareFenceSource(fw as Framework, o as never);
+      const fence = source.attach(c.buf, access as never);
+      try {
+        fence.signalAfter(ms as number);
+      } finally {
+        fence.signal(); // the fixture must be idle for the next input
+      }
+    },
+  },
   {
     name: 'new Framework',
     input(c) {
@@ -416,7 +571,7 @@ async function release(r: unknown): Promise<void> {
     for (const x of r) await release(x);
     return;
   }
-  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel) r.close();
+  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel || r instanceof BufferPool || r instanceof SyncFile) r.close();
   else if (r instanceof DmaBufServer) {
     r.close();
   }
