@@ -294,8 +294,19 @@ export class BufferPool {
     if (this.#closed) throw closedError();
     const buf = this.#takeIdle();
     if (buf) return this.#lease(buf);
-    if (this.total >= this.max) return null;
+    if (this.#full()) return null;
     return this.#lease(this.#adopt(this.#source.alloc(this.#size, this.#allocOptions())));
+  }
+
+  /**
+   * Whether the pool holds `max` buffers. Only then does it look for in-use buffers their user
+   * closed (their handle ended; nobody may release them any more) and drop them, so a closed
+   * buffer never holds a slot a new one could take; the common path pays nothing for it.
+   */
+  #full(): boolean {
+    if (this.total < this.max) return false;
+    for (const [buf, turn] of this.#inUse) if (buf.closed) this.#return(buf, turn);
+    return this.total >= this.max;
   }
 
   /** An idle buffer, or a new one while fewer than `max` exist; else ERR_DMA_HEAP_POOL_EXHAUSTED. */
@@ -316,7 +327,7 @@ export class BufferPool {
     if (!this.#waiters.length) {
       const buf = this.#takeIdle();
       if (buf) return this.#lease(buf);
-      if (this.total < this.max) return this.#grow();
+      if (!this.#full()) return this.#grow();
     }
     return new Promise<PooledBuffer>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, signal };

@@ -215,3 +215,30 @@ describe.each(backends())('what the pool cannot prevent: $label', (backend) => {
     expect(viewA.length).toBe(0);
   });
 });
+
+describe.each(backends())('a closed buffer holds no slot: $label', (backend) => {
+  test('closed by its user while leased, its handle never touched again: the next acquire() gets a new buffer', async () => {
+    const before = openFds();
+    {
+      using heap = openHeap('system', backend.options());
+      using pool = heap.createPool({ size: heap.pageSize, count: 1 });
+      const lease = pool.acquire();
+      lease.buffer.close(); // and the handle is left alone: nothing tells the pool
+      using next = pool.acquire(); // was ERR_DMA_HEAP_POOL_EXHAUSTED: the closed buffer kept the slot
+      next.bytes.fill(FRAME);
+      expect(pool.stats()).toMatchObject({ inUse: 1, total: 1 });
+      expect(() => lease.bytes).toThrow(RELEASED);
+      expect(() => pool.acquire()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_EXHAUSTED' }));
+    }
+    expect(await gcUntil(() => newFds(before).length === 0)).toBe(true);
+  });
+
+  test('the same through acquireAsync: it grows instead of waiting for a release that cannot come', async () => {
+    using heap = openHeap('system', backend.options());
+    using pool = heap.createPool({ size: heap.pageSize, count: 1 });
+    pool.acquire().buffer.close();
+    using next = await pool.acquireAsync({ signal: AbortSignal.timeout(5000) });
+    expect(next.released).toBe(false);
+    expect(pool.stats()).toMatchObject({ inUse: 1, total: 1, waiting: 0 });
+  });
+});
