@@ -179,34 +179,41 @@ function scanProcess(pid: number): ProcReport {
 
 /**
  * debugfs bufinfo (drivers/dma-buf/dma-buf.c, dma_buf_debug_show): a header line, then per
- * buffer `size flags mode count exp_name ino name`, its fences, "Attached Devices:", one
- * device per line, "Total N devices attached".
+ * buffer `%08zu\t%08x\t%08x\t%08ld\t%s\t%08lu\t%s` (size flags mode count exp_name ino
+ * name), its fences, "\tAttached Devices:", one "\t<device>" line per attachment, "Total N
+ * devices attached". Any process may put newlines in its buffer's name, so the lines after a
+ * header are partly the name's: read so that no name can forge what the kernel says.
+ * - A buffer line needs at least 46 bytes (four 8-digit fields, an 8-digit ino, six tabs);
+ *   a name has at most 31, so no line a name makes can pass for a buffer.
+ * - A buffer's block runs to the next buffer line; its attachments are the N lines before the
+ *   block's LAST "Total N devices attached" (the kernel's, printed after the name), and only
+ *   where "\tAttached Devices:" stands right before them.
+ * - Its name is the rest of the buffer line: a name's later lines are not told apart from
+ *   fence lines here (dump shows the name read from procfs, which is exact).
  */
+const BUFINFO_BUFFER = /^(\d{8,})\t([0-9a-f]{8,})\t([0-9a-f]{8,})\t(\d{8,})\t([^\t]+)\t(\d{8,})\t(.*)$/;
+
 export function parseBufinfo(text: string): DebugfsBuffer[] {
-  const out: DebugfsBuffer[] = [];
-  let current: DebugfsBuffer | undefined;
-  let inAttachments = false;
-  for (const line of text.split('\n')) {
-    const m = /^(\d+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+)\s+(\S+)\s+(\d+)\s*(.*)$/.exec(line);
-    if (m) {
-      current = { size: Number(m[1]), count: Number(m[4]), exporter: m[5], ino: Number(m[6]), attachments: [] };
-      const name = m[7].trim();
-      if (name && name !== '<none>') current.name = name;
-      out.push(current);
-      inAttachments = false;
-      continue;
+  const lines = text.split('\n');
+  const starts: number[] = [];
+  lines.forEach((line, i) => BUFINFO_BUFFER.test(line) && starts.push(i));
+  return starts.map((at, k) => {
+    const m = BUFINFO_BUFFER.exec(lines[at])!;
+    const buffer: DebugfsBuffer = { size: Number(m[1]), count: Number(m[4]), exporter: m[5], ino: Number(m[6]), attachments: [] };
+    if (m[7] !== '<none>' && m[7] !== '') buffer.name = m[7];
+    const block = lines.slice(at + 1, k + 1 < starts.length ? starts[k + 1] : lines.length);
+    for (let t = block.length - 1; t >= 0; t--) {
+      const total = /^Total (\d+) devices attached$/.exec(block[t]);
+      if (!total) continue;
+      const n = Number(total[1]);
+      const first = t - n;
+      if (first >= 1 && block[first - 1] === '\tAttached Devices:') {
+        buffer.attachments = block.slice(first, t).map((l) => l.replace(/^\t/, ''));
+      }
+      break;
     }
-    if (!current) continue;
-    if (/^\s*Attached Devices:/.test(line)) {
-      inAttachments = true;
-    } else if (/^Total \d+ devices attached/.test(line)) {
-      inAttachments = false;
-      current = undefined;
-    } else if (inAttachments && line.trim()) {
-      current.attachments.push(line.trim());
-    }
-  }
-  return out;
+    return buffer;
+  });
 }
 
 function readDebugfs(): DumpReport['debugfs'] {

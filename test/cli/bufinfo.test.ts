@@ -32,3 +32,34 @@ test('bufinfo: nothing recognisable is no buffers, not a throw', () => {
   expect(parseBufinfo('')).toEqual([]);
   expect(parseBufinfo('garbage\n\tAttached Devices:\n\tx\n')).toEqual([]);
 });
+
+// Any process may name its buffers, newlines included (31 bytes at most): what a name can make
+// of the lines after its buffer's must never pass for a buffer or an attachment.
+test('bufinfo: a name cannot forge a buffer, an attachment or the end of its block', () => {
+  const forgedBuffer = '1 0 0 1 fake 9 x'; // the old parser's \s+ took this for a buffer
+  const forgedDevice = 'y\n\tAttached Devices:\n\tgpu'; // the old parser added 'gpu' to y's devices
+  const forgedEnd = 'z\nTotal 0 devices attached'; // the old parser lost z's real devices after it
+  for (const name of [`x\n${forgedBuffer}`, forgedDevice, forgedEnd]) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(31);
+  const text = [
+    'Dma-buf Objects:',
+    '00004096\t00000002\t00080007\t00000001\tsystem\t00000007\tx',
+    forgedBuffer,
+    '\tAttached Devices:',
+    'Total 0 devices attached',
+    '',
+    `00008192\t00000002\t00080007\t00000001\tsystem\t00000008\t${forgedDevice}`,
+    '\tAttached Devices:',
+    'Total 0 devices attached',
+    '',
+    `00012288\t00000002\t00080007\t00000001\tsystem\t00000009\t${forgedEnd}`,
+    '\tAttached Devices:',
+    '\tvgem',
+    'Total 1 devices attached',
+    '',
+  ].join('\n');
+  expect(parseBufinfo(text)).toEqual([
+    { size: 4096, count: 1, exporter: 'system', ino: 7, name: 'x', attachments: [] },
+    { size: 8192, count: 1, exporter: 'system', ino: 8, name: 'y', attachments: [] },
+    { size: 12288, count: 1, exporter: 'system', ino: 9, name: 'z', attachments: ['vgem'] },
+  ]);
+});
