@@ -60,6 +60,8 @@ export class DmaBuf {
   readonly heap?: string;
   readonly #kernel: Kernel;
   #view?: Uint8Array;
+  /** who is told once this handle is closed (its pool): one slot, set by the owner */
+  #onClose?: (buf: DmaBuf) => void;
 
   static {
     addHandleReader((h) => (#kernel in h ? { kind: 'dma-buf', kernel: (h as DmaBuf).#kernel, fd: (h as DmaBuf).#fd, open: (h as DmaBuf).#fd >= 0 } : undefined));
@@ -170,6 +172,8 @@ export class DmaBuf {
     // isView first: instanceof would run a Proxy's getPrototypeOf trap
     if (!(ArrayBuffer.isView(data) && data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer', data);
     const r = validateRange(offset, data.length, this.size);
+    // nothing to copy (a detached array reads as empty too, and set() would throw on it)
+    if (r.length === 0) return;
     const view = this.#mapped();
     try {
       if (view) view.set(data, r.offset);
@@ -407,7 +411,9 @@ export class DmaBuf {
   /** Unmap (detaching every view) and close the fd. Idempotent. */
   close(): void {
     const taken = this.#take();
-    if (taken) this.#kernel.closeMapped(taken.fd, taken.view);
+    if (!taken) return;
+    this.#kernel.closeMapped(taken.fd, taken.view);
+    this.#closedNow();
   }
 
   /**
@@ -418,7 +424,22 @@ export class DmaBuf {
    */
   closeAsync(): Promise<void> {
     const taken = this.#take();
-    return taken ? this.#kernel.closeMappedAsync(taken.fd, taken.view) : Promise.resolve();
+    if (!taken) return Promise.resolve();
+    const closing = this.#kernel.closeMappedAsync(taken.fd, taken.view);
+    this.#closedNow();
+    return closing;
+  }
+
+  /** tell the owner, once: its own bookkeeping may not wait for the handle's next use */
+  #closedNow(): void {
+    const hook = this.#onClose;
+    this.#onClose = undefined;
+    hook?.(this);
+  }
+
+  /** @internal: `hook` runs once this handle is closed (a pool takes back the slot at once) */
+  static onClose(buf: DmaBuf, hook: (buf: DmaBuf) => void): void {
+    buf.#onClose = hook;
   }
 
   #take(): { fd: number; view: Uint8Array | undefined } | undefined {

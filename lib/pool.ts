@@ -193,6 +193,7 @@ export class BufferPool {
   readonly #self = new WeakRef(this);
   /** acquireAsync() allocations under way */
   #making = 0;
+  #refilling = false;
   #closed = false;
 
   constructor(source: BufferSource, options: BufferPoolOptions) {
@@ -213,8 +214,8 @@ export class BufferPool {
     try {
       for (let i = 0; i < initial; i++) this.#idle.push(this.#adopt(this.#source.alloc(this.#size, this.#allocOptions())));
     } catch (err) {
-      for (const buf of this.#idle) buf.close();
-      this.#idle.length = 0;
+      // taken off the list first: each close tells #closedByUser, which edits the list
+      for (const buf of this.#idle.splice(0)) buf.close();
       this.#maps.clear();
       throw err;
     }
@@ -238,8 +239,25 @@ export class BufferPool {
     }
     // a heap that rounds further than pages (some vendors' do): report what a buffer really is
     if (buf.size > this.#size) this.#size = buf.size;
+    DmaBuf.onClose(buf, this.#closedByUser);
     return buf;
   }
+
+  /**
+   * A buffer of ours was closed by its user (the pool's own closes happen after the buffer left
+   * its books): in use, it goes back at once (its handle ends, a waiter may grow the pool in its
+   * place); idle, it leaves the idle list. Stats never count it, and no waiter waits on it.
+   */
+  readonly #closedByUser = (buf: DmaBuf): void => {
+    if (this.#closed) return;
+    const turn = this.#inUse.get(buf);
+    if (turn) return this.#return(buf, turn);
+    const i = this.#idle.indexOf(buf);
+    if (i >= 0) {
+      this.#idle.splice(i, 1);
+      this.#maps.delete(buf);
+    }
+  };
 
   get closed(): boolean {
     return this.#closed;
@@ -294,19 +312,8 @@ export class BufferPool {
     if (this.#closed) throw closedError();
     const buf = this.#takeIdle();
     if (buf) return this.#lease(buf);
-    if (this.#full()) return null;
+    if (this.total >= this.max) return null;
     return this.#lease(this.#adopt(this.#source.alloc(this.#size, this.#allocOptions())));
-  }
-
-  /**
-   * Whether the pool holds `max` buffers. Only then does it look for in-use buffers their user
-   * closed (their handle ended; nobody may release them any more) and drop them, so a closed
-   * buffer never holds a slot a new one could take; the common path pays nothing for it.
-   */
-  #full(): boolean {
-    if (this.total < this.max) return false;
-    for (const [buf, turn] of this.#inUse) if (buf.closed) this.#return(buf, turn);
-    return this.total >= this.max;
   }
 
   /** An idle buffer, or a new one while fewer than `max` exist; else ERR_DMA_HEAP_POOL_EXHAUSTED. */
@@ -327,7 +334,7 @@ export class BufferPool {
     if (!this.#waiters.length) {
       const buf = this.#takeIdle();
       if (buf) return this.#lease(buf);
-      if (!this.#full()) return this.#grow();
+      if (this.total < this.max) return this.#deliver(this.#grow(), signal);
     }
     return new Promise<PooledBuffer>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, signal };
@@ -340,6 +347,29 @@ export class BufferPool {
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
       this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * A growth's lease for a caller that may abort meanwhile: the abort rejects at once, and the
+   * buffer, once made, goes back to the pool (a waiter behind may take it) instead of to nobody.
+   */
+  #deliver(growing: Promise<PooledBuffer>, signal: AbortSignal | undefined): Promise<PooledBuffer> {
+    if (!signal) return growing;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      growing.then(
+        (lease) => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) lease.release();
+          else resolve(lease);
+        },
+        (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err); // a no-op once aborted
+        },
+      );
     });
   }
 
@@ -415,10 +445,23 @@ export class BufferPool {
    * the pool is below max with nothing under way.
    */
   #refill(): void {
+    // A source without allocAsync fails inside #grow's synchronous part, whose catch refills
+    // again: that nested call only asks this loop to go on (recursion per waiter overflowed
+    // the stack at ~10^4 waiters).
+    if (this.#refilling) return;
+    this.#refilling = true;
+    try {
+      this.#refillLoop();
+    } finally {
+      this.#refilling = false;
+    }
+  }
+
+  #refillLoop(): void {
     while (!this.#closed && this.#waiters.length && this.total < this.max) {
       const waiter = this.#waiters.shift()!;
       this.#settle(waiter);
-      this.#grow().then(waiter.resolve, waiter.reject);
+      this.#deliver(this.#grow(), waiter.signal).then(waiter.resolve, waiter.reject);
     }
   }
 

@@ -346,6 +346,62 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     for (const r of [b, c]) (r as { v: PooledBuffer }).v.release();
   });
 
+  test('a waiter already queued when the in-use buffer is closed gets a new buffer (it waited for a release that could not come)', async () => {
+    using heap = openHeap('system', backend.options());
+    using pool = heap.createPool({ size: PAGE, count: 1 });
+    const held = pool.acquire();
+    const waiting = pool.acquireAsync({ signal: AbortSignal.timeout(5000) });
+    expect(pool.stats()).toMatchObject({ waiting: 1, inUse: 1 });
+    held.buffer.close(); // nothing else: the handle is never touched again
+    using next = await waiting;
+    expect(next.released).toBe(false);
+    expect(pool.stats()).toMatchObject({ waiting: 0, inUse: 1, total: 1, idle: 0 });
+    expect(held.released).toBe(true);
+  });
+
+  test('stats never count a buffer its user closed, in use or idle', () => {
+    using heap = openHeap('system', backend.options());
+    using pool = heap.createPool({ size: PAGE, count: 2, max: 3 });
+    const a = pool.acquire();
+    a.buffer.close();
+    expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1, total: 1 });
+    const b = pool.acquire();
+    const idleBuffer = b.buffer;
+    b.release();
+    idleBuffer.close(); // a kept DmaBuf, closed while idle
+    expect(pool.stats()).toMatchObject({ inUse: 0, idle: 0, total: 0 });
+  });
+
+  test('an abort during a growth rejects at once; the buffer, once made, goes back to the pool', async () => {
+    using heap = openHeap('system', backend.options());
+    let finish!: () => void;
+    const slow = {
+      alloc: (size: number | bigint) => heap.alloc(size),
+      allocAsync: (size: number | bigint) => new Promise<ReturnType<typeof heap.alloc>>((resolve) => (finish = () => resolve(heap.alloc(size)))),
+    };
+    using pool = new BufferPool(slow, { size: PAGE, count: 0, max: 1 });
+    const ac = new AbortController();
+    const growing = pool.acquireAsync({ signal: ac.signal });
+    ac.abort();
+    await expect(growing).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    finish();
+    await new Promise((r) => setImmediate(r));
+    expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1, total: 1 });
+  });
+
+  test('tens of thousands of waiters behind a source that then fails: each gets the typed error, the stack never overflows', async () => {
+    using heap = openHeap('system', backend.options());
+    const enomem = () => Object.assign(new Error('ENOMEM: cannot allocate memory'), { code: 'ENOMEM' });
+    // no allocAsync: every growth fails inside its synchronous part, which refilled recursively
+    let made = 0;
+    using pool = new BufferPool({ alloc: (size) => (made++ === 0 ? heap.alloc(size) : (() => { throw enomem(); })()) }, { size: PAGE, count: 1 });
+    const held = pool.acquire();
+    const waiters = Array.from({ length: 30000 }, () => pool.acquireAsync().then(() => 'ok', (e: { code?: string }) => e.code ?? String(e)));
+    held.buffer.close(); // its slot comes back: every waiter tries to grow, and fails
+    expect(new Set(await Promise.all(waiters))).toEqual(new Set(['ENOMEM']));
+    expect(pool.stats()).toMatchObject({ waiting: 0, total: 0 });
+  });
+
   test('a failing allocation at creation frees the buffers already made', () => {
     using heap = openHeap('system', backend.options());
     let n = 0;
