@@ -78,19 +78,21 @@ export function waitReady(kernel: Kernel, fd: number, events: number, options: W
   return new Promise<void>((resolve, reject) => {
     let timer: LongTimer | undefined;
     let handle: PollHandle | undefined;
-    const done = (err: unknown) => {
+    // failed says how it ended, not err's truthiness: abort(0), abort('') or abort(null) give
+    // a falsy reason, and a wait they end must still reject
+    const done = (failed: boolean, err?: unknown) => {
       handle?.stop();
       timer?.clear();
       signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
+      if (failed) reject(err);
       else resolve();
     };
-    const onAbort = () => done(signal?.reason);
+    const onAbort = () => done(true, signal?.reason);
     try {
       handle = kernel.pollWait(fd, events, (err, revents) => {
-        if (err) done(err);
-        else if (revents & events) done(null);
-        else done(new DmaHeapError('EIO', 'poll', { message: `${what}: poll reported 0x${revents.toString(16)}` }));
+        if (err) done(true, err);
+        else if (revents & events) done(false);
+        else done(true, new DmaHeapError('EIO', 'poll', { message: `${what}: poll reported 0x${revents.toString(16)}` }));
       });
     } catch (e) {
       reject(e);
@@ -99,7 +101,7 @@ export function waitReady(kernel: Kernel, fd: number, events: number, options: W
     signal?.addEventListener('abort', onAbort, { once: true });
     if (timeout !== undefined && timeout !== Infinity) {
       timer = longTimeout(
-        () => done(new DmaHeapError('ETIMEDOUT', 'poll', { message: `${what}: still pending after ${timeout} ms` })),
+        () => done(true, new DmaHeapError('ETIMEDOUT', 'poll', { message: `${what}: still pending after ${timeout} ms` })),
         timeout,
       );
     }

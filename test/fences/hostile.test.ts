@@ -96,6 +96,18 @@ describe('a wait timeout is honoured to any length', () => {
     }
   }
 
+  for (const [name, wait] of waits) {
+    test(`${name}: an abort with a falsy reason (0, '', null, false, NaN) still rejects, with that reason`, async () => {
+      source.attach(buf, 'write');
+      for (const reason of [0, '', null, false, NaN]) {
+        const ac = new AbortController();
+        const p = wait(Infinity, ac.signal).then(() => 'resolved', (err: unknown) => ({ rejected: err }));
+        ac.abort(reason);
+        expect(await p).toEqual({ rejected: reason }); // was 'resolved': the fence still pending
+      }
+    });
+  }
+
   test('a short timeout still expires (ETIMEDOUT)', async () => {
     source.attach(buf, 'write');
     await expect(buf.idle('read', { timeout: 1 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
