@@ -56,7 +56,7 @@ and exits 0: for testing a consumer, or to watch it in 'dma-heap dump <pid>'.`,
           `allocated ${formatSize(report.size)} (${report.size} bytes) from ${heap.backend} heap ${shown(heap.name)}: ` +
             `fd ${report.fd}, tier ${report.tier}, exporter ${shown(report.exporter)}, name ${report.name === undefined ? '(none)' : shown(report.name)}, ino ${report.ino}, pid ${report.pid}`,
         );
-        if (heap.fallbackReason) io.out(`(the software framework serves it: ${heap.fallbackReason})`);
+        if (heap.fallbackReason) io.out(`(the software framework serves it: ${shown(heap.fallbackReason)})`);
       }
     } catch (err) {
       release();

@@ -191,7 +191,18 @@ function scanProcess(pid: number): ProcReport {
  * - Its name is the rest of the buffer line: a name's later lines are not told apart from
  *   fence lines here (dump shows the name read from procfs, which is exact).
  */
-const BUFINFO_BUFFER = /^(\d{8,})\t([0-9a-f]{8,})\t([0-9a-f]{8,})\t(\d{8,})\t([^\t]+)\t(\d{8,})\t(.*)$/;
+// the name field takes anything up to the newline: `.` stops at CR, U+2028 and U+2029, which a
+// name may hold, and a line that failed here merged its buffer into the one before
+const BUFINFO_BUFFER = /^(\d{8,})\t([0-9a-f]{8,})\t([0-9a-f]{8,})\t(\d{8,})\t([^\t\n]+)\t(\d{8,})\t([^\n]*)$/;
+
+/** The fd column: a few fds and a count past them. A process holding thousands of fds of one
+ *  buffer made one cell of every fd, and every row was padded to it: 42 MB of text for 3,000
+ *  fds (the whole list stays in --json). */
+export function fdList(fds: readonly number[]): string {
+  if (fds.length === 0) return '-';
+  return fds.length <= FDS_SHOWN ? fds.join(',') : `${fds.slice(0, FDS_SHOWN).join(',')},... (${fds.length} fds)`;
+}
+const FDS_SHOWN = 8;
 
 export function parseBufinfo(text: string): DebugfsBuffer[] {
   const lines = text.split('\n');
@@ -240,7 +251,7 @@ function readDebugfs(): DumpReport['debugfs'] {
 export function dumpReport(pids?: number[]): DumpReport {
   const explicit = pids !== undefined && pids.length > 0;
   const all = explicit
-    ? pids
+    ? [...new Set(pids)] // `dump P P` is P once: not two processes sharing every buffer
     : readdirSync('/proc')
         .filter((e) => /^\d+$/.test(e))
         .map(Number)
@@ -306,7 +317,7 @@ function printReport(r: DumpReport, out: (line: string) => void): void {
     const rows = [['fd', 'size', 'exporter', 'name', 'ino', 'mapped', '']];
     for (const b of p.buffers) {
       rows.push([
-        b.fds.length ? b.fds.join(',') : '-',
+        fdList(b.fds),
         formatSize(b.size),
         shown(b.exporter),
         b.name === undefined ? '' : shown(b.name),

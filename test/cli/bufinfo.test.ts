@@ -1,4 +1,4 @@
-import { parseBufinfo } from '../../lib/cli/dump';
+import { fdList, parseBufinfo } from '../../lib/cli/dump';
 
 // /sys/kernel/debug/dma_buf/bufinfo as Debian's 6.12.117 printed it in the VM (two system-heap
 // buffers), with a device attachment and a fence line added in the kernel's format
@@ -61,5 +61,30 @@ test('bufinfo: a name cannot forge a buffer, an attachment or the end of its blo
     { size: 4096, count: 1, exporter: 'system', ino: 7, name: 'x', attachments: [] },
     { size: 8192, count: 1, exporter: 'system', ino: 8, name: 'y', attachments: [] },
     { size: 12288, count: 1, exporter: 'system', ino: 9, name: 'z', attachments: ['vgem'] },
+  ]);
+});
+
+test('dump: the fd column shows a few fds and a count, not thousands (rows are padded to the widest)', () => {
+  expect(fdList([])).toBe('-');
+  expect(fdList([3, 4, 5])).toBe('3,4,5');
+  const many = Array.from({ length: 3001 }, (_, i) => i + 10);
+  expect(fdList(many)).toBe('10,11,12,13,14,15,16,17,... (3001 fds)');
+});
+
+test('bufinfo: a name holding CR, U+2028 or U+2029 keeps its buffer line (a regex `.` stops at them)', () => {
+  const text = [
+    '00004096\t00000002\t00080007\t00000001\tsystem\t00000007\tcr\rname',
+    '\tAttached Devices:',
+    'Total 0 devices attached',
+    '',
+    '00008192\t00000002\t00080007\t00000001\tsystem\t00000008\tsep\u2028\u2029',
+    '\tAttached Devices:',
+    '\tgpu0',
+    'Total 1 devices attached',
+    '',
+  ].join('\n');
+  expect(parseBufinfo(text)).toEqual([
+    { size: 4096, count: 1, exporter: 'system', ino: 7, name: 'cr\rname', attachments: [] },
+    { size: 8192, count: 1, exporter: 'system', ino: 8, name: 'sep\u2028\u2029', attachments: ['gpu0'] },
   ]);
 });
