@@ -71,10 +71,15 @@ export function validateAccess(access: unknown): CpuAccess {
   return access as CpuAccess;
 }
 
+/** String.prototype.isWellFormed (V8 11.1+: Node 20), without assuming the typings know it */
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
 /** dma-buf names: at most 31 bytes (DMA_BUF_NAME_LEN 32 with the NUL), no NUL inside. */
 export function validateBufferName(name: unknown, what = 'name'): string {
   if (typeof name !== 'string') throw invalidArgType(what, 'of type string', name);
   if (name.includes('\0')) throw invalidArgValue(what, name, 'must not contain NUL');
+  // a lone surrogate has no UTF-8: it would be set as U+FFFD and read back as another name
+  if (!isWellFormed(name)) throw invalidArgValue(what, name, 'must be well-formed UTF-16 (no lone surrogate)');
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes > 31) throw outOfRange(`${what} (UTF-8 bytes)`, "<= 31 (the kernel's DMA_BUF_NAME_LEN)", bytes);
   return name;

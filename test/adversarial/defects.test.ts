@@ -129,6 +129,17 @@ describe('issue 17: the software framework without a mapping', () => {
     }
   });
 
+  test('write() of an empty or detached Uint8Array writes nothing and throws nothing (a bare TypeError before)', () => {
+    using heap = openHeap('system', { backend: 'software' });
+    using buf = heap.alloc(4096);
+    const detached = new Uint8Array(16);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    expect(() => buf.write(detached)).not.toThrow();
+    expect(() => buf.write(new Uint8Array(0), 4096)).not.toThrow();
+    buf.bytes(); // mapped: the other path
+    expect(() => buf.write(detached, 10)).not.toThrow();
+  });
+
   // V8 11 (Node 20) bounds a Uint8Array, and so the JS tier's buffers, at 2^32 bytes.
   (withAddon ? test.skip : test)(`JS memory refuses a buffer past buffer.constants.MAX_LENGTH with ENOMEM that says so${withAddon ? ' [skipped: the addon is loaded, so the framework uses memfds]' : ''}`, () => {
     const fw = new Framework({ cma: { size: 0 } });

@@ -46,6 +46,17 @@ describe.each(backends())('CPU access, names and info: $label', (backend) => {
     );
   });
 
+  test('a name reads back exactly as set; one UTF-8 cannot hold (a lone surrogate) is refused, not changed', () => {
+    using h = heap();
+    using buf = h.alloc(4096);
+    for (const name of [' padded ', 'line\nbreak', 'cr\r', '\t', 'é€😀']) {
+      buf.setName(name);
+      expect(buf.info().name).toBe(name);
+    }
+    expect(() => buf.setName('\udc80')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(buf.info().name).toBe('é€😀');
+  });
+
   test('setName shows in info(); 31 bytes fit, 32 do not', () => {
     using h = heap();
     using buf = h.alloc(4096);
