@@ -1,6 +1,7 @@
 import { chooseContiguousHeap, chooseHeap, CONTIGUOUS_HEAP_NAMES, kernelsFor, type KernelOptions } from './chooser';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
+import { closest } from './suggest';
 import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
 import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
 import {
@@ -244,8 +245,25 @@ export function listHeaps(options?: KernelOptions): ListedHeap[] {
  */
 export function openHeap(name: string, options?: OpenHeapOptions): Heap {
   validateHeapName(name);
-  options = validateOptions(options, OPEN_OPTIONS);
-  return chooseHeap(name, options, (kernel, reason) => new Heap(kernel, name, reason));
+  const opts = validateOptions(options, OPEN_OPTIONS);
+  try {
+    return chooseHeap(name, opts, (kernel, reason) => new Heap(kernel, name, reason));
+  } catch (err) {
+    throw (err as { code?: unknown }).code === 'ENOENT' ? withHeapsListed(err as Error, name, opts) : err;
+  }
+}
+
+/**
+ * ENOENT for a heap name: the same error (code, errno, syscall, path, heap), its message
+ * grown by the heaps this process can reach and the closest name, for a typo like 'sytem'.
+ */
+function withHeapsListed(err: Error, name: string, options: KernelOptions): Error {
+  const kernels = kernelsFor(options);
+  const reachable = kernels.map((k) => ({ backend: k.backend, names: k.heaps().map((h) => h.name) })).filter((k) => k.names.length);
+  const guess = closest(name, [...new Set(reachable.flatMap((k) => k.names))]);
+  const listed = reachable.length ? `the heaps here: ${reachable.map((k) => `${k.names.join(', ')} (${k.backend})`).join('; ')}` : 'this process reaches no heaps';
+  err.message += `: no heap '${name}'; ${listed}${guess ? `; did you mean '${guess}'?` : ''}`;
+  return err;
 }
 
 /** Open a physically contiguous (CMA) heap: the first of CONTIGUOUS_HEAP_NAMES that opens. */

@@ -13,6 +13,7 @@ import { demo } from './demo';
 import { jsonText, shown } from './escape';
 import { dump } from './dump';
 import { list } from './list';
+import { closest } from '../suggest';
 
 export const COMMANDS: readonly Command[] = [demo, list, dump, alloc, bench];
 
@@ -41,6 +42,19 @@ function commandHelp(c: Command): string {
   return `usage: dma-heap ${c.usage}\n\n${c.help}`;
 }
 
+/**
+ * parseArgs's "Unknown option '--jsno'. To specify a positional argument starting with a '-',
+ * place it at the end of the command after '--'..." advises what a typo never needs: say
+ * which option it is not, and which one it probably is.
+ */
+function unknownOption(parseArgsMessage: string, command: Command): string {
+  const option = /'([^']*)'/.exec(parseArgsMessage)?.[1];
+  if (option === undefined) return parseArgsMessage;
+  const names = Object.entries(command.options).flatMap(([long, o]) => [`--${long}`, ...(o.short ? [`-${o.short}`] : [])]);
+  const guess = closest(option, names);
+  return `unknown option '${option}'${guess ? `; did you mean '${guess}'?` : ''}`;
+}
+
 /** Run the CLI with these arguments; resolves to the exit status. */
 export async function main(argv: string[], io: Io = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) }): Promise<number> {
   const first = argv[0];
@@ -65,7 +79,8 @@ export async function main(argv: string[], io: Io = { out: (l) => process.stdout
     rest = argv.slice(1);
   }
   if (!command) {
-    io.err(`dma-heap: unknown command "${shown(first)}"\n\n${usage()}`);
+    const guess = closest(first, COMMANDS.map((c) => c.name));
+    io.err(`dma-heap: unknown command "${shown(first)}"${guess ? `; did you mean '${guess}'?` : ''}\n\n${usage()}`);
     return 2;
   }
   try {
@@ -79,7 +94,8 @@ export async function main(argv: string[], io: Io = { out: (l) => process.stdout
   } catch (err) {
     const e = err as Error & { code?: string };
     if (err instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`dma-heap ${command.name}: ${shown(e.message)}\nusage: dma-heap ${command.usage}`);
+      const message = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? unknownOption(e.message, command) : e.message;
+      io.err(`dma-heap ${command.name}: ${shown(message)}\nusage: dma-heap ${command.usage}`);
       return 2;
     }
     io.err(`dma-heap ${command.name}: ${shown(e.message)}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);

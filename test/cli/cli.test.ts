@@ -100,6 +100,19 @@ describe('help, version, mistakes', () => {
     const c = await cli(['list', 'extra']);
     expect(c.code).toBe(2);
   });
+
+  test("a typo gets a usage error saying what was probably meant, not parseArgs' advice or a stack", async () => {
+    const a = await cli(['lsit']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/^dma-heap: unknown command "lsit"; did you mean 'list'\?\n\nusage: dma-heap /);
+    const b = await cli(['list', '--jsno']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toBe("dma-heap list: unknown option '--jsno'; did you mean '--json'?\nusage: dma-heap list [--json]\n");
+    const c = await cli(['alloc', '4k', '--heap', 'sytem']);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/ENOENT.*did you mean 'system'\?/);
+    for (const r of [a, b, c]) expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
 });
 
 describe('list', () => {

@@ -30,6 +30,20 @@ describe.each(backends())('opening heaps: $label', (backend) => {
     expect(newFds(before)).toEqual([]);
   });
 
+  test('a mistyped heap is the same ENOENT, its message naming the heaps here and the likely one', () => {
+    let err: (Error & Record<string, unknown>) | undefined;
+    try {
+      openHeap('sytem', backend.options());
+    } catch (e) {
+      err = e as Error & Record<string, unknown>;
+    }
+    expect(err).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'open', path: '/dev/dma_heap/sytem', heap: 'sytem' });
+    const names = listHeaps(backend.options()).map((h) => h.name);
+    for (const name of names) expect(err!.message).toContain(name);
+    expect(err!.message).toMatch(new RegExp(`\\(${backend.kind}\\)`));
+    expect(err!.message).toMatch(/did you mean 'system'\?$/);
+  });
+
   test('listHeaps shows the system heap for this backend, accessible', () => {
     const heaps = listHeaps(backend.options());
     expect(heaps).toContainEqual(
