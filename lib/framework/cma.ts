@@ -49,6 +49,17 @@ export class Cma {
     this.bitmap.fill(0, pageno, pageno + count);
   }
 
+  /** the longest run of free pages (what the largest unaligned allocation could take) */
+  get largestFreeRun(): number {
+    let best = 0;
+    let run = 0;
+    for (const bit of this.bitmap) {
+      run = bit ? 0 : run + 1;
+      if (run > best) best = run;
+    }
+    return best;
+  }
+
   /** pages in use */
   get used(): number {
     let n = 0;

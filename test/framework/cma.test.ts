@@ -46,7 +46,10 @@ eachBacking((make) => {
     expect(thrown(() => allocFrom(fw, 'reserved', p))).toMatchObject({ code: 'ENOMEM', syscall: 'ioctl', heap: 'reserved' });
     for (let i = 0; i < pages; i += 2) fw.close(fds[i]); // every other page free: half the region
     expect(fw.cma?.used).toBe(pages / 2);
-    expect(thrown(() => allocFrom(fw, 'reserved', 2 * p)).code).toBe('ENOMEM');
+    const fragmented = thrown(() => allocFrom(fw, 'reserved', 2 * p));
+    expect(fragmented.code).toBe('ENOMEM');
+    // says why: the region's size, what is free, and that no free run is long enough
+    expect(fragmented.message).toContain(`${2 * p} bytes asked, the CMA region has ${pages * p} bytes (${(pages / 2) * p} free, largest free run ${p})`);
     fw.close(fds[1]); // pages 0..1 free, aligned for order 1
     const two = allocFrom(fw, 'reserved', 2 * p);
     expect(region(fw, two).pageno).toBe(0);
@@ -71,7 +74,10 @@ eachBacking((make) => {
   test('the region size option bounds what can be allocated', () => {
     const fw = make({ cma: { size: 1024 * 1024 } });
     expect(fw.cma?.size).toBe(1024 * 1024);
-    expect(thrown(() => allocFrom(fw, 'reserved', 1024 * 1024 + 1)).code).toBe('ENOMEM');
+    expect(thrown(() => allocFrom(fw, 'reserved', 1024 * 1024 + 1))).toMatchObject({
+      code: 'ENOMEM',
+      message: expect.stringContaining('the CMA region has 1048576 bytes (1048576 free, largest free run 1048576)'),
+    });
     const all = allocFrom(fw, 'reserved', 1024 * 1024);
     expect(thrown(() => allocFrom(fw, 'default_cma_region', 1)).code).toBe('ENOMEM');
     expect(thrown(() => allocFrom(fw, 'reserved', 1n << 62n)).code).toBe('ENOMEM');

@@ -13,7 +13,7 @@
  */
 import type { BackingMemory } from '../backing';
 import type { Cma } from '../cma';
-import { errno } from '../errno';
+import { errno, type Errno } from '../errno';
 import type { DmaBuf } from '../dma-buf';
 import type { DmaHeap, Profile } from '../dma-heap';
 import type { Framework } from '../framework';
@@ -43,6 +43,12 @@ export function getOrder(size: number, pageSize: number): number {
   return order;
 }
 
+/** ENOMEM that says why: a fixed region (64 MiB by default), and how much of it, in one run, is free */
+function regionFull(region: Cma, pageSize: number, asked: bigint): Errno {
+  const free = (region.count - region.used) * pageSize;
+  return errno('ENOMEM', `cannot allocate memory: ${asked} bytes asked, the CMA region has ${region.size} bytes (${free} free, largest free run ${region.largestFreeRun * pageSize})`);
+}
+
 function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
   return fw.addHeap({
     name,
@@ -50,12 +56,12 @@ function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
     ops: {
       allocate(heap, len, fdFlags): DmaBuf<CmaBuffer> {
         const region = heap.getDrvdata() as Cma;
-        if (len > BigInt(region.size)) throw errno('ENOMEM');
+        if (len > BigInt(region.size)) throw regionFull(region, fw.pageSize, len);
         const size = Number(len);
         const pagecount = size / fw.pageSize;
         const align = Math.min(getOrder(size, fw.pageSize), CMA_ALIGNMENT);
         const pageno = region.alloc(pagecount, align);
-        if (pageno === null) throw errno('ENOMEM');
+        if (pageno === null) throw regionFull(region, fw.pageSize, len);
         let backing: BackingMemory;
         try {
           backing = fw.allocBacking(size, heap.name); // fresh, so zeroed as cma_heap_allocate memsets
