@@ -24,6 +24,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { performance, PerformanceObserver } = require('node:perf_hooks');
+const { fewRunsWarning, shownRatio } = require('./ratio');
 
 const ROOT = path.join(__dirname, '..', '..');
 const FILL = 0xa5;
@@ -605,13 +606,15 @@ async function main() {
         results.cells.push(cell);
         rows.push([
           v.tier, v.id.split('/')[1], sizeLabel(size), fmtUs(cMed), fmtUs(jsMed),
-          Number.isFinite(cell.ratio) ? cell.ratio.toFixed(2) : '-',
-          Number.isFinite(cell.ratio_best) ? cell.ratio_best.toFixed(2) : '-',
+          shownRatio(cell.ratio, v.tier),
+          shownRatio(cell.ratio_best, v.tier),
           `±${(cell.c_spread_pct / 2).toFixed(0)}% / ±${(cell.js_spread_pct / 2).toFixed(0)}%`,
           cell.gc_per_1000_ops.toFixed(1),
         ]);
       }
     }
+    const warning = fewRunsWarning(o.runs);
+    if (warning) console.log(warning);
     console.log(table(['tier', 'JS path', 'size', 'C µs/op', 'JS µs/op', 'JS/C', 'best', 'spread C/JS', 'GCs/1k ops'], rows));
     console.log('(medians of the runs; best = fastest JS run / fastest C run; spread = half the max-min range over the median;');
     console.log(' GCs counted over warm-up and runs; js tier: the C column is memfd, for scale only)\n');
