@@ -122,21 +122,33 @@ export class DmaBuf {
 
   /** The mapping as a Uint8Array over all `size` bytes. */
   bytes(): Uint8Array {
+    return this.#mapping('map()/bytes()');
+  }
+
+  /**
+   * The mapping, made once, for `what` (map(), cpuAccess()...). Two buffers have none to give,
+   * and say so rather than hand over an empty stand-in a loop over `length` would accept: a
+   * read-only one (JS has no read-only ArrayBuffer, so a write through it would fault the
+   * process) and one in a runtime that refuses external ArrayBuffers (Electron's V8 sandbox).
+   */
+  #mapping(what: string): Uint8Array {
     const fd = this.#check();
     if (this.readOnly) {
       throw new DmaBufStateError(
         'ERR_DMA_BUF_READ_ONLY',
-        'a read-only dma-buf is not exposed as an ArrayBuffer (JS could write to it and fault): use read()',
+        `${what} of a read-only dma-buf: it is never exposed as an ArrayBuffer (JS could write to it and fault): ` +
+          "copy out with read() inside beginCpuAccess('read') / endCpuAccess('read')",
       );
     }
     if (!this.#view || this.#view.byteLength === 0) {
       try {
-        this.#view = this.#kernel.mmap(fd, this.size, 0, !this.readOnly);
+        this.#view = this.#kernel.mmap(fd, this.size, 0, true);
       } catch (err) {
         if ((err as { code?: string }).code === 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS') {
           throw new DmaBufStateError(
             'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS',
-            'this runtime refuses external ArrayBuffers (V8 sandbox, as in Electron): use buf.read() and buf.write() inside a cpuAccess() bracket instead of map()',
+            `${what}: this runtime refuses external ArrayBuffers (V8 sandbox, as in Electron): ` +
+              'use buf.read() and buf.write() inside beginCpuAccess() / endCpuAccess() instead',
           );
         }
         throw this.#context(err);
@@ -172,6 +184,8 @@ export class DmaBuf {
     // isView first: instanceof would run a Proxy's getPrototypeOf trap
     if (!(ArrayBuffer.isView(data) && data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array or Buffer', data);
     const r = validateRange(offset, data.length, this.size);
+    // the fd is O_RDONLY: refused here, not by whatever mmap or pwrite would say of it
+    if (this.readOnly) throw new DmaBufStateError('ERR_DMA_BUF_READ_ONLY', 'write() of a read-only dma-buf: it was opened O_RDONLY');
     // nothing to copy (a detached array reads as empty too, and set() would throw on it)
     if (r.length === 0) return;
     const view = this.#mapped();
@@ -186,17 +200,6 @@ export class DmaBuf {
   /** the mapping map() made and close() has not undone, if any */
   #mapped(): Uint8Array | null {
     return this.#view && this.#view.byteLength ? this.#view : null;
-  }
-
-  /** the mapping, or null where the runtime refuses external memory and the kernel can copy instead */
-  #mappedOrNull(): Uint8Array | null {
-    if (this.readOnly) return null;
-    try {
-      return this.bytes();
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS') return null;
-      throw err;
-    }
   }
 
   #sync(flags: bigint): void {
@@ -225,18 +228,23 @@ export class DmaBuf {
 
   /**
    * Run `fn` inside a CPU access bracket that always ends, also when `fn` throws
-   * or its promise rejects. `fn` gets the mapping (or nothing, where map() is refused).
+   * or its promise rejects. `fn` gets the mapping itself, never a copy; where there is none
+   * to give, nothing starts (no SYNC) and it throws: ERR_DMA_BUF_READ_ONLY for a read-only
+   * buffer, whatever the access (copy out with read() between beginCpuAccess('read') and
+   * endCpuAccess('read')), ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS where map() is refused (the
+   * same bracket, with read() and write()).
    */
   cpuAccess<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T): T {
     validateAccess(access);
     if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+    const bytes = this.#mapping(`cpuAccess('${access}')`);
     this.beginCpuAccess(access);
     const end = () => {
       if (!this.closed) this.endCpuAccess(access);
     };
     let result: T;
     try {
-      result = fn(this.#mappedOrNull() ?? new Uint8Array(0));
+      result = fn(bytes);
     } catch (err) {
       end();
       throw err;
@@ -279,12 +287,16 @@ export class DmaBuf {
    * does, issue SYNC start on the thread pool (it finds nothing left to wait for), run `fn`
    * (sync or async) with the mapping, and always issue SYNC end. A fence a device attaches
    * between the wait and SYNC start is waited for again, not blocked on. Every error is a
-   * rejection (an async function); arguments are checked before anything waits.
+   * rejection (an async function); arguments, and whether there is a mapping to give (as
+   * cpuAccess: a read-only buffer or a runtime refusing external memory has none), are
+   * checked before anything waits.
    */
   async cpuAccessAsync<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T | Promise<T>, options?: WaitOptions): Promise<T> {
     validateAccess(access);
     if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
     const wait = validateWait(options);
+    const what = `cpuAccessAsync('${access}')`;
+    this.#mapping(what);
     const flags = SYNC_ACCESS[access];
     for (;;) {
       await this.idle(access, wait);
@@ -299,7 +311,8 @@ export class DmaBuf {
       }
     }
     try {
-      return await fn(this.#mappedOrNull() ?? new Uint8Array(0));
+      // the mapping again: a close() during the wait detached the first (ERR_DMA_BUF_CLOSED then)
+      return await fn(this.#mapping(what));
     } finally {
       if (!this.closed) this.endCpuAccess(access);
     }
