@@ -67,10 +67,10 @@ function dropHeap(tier: Tier, heapName: string): void {
 /** tiers that served once: their device is there, no need to look again on every call */
 const served = new Set<string>();
 
-function allocFrom(tier: Tier, size: number | bigint, options: ShareableOptions): DmaBuf {
+function allocFrom(tier: Tier, size: number | bigint, heapName: string, options: ShareableOptions): DmaBuf {
   const alloc = { name: options.name, cloexec: options.cloexec };
   if (tier === 'udmabuf') return allocUdmabuf(size, alloc);
-  return heapFor(tier === 'dma-heap' ? 'dma-heap' : 'memfd', options.heap ?? 'system').alloc(size, alloc);
+  return heapFor(tier === 'dma-heap' ? 'dma-heap' : 'memfd', heapName).alloc(size, alloc);
 }
 
 function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?: boolean }): DmaBuf {
@@ -119,7 +119,7 @@ export function allocShareable(size: number | bigint, options?: ShareableOptions
       continue;
     }
     try {
-      const buf = allocFrom(tier, size, options);
+      const buf = allocFrom(tier, size, heapName, options);
       served.add(key);
       return buf;
     } catch (err) {

@@ -25,7 +25,7 @@ import { Faults } from './faults';
 import { devNullSource, type FdSource, FdTable, File, fileFdinfo, type FileOperations } from './file';
 import { builtinInitcalls } from './initcall';
 import { hostPageSize } from './page-size';
-import { type AccessPolicy, type Credentials, mayOpen, processCredentials, validatePolicy } from './policy';
+import { type AccessPolicy, type Credentials, mayOpen, validateCredentials, validatePolicy } from './policy';
 
 export interface FrameworkOptions {
   /** the ABI: 'mainline' (ALLOC at nr 0) or 'v14' (GET_FEATURES at 0, ALLOC at 1); default mainline */
@@ -132,7 +132,7 @@ export class Framework implements Kernel {
     if (backing === 'memfd' && !addon) throw addonMissing('memfd backing', addonStatus().reason);
     const builtins = validateBoolean(options.builtins, 'options.builtins', true);
     const cmaOptions = validateOptions(options.cma, ['size'], 'options.cma');
-    const credentials = validateOptions(options.credentials, ['uid', 'gid', 'groups'], 'options.credentials');
+    const credentials = validateCredentials(options.credentials);
     this.backing = backing;
     this.addon = addon;
     this.reserve = devNullSource(addon);
@@ -148,7 +148,7 @@ export class Framework implements Kernel {
     }
     this.pageSize = pageSize;
 
-    this.credentials = { ...processCredentials(), ...credentials };
+    this.credentials = credentials;
     this.defaultAccess = options.access === undefined ? 'allow' : options.access;
     validatePolicy(this.defaultAccess);
     this.registry = new HeapRegistry(profile);

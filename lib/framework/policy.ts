@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { invalidArgValue } from '../args';
+import { invalidArgValue, validateArray, validateInteger, validateOptions } from '../args';
 /**
  * Who may open a simulated heap device. The real nodes are `crw------- root` (0600) by
  * default, which in software would only ever say "no" to a normal user, so the framework's
@@ -32,6 +32,26 @@ export function processCredentials(): Credentials {
     gid: process.getgid?.() ?? 0,
     groups: process.getgroups?.() ?? [],
   };
+}
+
+/** a uid or gid: what the kernel's kuid_t holds (u32; (u32)-1 is "no id", refused) */
+const ID_MAX = 0xfffffffe;
+
+/**
+ * options.credentials: each of uid, gid and groups the process's own when absent. A key given
+ * as null (or anything but a u32 id) is refused: spread over the defaults it used to stand,
+ * unchecked, for an id every policy then compared against.
+ */
+export function validateCredentials(options: Partial<Credentials> | undefined): Credentials {
+  const given = validateOptions(options, ['uid', 'gid', 'groups'], 'options.credentials');
+  const own = processCredentials();
+  const id = (value: unknown, what: string, fallback: number) => (value === undefined ? fallback : validateInteger(value, what, 0, ID_MAX));
+  let groups = own.groups;
+  if (given.groups !== undefined) {
+    validateArray(given.groups, 'options.credentials.groups', 'an array of group ids');
+    groups = given.groups.map((g, i) => validateInteger(g, `options.credentials.groups[${i}]`, 0, ID_MAX));
+  }
+  return { uid: id(given.uid, 'options.credentials.uid', own.uid), gid: id(given.gid, 'options.credentials.gid', own.gid), groups };
 }
 
 /** May `ctx` open the node for reading (heaps are opened O_RDONLY)? */

@@ -508,7 +508,8 @@ export class DmaBufServer extends EventEmitter {
     super();
     this.#sock = sock;
     this.path = path;
-    this.type = options.type ?? 'seqpacket';
+    // === undefined, as connect/pair/fromFd: a type given as null is refused by socketType, not read as missing
+    this.type = options.type === undefined ? 'seqpacket' : options.type;
     this.#options = { ...options, type: this.type };
     limits(options);
     validatePath(path);
@@ -517,7 +518,7 @@ export class DmaBufServer extends EventEmitter {
     try {
       sock.bind(fd, path);
       bound = true;
-      sock.listen(fd, options.backlog ?? 511);
+      sock.listen(fd, options.backlog === undefined ? 511 : options.backlog);
       this.#poller = this.#watch(fd);
     } catch (err) {
       closeAll(sock, [fd]);

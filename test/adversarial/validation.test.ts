@@ -4,8 +4,10 @@
  * toString, and a read-only DmaBuf.fd. The fuzz (fuzz.test.ts) tries thousands of such inputs;
  * these are the ones the issue reported.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
-import { addonStatus, allocShareable, Framework, fromFd, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
+import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { addonStatus, allocShareable, DmaBufChannel, Framework, fromFd, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
 import { poisonedPrimitive } from './helpers';
 
 const withAddon = addonStatus().loaded;
@@ -53,6 +55,39 @@ describe('issue 13: arguments and options', () => {
       expect(() => new SoftwareFenceSource(fw, { nam: 'x' } as never)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_ARG_(VALUE|TYPE)$/) }));
     } finally {
       fw.dispose();
+    }
+  });
+
+  // issue 18: DmaBufChannel.listen read `type` with ?? (fuzz seed 284127086), and
+  // Framework's credentials were spread over the process's unchecked
+  test('null is no default, issue 18: Framework credentials (uid, gid, groups) are checked, not spread unchecked', () => {
+    expect(() => new Framework({ credentials: { uid: null as never } })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => new Framework({ credentials: { gid: null as never } })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => new Framework({ credentials: { groups: null as never } })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => new Framework({ credentials: { groups: [1, null as never] } })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    expect(() => new Framework({ credentials: { uid: -1 } })).toThrow(argError('ERR_OUT_OF_RANGE'));
+    expect(() => new Framework({ credentials: { uid: 'root' as never } })).toThrow(argError('ERR_INVALID_ARG_TYPE'));
+    // an explicit undefined is absent: the process's own id, not undefined
+    const fw = new Framework({ credentials: { uid: undefined, gid: 5, groups: [7] } });
+    try {
+      expect(fw.credentials).toEqual({ uid: process.getuid!(), gid: 5, groups: [7] });
+    } finally {
+      fw.dispose();
+    }
+  });
+
+  testAddon('null is no default, issue 18: DmaBufChannel.listen({ type: null }) is refused and binds nothing', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-null-'));
+    try {
+      for (const key of ['type', 'backlog', 'maxFds', 'maxPayload']) {
+        // a server wrongly made is closed at once: the failure must not also keep jest alive
+        expect(() => DmaBufChannel.listen(path.join(dir, 's.sock'), { [key]: null } as never).close()).toThrow(
+          expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_ARG_(VALUE|TYPE)$/) }),
+        );
+      }
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
