@@ -1,5 +1,5 @@
 import { adoptFd, validateFramework } from './chooser';
-import { DmaBufStateError, DmaHeapError, withContext } from './errors';
+import { DmaBufStateError, DmaHeapError, syncFileClosed, withContext } from './errors';
 import {
   BUF_SYNC_FILE_FD_OFFSET,
   decodeBufSyncFile,
@@ -357,7 +357,7 @@ export class DmaBuf {
       throw invalidArgValue('syncFile', syncFile, 'belongs to another kernel (real vs software framework)');
     }
     const sfd = syncFile.fd;
-    if (sfd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });
+    if (sfd < 0) throw syncFileClosed('syncFile');
     try {
       this.#kernel.ioctl(fd, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, encodeBufSyncFile(Number(SYNC_ACCESS[access]), sfd));
     } catch (err) {

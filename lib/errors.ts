@@ -103,6 +103,12 @@ export class DmaBufStateError extends Error {
   }
 }
 
+/** The one "this sync_file is closed" error, wherever a closed SyncFile is used: its own
+ *  methods, DmaBuf.importSyncFile, sending it. */
+export function syncFileClosed(what = 'this sync_file'): DmaBufStateError {
+  return new DmaBufStateError('ERR_SYNC_FILE_CLOSED', `${what} is closed`);
+}
+
 /** The one "the addon is missing" error: what needed it, and why it did not load. */
 export function addonMissing(what: string, reason: string | undefined): Error & { code: 'ERR_DMA_HEAP_NO_ADDON' } {
   const err = new Error(`${what} needs the native addon: ${reason ?? 'it did not load'}`) as Error & { code: 'ERR_DMA_HEAP_NO_ADDON' };

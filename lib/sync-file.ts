@@ -6,7 +6,7 @@
  */
 import { fstatSync } from 'node:fs';
 import { validateBoolean, validateInteger, validateOptions } from './args';
-import { DmaHeapError } from './errors';
+import { DmaHeapError, syncFileClosed } from './errors';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
 import { validateWait, waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, validateFramework } from './chooser';
@@ -55,7 +55,7 @@ export class SyncFile {
   }
 
   #check(): number {
-    if (this.#fd < 0) throw Object.assign(new Error('this sync_file is closed'), { code: 'ERR_SYNC_FILE_CLOSED' });
+    if (this.#fd < 0) throw syncFileClosed();
     return this.#fd;
   }
 

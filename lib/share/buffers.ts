@@ -3,7 +3,7 @@
  * routine that adopts received fds (used by the channel and by inheritedItems alike).
  */
 import { DmaBuf, fromFd } from '../dmabuf';
-import { DmaBufStateError } from '../errors';
+import { DmaBufStateError, syncFileClosed } from '../errors';
 import { invalidArgType, outOfRange, validateArray } from '../args';
 import { SyncFile } from '../sync-file';
 import { bad } from './errors';
@@ -14,7 +14,7 @@ import { closeAll, type Sockets } from './socket';
 export type ShareItem = DmaBuf | SyncFile;
 
 function describeSyncFile(sf: SyncFile, what: string): ItemMeta {
-  if (sf.closed) throw new DmaBufStateError('ERR_SYNC_FILE_CLOSED', `${what} is closed`);
+  if (sf.closed) throw syncFileClosed(what);
   if (sf.backend !== 'kernel') {
     throw new DmaBufStateError(
       'ERR_DMA_HEAP_NOT_SHAREABLE',
