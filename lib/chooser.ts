@@ -4,10 +4,11 @@
  * heap, which tiers can serve here, and which kernel an fd from elsewhere belongs to.
  */
 import { types } from 'node:util';
-import { existsSync, fstatSync, readlinkSync, type Stats } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
 import type { Tier } from './dmabuf';
 import { invalidArgType, invalidArgValue } from './args';
-import { addonMissing, DmaBufStateError, DmaHeapError, withContext } from './errors';
+import { addonMissing, DmaHeapError, withContext } from './errors';
+import { wrongFdKind } from './fd-kind';
 import { Framework } from './framework';
 import type { Adopted, Kernel } from './kernel';
 import { addonStatus, debug, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
@@ -166,29 +167,15 @@ export function tierUnavailable(tier: Tier, heapName: string): string | undefine
   }
 }
 
-function kindOf(fd: number, st: Stats): string {
-  if (st.isFile()) return 'a regular file';
-  if (st.isFIFO()) return 'a pipe';
-  if (st.isSocket()) return 'a socket';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice()) return 'a character device';
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return 'not a dma-buf';
-  }
-}
-
 /**
  * The kernel an fd from elsewhere belongs to: real dma-bufs go to the real kernel; the
  * software framework's buffers (and memfds, which is what its buffers are to another
  * process) to the framework. Anything else — a regular file, a pipe, a socket — is
- * refused with a clear error; a closed fd is a DmaHeapError EBADF (syscall fstat).
+ * refused as the kernel refuses it (fd-kind.ts: EINVAL); a closed fd is EBADF (syscall fstat).
  */
 export function adoptFd(fd: number, dup: boolean, framework?: Framework): { kernel: Kernel; adopted: Adopted } {
-  let st: Stats;
   try {
-    st = fstatSync(fd);
+    fstatSync(fd);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
     throw new DmaHeapError(code, 'fstat', { message: `fd ${fd} is not open` });
@@ -199,5 +186,5 @@ export function adoptFd(fd: number, dup: boolean, framework?: Framework): { kern
   const adopted = n?.adoptDmaBuf(fd, dup);
   if (adopted) return { kernel: n!, adopted };
   if (n && sw.canAdopt(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
-  throw new DmaBufStateError('ERR_DMA_HEAP_NOT_DMA_BUF', `fd ${fd} is ${kindOf(fd, st)}, not a dma-buf`);
+  throw wrongFdKind(fd, 'dma-buf');
 }

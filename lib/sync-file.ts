@@ -7,6 +7,7 @@
 import { fstatSync } from 'node:fs';
 import { validateBoolean, validateInteger, validateOptions } from './args';
 import { DmaHeapError, syncFileClosed } from './errors';
+import { wrongFdKind } from './fd-kind';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
 import { validateWait, waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, validateFramework } from './chooser';
@@ -132,7 +133,7 @@ export class SyncFile {
     } catch (err) {
       throw new DmaHeapError((err as NodeJS.ErrnoException).code ?? 'EBADF', 'fstat', { message: `fd ${fd} is not open` });
     }
-    throw notSyncFile(fd);
+    throw wrongFdKind(fd, 'sync_file');
   }
 
   /** @internal: fromFd once the kernel is known */
@@ -143,14 +144,9 @@ export class SyncFile {
     } catch (e) {
       if (own !== fd) kernel.close(own);
       const code = (e as { code?: string }).code;
-      if (code === 'ENOTTY' || code === 'EINVAL' || code === 'EFAULT') throw notSyncFile(fd);
+      if (code === 'ENOTTY' || code === 'EINVAL' || code === 'EFAULT') throw wrongFdKind(fd, 'sync_file');
       throw e;
     }
     return new SyncFile(own, kernel);
   }
-}
-
-/** EINVAL, as the kernel's sync_file_fdget refuses an open fd of another kind */
-function notSyncFile(fd: number): DmaHeapError {
-  return new DmaHeapError('EINVAL', 'ioctl', { message: `fd ${fd} is not a sync_file` });
 }

@@ -3,6 +3,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
 import { addonMissing, DmaHeapError, withContext } from '../errors';
 import { parseFdinfo } from '../fdinfo';
+import { wrongFdKind } from '../fd-kind';
 import { isHeapName } from '../validate';
 import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR } from '../uapi';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
@@ -165,7 +166,7 @@ export class NativeKernel implements Kernel {
    */
   adopt(fd: number, dup: boolean): Adopted {
     const adopted = this.adoptDmaBuf(fd, dup);
-    if (!adopted) throw new DmaHeapError('EINVAL', 'open', { path: `/proc/self/fdinfo/${fd}`, message: 'not a dma-buf' });
+    if (!adopted) throw wrongFdKind(fd, 'dma-buf');
     return adopted;
   }
 

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { fstatSync, unlinkSync } from 'node:fs';
 import { invalidArgType, invalidArgValue, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
+import { wrongFdKind } from '../fd-kind';
 import { SyncFile } from '../sync-file';
 import { adoptAll, validateBuffers, type ShareItem } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
@@ -174,7 +175,7 @@ export class DmaBufChannel extends EventEmitter {
     limits(options);
     // Refuse anything but a socket before touching the caller's fd: it stays theirs then.
     // (a closed fd: Node's own EBADF from fstat)
-    if (!fstatSync(fd).isSocket()) throw invalidArgValue('fd', fd, 'is not a socket');
+    if (!fstatSync(fd).isSocket()) throw wrongFdKind(fd, 'socket');
     const own = sock.dup(fd, true);
     closeAll(sock, [fd]);
     return new DmaBufChannel(sock, own, type, options);
