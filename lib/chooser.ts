@@ -5,7 +5,7 @@
  */
 import { types } from 'node:util';
 import { existsSync, fstatSync } from 'node:fs';
-import type { Tier } from './dmabuf';
+import type { ShareableTier } from './dmabuf';
 import { invalidArgType, invalidArgValue } from './args';
 import { addonMissing, DmaHeapError, withContext } from './errors';
 import { wrongFdKind } from './fd-kind';
@@ -149,7 +149,7 @@ export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: K
 }
 
 /** Why a tier can't serve here; undefined if it may. */
-export function tierUnavailable(tier: Tier, heapName: string): string | undefined {
+export function tierUnavailable(tier: ShareableTier, heapName: string): string | undefined {
   const n = nativeKernel();
   switch (tier) {
     case 'dma-heap':
@@ -162,8 +162,6 @@ export function tierUnavailable(tier: Tier, heapName: string): string | undefine
       return n ? undefined : `${noAddon()}; memfd needs it`;
     case 'js':
       return n ? 'JS memory is only used where the addon cannot load' : undefined;
-    case 'imported':
-      return 'imported buffers come from other drivers (DmaBuf.fromFd), not from an allocation';
   }
 }
 

@@ -28,8 +28,12 @@ import {
 import { invalidArgType, invalidArgValue, outOfRange } from './args';
 import { validateAccess, validateBoolean, validateBufferName, validateOptions, validateRange, type CpuAccess } from './validate';
 
-/** Which mechanism served a buffer, strongest first. Only the first two are real dma-bufs. */
-export type Tier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js' | 'imported';
+/** The tiers allocShareable can allocate from, strongest first. Only the first two are real dma-bufs. */
+export type ShareableTier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js';
+
+/** Which mechanism served a buffer (`buf.tier`): an allocatable tier, or 'imported' for a
+ *  real dma-buf another driver exported (DmaBuf.fromFd), which no allocation gives. */
+export type Tier = ShareableTier | 'imported';
 
 export interface DmaBufOrigin {
   kernel: Kernel;

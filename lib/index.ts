@@ -1,4 +1,4 @@
-export { DmaBuf, fromFd, type FromFdOptions, type Tier } from './dmabuf';
+export { DmaBuf, fromFd, type FromFdOptions, type ShareableTier, type Tier } from './dmabuf';
 export {
   Heap,
   listHeaps,

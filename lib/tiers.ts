@@ -1,4 +1,4 @@
-import { DmaBuf, type Tier } from './dmabuf';
+import { DmaBuf, type ShareableTier } from './dmabuf';
 import { DmaBufStateError } from './errors';
 import { requireNative, tierUnavailable } from './chooser';
 import { openHeap, type Heap } from './heap';
@@ -11,11 +11,12 @@ const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] 
 /** a shareable pool's: the pool's own and allocShareable's (its name is the pool's) */
 const SHAREABLE_POOL_OPTIONS = [...POOL_OPTIONS, 'tiers', 'requireDmaBuf', 'heap', 'cloexec'] as const;
 
-export const TIERS: readonly Tier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
+export const TIERS: readonly ShareableTier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
 
 export interface ShareableOptions {
-  /** tiers to try, in order; default DMA_HEAP_TIERS (comma-separated) or dma-heap, udmabuf, memfd, js */
-  tiers?: Tier[];
+  /** tiers to try, in order; default DMA_HEAP_TIERS (comma-separated) or dma-heap, udmabuf, memfd, js.
+   *  'imported' is no tier to allocate from: the type refuses it as allocShareable does. */
+  tiers?: ShareableTier[];
   /** only a real dma-buf will do (dma-heap or udmabuf): fail clearly instead of a weaker tier */
   requireDmaBuf?: boolean;
   /** the heap for the dma-heap tier (default 'system') */
@@ -24,11 +25,11 @@ export interface ShareableOptions {
   cloexec?: boolean;
 }
 
-function tierOrder(options: ShareableOptions): Tier[] {
+function tierOrder(options: ShareableOptions): ShareableTier[] {
   const env = process.env.DMA_HEAP_TIERS;
   if (options.tiers !== undefined) validateArray(options.tiers, 'options.tiers', 'an array of tier names');
   const fromEnv = options.tiers === undefined && !!env;
-  const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as Tier[]) : [...TIERS]);
+  const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as ShareableTier[]) : [...TIERS]);
   order.forEach((t, i) => {
     if (!TIERS.includes(t)) {
       throw invalidArgValue(fromEnv ? 'DMA_HEAP_TIERS' : `options.tiers[${i}]`, t, `is not a tier (the tiers are ${TIERS.join(', ')})`);
@@ -46,7 +47,7 @@ function tierOrder(options: ShareableOptions): Tier[] {
 const heaps = new Map<string, Heap>();
 
 /** the cache key: memfd buffers come from the software system heap whatever options.heap says */
-const tierKey = (tier: Tier, heapName: string) => (tier === 'dma-heap' ? `${tier}\0${heapName}` : tier);
+const tierKey = (tier: ShareableTier, heapName: string) => (tier === 'dma-heap' ? `${tier}\0${heapName}` : tier);
 
 function heapFor(tier: 'dma-heap' | 'memfd', heapName: string): Heap {
   const key = tierKey(tier, heapName);
@@ -58,7 +59,7 @@ function heapFor(tier: 'dma-heap' | 'memfd', heapName: string): Heap {
   return heap;
 }
 
-function dropHeap(tier: Tier, heapName: string): void {
+function dropHeap(tier: ShareableTier, heapName: string): void {
   const key = tierKey(tier, heapName);
   heaps.get(key)?.close();
   heaps.delete(key);
@@ -67,7 +68,7 @@ function dropHeap(tier: Tier, heapName: string): void {
 /** tiers that served once: their device is there, no need to look again on every call */
 const served = new Set<string>();
 
-function allocFrom(tier: Tier, size: number | bigint, heapName: string, options: ShareableOptions): DmaBuf {
+function allocFrom(tier: ShareableTier, size: number | bigint, heapName: string, options: ShareableOptions): DmaBuf {
   const alloc = { name: options.name, cloexec: options.cloexec };
   if (tier === 'udmabuf') return allocUdmabuf(size, alloc);
   return heapFor(tier === 'dma-heap' ? 'dma-heap' : 'memfd', heapName).alloc(size, alloc);
@@ -91,7 +92,7 @@ function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?:
 }
 
 /** allocShareable's option values (the keys were checked): the heap's name and the tiers to try */
-function checkShareable(options: ShareableOptions): { heapName: string; order: Tier[] } {
+function checkShareable(options: ShareableOptions): { heapName: string; order: ShareableTier[] } {
   if (options.name !== undefined) validateBufferName(options.name, 'options.name');
   validateBoolean(options.cloexec, 'options.cloexec', true);
   validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);

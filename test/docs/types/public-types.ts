@@ -1,9 +1,11 @@
 // Type-checked (never run) by code-blocks.test.ts against the built .d.ts, as a user's
 // TypeScript sees them: the types users write against exist, and misuse does not compile.
 import {
+  allocShareable,
   DmaBufChannel,
   Framework,
   openHeap,
+  TIERS,
   type AccessPolicy,
   type AllocationFault,
   type DmaBuf,
@@ -11,6 +13,8 @@ import {
   type DmaHeapOps,
   type FrameworkOptions,
   type Profile,
+  type ShareableTier,
+  type Tier,
 } from 'dma-heap';
 
 const profile: Profile = 'v14';
@@ -55,4 +59,14 @@ export function misuse(buf: DmaBuf): void {
   buf.fd = 3;
   // @ts-expect-error: a misspelled option
   openHeap('system', { backnd: 'software' });
+}
+
+// allocShareable's tiers are the ones it can allocate from; a buffer's tier may also be 'imported'
+export function tiers(buf: DmaBuf): ShareableTier[] {
+  allocShareable(4096, { tiers: ['udmabuf', 'memfd'] }).close();
+  // @ts-expect-error: 'imported' is no tier to allocate from (allocShareable refuses it at run time too)
+  allocShareable(4096, { tiers: ['imported'] });
+  const tier: Tier = buf.tier;
+  if (tier === 'imported') console.log('exported by another driver');
+  return [...TIERS];
 }
