@@ -35,6 +35,12 @@ function noAddon(): string {
   return reason.startsWith('native addon') ? reason : `the native addon is not loaded (${reason})`;
 }
 
+/** The process's default software framework if something has made it, else undefined
+ *  (for a reader, such as dump, that must not create one by looking). */
+export function softwareKernelIfMade(): Framework | undefined {
+  return software;
+}
+
 /** whether the real kernel offers heaps here at all */
 export function hasKernelHeaps(): boolean {
   return nativeKernel() !== null && existsSync('/dev/dma_heap');

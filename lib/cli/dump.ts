@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { softwareKernelIfMade } from '../chooser';
 import { parseFdinfo } from '../fdinfo';
 import { COMMON_OPTIONS, errorCode, formatSize, table, UsageError, type Command } from './common';
 import { decodeBytes, jsonText, shown } from './escape';
@@ -29,6 +30,8 @@ export interface ProcBuffer {
   size: number;
   exporter: string;
   name?: string;
+  /** false on a software buffer whose name (if it has one) only its owning process knows (see ownSoftwareNames) */
+  nameVisible?: false;
   /** the fds this process holds it by (empty: only mapped) */
   fds: number[];
   /** bytes of it this process has mapped */
@@ -62,7 +65,7 @@ export interface DumpReport {
   unreadable: Array<{ pid: number; comm: string; error: string }>;
   scanned: number;
   exporters: Array<{ exporter: string; kind: BufferKind; count: number; bytes: number }>;
-  shared: Array<{ ino: number; exporter: string; name?: string; size: number; pids: number[] }>;
+  shared: Array<{ ino: number; exporter: string; name?: string; nameVisible?: false; size: number; pids: number[] }>;
   total: { count: number; bytes: number; dmaBufs: { count: number; bytes: number }; software: { count: number; bytes: number } };
   debugfs: { path: string; status: string; buffers?: DebugfsBuffer[] };
 }
@@ -97,7 +100,42 @@ function classify(target: string): { kind: BufferKind; exporter?: string; name?:
   return undefined;
 }
 
-function scanProcess(pid: number): ProcReport {
+/**
+ * The names of the software buffers this process's own framework holds, by `dev:ino`. A
+ * software buffer is a memfd named `dma-heap:<exporter>` when it is made; its dma-buf name
+ * (setName, alloc's `name`) comes later, and a memfd's name never changes, so that name lives
+ * only in the JS of the process that owns the buffer: no procfs file of it carries it. We do
+ * not publish it elsewhere (a file of our own would be a second source any process could
+ * forge, and would outlive a crash). So dump says the name is not visible (nameVisible: false)
+ * rather than show nothing, except where it can know: the buffers this process holds through
+ * the package's default framework — dumping itself, or a buffer it shares with the process
+ * dumped (the same inode is the same buffer, so the same name). Never creates the framework.
+ */
+function ownSoftwareNames(): Map<string, string | null> {
+  const names = new Map<string, string | null>(); // null: ours, and never named
+  const fw = softwareKernelIfMade();
+  if (fw?.backing !== 'memfd') return names; // JS-memory buffers are no memfds: dump never sees them
+  for (const fd of fw.fds()) {
+    const buf = fw.dmaBuf(fd);
+    if (!buf) continue;
+    try {
+      const st = fstatSync(fd);
+      names.set(`${st.dev}:${st.ino}`, buf.name);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return names;
+}
+
+/** a buffer's name where procfs has none to give: ours if we hold it, else "not visible" for a software one */
+function nameFromOwnFramework(buf: ProcBuffer, names: Map<string, string | null>): void {
+  if (buf.kind !== 'software') return;
+  if (!names.has(buf.key)) buf.nameVisible = false;
+  else if (names.get(buf.key) !== null) buf.name = names.get(buf.key)!;
+}
+
+function scanProcess(pid: number, names: Map<string, string | null>): ProcReport {
   const report: ProcReport = { pid, comm: comm(pid), buffers: [], count: 0, bytes: 0 };
   const byKey = new Map<string, ProcBuffer>();
   let fds: string[];
@@ -170,7 +208,10 @@ function scanProcess(pid: number): ProcReport {
   } catch {
     // maps unreadable while fd was not: keep what the fds said
   }
-  for (const b of byKey.values()) if (!Number.isFinite(b.size)) b.size = b.mapped; // mapped only: the mapping is what we know
+  for (const b of byKey.values()) {
+    if (!Number.isFinite(b.size)) b.size = b.mapped; // mapped only: the mapping is what we know
+    nameFromOwnFramework(b, names);
+  }
   report.buffers = [...byKey.values()].sort((a, b) => (a.fds[0] ?? Infinity) - (b.fds[0] ?? Infinity) || a.ino - b.ino);
   report.count = report.buffers.length;
   report.bytes = report.buffers.reduce((s, b) => s + b.size, 0);
@@ -258,8 +299,9 @@ export function dumpReport(pids?: number[]): DumpReport {
         .sort((a, b) => a - b);
   const processes: ProcReport[] = [];
   const unreadable: DumpReport['unreadable'] = [];
+  const names = ownSoftwareNames();
   for (const pid of all) {
-    const r = scanProcess(pid);
+    const r = scanProcess(pid, names);
     if (r.error) {
       // a process that exited between readdir and now is no news, unless it was asked for
       if (r.error !== 'ENOENT' || explicit) unreadable.push({ pid, comm: r.comm, error: r.error });
@@ -296,7 +338,14 @@ export function dumpReport(pids?: number[]): DumpReport {
   }
   const shared = [...unique.values()]
     .filter((u) => u.pids.length > 1)
-    .map(({ buf, pids }) => ({ ino: buf.ino, exporter: buf.exporter, ...(buf.name ? { name: buf.name } : {}), size: buf.size, pids }));
+    .map(({ buf, pids }) => ({
+      ino: buf.ino,
+      exporter: buf.exporter,
+      ...(buf.name ? { name: buf.name } : {}),
+      ...(buf.nameVisible === false ? { nameVisible: false as const } : {}),
+      size: buf.size,
+      pids,
+    }));
 
   return {
     processes,
@@ -323,7 +372,8 @@ function printReport(r: DumpReport, out: (line: string) => void): void {
         b.name === undefined ? '' : shown(b.name),
         String(b.ino),
         b.mapped ? formatSize(b.mapped) : '-',
-        b.kind === 'software' ? '(software framework memfd)' : '',
+        // said in this column, which no name reaches: a name could read "(not visible)"
+        b.kind === 'software' ? `(software framework memfd${b.nameVisible === false ? '; name visible only in its process' : ''})` : '',
       ]);
     }
     for (const line of table(rows, '    ')) out(line);
@@ -368,7 +418,8 @@ export const dump: Command = {
 process and per exporter, with a buffer shared between processes (or fds) counted once.
 Processes this user may not read are reported, not skipped. Where debugfs is readable
 (/sys/kernel/debug/dma_buf/bufinfo, root), the devices attached to each buffer too.
-The software framework's buffers (memfds named dma-heap:<exporter>) are listed, marked.`,
+The software framework's buffers (memfds named dma-heap:<exporter>) are listed, marked; their
+names live only in the process that owns them, so another process's show as not visible.`,
   options: { ...COMMON_OPTIONS },
   positionals: true,
   run(values, positionals, io) {
