@@ -41,8 +41,9 @@ const X86_SELF_TESTS = ['test/kernel/', 'test/fences/'];
 // Tests whose subject is the package's own JS, the same on every kernel, and which cost more under
 // TCG than the rest of a row (measured on the Debian row: the README type-check ~445 s, the Python
 // peer's floods past jest's 120 s): the host runs them; the VM rows leave them out.
-// The CLI's thousands-of-fds suite likewise (its holder's 6,000 allocations and scans: minutes).
-const HOST_ONLY = ['test/docs/', 'test/layout.test.ts', 'test/adversarial/peer.test.ts', 'test/cli/hostile-scale.test.ts'];
+// The CLI's thousands-of-fds suite likewise (its holder's 6,000 allocations and scans: minutes),
+// and the install test (npm and a whole tsc build in a copy of the package: no kernel in it).
+const HOST_ONLY = ['test/docs/', 'test/layout.test.ts', 'test/adversarial/peer.test.ts', 'test/cli/hostile-scale.test.ts', 'test/install/'];
 const ARM64_ADDON = require('./prebuilds/targets').prebuildPath(root, 'arm64'); // prebuilds/linux-arm64/dma-heap.glibc.node
 
 const ROWS = [
