@@ -68,23 +68,25 @@ export interface BufferSource {
  * owns it; if you do, the handle ends and the pool drops the buffer and counts it gone).
  */
 export class PooledBuffer {
-  #pool: BufferPool | null;
-  #buf: DmaBuf;
-  #bytes: Uint8Array;
+  readonly #pool: BufferPool;
+  readonly #buf: DmaBuf;
+  readonly #bytes: Uint8Array;
+  /** this acquisition, shared with the pool, which marks it ended */
+  readonly #turn: Turn;
 
   /** @internal: from BufferPool.acquire */
-  constructor(pool: BufferPool, buf: DmaBuf, bytes: Uint8Array) {
+  constructor(pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, turn: Turn) {
     this.#pool = pool;
     this.#buf = buf;
     this.#bytes = bytes;
+    this.#turn = turn;
   }
 
+  // every way the buffer goes back ends this turn, a close by its user too (the pool hears of
+  // it at once: DmaBuf.onClose)
   #live(): DmaBuf {
-    const pool = this.#pool;
-    if (pool !== null && !this.#buf.closed) return this.#buf;
-    // closed by its user: that ended the turn; the pool drops the buffer, ending this handle
-    if (pool !== null) pool.release(this.#buf);
-    throw released();
+    if (this.#turn.ended) throw released();
+    return this.#buf;
   }
 
   /** the DmaBuf (fd, size, cpuAccess, info, share it...) */
@@ -109,28 +111,23 @@ export class PooledBuffer {
   /** whether this handle's turn is over (released, returned by the garbage collector, or its
    *  buffer closed) */
   get released(): boolean {
-    return this.#pool === null || this.#buf.closed;
+    return this.#turn.ended;
   }
 
   /** Hand the buffer back. A second release throws ERR_DMA_HEAP_POOL_RELEASED. */
   release(): void {
-    const buf = this.#live();
-    this.#pool!.release(buf);
+    if (this.#turn.ended) throw released();
+    this.#pool._giveBack(this.#buf);
   }
 
   /** `using` releases; after the turn ended some other way it does nothing */
   [Symbol.dispose](): void {
-    if (this.#pool) this.#pool.release(this.#buf);
+    if (!this.#turn.ended) this.#pool._giveBack(this.#buf);
   }
 
-  /** @internal: the pool ends this handle */
-  static end(lease: PooledBuffer): void {
-    lease.#pool = null;
-  }
-
-  /** @internal */
+  /** @internal: its pool while its turn lasts */
   static poolOf(lease: PooledBuffer): BufferPool | null {
-    return lease.#pool;
+    return lease.#turn.ended ? null : lease.#pool;
   }
 }
 
@@ -158,12 +155,22 @@ interface Waiter {
 }
 
 /**
- * Returns the buffer of a lease the program dropped without releasing it. Registered with the
- * lease's WeakRef as the token: every other way a buffer goes back unregisters it by that
- * token, even after the lease was collected, so a late finalizer never returns a buffer that
- * already went back (and perhaps out again, to the next user).
+ * One acquisition. The pool keeps it (by buffer) and its handle points at it: ending it ends the
+ * handle without the pool holding the handle, so a dropped handle is still collected. (A
+ * WeakRef to the handle did the same, but each new WeakRef keeps its target alive to the end of
+ * the job: a loop of acquires that never yields kept every handle; a frame cost 2x.)
  */
-const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBuf; turn: WeakRef<PooledBuffer> }>(({ pool, buf, turn }) => {
+interface Turn {
+  ended: boolean;
+}
+
+/**
+ * Returns the buffer of a lease the program dropped without releasing it. Registered with its
+ * turn as the token: every other way a buffer goes back unregisters it by that token, so a late
+ * finalizer never returns a buffer that already went back (and perhaps out again, to the next
+ * user).
+ */
+const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBuf; turn: Turn }>(({ pool, buf, turn }) => {
   const p = pool.deref();
   if (p) p._reclaim(buf, turn);
   else buf.close();
@@ -186,9 +193,8 @@ export class BufferPool {
   readonly #idle: DmaBuf[] = [];
   /** the mapping of every buffer the pool holds */
   readonly #maps = new Map<DmaBuf, Uint8Array>();
-  /** buffers in use → the lease that holds each, weakly (a dropped lease is collected and its
-   *  buffer reclaimed); through it every way back ends the lease */
-  readonly #inUse = new Map<DmaBuf, WeakRef<PooledBuffer>>();
+  /** buffers in use → the turn of the lease that holds each; every way back ends it */
+  readonly #inUse = new Map<DmaBuf, Turn>();
   readonly #waiters: Waiter[] = [];
   readonly #self = new WeakRef(this);
   /** acquireAsync() allocations under way */
@@ -249,9 +255,9 @@ export class BufferPool {
    * place); idle, it leaves the idle list. Stats never count it, and no waiter waits on it.
    */
   readonly #closedByUser = (buf: DmaBuf): void => {
-    if (this.#closed) return;
     const turn = this.#inUse.get(buf);
     if (turn) return this.#return(buf, turn);
+    if (this.#closed) return; // close() is emptying the idle list itself
     const i = this.#idle.indexOf(buf);
     if (i >= 0) {
       this.#idle.splice(i, 1);
@@ -291,8 +297,8 @@ export class BufferPool {
   }
 
   #lease(buf: DmaBuf): PooledBuffer {
-    const lease = new PooledBuffer(this, buf, this.#maps.get(buf)!);
-    const turn = new WeakRef(lease);
+    const turn: Turn = { ended: false };
+    const lease = new PooledBuffer(this, buf, this.#maps.get(buf)!, turn);
     this.#inUse.set(buf, turn);
     dropped.register(lease, { pool: this.#self, buf, turn }, turn);
     return lease;
@@ -403,26 +409,26 @@ export class BufferPool {
    * buffer is freed instead of kept.
    */
   release(item: PooledBuffer | DmaBuf): void {
-    if (!types.isProxy(item) && item instanceof PooledBuffer) {
+    // a Proxy is refused before instanceof could run its traps
+    if (types.isProxy(item)) throw invalidArgType('item', 'an instance of PooledBuffer or DmaBuf', item);
+    if (item instanceof PooledBuffer) {
       const owner = PooledBuffer.poolOf(item);
       if (owner === null) throw released();
       if (owner !== this) throw foreign('a buffer from another pool');
       item.release();
       return;
     }
-    // a Proxy is refused before instanceof could run its traps
-    if (types.isProxy(item) || !(item instanceof DmaBuf)) throw invalidArgType('item', 'an instance of PooledBuffer or DmaBuf', item);
+    if (!(item instanceof DmaBuf)) throw invalidArgType('item', 'an instance of PooledBuffer or DmaBuf', item);
     const turn = this.#inUse.get(item);
     if (turn === undefined) throw this.#maps.has(item) ? released() : foreign('a buffer this pool did not hand out');
     this.#return(item, turn);
   }
 
   /** `buf` goes back: the lease holding it (if not collected) ends, whichever way it came */
-  #return(buf: DmaBuf, turn: WeakRef<PooledBuffer>): void {
+  #return(buf: DmaBuf, turn: Turn): void {
     this.#inUse.delete(buf);
     dropped.unregister(turn);
-    const lease = turn.deref();
-    if (lease) PooledBuffer.end(lease);
+    turn.ended = true;
     if (this.#closed || buf.closed) {
       this.#maps.delete(buf);
       buf.close();
@@ -469,8 +475,13 @@ export class BufferPool {
     if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
   }
 
+  /** @internal: a live handle's own release (it holds `buf` now: no argument to check) */
+  _giveBack(buf: DmaBuf): void {
+    this.#return(buf, this.#inUse.get(buf)!);
+  }
+
   /** @internal: a lease the program dropped was collected */
-  _reclaim(buf: DmaBuf, turn: WeakRef<PooledBuffer>): void {
+  _reclaim(buf: DmaBuf, turn: Turn): void {
     if (this.#inUse.get(buf) === turn) this.#return(buf, turn);
   }
 
