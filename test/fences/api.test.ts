@@ -1,16 +1,13 @@
 // The fence API on the software framework: what the real kernel does with a device
 // (test/fences/devices.test.ts) is played here by a SoftwareFenceSource. Runs on every host.
 import { DmaBuf, DmaHeapError, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
+import { softwareFence } from './scenarios';
 
 let fw: Framework;
 let source: SoftwareFenceSource;
 let buf: DmaBuf;
 
-beforeEach(() => {
-  fw = new Framework();
-  source = new SoftwareFenceSource(fw);
-  buf = openHeap('system', { framework: fw }).alloc(8192);
-});
+beforeEach(() => ({ fw, source, buf } = softwareFence(8192)));
 afterEach(() => fw.dispose());
 
 /** ticks of a timer while `p` is pending: the loop stays free */

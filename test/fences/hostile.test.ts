@@ -7,16 +7,13 @@ import { addonStatus, allocShareable, DmaBuf, Framework, openHeap, SoftwareFence
 import { loadAddon } from '../../lib/native/load';
 import { longTimeout, MAX_TIMER_MS } from '../../lib/timer';
 import { backends, fdTarget } from '../helpers/backends';
+import { softwareFence } from './scenarios';
 
 let fw: Framework;
 let source: SoftwareFenceSource;
 let buf: DmaBuf;
 
-beforeEach(() => {
-  fw = new Framework();
-  source = new SoftwareFenceSource(fw);
-  buf = openHeap('system', { framework: fw }).alloc(4096);
-});
+beforeEach(() => ({ fw, source, buf } = softwareFence(4096)));
 afterEach(() => fw.dispose());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

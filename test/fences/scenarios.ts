@@ -3,6 +3,7 @@
  * software framework (its SoftwareFenceSource does): what poll and sync_file info report
  * at each step. The differential check compares the two records.
  */
+import { Framework, openHeap, SoftwareFenceSource } from '../../lib';
 import type { DmaBuf } from '../../lib/dmabuf';
 import { kernelOf } from '../../lib/kernel';
 import { POLLIN, POLLOUT } from '../../lib/fence-uapi';
@@ -84,4 +85,10 @@ export async function runFenceScenarios(alloc: () => DmaBuf, device: FenceDevice
     b.close();
   }
   return out;
+}
+
+/** A software framework with a fence source and one buffer of `size`: what the software fence tests start from. */
+export function softwareFence(size: number): { fw: Framework; source: SoftwareFenceSource; buf: DmaBuf } {
+  const fw = new Framework();
+  return { fw, source: new SoftwareFenceSource(fw), buf: openHeap('system', { framework: fw }).alloc(size) };
 }
