@@ -5,9 +5,10 @@
  * the caller's fd open. They threw a DmaBufStateError, a DmaHeapError and a TypeError.
  * DmaBufChannel needs the addon; the other two run in both modes.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { constants } from 'node:os';
+import { constants, tmpdir } from 'node:os';
+import path from 'node:path';
 import { addonStatus, DmaBufChannel, DmaHeapError, Framework, fromFd, openHeap, SyncFile } from '../../lib';
 import { fdTarget, newFds, openFds } from '../helpers/fds';
 
@@ -24,15 +25,19 @@ if (!withAddon) test.skip('DmaBufChannel.fromFd [skipped: needs the native addon
 let fw: Framework;
 let file: number;
 let server: net.Server;
+let dir: string;
 beforeAll(async () => {
   fw = new Framework();
   file = openSync(__filename, 'r');
   server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  // a Unix socket: the self-built kernels have no IPv4 (EAFNOSUPPORT)
+  dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-wrong-fd-'));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path.join(dir, 's'), resolve));
 });
 afterAll(() => {
   closeSync(file);
   server.close();
+  rmSync(dir, { recursive: true, force: true });
   fw.dispose();
 });
 

@@ -1,7 +1,9 @@
 // Fence waits and sync_files under careless or hostile input: timeouts of any length are
 // honoured, options are checked, every error of a promise-returning call is a rejection.
 // A fence only a device could signal is played by the software framework's fence source.
-import { closeSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import { addonStatus, allocShareable, DmaBuf, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
 import { loadAddon } from '../../lib/native/load';
@@ -316,8 +318,10 @@ describe('SyncFile.fromFd of an fd that is no sync_file: EINVAL if open, EBADF i
   const notSyncFile = expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/, not a sync_file, /) });
 
   test('a pipe, an eventfd, a socket, a regular file, a software dma-buf', async () => {
+    // a Unix socket: the self-built kernels have no IPv4 (listen on 127.0.0.1 is EAFNOSUPPORT there)
+    const dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-syncfile-'));
     const server = net.createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path.join(dir, 's'), resolve));
     const file = openSync(__filename, 'r');
     try {
       const socket = (server as unknown as { _handle: { fd: number } })._handle.fd;
@@ -330,6 +334,7 @@ describe('SyncFile.fromFd of an fd that is no sync_file: EINVAL if open, EBADF i
     } finally {
       closeSync(file);
       server.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
