@@ -11,10 +11,12 @@ import { fstatSync } from 'node:fs';
 import path from 'node:path';
 import { addonStatus, openHeap, spawnWithBuffers } from '../../lib';
 import { dumpReport } from '../../lib/cli/dump';
+import { testIf } from '../helpers/backends';
 
 const root = path.resolve(__dirname, '..', '..');
 const CLI = path.join(root, 'dist', 'cli.js');
-const testAddon = addonStatus().loaded ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: needs the native addon]`, () => undefined);
+// software buffers other processes can see are memfds: the addon makes them
+const testAddon = testIf(addonStatus().loaded, 'needs the native addon (memfd buffers)');
 
 const keyOf = (fd: number) => {
   const st = fstatSync(fd);

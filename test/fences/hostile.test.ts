@@ -8,7 +8,7 @@ import net from 'node:net';
 import { addonStatus, allocShareable, DmaBuf, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
 import { loadAddon } from '../../lib/native/load';
 import { longTimeout, MAX_TIMER_MS } from '../../lib/timer';
-import { backends, fdTarget } from '../helpers/backends';
+import { backends, fdTarget, testIf } from '../helpers/backends';
 import { softwareFence } from './scenarios';
 
 let fw: Framework;
@@ -293,7 +293,7 @@ describe.each(backends())('wait arguments on $label: checked, and every error is
   });
 });
 
-(addonStatus().loaded ? test : test.skip)('a plain memfd (no fences ever) refuses bad wait options too', async () => {
+testIf(addonStatus().loaded, 'a plain memfd needs the native addon (memfd_create)')('a plain memfd (no fences ever) refuses bad wait options too', async () => {
   using plain = allocShareable(4096, { tiers: ['memfd'] });
   expect(plain.isDmaBuf).toBe(false);
   expect(await outcome(() => plain.idle('read', { timout: 1 } as never))).toEqual(rejectsWith('ERR_INVALID_ARG_VALUE'));
@@ -338,7 +338,7 @@ describe('SyncFile.fromFd of an fd that is no sync_file: EINVAL if open, EBADF i
     }
   });
 
-  (addonStatus().loaded ? test : test.skip)('a memfd', () => {
+  testIf(addonStatus().loaded, 'a memfd needs the native addon (memfd_create)')('a memfd', () => {
     const fd = loadAddon()!.memfdCreate('not-a-sync-file', 1);
     try {
       expect(() => SyncFile.fromFd(fd)).toThrow(notSyncFile);
