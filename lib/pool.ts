@@ -4,7 +4,7 @@ import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
 import { invalidArgType, outOfRange, validateAbortSignal, validateBoolean, validateInteger } from './args';
 import { nativeKernel } from './chooser';
-import { hostPageSize } from './framework';
+import { hostPageSize } from './framework/page-size';
 import { pageAlign } from './uapi';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 
