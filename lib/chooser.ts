@@ -10,6 +10,7 @@ import { invalidArgType, invalidArgValue } from './args';
 import { addonMissing, DmaHeapError, withContext } from './errors';
 import { wrongFdKind } from './fd-kind';
 import { Framework } from './framework';
+import type { SimulatedKernel } from './framework';
 import type { Adopted, Kernel } from './kernel';
 import { addonStatus, debug, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
 
@@ -23,10 +24,10 @@ export function nativeKernel(): NativeKernel | null {
   return native;
 }
 
-/** The process's default software framework: system and CMA heaps, memfd backing when it can. */
-export function softwareKernel(): Framework {
+/** The kernel of the process's default software framework: system and CMA heaps, memfd backing when it can. */
+export function softwareKernel(): SimulatedKernel {
   software ??= new Framework();
-  return software;
+  return software.kernel;
 }
 
 /** why there is no real kernel here, in the addon loader's own words */
@@ -37,8 +38,8 @@ function noAddon(): string {
 
 /** The process's default software framework if something has made it, else undefined
  *  (for a reader, such as dump, that must not create one by looking). */
-export function softwareKernelIfMade(): Framework | undefined {
-  return software;
+export function softwareKernelIfMade(): SimulatedKernel | undefined {
+  return software?.kernel;
 }
 
 /** whether the real kernel offers heaps here at all */
@@ -56,16 +57,17 @@ export interface KernelOptions {
   framework?: Framework;
 }
 
-/** options.framework: undefined or a Framework. A Proxy is no Framework (instanceof would run its traps). */
-export function validateFramework(framework: unknown): Framework | undefined {
+/** options.framework: undefined or a Framework, whose kernel is returned. A Proxy is no
+ *  Framework (instanceof would run its traps). */
+export function frameworkKernel(framework: unknown): SimulatedKernel | undefined {
   if (framework !== undefined && (types.isProxy(framework) || !(framework instanceof Framework))) {
     throw invalidArgType('options.framework', 'an instance of Framework', framework);
   }
-  return framework;
+  return framework?.kernel;
 }
 
 export function backendChoice(options: KernelOptions): BackendChoice {
-  validateFramework(options.framework);
+  frameworkKernel(options.framework);
   if (options.backend !== undefined && options.backend !== 'auto' && options.backend !== 'kernel' && options.backend !== 'software') {
     throw invalidArgValue('options.backend', options.backend, "must be 'auto', 'kernel' or 'software'");
   }
@@ -92,7 +94,7 @@ export function kernelsFor(options: KernelOptions): Kernel[] {
     const n = nativeKernel();
     if (n) out.push(n);
   }
-  if (choice !== 'kernel') out.push(options.framework ?? softwareKernel());
+  if (choice !== 'kernel') out.push(options.framework?.kernel ?? softwareKernel());
   return out;
 }
 
@@ -103,7 +105,7 @@ export function kernelsFor(options: KernelOptions): Kernel[] {
  */
 export function chooseHeap<T>(name: string, options: KernelOptions, open: (kernel: Kernel, fallbackReason?: string) => T): T {
   const choice = backendChoice(options);
-  const framework = (): Kernel => options.framework ?? softwareKernel();
+  const framework = (): Kernel => options.framework?.kernel ?? softwareKernel();
   if (choice === 'kernel') return open(requireNative());
   if (choice === 'software') return open(framework());
 
@@ -149,9 +151,9 @@ export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: K
       });
     }
     const reason = errors.length ? errors.join('; ') : 'the kernel has no contiguous heap';
-    return open(options.framework ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0], reason);
+    return open(options.framework?.kernel ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0], reason);
   }
-  return open(options.framework ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0]);
+  return open(options.framework?.kernel ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0]);
 }
 
 /** Why a tier can't serve here; undefined if it may. */
@@ -177,14 +179,14 @@ export function tierUnavailable(tier: ShareableTier, heapName: string): string |
  * process) to the framework. Anything else — a regular file, a pipe, a socket — is
  * refused as the kernel refuses it (fd-kind.ts: EINVAL); a closed fd is EBADF (syscall fstat).
  */
-export function adoptFd(fd: number, dup: boolean, framework?: Framework): { kernel: Kernel; adopted: Adopted } {
+export function adoptFd(fd: number, dup: boolean, software?: SimulatedKernel): { kernel: Kernel; adopted: Adopted } {
   try {
     fstatSync(fd);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
     throw new DmaHeapError(code, 'fstat', { message: `fd ${fd} is not open` });
   }
-  const sw = framework ?? softwareKernel();
+  const sw = software ?? softwareKernel();
   if (sw.isDmaBuf(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
   const n = nativeKernel();
   const adopted = n?.adoptDmaBuf(fd, dup);

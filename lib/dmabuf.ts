@@ -1,4 +1,4 @@
-import { adoptFd, validateFramework } from './chooser';
+import { adoptFd, frameworkKernel } from './chooser';
 import { DmaBufStateError, DmaHeapError, syncFileClosed, withContext } from './errors';
 import {
   BUF_SYNC_FILE_FD_OFFSET,
@@ -9,7 +9,7 @@ import {
 } from './fence-uapi';
 import { eventsFor, validateWait, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
-import type { Framework } from './framework';
+import type { Framework } from './framework/framework';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
 import { addHandleReader, handleState, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
@@ -500,7 +500,7 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   const {
     kernel,
     adopted: { fd: own, info },
-  } = adoptFd(fd, dup, validateFramework(options.framework));
+  } = adoptFd(fd, dup, frameworkKernel(options.framework));
   let tier: Tier;
   if (kernel.backend !== 'kernel') tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
   else if (info.exporter === 'udmabuf') tier = 'udmabuf';

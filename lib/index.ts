@@ -16,22 +16,8 @@ export type { DmaBufInfo } from './fdinfo';
 export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
 export { addonStatus, udmabufSizeLimit } from './native';
-export { Framework, SoftwareFence, SoftwareFenceSource, type FenceSourceOptions } from './framework';
-// The framework's public types: what a test, or a heap of your own, is written against.
-export type {
-  AccessContext,
-  AccessPolicy,
-  AllocationFault,
-  CmaBuffer,
-  Credentials,
-  DmaBufExportInfo,
-  DmaBufOps,
-  DmaHeapExportInfo,
-  DmaHeapOps,
-  FrameworkOptions,
-  Profile,
-  Vma,
-} from './framework';
+// The software framework (its configuration, simulated kernel, heaps of your own, fence
+// sources for tests) is its own entry point: `dma-heap/framework` (lib/framework/index.ts).
 export { SyncFile, type SyncFileInfo, type SyncFileStatus } from './sync-file';
 export type { WaitOptions } from './fences';
 export { allocShareable, createShareablePool, TIERS, type ShareableOptions } from './tiers';

@@ -10,8 +10,8 @@ import { DmaHeapError, syncFileClosed } from './errors';
 import { wrongFdKind } from './fd-kind';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
 import { validateWait, waitReady, type WaitOptions } from './fences';
-import { nativeKernel, softwareKernel, validateFramework } from './chooser';
-import type { Framework } from './framework';
+import { nativeKernel, softwareKernel, frameworkKernel } from './chooser';
+import type { Framework } from './framework/framework';
 import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 
 export type SyncFileStatus = 'active' | 'signaled' | 'error';
@@ -120,7 +120,7 @@ export class SyncFile {
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     options = validateOptions(options, ['dup', 'framework']);
     const dup = validateBoolean(options.dup, 'options.dup', true);
-    const sw = validateFramework(options.framework) ?? softwareKernel();
+    const sw = frameworkKernel(options.framework) ?? softwareKernel();
     // the value checked, not a second read of a getter
     if (sw.syncFile(fd)) return SyncFile.adopt(fd, sw, { dup });
     // Any other fd is the real kernel's to judge, as sync_file_fdget does: EBADF if not open,

@@ -138,14 +138,14 @@ describe('differential: the software framework against the real kernel', () => {
     const real = nativeKernel()!;
     const sim = new Framework({ profile: 'mainline' });
     const rfd = real.openHeap('system');
-    const sfd = sim.openHeap('system');
+    const sfd = sim.kernel.openHeap('system');
     const divergences: string[] = [];
     const counts = new Map<string, number>();
     try {
       for (let i = 0; i < HEAP_OPS; i++) {
         const { cmd, arg } = heapCase(real.pageSize);
         const a = run(real, rfd, cmd, arg && arg.slice());
-        const b = run(sim, sfd, cmd, arg && arg.slice());
+        const b = run(sim.kernel, sfd, cmd, arg && arg.slice());
         const key = a.out.ok ? 'ok' : a.out.code;
         counts.set(key, (counts.get(key) ?? 0) + 1);
         if (JSON.stringify(a) !== JSON.stringify(b)) {
@@ -154,7 +154,7 @@ describe('differential: the software framework against the real kernel', () => {
       }
     } finally {
       real.close(rfd);
-      sim.close(sfd);
+      sim.kernel.close(sfd);
     }
     console.log(`seed ${seed}: outcomes ${JSON.stringify(Object.fromEntries(counts))}`);
     expect(divergences.slice(0, 10)).toEqual([]);
@@ -174,7 +174,7 @@ describe('differential: the software framework against the real kernel', () => {
       return decodeAllocationData(arg).fd;
     };
     const rfd = alloc(real);
-    const sfd = alloc(sim);
+    const sfd = alloc(sim.kernel);
     const name = (k: Kernel, fd: number) => /^name:.*$/m.exec(k.fdinfo(fd))?.[0] ?? null;
     const divergences: string[] = [];
     try {
@@ -201,16 +201,16 @@ describe('differential: the software framework against the real kernel', () => {
           arg = bytes(64);
         }
         const a = run(real, rfd, cmd, arg.slice());
-        const b = run(sim, sfd, cmd, arg.slice());
+        const b = run(sim.kernel, sfd, cmd, arg.slice());
         const na = name(real, rfd);
-        const nb = name(sim, sfd);
+        const nb = name(sim.kernel, sfd);
         if (JSON.stringify([a.out.ok ? 'ok' : a.out, na]) !== JSON.stringify([b.out.ok ? 'ok' : b.out, nb])) {
           divergences.push(`#${i} cmd 0x${cmd.toString(16)} arg ${Buffer.from(arg).toString('hex')}\n  kernel ${JSON.stringify([a, na])}\n  software ${JSON.stringify([b, nb])}`);
         }
       }
     } finally {
       real.close(rfd);
-      sim.close(sfd);
+      sim.kernel.close(sfd);
     }
     expect(divergences.slice(0, 10)).toEqual([]);
   });

@@ -113,38 +113,49 @@ test('the framework has no instanceof chains over file kinds: files dispatch thr
 });
 
 /** The package's public surface as it was before the layout changed (values and types), plus the pools (issue 11). */
+// The 1.0 surface (issue 18): what a user needs from `dma-heap`, and what a test or a heap
+// author needs from `dma-heap/framework`. A change here is an API change: CHANGELOG it.
 const PUBLIC = {
   values: [
     'BufferPool', 'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
-    'DmaHeapError', 'Framework', 'Heap', 'PooledBuffer', 'SoftwareFence', 'SoftwareFenceSource', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'createShareablePool', 'fromFd', 'inheritedBuffers', 'inheritedItems',
+    'DmaHeapError', 'Heap', 'PooledBuffer', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'createShareablePool', 'fromFd', 'inheritedBuffers', 'inheritedItems',
     'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
   ],
   types: [
     'AcquireOptions', 'AllocOptions', 'Backend', 'Backing', 'BufferPoolOptions', 'BufferPoolStats', 'BufferSource', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
-    'FenceSourceOptions', 'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'SyncFileInfo', 'SyncFileStatus', 'Tier',
-    'WaitOptions',
-    // added by issue 10: the framework's public types and the server's events
-    'AccessContext', 'AccessPolicy', 'AllocationFault', 'CmaBuffer', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
-    'DmaBufChannelEvents', 'DmaBufServerEvents', 'DmaHeapExportInfo', 'DmaHeapOps', 'FrameworkOptions', 'Profile', 'Vma',
-    // added by issue 8: sync_files travel beside buffers
-    'ShareItem',
-    // added by issue 18: the tiers allocShareable takes ('imported' is only ever a buffer's)
-    'ShareableTier',
+    'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'SyncFileInfo', 'SyncFileStatus', 'Tier',
+    'WaitOptions', 'DmaBufChannelEvents', 'DmaBufServerEvents', 'ShareItem', 'ShareableTier',
+  ].sort(),
+};
+const FRAMEWORK = {
+  values: ['DEFAULT_CMA_SIZE', 'Errno', 'Framework', 'SoftwareFence', 'SoftwareFenceSource', 'errno'],
+  types: [
+    'AccessContext', 'AccessPolicy', 'AllocationFault', 'BackingMemory', 'CmaBuffer', 'CpuAccessState', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
+    'DmaDataDirection', 'DmaHeap', 'DmaHeapExportInfo', 'DmaHeapOps', 'Faults', 'FenceSourceOptions', 'FrameworkOptions', 'KernelDmaBuf', 'Profile',
+    'SimulatedKernel', 'Vma',
   ].sort(),
 };
 
-test('the public exports are the same names as before the restructuring', () => {
+/** the names an entry point's source exports: values (at run time) and types (declarations only) */
+function exportsOf(file: string): { values: string[]; types: string[] } {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const api = require('../lib/index') as Record<string, unknown>;
-  expect(Object.keys(api).sort()).toEqual(PUBLIC.values);
-
-  // type names, read from lib/index.ts's export declarations (tsc checks that they resolve)
-  const index = ts.createSourceFile('index.ts', fs.readFileSync(path.join(LIB, 'index.ts'), 'utf8'), ts.ScriptTarget.ES2022);
-  const names = index.statements.flatMap((st) =>
+  const values = Object.keys(require(file) as Record<string, unknown>).sort();
+  const src = ts.createSourceFile(path.basename(file), fs.readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022);
+  const names = src.statements.flatMap((st) =>
     ts.isExportDeclaration(st) && st.exportClause && ts.isNamedExports(st.exportClause) ? st.exportClause.elements.map((e) => e.name.text) : [],
   );
-  expect(names.filter((n) => !PUBLIC.values.includes(n)).sort()).toEqual(PUBLIC.types);
-  expect(PUBLIC.values.filter((n) => !names.includes(n))).toEqual([]);
+  expect(values.filter((n) => !names.includes(n))).toEqual([]);
+  return { values, types: names.filter((n) => !values.includes(n)).sort() };
+}
+
+test('the public exports: dma-heap is the user\'s API, dma-heap/framework the simulated kernel\'s', () => {
+  expect(exportsOf(path.join(LIB, 'index.ts'))).toEqual(PUBLIC);
+  expect(exportsOf(path.join(LIB, 'framework', 'index.ts'))).toEqual(FRAMEWORK);
+  // no name means two things across the two entry points
+  expect([...PUBLIC.values, ...PUBLIC.types].filter((n) => [...FRAMEWORK.values, ...FRAMEWORK.types].includes(n))).toEqual([]);
+  // and the exports map publishes both
+  const pkg = JSON.parse(fs.readFileSync(path.join(LIB, '..', 'package.json'), 'utf8'));
+  expect(Object.keys(pkg.exports)).toEqual(['.', './framework', './package.json']);
 });
 
 test("the package's own error codes are all listed in the README, and nothing else is", () => {

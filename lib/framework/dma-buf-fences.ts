@@ -12,7 +12,7 @@ import { DMA_BUF_SYNC_RW, DMA_BUF_SYNC_WRITE } from '../uapi';
 import { stubFence, type DmaFence } from './dma-fence';
 import { DmaResv } from './dma-resv';
 import { errno } from './errno';
-import { SyncFile, type SyncFileContext } from './sync-file';
+import { KernelSyncFile, type SyncFileContext } from './sync-file';
 
 const resvs = new WeakMap<object, DmaResv>();
 
@@ -81,7 +81,7 @@ export function dmaBufFenceIoctl(dmabuf: object, cmd: number, mem: Uint8Array, c
       if (mem.length < 8) throw errno('EFAULT');
       const flags = rwFlags(v.getUint32(0, true));
       const fence = resvOf(dmabuf).getSingleton((BigInt(flags) & DMA_BUF_SYNC_WRITE) !== 0n) ?? stubFence;
-      v.setInt32(4, ctx.install(new SyncFile(fence)), true);
+      v.setInt32(4, ctx.install(new KernelSyncFile(fence)), true);
       return 0;
     }
     case DMA_BUF_IOCTL_IMPORT_SYNC_FILE: {

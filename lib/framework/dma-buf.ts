@@ -28,11 +28,11 @@ export type DmaDataDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM
 /** struct dma_buf_ops, the part a CPU-only simulation has: no attach/map_dma_buf. */
 export interface DmaBufOps<P = unknown> {
   /** fill vma.view (and vma.close); absent: mmap fails EINVAL */
-  mmap?(dmabuf: DmaBuf<P>, vma: Vma): void;
-  beginCpuAccess?(dmabuf: DmaBuf<P>, direction: DmaDataDirection): void;
-  endCpuAccess?(dmabuf: DmaBuf<P>, direction: DmaDataDirection): void;
+  mmap?(dmabuf: KernelDmaBuf<P>, vma: Vma): void;
+  beginCpuAccess?(dmabuf: KernelDmaBuf<P>, direction: DmaDataDirection): void;
+  endCpuAccess?(dmabuf: KernelDmaBuf<P>, direction: DmaDataDirection): void;
   /** the last reference went: free what priv holds */
-  release(dmabuf: DmaBuf<P>): void;
+  release(dmabuf: KernelDmaBuf<P>): void;
 }
 
 /** struct dma_buf_export_info */
@@ -56,13 +56,13 @@ export interface CpuAccessState {
   ends: number;
 }
 
-export class DmaBuf<P = unknown> {
+export class KernelDmaBuf<P = unknown> {
   readonly size: number;
   readonly expName: string;
   /** DMA_BUF_SET_NAME; null until set (fdinfo shows `name:` only then, even for "") */
   name: string | null = null;
   #ino: number | undefined;
-  readonly file: File<DmaBuf<P>>;
+  readonly file: File<KernelDmaBuf<P>>;
   readonly ops: DmaBufOps<P>;
   readonly priv: P;
   readonly backing?: BackingMemory;
@@ -86,7 +86,7 @@ export class DmaBuf<P = unknown> {
     this.backing = info.backing;
     if (!info.backing) this.#ino = nextIno();
     // dma_buf_getfile: f_flags = flags & (O_ACCMODE | O_NONBLOCK)
-    this.file = new File<DmaBuf<P>>(this, dmaBufFops as FileOperations<DmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this, info.backing?.fdSource ?? fdSource);
+    this.file = new File<KernelDmaBuf<P>>(this, dmaBufFops as FileOperations<KernelDmaBuf<P>>, info.flags & (O_ACCMODE | O_NONBLOCK), this, info.backing?.fdSource ?? fdSource);
   }
 
   /** what SYNC recorded; made at the first SYNC or when asked (most buffers never sync) */
@@ -114,7 +114,7 @@ export class DmaBuf<P = unknown> {
 }
 
 /** dma_buf_ioctl: exact command numbers; anything else ENOTTY. `arg` is the user memory. */
-export function dmaBufIoctl(dmabuf: DmaBuf, cmd: number, arg: Uint8Array, ctx: SyscallContext = {}): number {
+export function dmaBufIoctl(dmabuf: KernelDmaBuf, cmd: number, arg: Uint8Array, ctx: SyscallContext = {}): number {
   switch (cmd >>> 0) {
     case DMA_BUF_IOCTL_SYNC: {
       if (arg.length < 8) throw errno('EFAULT'); // copy_from_user(&sync, arg, sizeof(sync))
@@ -172,20 +172,20 @@ function strndupUser(arg: Uint8Array, n: number): string {
  * dma_buf_mmap_internal's checks: the exporter must have mmap (else EINVAL) and the pages asked
  * for must lie within the buffer: vm_pgoff + vma_pages(vma) > size >> PAGE_SHIFT is EINVAL.
  */
-export function dmaBufMmapCheck(dmabuf: DmaBuf, vma: Vma, pageSize: number): void {
+export function dmaBufMmapCheck(dmabuf: KernelDmaBuf, vma: Vma, pageSize: number): void {
   if (!dmabuf.ops.mmap) throw errno('EINVAL');
   if (vma.pgoff + Math.ceil(vma.length / pageSize) > Math.floor(dmabuf.size / pageSize)) throw errno('EINVAL');
 }
 
 /** dma_buf_mmap_internal: the checks, then the exporter's mmap op fills the vma */
-export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pageSize: number): void {
+export function dmaBufMmap(dmabuf: KernelDmaBuf, vma: Vma, pageSize: number): void {
   dmaBufMmapCheck(dmabuf, vma, pageSize);
   dmabuf.ops.mmap?.(dmabuf, vma);
   if (!(vma.view instanceof Uint8Array)) throw errno('EINVAL'); // an exporter bug, not a user one
 }
 
 /** dma_buf_fops */
-export const dmaBufFops: FileOperations<DmaBuf> = {
+export const dmaBufFops: FileOperations<KernelDmaBuf> = {
   unlockedIoctl: (file, cmd, arg, ctx) => dmaBufIoctl(file.priv, cmd, arg, ctx),
   poll: (file, requested) => dmaBufPoll(file.priv, requested),
   pollFences: (file, requested) => dmaBufPollFences(file.priv, requested),
@@ -197,7 +197,7 @@ export const dmaBufFops: FileOperations<DmaBuf> = {
 
 /** dma_buf_release: the exporter's release, its own bookkeeping, then the accounting, each
  *  whatever the others threw (the first error leaves) */
-function dmaBufRelease(dmabuf: DmaBuf): void {
+function dmaBufRelease(dmabuf: KernelDmaBuf): void {
   let failure: { error: unknown } | undefined;
   try {
     dmabuf.ops.release(dmabuf);
@@ -214,6 +214,6 @@ function dmaBufRelease(dmabuf: DmaBuf): void {
 }
 
 /** is_dma_buf_file: the file's f_op is dma_buf_fops */
-export function dmaBufOf(file: File): DmaBuf | undefined {
-  return file.fops === (dmaBufFops as FileOperations) ? (file.priv as DmaBuf) : undefined;
+export function dmaBufOf(file: File): KernelDmaBuf | undefined {
+  return file.fops === (dmaBufFops as FileOperations) ? (file.priv as KernelDmaBuf) : undefined;
 }

@@ -21,7 +21,7 @@ import {
   NUM_HEAP_MINORS,
   pageAlign,
 } from '../uapi';
-import type { DmaBuf } from './dma-buf';
+import type { KernelDmaBuf } from './dma-buf';
 import type { FileOperations } from './file';
 import { errno } from './errno';
 import type { AccessPolicy } from './policy';
@@ -31,7 +31,7 @@ export type Profile = 'mainline' | 'v14';
 /** struct dma_heap_ops */
 export interface DmaHeapOps {
   /** return a dma-buf made with Framework.dmaBufExport(); throw an errno (errno('ENOMEM')) to fail */
-  allocate(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): DmaBuf;
+  allocate(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): KernelDmaBuf;
 }
 
 /** struct dma_heap_export_info, plus the simulation's access policy for the device node */

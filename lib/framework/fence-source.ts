@@ -113,12 +113,12 @@ export class SoftwareFenceSource {
     } else {
       const state = handleState(buf);
       if (state?.kind !== 'dma-buf') throw invalidArgType('buf', 'an instance of DmaBuf or an fd number', buf);
-      if (state.kernel !== this.framework) throw invalidArgValue('buf', buf, "is not a buffer of this source's framework");
+      if (state.kernel !== this.framework.kernel) throw invalidArgValue('buf', buf, "is not a buffer of this source's framework");
       fd = state.fd;
     }
     if (access !== 'read' && access !== 'write') throw invalidArgValue('access', access, "must be 'read' or 'write'");
     return syscall('ioctl', () => {
-      const dmabuf = this.framework.dmaBuf(fd);
+      const dmabuf = this.framework.kernel.dmaBuf(fd);
       if (!dmabuf) throw errno('EBADF', 'not a dma-buf of this software framework');
       const resv = resvOf(dmabuf);
       if (!resv.testSignaled(access === 'write')) throw errno('EBUSY', 'a conflicting fence is pending (as vgem refuses it)');

@@ -8,7 +8,7 @@ import { type DmaFence, fenceName, singleton } from './dma-fence';
 import { errno } from './errno';
 import type { File, FileOperations } from './file';
 
-export class SyncFile {
+export class KernelSyncFile {
   /** a name given at merge time (SYNC_IOC_MERGE); else the fence's name is shown */
   userName = '';
   constructor(readonly fence: DmaFence) {}
@@ -26,8 +26,8 @@ export class SyncFile {
 
 /** what a sync_file ioctl needs from the fd table (MERGE reads fd2 and installs the result) */
 export interface SyncFileContext {
-  lookup(fd: number): SyncFile | null;
-  install(sf: SyncFile): number;
+  lookup(fd: number): KernelSyncFile | null;
+  install(sf: KernelSyncFile): number;
 }
 
 /**
@@ -36,7 +36,7 @@ export interface SyncFileContext {
  * to the user pointer, which the framework cannot follow: EFAULT (the real kernel's answer
  * for a NULL pointer, measured on 6.12). MERGE: fd2 not a sync_file → ENOENT.
  */
-export function syncFileIoctl(sf: SyncFile, cmd: number, mem: Uint8Array, ctx: SyncFileContext): number {
+export function syncFileIoctl(sf: KernelSyncFile, cmd: number, mem: Uint8Array, ctx: SyncFileContext): number {
   const v = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
   switch (cmd >>> 0) {
     case SYNC_IOC_FILE_INFO: {
@@ -61,7 +61,7 @@ export function syncFileIoctl(sf: SyncFile, cmd: number, mem: Uint8Array, ctx: S
       const other = ctx.lookup(v.getInt32(32, true));
       if (!other) throw errno('ENOENT');
       const fences = [...new Set([...sf.fence.unwrap(), ...other.fence.unwrap()])].filter((f) => !f.signaled);
-      const merged = new SyncFile(singleton(fences) ?? sf.fence);
+      const merged = new KernelSyncFile(singleton(fences) ?? sf.fence);
       const nul = mem.subarray(0, SYNC_NAME_LEN).indexOf(0);
       merged.userName = Buffer.from(mem.subarray(0, nul < 0 ? SYNC_NAME_LEN - 1 : nul)).toString('latin1');
       v.setInt32(36, ctx.install(merged), true);
@@ -73,7 +73,7 @@ export function syncFileIoctl(sf: SyncFile, cmd: number, mem: Uint8Array, ctx: S
 }
 
 /** sync_file_fops: ioctl and poll; no mmap, no seek, no fdinfo lines of its own */
-export const syncFileFops: FileOperations<SyncFile> = {
+export const syncFileFops: FileOperations<KernelSyncFile> = {
   unlockedIoctl: (file, cmd, arg, ctx) => {
     if (!ctx.syncFiles) throw errno('ENOTTY');
     return syncFileIoctl(file.priv, cmd, arg, ctx.syncFiles);
@@ -83,6 +83,6 @@ export const syncFileFops: FileOperations<SyncFile> = {
 };
 
 /** the sync_file behind a file, if it is one (its f_op is sync_file_fops) */
-export function syncFileOf(file: File): SyncFile | undefined {
-  return file.fops === (syncFileFops as FileOperations) ? (file.priv as SyncFile) : undefined;
+export function syncFileOf(file: File): KernelSyncFile | undefined {
+  return file.fops === (syncFileFops as FileOperations) ? (file.priv as KernelSyncFile) : undefined;
 }

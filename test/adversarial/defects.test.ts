@@ -7,7 +7,8 @@ import { constants } from 'node:buffer';
 import { tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
-import { addonStatus, DmaBufChannel, Framework, openHeap } from '../../lib';
+import { addonStatus, DmaBufChannel, openHeap } from '../../lib';
+import { Framework } from '../../lib/framework';
 import { fdCount } from '../helpers/fds';
 
 const withAddon = addonStatus().loaded;

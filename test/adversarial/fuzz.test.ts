@@ -16,26 +16,8 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, write
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { types } from 'node:util';
-import {
-  addonStatus,
-  allocShareable,
-  BufferPool,
-  createShareablePool,
-  DmaBuf,
-  DmaBufChannel,
-  DmaBufServer,
-  Framework,
-  fromFd,
-  Heap,
-  inheritedBuffers,
-  listHeaps,
-  openContiguousHeap,
-  openHeap,
-  PooledBuffer,
-  SoftwareFenceSource,
-  spawnWithBuffers,
-  SyncFile,
-} from '../../lib';
+import { addonStatus, allocShareable, BufferPool, createShareablePool, DmaBuf, DmaBufChannel, DmaBufServer, fromFd, Heap, inheritedBuffers, listHeaps, openContiguousHeap, openHeap, PooledBuffer, spawnWithBuffers, SyncFile } from '../../lib';
+import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import {
   ARG_CODES,
   fdTable,
@@ -629,7 +611,7 @@ describe(`fuzz of the public API (${LABEL}, seed ${SEED})`, () => {
     const runs = target.runs ?? RUNS;
     for (let i = 0; i < runs; i++) {
       const before = holdings();
-      const fwFds = fw.fds().length;
+      const fwFds = fw.kernel.fds().length;
       ctx.mine = new Map();
       const input = target.input(ctx);
       const shown = input.args.map(show).join(', ');
@@ -656,7 +638,7 @@ describe(`fuzz of the public API (${LABEL}, seed ${SEED})`, () => {
       }
       const leak = leaked(before);
       if (leak) findings.push({ target: target.name, args: shown, problem: `leaked: ${leak}` });
-      if (fw.fds().length !== fwFds) findings.push({ target: target.name, args: shown, problem: `software framework holds ${fw.fds().length - fwFds} more fd(s)` });
+      if (fw.kernel.fds().length !== fwFds) findings.push({ target: target.name, args: shown, problem: `software framework holds ${fw.kernel.fds().length - fwFds} more fd(s)` });
       if (buf.closed || buf.read(0, 1).length !== 1) {
         findings.push({ target: target.name, args: shown, problem: 'the fixture buffer was broken' });
         break;

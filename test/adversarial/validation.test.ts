@@ -7,7 +7,8 @@
 import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { addonStatus, allocShareable, DmaBufChannel, Framework, fromFd, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
+import { addonStatus, allocShareable, DmaBufChannel, fromFd, openHeap, SyncFile } from '../../lib';
+import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import { poisonedPrimitive } from './helpers';
 
 const withAddon = addonStatus().loaded;

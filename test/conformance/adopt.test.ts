@@ -4,14 +4,14 @@ import path from 'node:path';
 import { fromFd } from '../../lib/dmabuf';
 import { DmaBuf } from '../../lib/dmabuf';
 import { loadAddon } from '../../lib/native/load';
-import type { Framework } from '../../lib/framework';
+import type { SimulatedKernel } from '../../lib/framework';
 import type { Heap } from '../../lib/heap';
 import { openHeap } from '../../lib/heap';
 import { backends, newFds, openFds, testIf } from '../helpers/backends';
 import { kernelOf } from '../../lib/kernel';
 
 /** the software backend under test is a framework of its own: fromFd must look there */
-const sameKernel = (h: Heap) => (kernelOf(h).backend === 'software' ? { framework: kernelOf(h) as Framework } : {});
+const sameKernel = (h: Heap) => (kernelOf(h).backend === 'software' ? { framework: (kernelOf(h) as SimulatedKernel).framework } : {});
 
 describe.each(backends())('DmaBuf.fromFd: $label', (backend) => {
   const heap = () => openHeap('system', backend.options());

@@ -13,7 +13,7 @@ import { backends, type TestBackend } from '../helpers/backends';
 /** the raw kernel under a backend, and a heap fd and a dma-buf fd from it */
 function open(backend: TestBackend): { kernel: Kernel; heapFd: number; bufFd: number; done(): void } {
   const framework = backend.options().framework as Framework | undefined;
-  const kernel: Kernel = framework ?? nativeKernel()!;
+  const kernel: Kernel = framework?.kernel ?? nativeKernel()!;
   const heapFd = kernel.openHeap('system');
   const arg = encodeAllocationData({ len: BigInt(kernel.pageSize), fd: 0, fdFlags: O_RDWR | O_CLOEXEC, heapFlags: 0n });
   kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg, ALLOCATION_DATA_FD_OFFSET);

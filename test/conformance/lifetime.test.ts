@@ -74,10 +74,10 @@ describe('runtimes that refuse external ArrayBuffers (Electron’s V8 sandbox)',
 
   test('map() says so with a typed error; read() and write() copy in and out instead', () => {
     const fw = new Framework();
-    const hfd = fw.openHeap('system');
+    const hfd = fw.kernel.openHeap('system');
     const heap = openHeap('system', { framework: fw });
     const plain = heap.alloc(8192);
-    const buf = new DmaBuf(fw.dup(plain.fd, true), { kernel: sandboxed(fw), tier: plain.tier, readOnly: false, heap: 'system' });
+    const buf = new DmaBuf(fw.kernel.dup(plain.fd, true), { kernel: sandboxed(fw.kernel), tier: plain.tier, readOnly: false, heap: 'system' });
     try {
       expect(() => buf.map()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS', message: expect.stringMatching(/read\(\).*write\(\)/) }));
       // no mapping, so no cpuAccess (never an empty stand-in): the bracket by hand, copying
@@ -91,7 +91,7 @@ describe('runtimes that refuse external ArrayBuffers (Electron’s V8 sandbox)',
       buf.close();
       plain.close();
       heap.close();
-      fw.close(hfd);
+      fw.kernel.close(hfd);
     }
   });
 });
@@ -106,6 +106,6 @@ describe('the software framework releases what a program forgets', () => {
     expect(framework.faults.bytesInUse('system')).toBe(8 * 64 * 1024);
     await collect();
     expect(framework.faults.bytesInUse('system')).toBe(0);
-    expect(framework.fds()).toEqual([heap.fd]);
+    expect(framework.kernel.fds()).toEqual([heap.fd]);
   });
 });

@@ -41,8 +41,8 @@ describe('a buffer with no mapping to give', () => {
 
   /** a second handle on `plain`'s buffer, read-only or sandboxed, whose kernel calls are recorded */
   function handle(how: { readOnly?: boolean; sandboxed?: boolean }): { buf: DmaBuf; calls: string[] } {
-    const { kernel, calls } = recording(fw, how.sandboxed);
-    const fd = fw.dup(plain.fd, true);
+    const { kernel, calls } = recording(fw.kernel, how.sandboxed);
+    const fd = fw.kernel.dup(plain.fd, true);
     return { buf: new DmaBuf(fd, { kernel, tier: plain.tier, readOnly: how.readOnly ?? false, size: plain.size }), calls };
   }
 

@@ -9,7 +9,8 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
-import { addonStatus, DmaBufChannel, DmaHeapError, Framework, fromFd, openHeap, SyncFile } from '../../lib';
+import { addonStatus, DmaBufChannel, DmaHeapError, fromFd, openHeap, SyncFile } from '../../lib';
+import { Framework } from '../../lib/framework';
 import { fdTarget, newFds, openFds } from '../helpers/fds';
 
 const withAddon = addonStatus().loaded;

@@ -1,6 +1,7 @@
 // The fence API on the software framework: what the real kernel does with a device
 // (test/fences/devices.test.ts) is played here by a SoftwareFenceSource. Runs on every host.
-import { DmaBuf, DmaHeapError, Framework, openHeap, SoftwareFenceSource, SyncFile } from '../../lib';
+import { DmaBuf, DmaHeapError, openHeap, SyncFile } from '../../lib';
+import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import { softwareFence } from './scenarios';
 
 let fw: Framework;
@@ -85,7 +86,7 @@ describe('cpuAccessAsync()', () => {
     let ran = false;
     const p = buf.cpuAccessAsync('read', (bytes) => {
       ran = true;
-      expect(fw.dmaBuf(buf.fd)?.cpuAccess.active).toBe('DMA_FROM_DEVICE');
+      expect(fw.kernel.dmaBuf(buf.fd)?.cpuAccess.active).toBe('DMA_FROM_DEVICE');
       return Buffer.from(bytes.subarray(0, 17)).toString();
     });
     await until(() => timer.count() >= 5);
@@ -93,7 +94,7 @@ describe('cpuAccessAsync()', () => {
     fence.signal();
     await expect(p).resolves.toBe('device wrote this');
     timer.stop();
-    const state = fw.dmaBuf(buf.fd)!.cpuAccess;
+    const state = fw.kernel.dmaBuf(buf.fd)!.cpuAccess;
     expect(state).toEqual({ active: null, begins: 1, ends: 1 });
   });
 
@@ -104,7 +105,7 @@ describe('cpuAccessAsync()', () => {
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
-    expect(fw.dmaBuf(buf.fd)!.cpuAccess).toEqual({ active: null, begins: 1, ends: 1 });
+    expect(fw.kernel.dmaBuf(buf.fd)!.cpuAccess).toEqual({ active: null, begins: 1, ends: 1 });
   });
 });
 
@@ -192,7 +193,7 @@ describe('SoftwareFenceSource', () => {
 describe('kernels before 6.0', () => {
   test('EXPORT/IMPORT_SYNC_FILE answering ENOTTY become "not supported by this kernel"', () => {
     // a kernel that says what a 5.x kernel says to the sync_file ioctls
-    const old = new Proxy(fw, {
+    const old = new Proxy(fw.kernel, {
       get(target, prop, receiver) {
         if (prop === 'ioctl') {
           return (fd: number, cmd: number, arg: Uint8Array | null) => {
@@ -204,13 +205,13 @@ describe('kernels before 6.0', () => {
         return typeof v === 'function' ? v.bind(target) : v;
       },
     });
-    const b = new DmaBuf(fw.dup(buf.fd, true), { kernel: old, tier: 'memfd', readOnly: false });
+    const b = new DmaBuf(fw.kernel.dup(buf.fd, true), { kernel: old, tier: 'memfd', readOnly: false });
     try {
       expect(() => b.exportSyncFile('read')).toThrow(
         expect.objectContaining({ code: 'ENOTTY', syscall: 'ioctl', message: expect.stringContaining('not supported by this kernel') }),
       );
       using sf = buf.exportSyncFile('read');
-      using viaOld = new SyncFile(fw.dup(sf.fd, true), old);
+      using viaOld = new SyncFile(fw.kernel.dup(sf.fd, true), old);
       expect(() => b.importSyncFile(viaOld, 'read')).toThrow(expect.objectContaining({ code: 'ENOTTY' }));
     } finally {
       b.close();

@@ -4,7 +4,8 @@
  * (importSyncFile and the SyncFile's own methods threw a plain Error, sending it a
  * DmaBufStateError). Runs on every host: the software framework's sync_files suffice.
  */
-import { DmaBufStateError, Framework, openHeap, spawnWithBuffers } from '../../lib';
+import { DmaBufStateError, openHeap, spawnWithBuffers } from '../../lib';
+import { Framework } from '../../lib/framework';
 
 const closedError = expect.objectContaining({ name: 'DmaBufStateError', code: 'ERR_SYNC_FILE_CLOSED' });
 

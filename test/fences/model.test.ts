@@ -14,25 +14,25 @@ import {
 } from '../../lib/fence-uapi';
 import { dmaBufFenceIoctl, dmaBufPoll, resvOf, syncStartCheck } from '../../lib/framework/dma-buf-fences';
 import { DmaFence, fenceContextAlloc, stubFence } from '../../lib/framework/dma-fence';
-import { SyncFile, syncFileIoctl, type SyncFileContext } from '../../lib/framework/sync-file';
+import { KernelSyncFile, syncFileIoctl, type SyncFileContext } from '../../lib/framework/sync-file';
 import { DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START, DMA_BUF_SYNC_WRITE } from '../../lib/uapi';
 
 /** a tiny fd table for sync_files */
-function table(): SyncFileContext & { files: Map<number, SyncFile> } {
-  const files = new Map<number, SyncFile>();
+function table(): SyncFileContext & { files: Map<number, KernelSyncFile> } {
+  const files = new Map<number, KernelSyncFile>();
   let next = 100;
   return { files, lookup: (fd) => files.get(fd) ?? null, install: (sf) => (files.set(next, sf), next++) };
 }
 
 const device = (name = 'vgem') => new DmaFence(name, 'unbound', fenceContextAlloc(), 1);
 
-function exportSf(buf: object, flags: number, t: ReturnType<typeof table>): SyncFile {
+function exportSf(buf: object, flags: number, t: ReturnType<typeof table>): KernelSyncFile {
   const arg = encodeBufSyncFile(flags, 0);
   dmaBufFenceIoctl(buf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, arg, t);
-  return t.files.get(new DataView(arg.buffer).getInt32(4, true)) as SyncFile;
+  return t.files.get(new DataView(arg.buffer).getInt32(4, true)) as KernelSyncFile;
 }
 
-function info(sf: SyncFile, t: SyncFileContext) {
+function info(sf: KernelSyncFile, t: SyncFileContext) {
   const arg = encodeSyncFileInfo();
   syncFileIoctl(sf, SYNC_IOC_FILE_INFO, arg, t);
   const i = decodeSyncFileInfo(arg);
@@ -146,7 +146,7 @@ describe('EXPORT_SYNC_FILE / IMPORT_SYNC_FILE', () => {
 describe('SYNC_IOC_FILE_INFO and MERGE', () => {
   test('flags or pad set: EINVAL; room for fences but no user memory: EFAULT (6.12 with a NULL pointer)', () => {
     const t = table();
-    const sf = new SyncFile(stubFence);
+    const sf = new KernelSyncFile(stubFence);
     expect(code(() => syncFileIoctl(sf, SYNC_IOC_FILE_INFO, encodeSyncFileInfo({ flags: 1 }), t))).toBe('EINVAL');
     expect(code(() => syncFileIoctl(sf, SYNC_IOC_FILE_INFO, encodeSyncFileInfo({ pad: 1 }), t))).toBe('EINVAL');
     expect(code(() => syncFileIoctl(sf, SYNC_IOC_FILE_INFO, encodeSyncFileInfo({ numFences: 1 }), t))).toBe('EFAULT');
@@ -157,11 +157,11 @@ describe('SYNC_IOC_FILE_INFO and MERGE', () => {
   test('merge: named, signalled when both are; fd2 not a sync_file: ENOENT', () => {
     const t = table();
     const [a, b] = [device(), device()];
-    const fa = t.install(new SyncFile(a));
-    const fb = t.install(new SyncFile(b));
+    const fa = t.install(new KernelSyncFile(a));
+    const fb = t.install(new KernelSyncFile(b));
     const arg = encodeSyncMergeData('both', fb);
-    syncFileIoctl(t.files.get(fa) as SyncFile, SYNC_IOC_MERGE, arg, t);
-    const merged = t.files.get(new DataView(arg.buffer).getInt32(36, true)) as SyncFile;
+    syncFileIoctl(t.files.get(fa) as KernelSyncFile, SYNC_IOC_MERGE, arg, t);
+    const merged = t.files.get(new DataView(arg.buffer).getInt32(36, true)) as KernelSyncFile;
     expect(info(merged, t)).toMatchObject({ name: 'both', status: 0, num: 2 });
     a.signal();
     b.signal();

@@ -3,7 +3,8 @@
  * software framework (its SoftwareFenceSource does): what poll and sync_file info report
  * at each step. The differential check compares the two records.
  */
-import { Framework, openHeap, SoftwareFenceSource } from '../../lib';
+import { openHeap } from '../../lib';
+import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import type { DmaBuf } from '../../lib/dmabuf';
 import { kernelOf } from '../../lib/kernel';
 import { POLLIN, POLLOUT } from '../../lib/fence-uapi';

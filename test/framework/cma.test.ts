@@ -1,9 +1,10 @@
-import { CMA_ALIGNMENT, type CmaBuffer, DEFAULT_CMA_SIZE, type Framework, getOrder } from '../../lib/framework';
+import { type CmaBuffer, DEFAULT_CMA_SIZE, type Framework } from '../../lib/framework';
+import { CMA_ALIGNMENT, getOrder } from '../../lib/framework/heaps/cma';
 import { allocFrom, checkNoFdLeaks, eachBacking, fdinfoField, thrown } from './helpers';
 
 checkNoFdLeaks();
 
-const region = (fw: Framework, fd: number) => fw.dmaBuf(fd)?.priv as CmaBuffer;
+const region = (fw: Framework, fd: number) => fw.kernel.dmaBuf(fd)?.priv as CmaBuffer;
 
 eachBacking((make) => {
   test('the default region is 64 MiB, shared by default_cma_region and reserved', () => {
@@ -17,8 +18,8 @@ eachBacking((make) => {
     expect(fdinfoField(fw, a, 'exp_name')).toBe('default_cma_region');
     expect(fdinfoField(fw, b, 'exp_name')).toBe('reserved');
     expect(fw.cma?.used).toBe(2);
-    fw.close(a);
-    fw.close(b);
+    fw.kernel.close(a);
+    fw.kernel.close(b);
     expect(fw.cma?.used).toBe(0);
   });
 
@@ -35,7 +36,7 @@ eachBacking((make) => {
     expect(region(fw, huge).physAddr).toBe((fw.cma?.base ?? NaN) + 512 * p);
     expect(getOrder(1024 * p, p)).toBe(10);
     expect(CMA_ALIGNMENT).toBe(8);
-    for (const fd of [one, three, single, big, huge]) fw.close(fd);
+    for (const fd of [one, three, single, big, huge]) fw.kernel.close(fd);
   });
 
   test('fragmentation: ENOMEM without a free aligned run, even with enough pages free in total', () => {
@@ -44,17 +45,17 @@ eachBacking((make) => {
     const pages = (fw.cma?.count ?? 0);
     const fds = Array.from({ length: pages }, () => allocFrom(fw, 'reserved', p));
     expect(thrown(() => allocFrom(fw, 'reserved', p))).toMatchObject({ code: 'ENOMEM', syscall: 'ioctl', heap: 'reserved' });
-    for (let i = 0; i < pages; i += 2) fw.close(fds[i]); // every other page free: half the region
+    for (let i = 0; i < pages; i += 2) fw.kernel.close(fds[i]); // every other page free: half the region
     expect(fw.cma?.used).toBe(pages / 2);
     const fragmented = thrown(() => allocFrom(fw, 'reserved', 2 * p));
     expect(fragmented.code).toBe('ENOMEM');
     // says why: the region's size, what is free, and that no free run is long enough
     expect(fragmented.message).toContain(`${2 * p} bytes asked, the CMA region has ${pages * p} bytes (${(pages / 2) * p} free, largest free run ${p})`);
-    fw.close(fds[1]); // pages 0..1 free, aligned for order 1
+    fw.kernel.close(fds[1]); // pages 0..1 free, aligned for order 1
     const two = allocFrom(fw, 'reserved', 2 * p);
     expect(region(fw, two).pageno).toBe(0);
-    fw.close(two);
-    for (let i = 3; i < pages; i += 2) fw.close(fds[i]);
+    fw.kernel.close(two);
+    for (let i = 3; i < pages; i += 2) fw.kernel.close(fds[i]);
   });
 
   test('freed ranges are reused, and come back zeroed', () => {
@@ -63,11 +64,11 @@ eachBacking((make) => {
     for (let i = 0; i < 32; i++) {
       const fd = allocFrom(fw, 'default_cma_region', size);
       expect(region(fw, fd).offset).toBe(0);
-      const view = fw.mmap(fd, size, 0, true);
+      const view = fw.kernel.mmap(fd, size, 0, true);
       expect(view.every((b) => b === 0)).toBe(true);
       view.fill(0xee);
-      fw.munmap(view);
-      fw.close(fd);
+      fw.kernel.munmap(view);
+      fw.kernel.close(fd);
     }
   });
 
@@ -81,17 +82,17 @@ eachBacking((make) => {
     const all = allocFrom(fw, 'reserved', 1024 * 1024);
     expect(thrown(() => allocFrom(fw, 'default_cma_region', 1)).code).toBe('ENOMEM');
     expect(thrown(() => allocFrom(fw, 'reserved', 1n << 62n)).code).toBe('ENOMEM');
-    fw.close(all);
+    fw.kernel.close(all);
     expect(fw.faults.bytesInUse('reserved')).toBe(0);
   });
 
   test('a mapping keeps its range allocated after the fd closes', () => {
     const fw = make();
     const fd = allocFrom(fw, 'reserved', fw.pageSize);
-    const view = fw.mmap(fd, fw.pageSize, 0, true);
-    fw.close(fd);
+    const view = fw.kernel.mmap(fd, fw.pageSize, 0, true);
+    fw.kernel.close(fd);
     expect(fw.cma?.used).toBe(1);
-    fw.munmap(view);
+    fw.kernel.munmap(view);
     expect(fw.cma?.used).toBe(0);
   });
 });

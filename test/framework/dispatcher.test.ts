@@ -164,16 +164,16 @@ const v14: Case[] = [
 ];
 
 function run(fw: Framework, c: Case): void {
-  const heapFd = fw.openHeap('system');
+  const heapFd = fw.kernel.openHeap('system');
   const arg = c.arg ? c.arg(fw.pageSize) : struct(BigInt(fw.pageSize));
   const before = Uint8Array.from(arg ?? []);
-  const fds = fw.fds().length;
+  const fds = fw.kernel.fds().length;
   const real = openFds().size;
   try {
     if (c.expect === 'fd' || c.expect === 'ok' || c.expect === 'unreported') {
-      expect(fw.ioctl(heapFd, c.cmd, arg)).toBe(0);
+      expect(fw.kernel.ioctl(heapFd, c.cmd, arg)).toBe(0);
     } else {
-      const e = thrown(() => fw.ioctl(heapFd, c.cmd, arg));
+      const e = thrown(() => fw.kernel.ioctl(heapFd, c.cmd, arg));
       expect(e).toBeInstanceOf(DmaHeapError);
       expect(e).toMatchObject({
         code: c.expect,
@@ -186,22 +186,22 @@ function run(fw: Framework, c: Case): void {
     if (arg) c.after?.(arg, before);
     if (c.expect === 'fd') {
       const { fd } = decodeAllocationData(arg!);
-      expect(fw.isDmaBuf(fd)).toBe(true);
-      expect(fw.seekEnd(fd)).toBe(fw.pageSize);
-      expect(fw.fds().length).toBe(fds + 1);
-      fw.close(fd);
+      expect(fw.kernel.isDmaBuf(fd)).toBe(true);
+      expect(fw.kernel.seekEnd(fd)).toBe(fw.pageSize);
+      expect(fw.kernel.fds().length).toBe(fds + 1);
+      fw.kernel.close(fd);
     } else if (c.expect === 'unreported') {
       // the fd exists (a leak, as on the real kernel) but nobody was told its number
-      const [leaked] = fw.fds().filter((fd) => fd !== heapFd);
-      expect(fw.fds().length).toBe(fds + 1);
+      const [leaked] = fw.kernel.fds().filter((fd) => fd !== heapFd);
+      expect(fw.kernel.fds().length).toBe(fds + 1);
       expect(openFds().size).toBe(real + 1);
-      expect(fw.isDmaBuf(leaked)).toBe(true);
-      fw.close(leaked);
+      expect(fw.kernel.isDmaBuf(leaked)).toBe(true);
+      fw.kernel.close(leaked);
     } else {
-      expect(fw.fds().length).toBe(fds);
+      expect(fw.kernel.fds().length).toBe(fds);
     }
   } finally {
-    fw.close(heapFd);
+    fw.kernel.close(heapFd);
   }
 }
 
@@ -216,60 +216,60 @@ eachBacking((make) => {
 
   test('the fd comes back in the struct; the rest of it is unchanged', () => {
     const fw = make();
-    const heapFd = fw.openHeap('system');
+    const heapFd = fw.kernel.openHeap('system');
     const arg = struct(3n, { fdFlags: O_RDONLY });
-    fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
+    fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
     const out = decodeAllocationData(arg);
     expect(out).toMatchObject({ len: 3n, fdFlags: O_RDONLY, heapFlags: 0n });
     expect(out.fd).toBeGreaterThan(2);
-    fw.close(out.fd);
-    fw.close(heapFd);
+    fw.kernel.close(out.fd);
+    fw.kernel.close(heapFd);
   });
 
   test('a NULL argument (null) faults when anything is copied in; _IO copies nothing and fails EINVAL', () => {
     const fw = make();
-    const heapFd = fw.openHeap('system');
-    expect(thrown(() => fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, null)).code).toBe('EFAULT');
-    expect(thrown(() => fw.ioctl(heapFd, IO('H', 0), null)).code).toBe('EINVAL');
+    const heapFd = fw.kernel.openHeap('system');
+    expect(thrown(() => fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, null)).code).toBe('EFAULT');
+    expect(thrown(() => fw.kernel.ioctl(heapFd, IO('H', 0), null)).code).toBe('EINVAL');
     const fd = decodeAllocationData((() => {
       const arg = struct(1n);
-      fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
+      fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
       return arg;
     })()).fd;
-    expect(thrown(() => fw.ioctl(fd, 0x40086200, null)).code).toBe('EFAULT');
-    expect(thrown(() => fw.ioctl(fd, 0x40086201, null)).code).toBe('EFAULT');
-    fw.close(fd);
-    fw.close(heapFd);
+    expect(thrown(() => fw.kernel.ioctl(fd, 0x40086200, null)).code).toBe('EFAULT');
+    expect(thrown(() => fw.kernel.ioctl(fd, 0x40086201, null)).code).toBe('EFAULT');
+    fw.kernel.close(fd);
+    fw.kernel.close(heapFd);
   });
 
   test('ioctl on an fd the framework does not know is EBADF; on a dma-buf, heap cmds are ENOTTY', () => {
     const fw = make();
     const foreign = fs.openSync(os.devNull, 'r');
     try {
-      expect(thrown(() => fw.ioctl(foreign, DMA_HEAP_IOCTL_ALLOC, struct(1n)))).toMatchObject({
+      expect(thrown(() => fw.kernel.ioctl(foreign, DMA_HEAP_IOCTL_ALLOC, struct(1n)))).toMatchObject({
         code: 'EBADF',
         syscall: 'ioctl',
       });
     } finally {
       fs.closeSync(foreign);
     }
-    const heapFd = fw.openHeap('system');
+    const heapFd = fw.kernel.openHeap('system');
     const arg = struct(1n);
-    fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
+    fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
     const { fd } = decodeAllocationData(arg);
-    expect(thrown(() => fw.ioctl(fd, DMA_HEAP_IOCTL_ALLOC, struct(1n))).code).toBe('ENOTTY');
-    expect(thrown(() => fw.ioctl(fd, TCGETS, new Uint8Array(64))).code).toBe('ENOTTY');
-    fw.close(fd);
-    expect(thrown(() => fw.ioctl(fd, DMA_HEAP_IOCTL_ALLOC, struct(1n))).code).toBe('EBADF');
-    fw.close(heapFd);
+    expect(thrown(() => fw.kernel.ioctl(fd, DMA_HEAP_IOCTL_ALLOC, struct(1n))).code).toBe('ENOTTY');
+    expect(thrown(() => fw.kernel.ioctl(fd, TCGETS, new Uint8Array(64))).code).toBe('ENOTTY');
+    fw.kernel.close(fd);
+    expect(thrown(() => fw.kernel.ioctl(fd, DMA_HEAP_IOCTL_ALLOC, struct(1n))).code).toBe('EBADF');
+    fw.kernel.close(heapFd);
   });
 
   test('ioctlAsync runs on a later tick, never synchronously, and fails the same way', async () => {
     const fw = make();
-    const heapFd = fw.openHeap('system');
+    const heapFd = fw.kernel.openHeap('system');
     const arg = struct(1n);
     let settled = false;
-    const p = fw.ioctlAsync(heapFd, DMA_HEAP_IOCTL_ALLOC, arg).then((r) => {
+    const p = fw.kernel.ioctlAsync(heapFd, DMA_HEAP_IOCTL_ALLOC, arg).then((r) => {
       settled = true;
       return r;
     });
@@ -278,24 +278,24 @@ eachBacking((make) => {
     expect(settled).toBe(false);
     expect(await p).toBe(0);
     const { fd } = decodeAllocationData(arg);
-    expect(fw.isDmaBuf(fd)).toBe(true);
-    fw.close(fd);
-    await expect(fw.ioctlAsync(heapFd, IOWR('H', 1, 24), struct(1n))).rejects.toMatchObject({
+    expect(fw.kernel.isDmaBuf(fd)).toBe(true);
+    fw.kernel.close(fd);
+    await expect(fw.kernel.ioctlAsync(heapFd, IOWR('H', 1, 24), struct(1n))).rejects.toMatchObject({
       code: 'EINVAL',
       syscall: 'ioctl',
     });
-    fw.close(heapFd);
+    fw.kernel.close(heapFd);
   });
 
   test('the CMA heaps share the dispatcher', () => {
     const fw = make();
     for (const name of ['default_cma_region', 'reserved']) {
-      const heapFd = fw.openHeap(name);
+      const heapFd = fw.kernel.openHeap(name);
       const arg = struct(1n);
-      fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
-      fw.close(decodeAllocationData(arg).fd);
-      expect(thrown(() => fw.ioctl(heapFd, TCGETS, arg))).toMatchObject({ code: 'EINVAL', heap: name });
-      fw.close(heapFd);
+      fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg);
+      fw.kernel.close(decodeAllocationData(arg).fd);
+      expect(thrown(() => fw.kernel.ioctl(heapFd, TCGETS, arg))).toMatchObject({ code: 'EINVAL', heap: name });
+      fw.kernel.close(heapFd);
     }
   });
 });

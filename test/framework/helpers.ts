@@ -59,23 +59,23 @@ export function thrown(fn: () => unknown): DmaHeapError {
 /** DMA_HEAP_IOCTL_ALLOC on a heap fd; returns the dma-buf fd */
 export function alloc(fw: Framework, heapFd: number, len: number | bigint, fdFlags = O_RDWR | O_CLOEXEC): number {
   const arg = encodeAllocationData({ len: BigInt(len), fd: 0, fdFlags, heapFlags: 0n });
-  expect(fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg)).toBe(0);
+  expect(fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg)).toBe(0);
   return decodeAllocationData(arg).fd;
 }
 
 /** open a heap, allocate one buffer, close the heap; returns the buffer's fd */
 export function allocFrom(fw: Framework, heap: string, len: number | bigint, fdFlags = O_RDWR | O_CLOEXEC): number {
-  const heapFd = fw.openHeap(heap);
+  const heapFd = fw.kernel.openHeap(heap);
   try {
     return alloc(fw, heapFd, len, fdFlags);
   } finally {
-    fw.close(heapFd);
+    fw.kernel.close(heapFd);
   }
 }
 
 export const fdinfoField = (fw: Framework, fd: number, key: string): string | undefined =>
   fw
-    .fdinfo(fd)
+    .kernel.fdinfo(fd)
     .split('\n')
     .find((l) => l.startsWith(`${key}:\t`))
     ?.slice(key.length + 2);

@@ -9,10 +9,10 @@ eachBacking((make) => {
   describe('access policy', () => {
     test('default: allow; a denied open is EACCES on the device path', () => {
       const fw = make();
-      expect(fw.heaps().every((h) => h.accessible)).toBe(true);
+      expect(fw.kernel.heaps().every((h) => h.accessible)).toBe(true);
       fw.setAccess('system', 'deny');
-      expect(fw.heaps().find((h) => h.name === 'system')?.accessible).toBe(false);
-      const e = thrown(() => fw.openHeap('system'));
+      expect(fw.kernel.heaps().find((h) => h.name === 'system')?.accessible).toBe(false);
+      const e = thrown(() => fw.kernel.openHeap('system'));
       expect(e).toMatchObject({
         code: 'EACCES',
         errno: -constants.errno.EACCES,
@@ -20,27 +20,27 @@ eachBacking((make) => {
         path: '/dev/dma_heap/system',
         heap: 'system',
       });
-      expect(fw.fds()).toEqual([]);
+      expect(fw.kernel.fds()).toEqual([]);
       fw.setAccess('system', undefined); // back to the default
-      fw.close(fw.openHeap('system'));
+      fw.kernel.close(fw.kernel.openHeap('system'));
     });
 
     test('mode/uid/gid like a device node: 0600 root refuses a user; 0660 video admits its members; root passes', () => {
       const fw = make({ credentials: { uid: 1000, gid: 1000, groups: [1000] } });
       fw.setAccess('system', { mode: 0o600 });
-      expect(thrown(() => fw.openHeap('system')).code).toBe('EACCES');
+      expect(thrown(() => fw.kernel.openHeap('system')).code).toBe('EACCES');
       fw.setAccess('system', { mode: 0o660, gid: 44 });
-      expect(thrown(() => fw.openHeap('system')).code).toBe('EACCES');
+      expect(thrown(() => fw.kernel.openHeap('system')).code).toBe('EACCES');
       fw.credentials.groups = [1000, 44];
-      fw.close(fw.openHeap('system'));
+      fw.kernel.close(fw.kernel.openHeap('system'));
       fw.setAccess('system', { mode: 0o644 });
       fw.credentials.groups = [];
-      fw.close(fw.openHeap('system')); // others may read
+      fw.kernel.close(fw.kernel.openHeap('system')); // others may read
       fw.setAccess('system', { mode: 0o400, uid: 1000 });
-      fw.close(fw.openHeap('system')); // the owner
+      fw.kernel.close(fw.kernel.openHeap('system')); // the owner
       fw.setAccess('system', { mode: 0 });
       fw.credentials.uid = 0;
-      fw.close(fw.openHeap('system')); // CAP_DAC_OVERRIDE
+      fw.kernel.close(fw.kernel.openHeap('system')); // CAP_DAC_OVERRIDE
     });
 
     test('a predicate sees the heap and the credentials; a framework-wide default', () => {
@@ -52,7 +52,7 @@ eachBacking((make) => {
         },
         credentials: { uid: 7, gid: 8, groups: [9] },
       });
-      expect(fw.heaps().map((h) => [h.name, h.accessible])).toEqual([
+      expect(fw.kernel.heaps().map((h) => [h.name, h.accessible])).toEqual([
         ['default_cma_region', true],
         ['reserved', false],
         ['system', true],
@@ -63,31 +63,31 @@ eachBacking((make) => {
         gid: 8,
         groups: [9],
       });
-      expect(thrown(() => fw.openHeap('reserved')).code).toBe('EACCES');
+      expect(thrown(() => fw.kernel.openHeap('reserved')).code).toBe('EACCES');
       fw.setAccess('deny');
-      expect(thrown(() => fw.openHeap('system')).code).toBe('EACCES');
+      expect(thrown(() => fw.kernel.openHeap('system')).code).toBe('EACCES');
       fw.setAccess('system', 'allow');
-      fw.close(fw.openHeap('system'));
+      fw.kernel.close(fw.kernel.openHeap('system'));
     });
 
     test('a heap can bring its policy; bad policies are TypeErrors; unknown heaps are ENOENT first', () => {
       const fw = make({ builtins: false, access: 'deny' });
       fw.addHeap({ name: 'open', access: 'allow', ops: { allocate: () => null as never } });
-      fw.close(fw.openHeap('open'));
+      fw.kernel.close(fw.kernel.openHeap('open'));
       expect(() => fw.setAccess('open', 'sometimes' as never)).toThrow(TypeError);
       expect(() => fw.setAccess('nope', 'allow')).toThrow(RangeError);
       expect(() => fw.setAccess('nope', 'allow')).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining("'nope'") }));
       expect(() => fw.setAccess(7 as never, 'allow')).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
       expect(() => fw.setAccess('open', 'sometimes' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
-      expect(thrown(() => fw.openHeap('nope')).code).toBe('ENOENT');
+      expect(thrown(() => fw.kernel.openHeap('nope')).code).toBe('ENOENT');
     });
 
     test('an open fd keeps working after the policy changes (checked at open, as the kernel does)', () => {
       const fw = make();
-      const heapFd = fw.openHeap('system');
+      const heapFd = fw.kernel.openHeap('system');
       fw.setAccess('system', 'deny');
-      fw.close(alloc(fw, heapFd, 1));
-      fw.close(heapFd);
+      fw.kernel.close(alloc(fw, heapFd, 1));
+      fw.kernel.close(heapFd);
     });
   });
 
@@ -95,43 +95,43 @@ eachBacking((make) => {
     test('fail the nth allocation once', () => {
       const fw = make();
       fw.faults.failAllocation({ nth: 2 });
-      const heapFd = fw.openHeap('system');
-      fw.close(alloc(fw, heapFd, 1));
+      const heapFd = fw.kernel.openHeap('system');
+      fw.kernel.close(alloc(fw, heapFd, 1));
       const arg = encodeAllocationData({ len: 1n, fd: 0, fdFlags: O_RDWR, heapFlags: 0n });
-      const fds = fw.fds().length;
-      expect(thrown(() => fw.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg))).toMatchObject({
+      const fds = fw.kernel.fds().length;
+      expect(thrown(() => fw.kernel.ioctl(heapFd, DMA_HEAP_IOCTL_ALLOC, arg))).toMatchObject({
         code: 'ENOMEM',
         syscall: 'ioctl',
         heap: 'system',
       });
       expect(decodeAllocationData(arg).fd).toBe(0); // copied back as it was
-      expect(fw.fds().length).toBe(fds); // nothing leaked
-      fw.close(alloc(fw, heapFd, 1));
-      fw.close(alloc(fw, heapFd, 1));
-      fw.close(heapFd);
+      expect(fw.kernel.fds().length).toBe(fds); // nothing leaked
+      fw.kernel.close(alloc(fw, heapFd, 1));
+      fw.kernel.close(alloc(fw, heapFd, 1));
+      fw.kernel.close(heapFd);
     });
 
     test('every nth, with a chosen errno, for one heap; removable; rejected ALLOCs do not count', () => {
       const fw = make();
       const remove = fw.faults.failAllocation({ nth: 2, every: true, code: 'EIO', heap: 'system' });
       const results: string[] = [];
-      const heapFd = fw.openHeap('system');
+      const heapFd = fw.kernel.openHeap('system');
       expect(thrown(() => alloc(fw, heapFd, 0)).code).toBe('EINVAL'); // not counted: failed before
       for (let i = 0; i < 6; i++) {
         try {
-          fw.close(alloc(fw, heapFd, 1));
+          fw.kernel.close(alloc(fw, heapFd, 1));
           results.push('ok');
         } catch (e) {
           results.push((e as { code: string }).code);
         }
       }
       expect(results).toEqual(['ok', 'EIO', 'ok', 'EIO', 'ok', 'EIO']);
-      fw.close(allocFrom(fw, 'reserved', 1)); // other heaps untouched
-      fw.close(allocFrom(fw, 'reserved', 1));
+      fw.kernel.close(allocFrom(fw, 'reserved', 1)); // other heaps untouched
+      fw.kernel.close(allocFrom(fw, 'reserved', 1));
       remove();
-      fw.close(alloc(fw, heapFd, 1));
-      fw.close(alloc(fw, heapFd, 1));
-      fw.close(heapFd);
+      fw.kernel.close(alloc(fw, heapFd, 1));
+      fw.kernel.close(alloc(fw, heapFd, 1));
+      fw.kernel.close(heapFd);
     });
 
     test('cap the bytes a heap has live: ENOMEM past it, room again after a release', () => {
@@ -142,12 +142,12 @@ eachBacking((make) => {
       const b = allocFrom(fw, 'system', p);
       expect(fw.faults.bytesInUse('system')).toBe(2 * p);
       expect(thrown(() => allocFrom(fw, 'system', 1)).code).toBe('ENOMEM');
-      fw.close(a);
+      fw.kernel.close(a);
       const c = allocFrom(fw, 'system', p);
       expect(thrown(() => allocFrom(fw, 'system', 2 * p)).code).toBe('ENOMEM');
       fw.faults.capBytes('system', null);
       const d = allocFrom(fw, 'system', 2 * p);
-      for (const fd of [b, c, d]) fw.close(fd);
+      for (const fd of [b, c, d]) fw.kernel.close(fd);
       expect(fw.faults.bytesInUse('system')).toBe(0);
     });
 
@@ -156,7 +156,7 @@ eachBacking((make) => {
       fw.faults.failAllocation({ nth: 1 });
       fw.faults.capBytes('system', 0);
       fw.faults.clear();
-      fw.close(allocFrom(fw, 'system', 1));
+      fw.kernel.close(allocFrom(fw, 'system', 1));
       // the package's one argument-error factory: Node's codes and classes
       expect(() => fw.faults.failAllocation({ nth: 0 })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
       expect(() => fw.faults.failAllocation({ nth: 1, code: 'ENOPE' })).toThrow(
@@ -173,21 +173,21 @@ eachBacking((make) => {
     const fw = make();
     const before = openFds();
     fw.faults.failAllocation({ nth: 3, every: true });
-    const heapFd = fw.openHeap('system');
+    const heapFd = fw.kernel.openHeap('system');
     const views: Uint8Array[] = [];
     for (let i = 0; i < 20; i++) {
       try {
         const fd = alloc(fw, heapFd, 4096 * (i + 1));
-        const dup = fw.dup(fd, i % 2 === 0);
-        views.push(fw.mmap(dup, 4096, 0, true));
-        fw.close(fd);
-        fw.close(dup);
+        const dup = fw.kernel.dup(fd, i % 2 === 0);
+        views.push(fw.kernel.mmap(dup, 4096, 0, true));
+        fw.kernel.close(fd);
+        fw.kernel.close(dup);
       } catch (e) {
         expect((e as { code: string }).code).toBe('ENOMEM');
       }
     }
-    fw.close(heapFd);
-    for (const v of views) fw.munmap(v);
+    fw.kernel.close(heapFd);
+    for (const v of views) fw.kernel.munmap(v);
     expect([...openFds()].filter((f) => !before.has(f))).toEqual([]);
     expect(fw.faults.bytesInUse('system')).toBe(0);
   });

@@ -46,17 +46,17 @@ eachBacking((make) => {
     fw.faults.capBytes('brittle', 4 * fw.pageSize);
     const fd = allocFrom(fw, 'brittle', 4 * fw.pageSize);
     expect(fw.faults.bytesInUse('brittle')).toBe(4 * fw.pageSize);
-    expect(() => fw.close(fd)).toThrow('exporter bookkeeping failed');
+    expect(() => fw.kernel.close(fd)).toThrow('exporter bookkeeping failed');
     expect(fw.faults.bytesInUse('brittle')).toBe(0); // the accounting hook ran after the throw
     const again = allocFrom(fw, 'brittle', 4 * fw.pageSize); // the cap is free again
-    expect(() => fw.close(again)).toThrow('exporter bookkeeping failed');
+    expect(() => fw.kernel.close(again)).toThrow('exporter bookkeeping failed');
     expect(fw.faults.bytesInUse('brittle')).toBe(0);
     fw.dispose();
   });
 
   test('builtins: system, the 6.17+ default_cma_region and its legacy alias reserved', () => {
     const fw = make();
-    expect(fw.heaps()).toEqual([
+    expect(fw.kernel.heaps()).toEqual([
       { name: 'default_cma_region', path: '/dev/dma_heap/default_cma_region', accessible: true },
       { name: 'reserved', path: '/dev/dma_heap/reserved', accessible: true },
       { name: 'system', path: '/dev/dma_heap/system', accessible: true },
@@ -66,8 +66,8 @@ eachBacking((make) => {
   });
 
   test('builtins: false registers nothing; cma.size 0 registers no CMA heap', () => {
-    expect(make({ builtins: false }).heaps()).toEqual([]);
-    expect(make({ cma: { size: 0 } }).heaps().map((h) => h.name)).toEqual(['system']);
+    expect(make({ builtins: false }).kernel.heaps()).toEqual([]);
+    expect(make({ cma: { size: 0 } }).kernel.heaps().map((h) => h.name)).toEqual(['system']);
   });
 
   test('a heap of our own: allocate gets len, fd_flags; getDrvdata and name', () => {
@@ -79,9 +79,9 @@ eachBacking((make) => {
     expect(heap.getDrvdata()).toBe(priv);
     expect(heap.path).toBe('/dev/dma_heap/mine');
     const fd = allocFrom(fw, 'mine', 1);
-    expect(fw.seekEnd(fd)).toBe(fw.pageSize);
+    expect(fw.kernel.seekEnd(fd)).toBe(fw.pageSize);
     expect(fdinfoField(fw, fd, 'exp_name')).toBe('mine-exp');
-    fw.close(fd);
+    fw.kernel.close(fd);
   });
 
   test('dma_heap_add: an empty or missing name is EINVAL', () => {
@@ -91,7 +91,7 @@ eachBacking((make) => {
       expect(e).toBeInstanceOf(DmaHeapError);
       expect(e).toMatchObject({ code: 'EINVAL', syscall: 'dma_heap_add', errno: -constants.errno.EINVAL });
     }
-    expect(fw.heaps()).toEqual([]);
+    expect(fw.kernel.heaps()).toEqual([]);
   });
 
   test('dma_heap_add: missing ops or ops.allocate is EINVAL', () => {
@@ -114,7 +114,7 @@ eachBacking((make) => {
     expect(thrown(() => fw.addHeap(exporter(fw, 'one-too-many')))).toMatchObject({ code: 'EBUSY' });
     // mainline takes the minor before checking the name: a duplicate is EBUSY when full
     expect(thrown(() => fw.addHeap(exporter(fw, 'h0'))).code).toBe('EBUSY');
-    expect(fw.heaps()).toHaveLength(NUM_HEAP_MINORS);
+    expect(fw.kernel.heaps()).toHaveLength(NUM_HEAP_MINORS);
   });
 
   test('builtins count against the 128', () => {
@@ -131,12 +131,12 @@ eachBacking((make) => {
   });
 
   test('v14 builtins: system and the CMA heap under its legacy name only', () => {
-    expect(make({ profile: 'v14' }).heaps().map((h) => h.name)).toEqual(['reserved', 'system']);
+    expect(make({ profile: 'v14' }).kernel.heaps().map((h) => h.name)).toEqual(['reserved', 'system']);
   });
 
   test('openHeap: an unknown name is ENOENT on /dev/dma_heap/<name>', () => {
     const fw = make();
-    expect(thrown(() => fw.openHeap('nope'))).toMatchObject({
+    expect(thrown(() => fw.kernel.openHeap('nope'))).toMatchObject({
       code: 'ENOENT',
       syscall: 'open',
       path: '/dev/dma_heap/nope',
@@ -155,7 +155,7 @@ eachBacking((make) => {
       },
     });
     expect(thrown(() => allocFrom(fw, 'full', 4096))).toMatchObject({ code: 'ENOSPC', syscall: 'ioctl', heap: 'full' });
-    expect(fw.fds()).toEqual([]);
+    expect(fw.kernel.fds()).toEqual([]);
   });
 
   test('an exporter returning something else than a dma-buf is a TypeError (a driver bug)', () => {
@@ -186,11 +186,11 @@ eachBacking((make) => {
       release: () => void released++,
     });
     const fd = allocFrom(fw, 'nomap', 4096);
-    fw.ioctl(fd, 0x40086200, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]));
-    fw.ioctl(fd, 0x40086200, new Uint8Array([6, 0, 0, 0, 0, 0, 0, 0]));
+    fw.kernel.ioctl(fd, 0x40086200, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]));
+    fw.kernel.ioctl(fd, 0x40086200, new Uint8Array([6, 0, 0, 0, 0, 0, 0, 0]));
     expect(seen).toEqual(['begin DMA_FROM_DEVICE', 'end DMA_TO_DEVICE']);
-    expect(thrown(() => fw.mmap(fd, 4096, 0, false))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
-    fw.close(fd);
+    expect(thrown(() => fw.kernel.mmap(fd, 4096, 0, false))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
+    fw.kernel.close(fd);
     expect(released).toBe(1);
   });
 
@@ -207,32 +207,33 @@ eachBacking((make) => {
       release: () => void released++,
     });
     const fd = allocFrom(fw, 'reuses', 4096);
-    expect(fw.mmap(fd, 4096, 0, true)).toBe(view);
-    expect(thrown(() => fw.mmap(fd, 4096, 0, true))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
+    expect(fw.kernel.mmap(fd, 4096, 0, true)).toBe(view);
+    expect(thrown(() => fw.kernel.mmap(fd, 4096, 0, true))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
     expect(closes).toEqual([false]); // the refused one's close ran; the first mapping stands
     expect(fdinfoField(fw, fd, 'count')).toBe('2'); // the fd and the first mapping
-    fw.munmap(view);
-    fw.close(fd);
+    fw.kernel.munmap(view);
+    fw.kernel.close(fd);
     expect(released).toBe(1);
   });
 });
 
 test('pageSize: the host page size by default, a power of two >= 4096 otherwise', async () => {
-  const { Framework, hostPageSize } = await import('../../lib/framework');
+  const { Framework } = await import('../../lib/framework');
+  const { hostPageSize } = await import('../../lib/framework/page-size');
   const { execFileSync } = await import('node:child_process');
   expect(hostPageSize(null)).toBe(Number(execFileSync('getconf', ['PAGESIZE']).toString()));
   const fw = new Framework({ backing: 'js', pageSize: 16384 });
   const fd = allocFrom(fw, 'system', 1);
-  expect(fw.seekEnd(fd)).toBe(16384);
+  expect(fw.kernel.seekEnd(fd)).toBe(16384);
   fw.dispose();
   if (addonLoaded) {
     // memfd mappings are real: a simulated page a multiple of the host's works
     const big = new Framework({ backing: 'memfd', pageSize: 4 * hostPageSize(null) });
     const bfd = allocFrom(big, 'reserved', big.pageSize + 1);
-    expect(big.seekEnd(bfd)).toBe(2 * big.pageSize);
-    const view = big.mmap(bfd, 1, big.pageSize, true);
-    expect(() => big.mmap(bfd, 1, hostPageSize(null), true)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    big.munmap(view);
+    expect(big.kernel.seekEnd(bfd)).toBe(2 * big.pageSize);
+    const view = big.kernel.mmap(bfd, 1, big.pageSize, true);
+    expect(() => big.kernel.mmap(bfd, 1, hostPageSize(null), true)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    big.kernel.munmap(view);
     big.dispose();
   }
   expect(() => new Framework({ backing: 'js', pageSize: 2048 })).toThrow(RangeError);

@@ -9,7 +9,8 @@
 //     agree: alignment, first fit, fragmentation and exhaustion, at the kernel's page size.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CONTIGUOUS_HEAP_NAMES, Framework, listHeaps, openContiguousHeap, openHeap } from '../../lib';
+import { CONTIGUOUS_HEAP_NAMES, listHeaps, openContiguousHeap, openHeap } from '../../lib';
+import { Framework } from '../../lib/framework';
 import type { DmaBuf } from '../../lib';
 import { cmaHeaps, expects, testWith } from '../helpers/expect';
 

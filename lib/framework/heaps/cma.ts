@@ -14,7 +14,7 @@
 import type { BackingMemory } from '../backing';
 import type { Cma } from '../cma';
 import { errno, type Errno } from '../errno';
-import type { DmaBuf } from '../dma-buf';
+import type { KernelDmaBuf } from '../dma-buf';
 import type { DmaHeap, Profile } from '../dma-heap';
 import type { Framework } from '../framework';
 import { moduleInit } from '../initcall';
@@ -54,7 +54,7 @@ function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
     name,
     priv: cma,
     ops: {
-      allocate(heap, len, fdFlags): DmaBuf<CmaBuffer> {
+      allocate(heap, len, fdFlags): KernelDmaBuf<CmaBuffer> {
         const region = heap.getDrvdata() as Cma;
         if (len > BigInt(region.size)) throw regionFull(region, fw.pageSize, len);
         const size = Number(len);

@@ -6,7 +6,7 @@
 import { physicalMemory } from '../../host';
 import type { BackingMemory } from '../backing';
 import { errno } from '../errno';
-import type { DmaBuf } from '../dma-buf';
+import type { KernelDmaBuf } from '../dma-buf';
 import type { DmaHeap } from '../dma-heap';
 import type { Framework } from '../framework';
 import { moduleInit } from '../initcall';
@@ -15,7 +15,7 @@ export function addSystemHeap(fw: Framework): DmaHeap {
   return fw.addHeap({
     name: 'system',
     ops: {
-      allocate(heap, len, fdFlags): DmaBuf<BackingMemory> {
+      allocate(heap, len, fdFlags): KernelDmaBuf<BackingMemory> {
         if (len > physicalMemory()) throw errno('ENOMEM');
         const size = Number(len);
         const backing = fw.allocBacking(size, heap.name); // zeroed: a fresh memfd or ArrayBuffer

@@ -1,21 +1,19 @@
 // Type-checked (never run) by code-blocks.test.ts against the built .d.ts, as a user's
 // TypeScript sees them: the types users write against exist, and misuse does not compile.
+import { allocShareable, DmaBufChannel, openHeap, TIERS, type DmaBuf, type DmaBufServerEvents, type ShareableTier, type Tier } from 'dma-heap';
 import {
-  allocShareable,
-  DmaBufChannel,
   Framework,
-  openHeap,
-  TIERS,
   type AccessPolicy,
   type AllocationFault,
-  type DmaBuf,
-  type DmaBufServerEvents,
+  type BackingMemory,
+  type DmaHeap,
   type DmaHeapOps,
   type FrameworkOptions,
+  type KernelDmaBuf,
   type Profile,
-  type ShareableTier,
-  type Tier,
-} from 'dma-heap';
+} from 'dma-heap/framework';
+// @ts-expect-error: the software framework is its own entry point (dma-heap/framework), not the user's API
+import { Framework as NotInTheMainEntry } from 'dma-heap';
 
 const profile: Profile = 'v14';
 const options: FrameworkOptions = { profile, cma: { size: 1 << 20 } };
@@ -34,6 +32,18 @@ const ops: DmaHeapOps = {
   },
 };
 framework.addHeap({ name: 'carveout', ops });
+
+// a heap author's own function, typed with the framework's names: its dma-buf is a
+// KernelDmaBuf (struct dma_buf), which no longer collides with the public DmaBuf handle
+function carve(heap: DmaHeap, len: bigint, fdFlags: number): KernelDmaBuf<BackingMemory> {
+  const backing = framework.allocBacking(Number(len), heap.name);
+  return framework.exportBacking({ expName: heap.name, size: Number(len), flags: fdFlags, backing, priv: backing });
+}
+framework.addHeap({ name: 'carved', ops: { allocate: carve } });
+// the simulated kernel is behind the configuration, not on it
+// @ts-expect-error: ioctl is the kernel's (framework.kernel.ioctl), not the configuration's
+framework.ioctl(0, 0, null);
+void NotInTheMainEntry;
 
 // server events are typed: the listener gets a DmaBufChannel, and unknown events are errors
 export function serve(path: string): void {

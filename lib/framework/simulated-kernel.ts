@@ -1,0 +1,604 @@
+/**
+ * The simulated kernel behind a Framework: the fd table, open, ioctl dispatch, mmap and the
+ * mappings' lifetimes, poll, close: what a process's syscalls reach. It speaks the same encoded
+ * ioctls as the real kernel (lib/uapi.ts) and fails the same way (DmaHeapError with code,
+ * errno and syscall). Its configuration (heaps, access, faults, profile) is the Framework's.
+ */
+import fs from 'node:fs';
+import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
+import { DmaHeapError } from '../errors';
+import { parseFdinfo } from '../fdinfo';
+import type { Adopted, HeapEntry, Kernel } from '../kernel';
+import { YoungObjects } from '../young';
+import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
+import { MemfdBacking, nextIno, type Vma } from './backing';
+import { type Mapping, mappingOf, stampView } from './mapping';
+import { KernelDmaBuf, dmaBufMmapCheck, dmaBufOf } from './dma-buf';
+import { allocCmd, type DmaHeap, dmaHeapAllocate, dmaHeapFops, type HeapAllocator } from './dma-heap';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../fence-uapi';
+import type { DmaFence } from './dma-fence';
+import { errno, syscall, syscallError, type SyscallContext } from './errno';
+import { KernelSyncFile, syncFileFops, syncFileOf } from './sync-file';
+import { type FdSource, FdTable, File, fileFdinfo, type FileOperations } from './file';
+import type { Framework } from './framework';
+
+/** a mapping gone (munmap, or forgotten): it holds nothing more, so a view kept after it pins no buffer */
+function release(mapping: Mapping): void {
+  mapping.held = null;
+  mapping.close = undefined;
+  mapping.file = null;
+}
+
+function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
+  const mem = new Uint8Array(Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN));
+  mem.set(arg);
+  return mem;
+}
+
+export class SimulatedKernel implements Kernel {
+  readonly backend = 'software' as const;
+  readonly backing: 'memfd' | 'js';
+  readonly pageSize: number;
+
+  private readonly fdt = new FdTable();
+  /**
+   * Mappings made this turn, held strongly; from the next turn (age) weakly and watched for
+   * being forgotten, if still mapped. Not before: a WeakRef keeps its target alive until the
+   * job ends anyway. Not a Set or Map: one going from one entry to none reallocated its table
+   * on every buffer.
+   */
+  private readonly young = new YoungObjects<Mapping>((mapping) => this.age(mapping));
+  /** mappings older than a turn and still mapped */
+  private readonly aged = new Set<Mapping>();
+  /**
+   * A forgotten mapping (its memory collected; for memfd the addon has munmapped it) drops its
+   * file reference, as exit_mmap would, so the buffer is released and its bytes uncharged.
+   */
+  private readonly forgotten = new FinalizationRegistry<Mapping>((mapping) => {
+    if (mapping.held === null) return;
+    this.aged.delete(mapping);
+    const { close, file } = mapping;
+    release(mapping);
+    try {
+      close?.();
+    } finally {
+      file!.put();
+    }
+  });
+  private readonly allocator: HeapAllocator;
+  /** dma_heap_fops, bound to this framework's profile and allocator */
+  private readonly heapFops: FileOperations<DmaHeap>;
+  private readonly allocCmd: number;
+  private readonly scratch = new Uint8Array(IOCTL_SCRATCH_MIN);
+  private scratchBusy = false;
+  private disposed = false;
+  private readonly reserve: FdSource;
+
+  /** @internal made by its Framework, which it reads its configuration from */
+  constructor(
+    /** the configuration this kernel reads (heaps, access, faults) */
+    readonly framework: Framework,
+    private readonly addon: Addon | null,
+  ) {
+    this.backing = framework.backing;
+    this.pageSize = framework.pageSize;
+    this.reserve = framework.reserve;
+    this.allocator = {
+      pageSize: this.pageSize,
+      bufferAlloc: (heap, len, fdFlags, heapFlags) => this.bufferAlloc(heap, len, fdFlags, heapFlags),
+      unreserve: (fd) => this.fdt.close(fd),
+    };
+    this.heapFops = dmaHeapFops(framework.profile, this.allocator);
+    this.allocCmd = allocCmd(framework.profile);
+  }
+
+
+  /**
+   * Adopt a memfd that came from elsewhere (another process's software buffer, passed over
+   * a socket or inherited) as a dma-buf of this framework. The fd itself becomes the
+   * buffer's fd. The exporter name is read back from the memfd's name (`dma-heap:<exp_name>`,
+   * as allocBacking names them; 'memfd' for any other); a dma-buf name set on the other side
+   * does not travel with a memfd.
+   */
+  importMemfd(fd: number): number {
+    return syscall('open', (ctx) => {
+      ctx.path = `/proc/self/fd/${fd}`;
+      if (!this.addon || this.backing !== 'memfd' || this.disposed) throw errno('ENODEV');
+      const link = fs.readlinkSync(ctx.path);
+      const memfd = /^\/memfd:(.*?)(?: \(deleted\))?$/.exec(link);
+      if (!memfd) throw errno('EINVAL');
+      const expName = memfd[1].startsWith('dma-heap:') ? memfd[1].slice('dma-heap:'.length) : 'memfd';
+      const { size } = fs.fstatSync(fd);
+      if (size <= 0) throw errno('EINVAL');
+      if (size % this.pageSize !== 0) {
+        throw errno('EINVAL', `refusing a memfd of ${size} bytes: a dma-buf is a whole number of ${this.pageSize}-byte pages`);
+      }
+      const seals = this.addon.getSeals(fd);
+      if ((seals & F_SEAL_SHRINK) === 0) {
+        throw errno('EPERM', 'refusing a memfd not sealed against shrinking: its sender could truncate it under our mappings (SIGBUS)');
+      }
+      if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+        throw errno('EPERM', 'refusing a memfd sealed against writing: it could not be mapped as a dma-buf is');
+      }
+      const parsed = parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).flags;
+      const flags = Number.isNaN(parsed) ? O_RDWR : parsed;
+      const backing = new MemfdBacking(this.addon, size, expName, fd);
+      const dmabuf = this.framework.exportBacking({ expName, size, flags: flags & O_ACCMODE, backing, priv: backing });
+      return this.fdt.install(dmabuf.file, (flags & O_CLOEXEC) !== 0);
+    });
+  }
+
+
+
+  /** the sync_file an fd refers to (its fence: status, signal callbacks) */
+  syncFile(fd: number): KernelSyncFile | undefined {
+    if (!this.fdt.has(fd)) return undefined;
+    return syncFileOf(this.fdt.lookup(fd).file);
+  }
+
+  /** sync_file fds: EXPORT_SYNC_FILE and MERGE install them (O_CLOEXEC), IMPORT and MERGE look them up */
+  private readonly syncFiles = {
+    lookup: (fd: number): KernelSyncFile | null => this.syncFile(fd) ?? null,
+    install: (sf: KernelSyncFile): number => {
+      if (this.disposed) throw errno('ENODEV', 'this software framework was disposed');
+      return this.fdt.install(new File(sf, syncFileFops, O_RDONLY, nextIno(), this.reserve), true);
+    },
+  };
+
+  // ---- polling (dma_buf_poll, sync_file_poll) ----
+
+  /** poll(2) on one fd without waiting: the ready subset of `events` (plus POLLERR/POLLHUP); POLLNVAL if not ours */
+  pollNow(fd: number, events: number): number {
+    if (!this.fdt.has(fd)) return POLLNVAL;
+    return this.pollFile(this.fdt.lookup(fd).file, events);
+  }
+
+  private pollFile(file: File, events: number): number {
+    // DEFAULT_POLLMASK without a poll op; do_pollfd keeps what was asked, errors always
+    const mask = file.fops.poll ? file.fops.poll(file, events) : POLLIN | POLLOUT;
+    return mask & (events | POLLERR | POLLHUP);
+  }
+
+  /**
+   * Wait for `events` on fd through the event loop: the file's fences call back when they
+   * signal, and the mask is checked again on a later turn (never synchronously). The wait
+   * holds a file reference (closing fd does not end it) and keeps the loop alive, as a
+   * uv_poll on the real kernel does.
+   */
+  pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): { stop(): void } {
+    const file = syscall('poll', () => this.fdt.lookup(fd).file);
+    file.get();
+    const keepAlive = setInterval(() => {}, 0x7fffffff);
+    let armed: DmaFence[] = [];
+    let stopped = false;
+    let queued = false;
+    const disarm = () => {
+      for (const f of armed) f.removeCallback(onSignal);
+      armed = [];
+    };
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      disarm();
+      clearInterval(keepAlive);
+      file.put();
+    };
+    const check = () => {
+      queued = false;
+      if (stopped) return;
+      const mask = this.pollFile(file, events);
+      if (mask & (events | POLLERR | POLLHUP)) {
+        stop();
+        cb(null, mask);
+        return;
+      }
+      disarm();
+      armed = file.fops.pollFences?.(file, events) ?? [];
+      for (const f of armed) f.addCallback(onSignal);
+    };
+    function onSignal() {
+      if (queued) return;
+      queued = true;
+      setImmediate(check);
+    }
+    onSignal();
+    return { stop };
+  }
+
+  /** the dma-buf an fd refers to (size, name, cpuAccess, priv: a CmaBuffer for CMA heaps...) */
+  dmaBuf(fd: number): KernelDmaBuf | undefined {
+    if (!this.fdt.has(fd)) return undefined;
+    return dmaBufOf(this.fdt.lookup(fd).file);
+  }
+
+  /** the simulated fds open now */
+  fds(): number[] {
+    return this.fdt.list();
+  }
+
+  /** Framework.dispose: unmap every mapping, close every fd, open and adopt nothing more. */
+  dispose(): void {
+    this.disposed = true;
+    for (const { held } of [...this.young.waiting, ...this.aged]) {
+      const view = held instanceof WeakRef ? held.deref() : held;
+      if (view) this.munmap(view);
+    }
+    for (const fd of this.fdt.list()) this.close(fd);
+  }
+
+  // ---- the Kernel interface (userspace side) ----
+
+  heaps(): HeapEntry[] {
+    return this.framework.registry
+      .all()
+      .map((h) => ({ name: h.name, path: h.path, accessible: this.framework.mayOpen(h) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  hasHeap(name: string): boolean {
+    return this.framework.registry.find(name) !== undefined;
+  }
+
+  openHeap(name: string): number {
+    return syscall('open', (ctx) => {
+      ctx.path = `/dev/dma_heap/${name}`;
+      ctx.heap = name;
+      if (this.disposed) throw errno('ENODEV', 'this software framework was disposed');
+      const heap = this.framework.registry.find(name);
+      if (!heap) throw errno('ENOENT');
+      if (!this.framework.mayOpen(heap)) throw errno('EACCES');
+      // dma_heap_open; O_RDONLY|O_CLOEXEC as the native kernel opens it
+      return this.fdt.install(new File(heap, this.heapFops, O_RDONLY | O_LARGEFILE, heap.ino, this.reserve), true);
+    });
+  }
+
+  /**
+   * The kernel side sees `arg` as the addon hands it to the real kernel: in a zeroed scratch
+   * of max(arg.length, _IOC_SIZE(cmd), a page) bytes, so a short struct reads as zero-extended
+   * and a string always meets a NUL; arg.length bytes come back. null is a NULL pointer: no
+   * memory at all, so any access faults.
+   */
+  ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
+    return syscall('ioctl', (ctx) => this.fileIoctl(this.fdt.lookup(fd).file, cmd, arg, ctx));
+  }
+
+  /**
+   * The same, run on a later turn of the event loop (never synchronously). The file is looked
+   * up and held now, as the kernel's fdget holds it for a syscall in flight (and the addon's
+   * pool thread holds its dup): closing fd meanwhile, and a later open reusing the number,
+   * cannot send the ioctl to another file.
+   */
+  ioctlAsync(fd: number, cmd: number, arg: Uint8Array | null): Promise<number> {
+    let file: File;
+    try {
+      file = syscall('ioctl', () => this.fdt.lookup(fd).file);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    file.get();
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          resolve(syscall('ioctl', (ctx) => this.fileIoctl(file, cmd, arg, ctx)));
+        } catch (e) {
+          reject(e);
+        } finally {
+          file.put();
+        }
+      }),
+    );
+  }
+
+  /**
+   * The kernel side sees `arg` as the addon hands it to the real kernel: in a zeroed scratch
+   * of max(arg.length, _IOC_SIZE(cmd), a page) bytes, so a short struct reads as zero-extended
+   * and a string always meets a NUL; arg.length bytes come back. null is a NULL pointer: no
+   * memory at all, so any access faults.
+   */
+  private fileIoctl(file: File, cmd: number, arg: Uint8Array | null, ctx: SyscallContext): number {
+    ctx.syncFiles = this.syncFiles;
+    // one zeroed page reused (and re-zeroed after) while no other ioctl holds it: a fresh
+    // zeroed ArrayBuffer per call cost more than the simulated ioctl itself
+    const size = arg === null ? 0 : Math.max(arg.length, iocDecode(cmd).size, IOCTL_SCRATCH_MIN);
+    const shared = size === IOCTL_SCRATCH_MIN && !this.scratchBusy;
+    const mem = arg === null ? new Uint8Array(0) : shared ? this.scratch : ioctlScratch(cmd, arg);
+    if (shared) {
+      this.scratchBusy = true;
+      mem.set(arg!);
+    }
+    try {
+      if (!file.fops.unlockedIoctl) throw errno('ENOTTY');
+      return file.fops.unlockedIoctl(file, cmd, mem, ctx);
+    } finally {
+      arg?.set(mem.subarray(0, arg.length));
+      if (shared) {
+        mem.fill(0);
+        this.scratchBusy = false;
+      }
+    }
+  }
+
+  heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {
+    const data = { len, fd: 0, fdFlags, heapFlags: 0n };
+    // Heap.alloc's typed call: with the profile's ALLOC on a heap device, dma_heap_ioctl's table
+    // lookup and struct copies decide nothing, so the handler runs on the struct as it would
+    // be copied in. Anything else takes the encoded path and its errors.
+    const file = cmd === this.allocCmd ? this.fdt.get(fd)?.file : undefined;
+    if (file?.fops === this.heapFops) {
+      const heap = file.priv as DmaHeap;
+      try {
+        return dmaHeapAllocate(heap, data, this.allocator);
+      } catch (e) {
+        throw syscallError(e, 'ioctl', { path: heap.path, heap: heap.name });
+      }
+    }
+    const arg = encodeAllocationData(data);
+    this.ioctl(fd, cmd, arg);
+    return decodeAllocationData(arg).fd;
+  }
+
+  closeMapped(fd: number, view: Uint8Array | undefined): void {
+    this.closeMappedBy(fd, view, false);
+  }
+
+  /** closeMapped, the real close of a memfd buffer on the libuv pool (where its pages are freed) */
+  closeMappedAsync(fd: number, view: Uint8Array | undefined): Promise<void> {
+    try {
+      return this.closeMappedBy(fd, view, true) ?? Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** a Promise when `async` and the addon closes on the libuv pool, else nothing */
+  private closeMappedBy(fd: number, view: Uint8Array | undefined, async: boolean): Promise<void> | undefined {
+    // A memfd buffer's own mapping and fd: the same bookkeeping as munmap then close, with
+    // the real munmap and close made by one addon call.
+    const mapping = view ? this.live(view) : undefined;
+    const backing = mapping ? dmaBufOf(mapping.file!)?.backing : undefined;
+    if (mapping && backing instanceof MemfdBacking && this.fdt.get(fd)?.file === mapping.file) {
+      const mapped = mapping.file!;
+      this.unlink(mapping);
+      const { file } = this.fdt.take(fd);
+      try {
+        try {
+          return backing.closeMapped(fd, view!, async);
+        } finally {
+          mapped.put();
+          file.put(); // may release the buffer
+        }
+      } catch (e) {
+        throw syscallError(e, 'close');
+      }
+    }
+    // the fd first: when the mapping then holds the last reference, its munmap knows the
+    // buffer goes with it (JS memory then needs no copy to outlive its views)
+    try {
+      this.close(fd);
+    } finally {
+      if (view) this.munmap(view);
+    }
+    return undefined;
+  }
+
+  seekEnd(fd: number): number {
+    try {
+      const { file } = this.fdt.lookup(fd);
+      if (!file.fops.llseekEnd) throw errno('ESPIPE'); // the heap device is nonseekable_open
+      return file.fops.llseekEnd(file);
+    } catch (e) {
+      throw syscallError(e, 'lseek');
+    }
+  }
+
+  /**
+   * mmap(MAP_SHARED) in do_mmap's order: offset page-aligned and length > 0 (EINVAL); a
+   * writable mapping needs a file open for writing and any shared mapping one open for
+   * reading (EACCES); the file must have mmap (heap device: ENODEV); then
+   * dma_buf_mmap_internal's bounds (EINVAL). The mapping holds a file reference (vm_file).
+   */
+  mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
+    let file: File;
+    let vma: Vma;
+    try {
+      ({ file, vma } = this.prepareMmap(fd, length, offset, writable));
+    } catch (e) {
+      throw syscallError(e, 'mmap');
+    }
+    file.get(); // vma->vm_file
+    try {
+      file.fops.mmap!(file, vma, this.pageSize);
+    } catch (e) {
+      file.put();
+      throw syscallError(e, 'mmap');
+    }
+    const view = vma.view!;
+    const mapping: Mapping = { owner: this, close: vma.close, file, held: view };
+    if (!stampView(view, mapping)) {
+      // an exporter's mmap handed out a view that already is a mapping (or cannot be one)
+      try {
+        vma.close?.(view, false);
+      } finally {
+        file.put();
+      }
+      throw syscallError(errno('EINVAL'), 'mmap');
+    }
+    this.young.add(mapping);
+    return view;
+  }
+
+  /** a mapping older than a turn and still mapped: now held weakly, watched for being forgotten */
+  private age(mapping: Mapping): void {
+    const view = mapping.held;
+    if (!(view instanceof Uint8Array)) return;
+    mapping.held = new WeakRef(view);
+    this.aged.add(mapping);
+    // A memfd mapping lives as long as its ArrayBuffer (the addon unmaps it when collected);
+    // JS memory is shared by all mappings of the buffer, so the view stands for the mapping.
+    this.forgotten.register(dmaBufOf(mapping.file!)?.backing?.kind === 'js' ? view : view.buffer, mapping, mapping);
+  }
+
+  /** the mapping a view of ours still maps; undefined once unmapped. Not ours: TypeError. */
+  private live(view: Uint8Array): Mapping | undefined {
+    const mapping = mappingOf(view);
+    if (mapping?.owner !== this) throw new TypeError('munmap: not a mapping made by this framework');
+    return mapping.held === null ? undefined : mapping;
+  }
+
+  /** munmap's bookkeeping: the mapping is no longer live (read its file and close first: they are the caller's now) */
+  private unlink(mapping: Mapping): void {
+    if (!this.young.drop(mapping)) {
+      this.aged.delete(mapping);
+      this.forgotten.unregister(mapping);
+    }
+    release(mapping);
+  }
+
+  munmap(view: Uint8Array): void {
+    const mapping = this.live(view);
+    if (!mapping) return; // unmapped already
+    const { close } = mapping;
+    const file = mapping.file!;
+    this.unlink(mapping);
+    try {
+      try {
+        close?.(view, file.fCount === 1);
+      } finally {
+        file.put(); // may release the buffer
+      }
+    } catch (e) {
+      throw syscallError(e, 'munmap');
+    }
+  }
+
+  /**
+   * Copy through a brief mapping nobody else sees (for read-only buffers and runtimes that
+   * refuse external ArrayBuffers): the same checks as mmap of the pages spanned, syscall 'mmap'.
+   * Framework memory is copied by its backing without a mapping (the addon's pread/pwrite for a
+   * memfd, a plain copy for JS memory); an exporter's own memory through a mapping made and
+   * unmapped here. Zero bytes: nothing happens, as in the addon.
+   */
+  readMapped(fd: number, offset: number, dst: Uint8Array): void {
+    this.copyMapped(fd, offset, dst, false);
+  }
+
+  writeMapped(fd: number, offset: number, src: Uint8Array): void {
+    this.copyMapped(fd, offset, src, true);
+  }
+
+  dup(fd: number, cloexec: boolean): number {
+    return syscall('dup', () => this.fdt.dup(fd, cloexec));
+  }
+
+  close(fd: number): void {
+    // dispose() closed every fd already: a handle closing afterwards has nothing left to do
+    // (the framework opens nothing more, so the number can't be another file of ours)
+    if (this.disposed && !this.fdt.has(fd)) return;
+    try {
+      this.fdt.close(fd);
+    } catch (e) {
+      throw syscallError(e, 'close');
+    }
+  }
+
+  /** /proc/self/fdinfo/<fd>: EBADF (syscall open) for an fd that is not the framework's, as the
+   *  native kernel reports a closed fd (procfs itself says ENOENT; both kernels say EBADF) */
+  fdinfo(fd: number): string {
+    return syscall('open', (ctx) => {
+      ctx.path = `/proc/self/fdinfo/${fd}`;
+      if (!this.fdt.has(fd)) throw errno('EBADF');
+      const { file, cloexec } = this.fdt.lookup(fd);
+      return fileFdinfo(file, cloexec);
+    });
+  }
+
+  isDmaBuf(fd: number): boolean {
+    return this.dmaBuf(fd) !== undefined;
+  }
+
+  /** whether adopt() can take fd: one of this framework's dma-bufs, or (memfd backing) a memfd */
+  canAdopt(fd: number): boolean {
+    if (this.isDmaBuf(fd)) return true;
+    if (!this.addon || this.backing !== 'memfd') return false;
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:');
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Kernel.adopt: one of this framework's dma-bufs is dup'ed in the fd table; a memfd from
+   * elsewhere (another process's software buffer) is imported as a dma-buf through a private
+   * dup (importMemfd). `dup` false then closes the caller's fd. A failure leaves it untouched.
+   */
+  adopt(fd: number, dup: boolean): Adopted {
+    let own: number;
+    if (this.isDmaBuf(fd)) {
+      own = this.dup(fd, true);
+      if (!dup) this.close(fd);
+    } else {
+      if (!this.addon) throw new DmaHeapError('ENODEV', 'open', { path: `/proc/self/fd/${fd}`, message: 'memfds need the native addon' });
+      const copy = this.addon.dup(fd, true);
+      try {
+        own = this.importMemfd(copy); // the framework takes the copy over as the buffer's fd
+      } catch (err) {
+        if (!this.isDmaBuf(copy)) this.addon.close(copy);
+        throw err;
+      }
+      if (!dup) this.addon.close(fd);
+    }
+    return { fd: own, info: parseFdinfo(this.fdinfo(own)) };
+  }
+
+  // ---- internals ----
+
+  /** mmap's checks, in do_mmap's order, then dma_buf_mmap_internal's; nothing mapped yet */
+  private prepareMmap(fd: number, length: number, offset: number, writable: boolean): { file: File; vma: Vma } {
+    const { file } = this.fdt.lookup(fd);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % this.pageSize !== 0) throw errno('EINVAL');
+    if (!Number.isSafeInteger(length) || length <= 0) throw errno('EINVAL');
+    const mode = file.fFlags & O_ACCMODE;
+    if (writable && mode !== O_WRONLY && mode !== O_RDWR) throw errno('EACCES');
+    if (mode !== O_RDONLY && mode !== O_RDWR) throw errno('EACCES');
+    if (!file.fops.mmap) throw errno('ENODEV'); // no f_op->mmap
+    return { file, vma: { fd, pgoff: offset / this.pageSize, offset, length, writable } };
+  }
+
+  private copyMapped(fd: number, offset: number, bytes: Uint8Array, write: boolean): void {
+    if (bytes.length === 0) return;
+    syscall('mmap', () => {
+      if (!Number.isSafeInteger(offset) || offset < 0) throw errno('EINVAL');
+      const base = Math.floor(offset / this.pageSize) * this.pageSize;
+      const { file, vma } = this.prepareMmap(fd, offset - base + bytes.length, base, write);
+      const dmabuf = dmaBufOf(file);
+      if (dmabuf?.backing) {
+        dmaBufMmapCheck(dmabuf, vma, this.pageSize); // what mmap would check; nothing is mapped
+        dmabuf.backing.copy(fd, offset, bytes, write);
+        return;
+      }
+      const view = this.mmap(fd, offset - base + bytes.length, base, write);
+      try {
+        if (write) view.set(bytes, offset - base);
+        else bytes.set(view.subarray(offset - base));
+      } finally {
+        this.munmap(view);
+      }
+    });
+  }
+
+  /** dma_heap_buffer_alloc after the PAGE_ALIGN: faults, ops->allocate, then dma_buf_fd */
+  private bufferAlloc(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): number {
+    this.framework.faults.check(heap.name, len);
+    const dmabuf = heap.ops.allocate(heap, len, fdFlags, heapFlags);
+    if (!(dmabuf instanceof KernelDmaBuf)) throw new TypeError(`heap ${heap.name}: allocate must return dmaBufExport()'s dma-buf`);
+    dmabuf.account = this.framework.faults.account(heap.name);
+    dmabuf.account.charge(dmabuf.size);
+    try {
+      return this.fdt.install(dmabuf.file, (fdFlags & O_CLOEXEC) !== 0);
+    } catch (e) {
+      dmabuf.file.put(); // dma_buf_put: the release frees it
+      throw e;
+    }
+  }
+}
