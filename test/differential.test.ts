@@ -31,7 +31,8 @@ import {
   iocDecode,
   pageAlign,
 } from '../lib/uapi';
-import { kernelAvailable, openFds as fds, testIf } from './helpers/backends';
+import { kernelAvailable, openFds as fds } from './helpers/backends';
+import { testIf } from './helpers/skip';
 
 const seed = Number(process.env.DMA_HEAP_DIFF_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const HEAP_OPS = Number(process.env.DMA_HEAP_DIFF_OPS ?? 10000);

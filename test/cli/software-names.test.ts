@@ -11,7 +11,7 @@ import { fstatSync } from 'node:fs';
 import path from 'node:path';
 import { addonStatus, openHeap, spawnWithBuffers } from '../../lib';
 import { dumpReport } from '../../lib/cli/dump';
-import { testIf } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 
 const root = path.resolve(__dirname, '..', '..');
 const CLI = path.join(root, 'dist', 'cli.js');

@@ -7,7 +7,8 @@ import { loadAddon } from '../../lib/native/load';
 import type { SimulatedKernel } from '../../lib/framework';
 import type { Heap } from '../../lib/heap';
 import { openHeap } from '../../lib/heap';
-import { backends, newFds, openFds, testIf } from '../helpers/backends';
+import { backends, newFds, openFds } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 import { kernelOf } from '../../lib/kernel';
 
 /** the software backend under test is a framework of its own: fromFd must look there */

@@ -5,7 +5,8 @@ import { loadAddon } from '../../lib/native/load';
 import { allocShareable } from '../../lib/tiers';
 import { listHeaps, openHeap } from '../../lib/heap';
 import { MFD_CLOEXEC } from '../../lib/uapi';
-import { backends, newFds, openFds, testIf } from '../helpers/backends';
+import { backends, newFds, openFds } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 
 const addon = loadAddon();
 

@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { listHeaps, openContiguousHeap, openHeap } from '../../lib/heap';
-import { backends, kernelAvailable, kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
+import { backends, kernelAvailable, kernelRequired, newFds, openFds } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 
 describe.each(backends())('opening heaps: $label', (backend) => {
   test.each([

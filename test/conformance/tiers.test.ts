@@ -3,7 +3,8 @@ import { hasKernelHeaps, nativeKernel } from '../../lib/chooser';
 import { allocShareable } from '../../lib/tiers';
 import { hasUdmabuf, udmabufSizeLimit } from '../../lib/native/udmabuf';
 import { fdTarget } from '../helpers/fds';
-import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
+import { kernelRequired, newFds, openFds } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 
 const addon = nativeKernel() !== null;
 /** this host's page size, from whichever kernel serves the test */

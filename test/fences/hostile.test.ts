@@ -9,7 +9,8 @@ import { addonStatus, allocShareable, DmaBuf, openHeap, SyncFile } from '../../l
 import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import { loadAddon } from '../../lib/native/load';
 import { longTimeout, MAX_TIMER_MS } from '../../lib/timer';
-import { backends, fdTarget, testIf } from '../helpers/backends';
+import { backends, fdTarget } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 import { softwareFence } from './scenarios';
 
 let fw: Framework;

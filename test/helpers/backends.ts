@@ -31,8 +31,3 @@ export type RawKernel = Kernel;
 
 // fd helpers live in one place (test/helpers/fds.ts); re-exported for the suites that import them from here
 export { fdTarget, newFds, openFds } from './fds';
-
-/** A test that runs only when `cond` holds; otherwise it is reported as skipped, with the reason in its name. */
-export function testIf(cond: boolean, reason: string): (name: string, fn: () => unknown) => void {
-  return (name, fn) => (cond ? test(name, fn as jest.ProvidesCallback) : test.skip(`${name} [skipped: ${reason}]`, () => undefined));
-}

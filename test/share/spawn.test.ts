@@ -5,7 +5,8 @@ import { openHeap } from '../../lib/heap';
 import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/share';
 import { allocShareable } from '../../lib/tiers';
 import { hasUdmabuf } from '../../lib/native/udmabuf';
-import { kernelRequired, newFds, openFds, testIf } from '../helpers/backends';
+import { kernelRequired, newFds, openFds } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDist, runFixture, warmUpSpawn } from './helpers';
 
 // The backend is openHeap's default choice: the real kernel in the VM rig, else the software framework.
