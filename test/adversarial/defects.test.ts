@@ -10,9 +10,10 @@ import { MessageChannel } from 'node:worker_threads';
 import { addonStatus, DmaBufChannel, openHeap } from '../../lib';
 import { Framework } from '../../lib/framework';
 import { fdCount } from '../helpers/fds';
+import { testIf } from '../helpers/skip';
 
 const withAddon = addonStatus().loaded;
-const testAddon = withAddon ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: needs the native addon]`, () => undefined);
+const testAddon = testIf(withAddon, 'needs the native addon');
 
 describe('issue 13: input and state', () => {
   // The system heap refuses more than the machine's RAM (as the kernel would OOM instead), so the
@@ -142,7 +143,7 @@ describe('issue 17: the software framework without a mapping', () => {
   });
 
   // V8 11 (Node 20) bounds a Uint8Array, and so the JS tier's buffers, at 2^32 bytes.
-  (withAddon ? test.skip : test)(`JS memory refuses a buffer past buffer.constants.MAX_LENGTH with ENOMEM that says so${withAddon ? ' [skipped: the addon is loaded, so the framework uses memfds]' : ''}`, () => {
+  testIf(!withAddon, 'the addon is loaded, so the framework uses memfds')('JS memory refuses a buffer past buffer.constants.MAX_LENGTH with ENOMEM that says so', () => {
     const fw = new Framework({ cma: { size: 0 } });
     try {
       using heap = openHeap('system', { framework: fw });

@@ -9,9 +9,10 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { addonStatus, DmaBufChannel, openHeap } from '../../lib';
 import { node, python, requireDist, scratchDir } from './procs';
+import { testIf } from '../helpers/skip';
 
 const withAddon = addonStatus().loaded;
-const testAddon = withAddon ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: memfd buffers, fds and sockets need the native addon]`, () => undefined);
+const testAddon = testIf(withAddon, 'memfd buffers, fds and sockets need the native addon');
 
 const coded = (code: string) => expect.objectContaining({ code });
 

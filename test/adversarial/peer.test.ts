@@ -11,11 +11,12 @@ import path from 'node:path';
 import { addonStatus, DmaBufChannel, DmaBufChannelError, openHeap, type DmaBuf, type Heap } from '../../lib';
 import { holdings, leaked } from './helpers';
 import { node, python, requireDist, scratchDir, type Proc } from './procs';
+import { testIf } from '../helpers/skip';
 
 const withAddon = addonStatus().loaded;
 // Without the addon there are no fds to pass and no channel (ERR_DMA_HEAP_NO_ADDON): the fuzz
 // covers that refusal; here every test needs real sockets.
-const testShare = withAddon ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: sharing needs the native addon]`, () => undefined);
+const testShare = testIf(withAddon, 'sharing needs the native addon');
 
 type Echo = { echo: number; seen: { ino: number; first: number; size: number }[]; served: number; errors: number; holding: { fds: number; maps: number }; fdTargets: string[] };
 

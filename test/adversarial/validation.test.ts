@@ -10,9 +10,10 @@ import path from 'node:path';
 import { addonStatus, allocShareable, DmaBufChannel, fromFd, openHeap, SyncFile } from '../../lib';
 import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import { poisonedPrimitive } from './helpers';
+import { testIf } from '../helpers/skip';
 
 const withAddon = addonStatus().loaded;
-const testAddon = withAddon ? test : (name: string, _fn: () => unknown) => test.skip(`${name} [skipped: needs the native addon]`, () => undefined);
+const testAddon = testIf(withAddon, 'needs the native addon');
 const argError = (code: string) => expect.objectContaining({ code });
 
 describe('issue 13: arguments and options', () => {
