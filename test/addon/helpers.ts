@@ -13,6 +13,7 @@ import type { Addon } from '../../lib/native/addon';
 import { loadAddon } from '../../lib/native/load';
 import * as uapi from '../../lib/uapi';
 import { isOpen, newFds, settledFds } from '../helpers/fds';
+import { describeIf } from '../helpers/skip';
 
 export { fdCount, fdFlags, gc, gcUntil, isOpen, settledFds, tick } from '../helpers/fds';
 
@@ -61,8 +62,7 @@ export function scratchDir(): string {
 
 /** describe() when the addon loaded (skipped, with the reason in its name, when not), ending with a leak check */
 export function addonSuite(name: string, body: () => void): void {
-  const suite = addon ? describe : describe.skip;
-  suite(addon ? name : `${name} [skipped: the addon is not loaded here]`, () => {
+  describeIf(addon !== null, 'the addon is not loaded here')(name, () => {
     // Settled: in a jest worker that runs files in band (the VMs' 2 CPUs), an earlier file's
     // garbage may close its fds while this file runs.
     let fdsAtStart = new Set<number>();

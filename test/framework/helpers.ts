@@ -9,6 +9,7 @@ import {
   O_RDWR,
 } from '../../lib/uapi';
 import { openFds } from '../helpers/fds';
+import { describeIf } from '../helpers/skip';
 
 export const addonLoaded = loadAddon() !== null;
 
@@ -19,8 +20,7 @@ export const addonLoaded = loadAddon() !== null;
 export function eachBacking(body: (make: (options?: FrameworkOptions) => Framework, backing: 'memfd' | 'js') => void): void {
   for (const backing of ['memfd', 'js'] as const) {
     const run = backing === 'js' || addonLoaded;
-    const label = run ? `${backing} backing` : `${backing} backing (skipped: ${addonStatus().reason})`;
-    (run ? describe : describe.skip)(label, () => {
+    describeIf(run, addonStatus().reason ?? 'memfd backing needs the native addon')(`${backing} backing`, () => {
       const made: Framework[] = [];
       afterEach(() => {
         for (const fw of made.splice(0)) fw.dispose();

@@ -5,11 +5,12 @@ import type { DmaBuf } from '../../lib/dmabuf';
 import { openHeap } from '../../lib/heap';
 import { DmaBufChannel, type ChannelMessage, type ChannelType } from '../../lib/share';
 import { kernelRequired, newFds, openFds } from '../helpers/backends';
+import { describeIf } from '../helpers/skip';
 import { canShare, childByte, fill, holds, nextJson, parentByte, requireDist, runFixture, socketPath, warmUpSpawn } from './helpers';
 
 const closedWith = (reason: string) => expect.objectContaining({ code: 'ERR_DMA_HEAP_CHANNEL_CLOSED', reason });
 
-(canShare ? describe : describe.skip).each<ChannelType>(['seqpacket', 'stream'])('DmaBufChannel (%s)', (type) => {
+describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpacket', 'stream'])('DmaBufChannel (%s)', (type) => {
   beforeAll(async () => {
     requireDist();
     await warmUpSpawn();

@@ -9,6 +9,7 @@ import { loadAddon } from '../../lib/native/load';
 import { openHeap } from '../../lib/heap';
 import { DmaBufChannel, type ChannelType } from '../../lib/share';
 import { newFds, openFds } from '../helpers/backends';
+import { describeIf } from '../helpers/skip';
 import { canShare } from './helpers';
 
 /** A frame as lib/share/ lays it out (written again here: the tests pin the format). */
@@ -29,7 +30,7 @@ const refused = (reason: string) =>
 const closedWith = (reason: string) => expect.objectContaining({ code: 'ERR_DMA_HEAP_CHANNEL_CLOSED', reason });
 
 /** Messages crafted with the raw addon calls on one end; a DmaBufChannel (maxFds 4, maxPayload 1024) on the other. */
-(canShare ? describe : describe.skip).each<ChannelType>(['seqpacket', 'stream'])('refused messages (%s)', (type) => {
+describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpacket', 'stream'])('refused messages (%s)', (type) => {
   let addon: Addon;
   let heap: Heap;
   let src: DmaBuf;

@@ -6,11 +6,11 @@ import { DmaBufChannel, inheritedBuffers, spawnWithBuffers } from '../../lib/sha
 import { allocShareable } from '../../lib/tiers';
 import { hasUdmabuf } from '../../lib/native/udmabuf';
 import { kernelRequired, newFds, openFds } from '../helpers/backends';
-import { testIf } from '../helpers/skip';
+import { describeIf, testIf } from '../helpers/skip';
 import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDist, runFixture, warmUpSpawn } from './helpers';
 
 // The backend is openHeap's default choice: the real kernel in the VM rig, else the software framework.
-(canShare ? describe : describe.skip)('spawnWithBuffers → inheritedBuffers', () => {
+describeIf(canShare, 'sharing needs the native addon')('spawnWithBuffers → inheritedBuffers', () => {
   beforeAll(async () => {
     requireDist();
     await warmUpSpawn();
@@ -130,7 +130,7 @@ import { canShare, childByte, DIST, fill, holds, nextJson, parentByte, requireDi
   });
 });
 
-(canShare ? describe.skip : describe)('sharing without the addon', () => {
+describeIf(!canShare, 'the addon is loaded, so buffers are shareable')('sharing without the addon', () => {
   test('JS-memory buffers are refused clearly; channels need the addon', () => {
     using heap = openHeap('system');
     using buf = heap.alloc(4096);

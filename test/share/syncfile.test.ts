@@ -9,6 +9,7 @@ import { DmaBufChannel, spawnWithBuffers } from '../../lib/share';
 import { SyncFile } from '../../lib/sync-file';
 import { loadAddon } from '../../lib/native/load';
 import { newFds, openFds } from '../helpers/backends';
+import { describeIf } from '../helpers/skip';
 import { canShare, FIXTURES, requireDist } from './helpers';
 import path from 'node:path';
 
@@ -41,7 +42,7 @@ test("a software framework's sync_file is refused by spawnWithBuffers before any
   }
 });
 
-(canShare ? describe : describe.skip)('sync_files over a channel (host: no real sync_file source)', () => {
+describeIf(canShare, 'sharing needs the native addon')('sync_files over a channel (host: no real sync_file source)', () => {
   test("send() refuses a software sync_file, alone or beside a buffer; nothing is sent", async () => {
     const sw = openHeap('system', { backend: 'software' });
     const heap = openHeap('system');
