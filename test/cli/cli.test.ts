@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expects } from '../helpers/expect';
+import { testIf } from '../helpers/skip';
 
 /*
  * The built CLI, spawned as users run it (`npm test` builds first). Every command, its
@@ -246,8 +247,8 @@ describe('dump', () => {
 
   const root0 = process.getuid?.() === 0;
   const pid1Foreign = existsSync('/proc/1') && statSync('/proc/1').uid !== process.getuid?.();
-  (root0 || pid1Foreign ? test : test.skip)(
-    root0 || pid1Foreign ? 'a process this user may not read is reported, not skipped' : 'a process this user may not read is reported (skipped: pid 1 is this user\'s own, and not root)',
+  testIf(root0 || pid1Foreign, "pid 1 is this user's own, and not root")(
+    'a process this user may not read is reported, not skipped',
     async () => {
       // as root, look as nobody (65534) would
       const r = await cli(['dump', '1', '--json'], root0 ? { uid: 65534, gid: 65534 } : {});

@@ -9,6 +9,7 @@ import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
 import { ALLOCATION_DATA_FD_OFFSET, decodeAllocationData, DMA_HEAP_IOCTL_ALLOC, encodeAllocationData, O_CLOEXEC, O_RDWR } from '../../lib/uapi';
 import { backends, type TestBackend } from '../helpers/backends';
+import { testIf } from '../helpers/skip';
 
 /** the raw kernel under a backend, and a heap fd and a dma-buf fd from it */
 function open(backend: TestBackend): { kernel: Kernel; heapFd: number; bufFd: number; done(): void } {
@@ -98,7 +99,7 @@ describe.each(backends())('the same mistake, the same error: $label', (backend) 
 
 describe('the addon’s own errors are DmaHeapErrors too', () => {
   const native = nativeKernel();
-  (native ? test : test.skip)('a native EBADF is instanceof DmaHeapError with code, errno, syscall [skipped without the addon]', () => {
+  testIf(native !== null, 'needs the native addon')('a native EBADF is instanceof DmaHeapError with code, errno, syscall', () => {
     const err = thrown(() => native!.close(2 ** 30));
     expect(err).toBeInstanceOf(DmaHeapError);
     expect(err).toMatchObject({ name: 'DmaHeapError', code: 'EBADF', errno: -9, syscall: 'close' });

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { addonStatus, DmaBufChannel, DmaHeapError, fromFd, openHeap, SyncFile } from '../../lib';
 import { Framework } from '../../lib/framework';
 import { fdTarget, newFds, openFds } from '../helpers/fds';
+import { testIf } from '../helpers/skip';
 
 const withAddon = addonStatus().loaded;
 
@@ -21,7 +22,7 @@ const fromFds: [string, 'EINVAL' | 'ENOTSOCK', string, (fd: number) => unknown][
   ...(withAddon ? [['DmaBufChannel.fromFd', 'ENOTSOCK', 'socket', (fd: number) => DmaBufChannel.fromFd(fd)] as [string, 'ENOTSOCK', string, (fd: number) => unknown]] : []),
 ];
 
-if (!withAddon) test.skip('DmaBufChannel.fromFd [skipped: needs the native addon]', () => undefined);
+if (!withAddon) testIf(false, 'needs the native addon')('DmaBufChannel.fromFd', () => undefined);
 
 let fw: Framework;
 let file: number;

@@ -16,6 +16,7 @@ import { dmaBufFenceIoctl, dmaBufPoll, resvOf, syncStartCheck } from '../../lib/
 import { DmaFence, fenceContextAlloc, stubFence } from '../../lib/framework/dma-fence';
 import { KernelSyncFile, syncFileIoctl, type SyncFileContext } from '../../lib/framework/sync-file';
 import { DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START, DMA_BUF_SYNC_WRITE } from '../../lib/uapi';
+import { testIf } from '../helpers/skip';
 
 /** a tiny fd table for sync_files */
 function table(): SyncFileContext & { files: Map<number, KernelSyncFile> } {
@@ -185,8 +186,8 @@ describe('SYNC start with a pending software fence', () => {
 describe('the codec and the C header agree', () => {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const addon = (require('../../lib/native/load') as typeof import('../../lib/native/load')).loadAddon();
-  const t = addon ? test : test.skip;
-  t(`fence ioctl numbers, struct sizes and poll bits${addon ? '' : ' [skipped: the addon is not loaded (DMA_HEAP_ADDON=0)]'}`, () => {
+  const t = testIf(addon !== null, 'the addon is not loaded');
+  t('fence ioctl numbers, struct sizes and poll bits', () => {
     const abi = addon!.abi;
     const uapi = require('../../lib/fence-uapi') as typeof import('../../lib/fence-uapi');
     expect([abi.DMA_BUF_IOCTL_EXPORT_SYNC_FILE, abi.DMA_BUF_IOCTL_IMPORT_SYNC_FILE, abi.SYNC_IOC_FILE_INFO, abi.SYNC_IOC_MERGE]).toEqual([
@@ -209,7 +210,7 @@ describe('the codec and the C header agree', () => {
     ]);
   });
 
-  t(`pollNow answers poll(2) at once: a pipe is writable, readable only once written${addon ? '' : ' [skipped: no addon]'}`, () => {
+  t('pollNow answers poll(2) at once: a pipe is writable, readable only once written', () => {
     const [r, w] = addon!.socketpair(addon!.abi.SOCK_SEQPACKET);
     try {
       expect(addon!.pollNow(r, 1 | 4)).toBe(4);
