@@ -43,7 +43,7 @@ const X86_SELF_TESTS = ['test/kernel/', 'test/fences/'];
 // peer's floods past jest's 120 s): the host runs them; the VM rows leave them out.
 // The CLI's thousands-of-fds suite likewise (its holder's 6,000 allocations and scans: minutes),
 // and the install test (npm and a whole tsc build in a copy of the package: no kernel in it).
-const HOST_ONLY = ['test/docs/', 'test/layout.test.ts', 'test/adversarial/peer.test.ts', 'test/cli/hostile-scale.test.ts', 'test/install/'];
+const HOST_ONLY = ['test/docs/', 'test/layout.test.ts', 'test/skips.test.ts', 'test/adversarial/peer.test.ts', 'test/cli/hostile-scale.test.ts', 'test/install/'];
 const ARM64_ADDON = require('./prebuilds/targets').prebuildPath(root, 'arm64'); // prebuilds/linux-arm64/dma-heap.glibc.node
 
 const ROWS = [
