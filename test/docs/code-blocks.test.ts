@@ -26,6 +26,7 @@ if (existsSync(path.join(root, 'examples', 'README.md'))) blocks.push(...readmeB
 
 let ws = '';
 let diagnostics: readonly ts.Diagnostic[] = [];
+let compilerOptions: ts.CompilerOptions = {};
 const emitted = new Map<string, string>(); // block file -> the JS file to run
 
 function jsOf(file: string): string {
@@ -51,7 +52,7 @@ beforeAll(() => {
     tsFiles.push(file);
   }
   // What the README tells users to use for `using` on Node 20: target ES2022 + esnext.disposable.
-  const options: ts.CompilerOptions = {
+  compilerOptions = {
     strict: true,
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.NodeNext,
@@ -62,7 +63,7 @@ beforeAll(() => {
     skipLibCheck: false, // the published .d.ts files are checked too
     noEmitOnError: false,
   };
-  const program = ts.createProgram(tsFiles, options);
+  const program = ts.createProgram(tsFiles, compilerOptions);
   const emit = program.emit();
   diagnostics = [...ts.getPreEmitDiagnostics(program), ...emit.diagnostics];
   for (const b of blocks) emitted.set(b.file, path.join(ws, b.lang === 'ts' ? jsOf(b.file) : b.file));
@@ -88,6 +89,15 @@ test('every TypeScript block (and test/docs/types/) type-checks with --strict ag
   // name each file by where it came from
   const named = blocks.reduce((t, b) => t.split(b.file).join(`${b.file} (${b.origin})`), text);
   expect(named).toBe('');
+});
+
+test('they type-check the same in a CommonJS project with classic resolution (module commonjs, node10)', () => {
+  // What many existing projects have: `dma-heap/framework` must resolve without an exports-aware
+  // resolver (package.json typesVersions), and nothing else may need nodenext.
+  const files = [...blocks.filter((b) => b.lang === 'ts' && !b.file.endsWith('.mts')).map((b) => path.join(ws, b.file)), ...readdirSync(path.join(ws, 'types')).filter((n) => n.endsWith('.ts')).map((n) => path.join(ws, 'types', n))];
+  const program = ts.createProgram(files, { ...compilerOptions, module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, noEmit: true });
+  const text = ts.formatDiagnostics(ts.getPreEmitDiagnostics(program), { getCanonicalFileName: (f) => f, getCurrentDirectory: () => ws, getNewLine: () => '\n' });
+  expect(text).toBe('');
 });
 
 const runnable = blocks.filter((b) => b.run);
