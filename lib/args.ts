@@ -131,6 +131,21 @@ export function validateInteger(value: unknown, what: string, min: number, max: 
   return value;
 }
 
+/** options objects the package made itself, of values already checked: see checkedOptions */
+const checked = new WeakSet<object>();
+
+/**
+ * Internal: options the package builds from a public call's options that validateOptions and
+ * the value checks already passed, to hand to another entry point (allocShareable to the heap's
+ * alloc), so that they are checked once per public call, not again at each layer. Frozen (no
+ * one adds to them afterwards), and never given to a caller: a caller's object is never in the
+ * set, so it always gets the full check.
+ */
+export function checkedOptions<T extends object>(options: T): Readonly<T> {
+  checked.add(Object.freeze(options));
+  return options;
+}
+
 /**
  * An options argument: undefined means none; otherwise a plain object (its prototype
  * Object.prototype or null) whose own keys are all in `keys` (when given). Anything else
@@ -140,6 +155,7 @@ export function validateInteger(value: unknown, what: string, min: number, max: 
 export function validateOptions<T extends object>(options: T | undefined, keys?: readonly string[] | string, what = 'options'): T {
   if (typeof keys === 'string') [what, keys] = [keys, undefined];
   if (options === undefined) return {} as T;
+  if (checked.has(options)) return options;
   let plain = false;
   // Reflect.ownKeys' answer, in two parts: it made ~390 B of garbage per call, these ~90 B
   let names: string[] = [];

@@ -3,7 +3,7 @@
  * Node's codes and classes, values shown without running their code, booleans that are
  * booleans, options that are plain objects with known keys.
  */
-import { describeReceived, invalidArgType, invalidArgValue, outOfRange, validateOptions } from '../lib/args';
+import { checkedOptions, describeReceived, invalidArgType, invalidArgValue, outOfRange, validateOptions } from '../lib/args';
 import { DmaBuf, fromFd } from '../lib/dmabuf';
 import { Framework } from '../lib/framework';
 import { listHeaps, openHeap } from '../lib/heap';
@@ -81,6 +81,17 @@ describe('the factory', () => {
     });
     expect(() => validateOptions(getter as never, ['a'])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(got).toBe(0); // the unknown key's getter is never called to show it
+  });
+
+  test("checkedOptions: the package's own already-checked options pass once more unchecked; a caller's never do", () => {
+    const inner = checkedOptions({ b: 1 });
+    expect(Object.isFrozen(inner)).toBe(true);
+    // keys the receiver does not list would be refused: this one passes because the package made it
+    expect(validateOptions(inner as never, ['a'])).toBe(inner);
+    // the same shape, frozen or not, from anyone else gets the full check
+    for (const same of [{ b: 1 }, Object.freeze({ b: 1 })]) {
+      expect(() => validateOptions(same as never, ['a'])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    }
   });
 });
 
