@@ -4,7 +4,7 @@ import { requireNative, tierUnavailable } from './chooser';
 import { openHeap, type Heap } from './heap';
 import { BufferPool, POOL_OPTIONS, type BufferPoolOptions } from './pool';
 import { pageAlign } from './uapi';
-import { invalidArgValue, validateArray } from './args';
+import { checkedOptions, invalidArgValue, validateArray } from './args';
 import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
 
 const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] as const;
@@ -25,17 +25,31 @@ export interface ShareableOptions {
   cloexec?: boolean;
 }
 
-function tierOrder(options: ShareableOptions): ShareableTier[] {
-  const env = process.env.DMA_HEAP_TIERS;
-  if (options.tiers !== undefined) validateArray(options.tiers, 'options.tiers', 'an array of tier names');
-  const fromEnv = options.tiers === undefined && !!env;
-  const order = options.tiers ?? (env ? (env.split(',').map((t) => t.trim()) as ShareableTier[]) : [...TIERS]);
-  order.forEach((t, i) => {
-    if (!TIERS.includes(t)) {
-      throw invalidArgValue(fromEnv ? 'DMA_HEAP_TIERS' : `options.tiers[${i}]`, t, `is not a tier (the tiers are ${TIERS.join(', ')})`);
-    }
-  });
-  return options.requireDmaBuf ? order.filter((t) => t === 'dma-heap' || t === 'udmabuf') : order;
+/**
+ * The tiers to try: `tiers` (options.tiers, read once by the caller), else DMA_HEAP_TIERS, else
+ * all. A copy, each element read once: what was checked is what is tried (an element with a
+ * getter cannot answer one thing to the check and another to the loop; a hole is no tier).
+ * The environment is read only when it decides (a C++ interceptor call, ~0.15 µs).
+ */
+function tierOrder(tiers: unknown, requireDmaBuf: boolean): ShareableTier[] {
+  let names: readonly unknown[];
+  let what: string | undefined;
+  if (tiers !== undefined) {
+    validateArray(tiers, 'options.tiers', 'an array of tier names');
+    names = tiers;
+  } else {
+    const env = process.env.DMA_HEAP_TIERS;
+    if (!env) return requireDmaBuf ? ['dma-heap', 'udmabuf'] : [...TIERS];
+    names = env.split(',').map((t) => t.trim());
+    what = 'DMA_HEAP_TIERS';
+  }
+  const order: ShareableTier[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const t = names[i] as ShareableTier;
+    if (!TIERS.includes(t)) throw invalidArgValue(what ?? `options.tiers[${i}]`, t, `is not a tier (the tiers are ${TIERS.join(', ')})`);
+    if (!requireDmaBuf || t === 'dma-heap' || t === 'udmabuf') order.push(t);
+  }
+  return order;
 }
 
 /**
@@ -68,36 +82,63 @@ function dropHeap(tier: ShareableTier, heapName: string): void {
 /** tiers that served once: their device is there, no need to look again on every call */
 const served = new Set<string>();
 
-function allocFrom(tier: ShareableTier, size: number | bigint, heapName: string, options: ShareableOptions): DmaBuf {
-  const alloc = { name: options.name, cloexec: options.cloexec };
-  if (tier === 'udmabuf') return allocUdmabuf(size, alloc);
-  return heapFor(tier === 'dma-heap' ? 'dma-heap' : 'memfd', heapName).alloc(size, alloc);
+/**
+ * allocShareable's options, each read once and checked: what the tiers are given. A getter
+ * runs once, and the value it gave the check is the value used.
+ */
+interface Checked {
+  name: string | undefined;
+  cloexec: boolean;
+  requireDmaBuf: boolean;
+  heapName: string;
+  order: ShareableTier[];
+  /** heap.alloc's options, made of the checked values: undefined for the defaults (no name,
+   *  cloexec), else marked checked (lib/args.ts checkedOptions) so heap.alloc does not check
+   *  them again */
+  alloc: { name?: string; cloexec?: boolean } | undefined;
 }
 
-function allocUdmabuf(size: number | bigint, options: { name?: string; cloexec?: boolean }): DmaBuf {
+/** the options' values, read once each (the keys were checked by validateOptions) */
+function checkShareable(options: ShareableOptions): Checked {
+  // read and checked one by one, in this order: a getter that throws, and which error comes first, as ever
+  const rawName = options.name;
+  const name = rawName === undefined ? undefined : validateBufferName(rawName, 'options.name');
+  const cloexec = validateBoolean(options.cloexec, 'options.cloexec', true);
+  const requireDmaBuf = validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
+  const heap = options.heap;
+  const heapName = heap === undefined ? 'system' : validateHeapName(heap, 'options.heap');
+  const order = tierOrder(options.tiers, requireDmaBuf);
+  return { name, cloexec, requireDmaBuf, heapName, order, alloc: heapAllocOptions(name, cloexec) };
+}
+
+/** the cloexec: false that names nothing, made once */
+const NO_CLOEXEC = checkedOptions({ cloexec: false });
+
+function heapAllocOptions(name: string | undefined, cloexec: boolean): Checked['alloc'] {
+  if (name === undefined) return cloexec ? undefined : NO_CLOEXEC;
+  return checkedOptions(cloexec ? { name } : { name, cloexec });
+}
+
+function allocFrom(tier: ShareableTier, size: number | bigint, c: Checked): DmaBuf {
+  if (tier === 'udmabuf') return allocUdmabuf(size, c);
+  return heapFor(tier === 'dma-heap' ? 'dma-heap' : 'memfd', c.heapName).alloc(size, c.alloc);
+}
+
+function allocUdmabuf(size: number | bigint, c: Checked): DmaBuf {
   const kernel = requireNative();
   const len = pageAlign(validateSize(size), kernel.pageSize);
-  const fd = kernel.createUdmabuf(len, options.cloexec !== false);
+  const fd = kernel.createUdmabuf(len, c.cloexec);
   // udmabuf exports exactly the pages it was given: no lseek for the size
   const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false, size: Number(len) });
-  if (options.name !== undefined) {
+  if (c.name !== undefined) {
     try {
-      buf.setName(options.name);
+      buf.setName(c.name);
     } catch (err) {
       buf.close();
       throw err;
     }
   }
   return buf;
-}
-
-/** allocShareable's option values (the keys were checked): the heap's name and the tiers to try */
-function checkShareable(options: ShareableOptions): { heapName: string; order: ShareableTier[] } {
-  if (options.name !== undefined) validateBufferName(options.name, 'options.name');
-  validateBoolean(options.cloexec, 'options.cloexec', true);
-  validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
-  const heapName = options.heap === undefined ? 'system' : validateHeapName(options.heap, 'options.heap');
-  return { heapName, order: tierOrder(options) };
 }
 
 /**
@@ -107,33 +148,35 @@ function checkShareable(options: ShareableOptions): { heapName: string; order: S
  * `buf.tier` says which served; `buf.isDmaBuf` whether devices can import it.
  */
 export function allocShareable(size: number | bigint, options?: ShareableOptions): DmaBuf {
-  options = validateOptions(options, SHAREABLE_OPTIONS);
-  const { heapName, order } = checkShareable(options);
+  return allocChecked(size, checkShareable(validateOptions(options, SHAREABLE_OPTIONS)));
+}
+
+function allocChecked(size: number | bigint, c: Checked): DmaBuf {
   // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
   validateSize(size);
-  const reasons: string[] = [];
-  for (const tier of order) {
-    const key = tierKey(tier, heapName);
-    const why = served.has(key) ? undefined : tierUnavailable(tier, heapName);
+  let reasons: string[] | undefined;
+  for (const tier of c.order) {
+    const key = tierKey(tier, c.heapName);
+    const why = served.has(key) ? undefined : tierUnavailable(tier, c.heapName);
     if (why) {
-      reasons.push(`${tier}: ${why}`);
+      (reasons ??= []).push(`${tier}: ${why}`);
       continue;
     }
     try {
-      const buf = allocFrom(tier, size, heapName, options);
+      const buf = allocFrom(tier, size, c);
       served.add(key);
       return buf;
     } catch (err) {
       // A bad argument is the caller's, whatever the tier: don't mask it by falling back.
       if (err instanceof TypeError || err instanceof RangeError) throw err;
       served.delete(key);
-      if (tier === 'dma-heap' || tier === 'memfd') dropHeap(tier, heapName);
-      reasons.push(`${tier}: ${(err as Error).message}`);
+      if (tier === 'dma-heap' || tier === 'memfd') dropHeap(tier, c.heapName);
+      (reasons ??= []).push(`${tier}: ${(err as Error).message}`);
     }
   }
   throw new DmaBufStateError(
-    options.requireDmaBuf ? 'ERR_DMA_HEAP_NO_DMA_BUF' : 'ERR_DMA_HEAP_NO_TIER',
-    `no ${options.requireDmaBuf ? 'real dma-buf ' : ''}tier could allocate ${size} bytes: ${reasons.join('; ')}`,
+    c.requireDmaBuf ? 'ERR_DMA_HEAP_NO_DMA_BUF' : 'ERR_DMA_HEAP_NO_TIER',
+    `no ${c.requireDmaBuf ? 'real dma-buf ' : ''}tier could allocate ${size} bytes: ${(reasons ?? []).join('; ')}`,
   );
 }
 
@@ -145,7 +188,16 @@ export function createShareablePool(options: BufferPoolOptions & Omit<ShareableO
   if (requireDmaBuf !== undefined) shareable.requireDmaBuf = requireDmaBuf;
   if (heap !== undefined) shareable.heap = heap;
   if (cloexec !== undefined) shareable.cloexec = cloexec;
-  // checked now, not at the first allocation (which count: 0 puts off)
-  checkShareable(shareable);
-  return new BufferPool({ alloc: (size, opts) => allocShareable(size, { ...shareable, ...opts }) }, pool);
+  // checked now, not at the first allocation (which count: 0 puts off), and only now: the
+  // pool's allocations take these values (and the name the pool checked) as they are
+  const checked = checkShareable(shareable);
+  return new BufferPool(
+    {
+      alloc: (size, opts) => {
+        const name = opts.name;
+        return allocChecked(size, name === undefined ? checked : { ...checked, name, alloc: heapAllocOptions(name, checked.cloexec) });
+      },
+    },
+    pool,
+  );
 }

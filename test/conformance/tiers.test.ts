@@ -1,6 +1,7 @@
 import { Framework } from '../../lib/framework';
 import { hasKernelHeaps, nativeKernel } from '../../lib/chooser';
 import { allocShareable } from '../../lib/tiers';
+import type { ShareableTier } from '../../lib/dmabuf';
 import { hasUdmabuf, udmabufSizeLimit } from '../../lib/native/udmabuf';
 import { fdTarget } from '../helpers/fds';
 import { kernelRequired, newFds, openFds } from '../helpers/backends';
@@ -106,6 +107,63 @@ describe('the udmabuf tier', () => {
     );
     using buf = allocShareable(limit + 1, { tiers: ['udmabuf', 'memfd'] });
     expect(buf.tier).toBe('memfd');
+  });
+});
+
+describe('allocShareable checks its options once', () => {
+  const weakest: ShareableTier = addon ? 'memfd' : 'js';
+
+  /** options whose every property is a getter counting its reads, answering `values` */
+  function counted(values: Record<string, unknown>): { options: object; reads: Record<string, number> } {
+    const reads: Record<string, number> = {};
+    const options = {};
+    for (const [key, value] of Object.entries(values)) {
+      reads[key] = 0;
+      Object.defineProperty(options, key, {
+        enumerable: true,
+        get() {
+          reads[key]++;
+          return value;
+        },
+      });
+    }
+    return { options, reads };
+  }
+
+  test('each option is read once, and the value checked is the value the buffer gets', () => {
+    const { options, reads } = counted({ tiers: [weakest], requireDmaBuf: false, heap: 'system', name: 'once', cloexec: false });
+    using buf = allocShareable(4096, options as never);
+    expect(reads).toEqual({ tiers: 1, requireDmaBuf: 1, heap: 1, name: 1, cloexec: 1 });
+    expect(buf.tier).toBe(weakest);
+    expect(buf.info().name).toBe('once');
+    if (addon) expect(buf.info().flags & 0o2000000).toBe(0); // cloexec: false reached the heap
+  });
+
+  test('a getter cannot pass the check with one name and hand the heap another', () => {
+    let n = 0;
+    const options = {
+      tiers: [weakest] as ShareableTier[],
+      get name() {
+        return n++ === 0 ? 'fine' : 'x'.repeat(64);
+      },
+    };
+    using buf = allocShareable(4096, options);
+    expect(buf.info().name).toBe('fine');
+  });
+
+  test('each tier is read once; a hole in tiers is no tier', () => {
+    let reads = 0;
+    const tiers: string[] = [];
+    Object.defineProperty(tiers, 0, { enumerable: true, get: () => (reads++ === 0 ? weakest : 'gpu') });
+    using buf = allocShareable(4096, { tiers: tiers as never });
+    expect(reads).toBe(1);
+    expect(buf.tier).toBe(weakest);
+    // a sparse array: the hole reads undefined, which is not a tier (it used to be skipped by the check, then tried)
+    const sparse = [weakest, weakest];
+    delete sparse[0];
+    expect(() => allocShareable(4096, { tiers: sparse as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining("'options.tiers[0]' is not a tier") }),
+    );
   });
 });
 
