@@ -113,7 +113,7 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
   let reason: string;
   if (!n) {
     reason = noAddon();
-  } else if (!n.heaps().some((h) => h.name === name)) {
+  } else if (!n.hasHeap(name)) {
     reason = `the kernel has no heap /dev/dma_heap/${name}`;
   } else {
     try {
@@ -162,7 +162,7 @@ export function tierUnavailable(tier: ShareableTier, heapName: string): string |
   switch (tier) {
     case 'dma-heap':
       if (!n) return noAddon();
-      return n.heaps().some((h) => h.name === heapName) ? undefined : `no /dev/dma_heap/${heapName}`;
+      return n.hasHeap(heapName) ? undefined : `no /dev/dma_heap/${heapName}`;
     case 'udmabuf':
       if (!n) return noAddon();
       return hasUdmabuf() ? undefined : 'no /dev/udmabuf';

@@ -145,7 +145,8 @@ function loadPackage(count) {
 
 /** Each path: a JS op (alloc, map, fill, unmap+close) and the C tier doing the same syscalls. */
 function paths(pkg, env, refmod) {
-  const { openHeap, allocShareable, Framework } = pkg;
+  const { openHeap, allocShareable } = pkg;
+  const { Framework } = require(path.join(ROOT, 'dist', 'framework')); // the software framework's own entry point
   const list = [];
   const per = (id, c, tier, make, note) => list.push({ id, c, tier, make, note });
   if (env.dmaHeap) {
@@ -414,7 +415,7 @@ async function main(o) {
 
   // 4. pools: a JS pool vs a C ring vs alloc-per-frame (the heap.alloc path)
   if (run('pool')) console.log('\nper frame: BufferPool (acquire, fill, release) against a C ring of the same buffers and against alloc-per-frame');
-  const poolHeapOpts = env.dmaHeap ? { backend: 'kernel' } : env.addon ? { backend: 'software' } : { framework: new pkg.Framework({ backing: 'js' }) };
+  const poolHeapOpts = env.dmaHeap ? { backend: 'kernel' } : env.addon ? { backend: 'software' } : { framework: new (require(path.join(ROOT, 'dist', 'framework')).Framework)({ backing: 'js' }) };
   const ringTier = env.dmaHeap ? 'dma-heap' : 'memfd';
   const { createPool } = require(path.join(ROOT, 'dist', 'pool.js'));
   const heap = pkg.openHeap('system', poolHeapOpts);
@@ -613,7 +614,7 @@ async function childProbe(o) {
     made.done();
   }
   // the pool's frame: acquire, fill, release
-  const heapOpts = env.dmaHeap ? { backend: 'kernel' } : env.addon ? { backend: 'software' } : { framework: new pkg.Framework({ backing: 'js' }) };
+  const heapOpts = env.dmaHeap ? { backend: 'kernel' } : env.addon ? { backend: 'software' } : { framework: new (require(path.join(ROOT, 'dist', 'framework')).Framework)({ backing: 'js' }) };
   const heap = pkg.openHeap('system', heapOpts);
   const { createPool } = require(path.join(ROOT, 'dist', 'pool.js'));
   const pool = createPool(heap, { size, count: 4 });

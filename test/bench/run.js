@@ -164,7 +164,8 @@ function canAccess(p, mode) {
  * per-op allocation (a DmaBuf of `size` bytes) and a teardown; `tier` is what buf.tier must say.
  */
 function jsVariants(pkg, env) {
-  const { openHeap, allocShareable, Framework } = pkg;
+  const { openHeap, allocShareable } = pkg;
+  const { Framework } = require(path.join(ROOT, 'dist', 'framework')); // the software framework's own entry point
   const heapAlloc = (open) => () => {
     const heap = open();
     return { alloc: (size) => heap.alloc(size), teardown: () => heap.close() };
