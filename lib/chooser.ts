@@ -8,6 +8,7 @@ import { existsSync, fstatSync } from 'node:fs';
 import type { ShareableTier } from './dmabuf';
 import { invalidArgType, invalidArgValue } from './args';
 import { addonMissing, DmaHeapError, withContext } from './errors';
+import { shown } from './escape';
 import { wrongFdKind } from './fd-kind';
 import { Framework } from './framework';
 import type { SimulatedKernel } from './framework';
@@ -122,7 +123,8 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
       reason = (withContext(err, { path: `/dev/dma_heap/${name}`, heap: name, device: true }) as Error).message;
     }
   }
-  debug(`heap ${name}: the software framework serves it: ${reason}`);
+  // a heap name may hold any byte but '/' and NUL, and stderr is often a terminal
+  debug(`heap ${shown(name)}: the software framework serves it: ${shown(reason)}`);
   return open(framework(), reason);
 }
 

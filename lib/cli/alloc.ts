@@ -1,6 +1,6 @@
 import { openHeap, type DmaBuf, type Heap } from '../index';
 import { COMMON_OPTIONS, formatSize, parseSize, UsageError, withUserValues, type Command } from './common';
-import { jsonText, shown } from './escape';
+import { jsonText, shown } from '../escape';
 
 export const alloc: Command = {
   name: 'alloc',

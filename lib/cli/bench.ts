@@ -5,7 +5,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { allocShareable, listHeaps, openHeap, type DmaBuf } from '../index';
 import { COMMON_OPTIONS, formatSize, packageRoot, parseSize, UsageError, type Command } from './common';
-import { jsonText, shown } from './escape';
+import { jsonText, shown } from '../escape';
 
 /*
  * In a checkout, `dma-heap bench` runs the package's benchmark (test/bench/run.js: the public

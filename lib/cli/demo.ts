@@ -1,7 +1,7 @@
 import { release } from 'node:os';
 import { openHeap } from '../index';
 import { COMMON_OPTIONS, type Command } from './common';
-import { jsonText, shown } from './escape';
+import { jsonText, shown } from '../escape';
 import { listReport } from './list';
 
 export const demo: Command = {

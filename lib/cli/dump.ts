@@ -2,7 +2,7 @@ import { fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'no
 import { softwareKernelIfMade } from '../chooser';
 import { parseFdinfo } from '../fdinfo';
 import { COMMON_OPTIONS, errorCode, formatSize, table, UsageError, type Command } from './common';
-import { decodeBytes, jsonText, shown } from './escape';
+import { decodeBytes, jsonText, shown } from '../escape';
 
 /*
  * Per-process dma-buf usage, like Android's dmabuf_dump: for every process (or the pids
@@ -17,7 +17,7 @@ import { decodeBytes, jsonText, shown } from './escape';
  *
  * Names (of buffers, processes, memfds) are set by whoever owns them, hostile or not: they are
  * read as bytes (decodeBytes: nothing lost, invalid UTF-8 included), never trimmed or split,
- * and printed only through shown() (lib/cli/escape.ts).
+ * and printed only through shown() (lib/escape.ts).
  */
 
 export type BufferKind = 'dma-buf' | 'software';

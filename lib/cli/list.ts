@@ -1,7 +1,7 @@
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { addonStatus, listHeaps } from '../index';
 import { COMMON_OPTIONS, errorCode, formatSize, groupName, modeString, table, userName, type Command } from './common';
-import { jsonText, shown } from './escape';
+import { jsonText, shown } from '../escape';
 
 export interface DeviceNode {
   name: string;

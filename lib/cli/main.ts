@@ -10,7 +10,7 @@ import { alloc } from './alloc';
 import { bench } from './bench';
 import { UsageError, packageVersion, type Command, type Io } from './common';
 import { demo } from './demo';
-import { jsonText, shown } from './escape';
+import { jsonText, shown } from '../escape';
 import { dump } from './dump';
 import { list } from './list';
 import { closest } from '../suggest';

@@ -1,7 +1,7 @@
-import { decodeBytes, shown } from '../../lib/cli/escape';
+import { decodeBytes, shown } from '../../lib/escape';
 
 /*
- * The CLI's display rule for text it did not write (lib/cli/escape.ts): visible, distinct,
+ * The CLI's display rule for text it did not write (lib/escape.ts): visible, distinct,
  * inert on a terminal. The spawned suite (hostile.test.ts) checks the commands use it.
  */
 

@@ -84,6 +84,21 @@ describe('names that would drive a terminal or hide a buffer', () => {
   });
 });
 
+test('NODE_DEBUG=dma-heap shows a heap name with control bytes escaped: stderr is often a terminal', async () => {
+  const { execFile } = await import('node:child_process');
+  const script = `const { openHeap } = require(${JSON.stringify(path.join(root, 'dist'))});
+for (const name of ${JSON.stringify(['esc[31mred', 'csi2J', 'bidi‮evil', 'bel'])}) {
+  try { openHeap(name).close(); } catch {}
+}`;
+  const stderr = await new Promise<Buffer>((resolve, reject) =>
+    execFile(process.execPath, ['-e', script], { env: { ...process.env, NODE_DEBUG: 'dma-heap', DMA_HEAP_BACKEND: 'auto' }, encoding: 'buffer' }, (err, _out, errOut) =>
+      err ? reject(err) : resolve(errOut),
+    ),
+  );
+  expect(stderr.toString()).toContain('heap esc\\x1b[31mred: the software framework serves it');
+  expectInert(stderr);
+});
+
 test('processes exiting mid-scan (some holding buffers) never crash dump', async () => {
   const dist = JSON.stringify(path.join(root, 'dist'));
   const env = { ...process.env };

@@ -1,5 +1,5 @@
 /**
- * How the CLI shows text it did not write: buffer names (any process may set one,
+ * How the CLI (and NODE_DEBUG=dma-heap) shows text it did not write: buffer names (any process may set one,
  * DMA_BUF_SET_NAME), process names (/proc/<pid>/comm, prctl PR_SET_NAME), exporter and memfd
  * names, device paths, arguments. Such text may hold ESC sequences, BEL, CR or bidi overrides
  * that a terminal would act on, for whoever runs the tool (often root). The rule, in one place:
