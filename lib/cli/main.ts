@@ -14,6 +14,7 @@ import { jsonText, shown } from '../escape';
 import { dump } from './dump';
 import { list } from './list';
 import { closest } from '../suggest';
+import { backendChoice } from '../chooser';
 
 export const COMMANDS: readonly Command[] = [demo, list, dump, alloc, bench];
 
@@ -81,6 +82,14 @@ export async function main(argv: string[], io: Io = { out: (l) => process.stdout
   if (!command) {
     const guess = closest(first, COMMANDS.map((c) => c.name));
     io.err(`dma-heap: unknown command "${shown(first)}"${guess ? `; did you mean '${guess}'?` : ''}\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    // the library's own check of DMA_HEAP_BACKEND, for every command: list and alloc never
+    // consulted it (they name their backend), so a typo was ignored there and fatal in demo
+    backendChoice({});
+  } catch (err) {
+    io.err(`dma-heap: ${shown((err as Error).message)}`);
     return 2;
   }
   try {

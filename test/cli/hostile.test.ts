@@ -158,6 +158,16 @@ describe('mistakes in how it is called: exit 2, the usage line, no stack trace, 
     }
   });
 
+  test('a DMA_HEAP_BACKEND that is no backend: exit 2 from every command, not ignored by some', async () => {
+    for (const args of [['list'], ['alloc', '4096'], ['demo'], ['dump', String(process.pid)]]) {
+      const r = await cli(args, { env: { ...process.env, DMA_HEAP_BACKEND: 'bogus\x1b[2J' } });
+      expect({ args, code: r.code, stdout: r.stdout.toString() }).toEqual({ args, code: 2, stdout: '' });
+      expect(r.stderr).toContain("DMA_HEAP_BACKEND' must be 'auto', 'kernel' or 'software'");
+      expectInert(Buffer.from(r.stderr));
+      expectNoCrash(r);
+    }
+  });
+
   test('an unknown command, and one with control bytes in it: exit 2, shown escaped', async () => {
     const r = await cli(['fr\x1b[2Job\u202e']);
     expect(r.code).toBe(2);
