@@ -30,6 +30,9 @@ ok(pkgDir.includes(`${path.sep}node_modules${path.sep}`), `dma-heap resolved fro
 
 const dh = require('dma-heap');
 const status = dh.addonStatus();
+// the second entry point, through the installed package's exports map
+const { Framework } = require('dma-heap/framework');
+ok(typeof Framework === 'function' && !('Framework' in dh), "dma-heap/framework serves Framework, and dma-heap does not");
 const pattern = (n, seed) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 
 function auxvPageSize() {
