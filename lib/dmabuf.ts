@@ -1,4 +1,5 @@
-import { adoptFd, frameworkKernel } from './chooser';
+import { adoptFd, frameworkKernel, nativeKernel } from './chooser';
+import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { DmaBufStateError, DmaHeapError, syncFileClosed, withContext } from './errors';
 import {
   BUF_SYNC_FILE_FD_OFFSET,
@@ -45,6 +46,13 @@ export interface DmaBufOrigin {
   size?: number;
 }
 
+/** the tokenless constructor's one legitimate caller passes the real kernel (see the overload) */
+function isNativeOrigin(origin: unknown): boolean {
+  if (typeof origin !== 'object' || origin === null) return false;
+  const kernel = nativeKernel();
+  return kernel !== null && (origin as { kernel?: unknown }).kernel === kernel;
+}
+
 const SYNC_ACCESS: Record<CpuAccess, bigint> = {
   read: DMA_BUF_SYNC_READ,
   write: DMA_BUF_SYNC_WRITE,
@@ -71,8 +79,22 @@ export class DmaBuf {
     addHandleReader((h) => (#kernel in h ? { kind: 'dma-buf', kernel: (h as DmaBuf).#kernel, fd: (h as DmaBuf).#fd, open: (h as DmaBuf).#fd >= 0 } : undefined));
   }
 
-  /** @internal: users get buffers from Heap.alloc, allocShareable or DmaBuf.fromFd */
-  constructor(fd: number, origin: DmaBufOrigin) {
+  /** Not for users: Heap.alloc(), allocShareable() or DmaBuf.fromFd() make one (the token is the package's own). */
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, fd: number, origin: DmaBufOrigin);
+  /**
+   * @internal: the form lib/tiers.ts's udmabuf allocation still calls (that file is being changed
+   * elsewhere; once it passes the token, this overload goes). Without the token, only an origin on
+   * the real kernel passes: that object is the package's, no public API hands it out.
+   */
+  constructor(fd: number, origin: DmaBufOrigin);
+  constructor(...args: [token: typeof INTERNAL_CONSTRUCTOR, fd: number, origin: DmaBufOrigin] | [fd: number, origin: DmaBufOrigin]) {
+    let fd: number;
+    let origin: DmaBufOrigin;
+    if (args.length === 2 && typeof args[0] === 'number' && isNativeOrigin(args[1])) [fd, origin] = args;
+    else {
+      checkConstructorToken(args[0], 'Heap.alloc(), allocShareable() or DmaBuf.fromFd()');
+      [, fd, origin] = args as [typeof INTERNAL_CONSTRUCTOR, number, DmaBufOrigin];
+    }
     this.#fd = fd;
     this.#kernel = origin.kernel;
     this.tier = origin.tier;
@@ -337,7 +359,7 @@ export class DmaBuf {
     } catch (err) {
       throw this.#fenceError(err, 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
     }
-    return new SyncFile(decodeBufSyncFile(arg).fd, this.#kernel);
+    return new SyncFile(INTERNAL_CONSTRUCTOR, decodeBufSyncFile(arg).fd, this.#kernel);
   }
 
   /**
@@ -414,7 +436,7 @@ export class DmaBuf {
   dup(options?: { cloexec?: boolean }): DmaBuf {
     const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
     const fd = this.#kernel.dup(this.#check(), cloexec);
-    return new DmaBuf(fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap });
+    return new DmaBuf(INTERNAL_CONSTRUCTOR, fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap });
   }
 
   /**
@@ -507,7 +529,7 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   // a heap's buffers carry its name as exporter; anything else (drm, videobuf2_vmalloc, ...)
   // was exported by another driver
   else tier = kernel.hasHeap(info.exporter) ? 'dma-heap' : 'imported';
-  return new DmaBuf(own, {
+  return new DmaBuf(INTERNAL_CONSTRUCTOR, own, {
     kernel,
     tier,
     readOnly: !Number.isNaN(info.flags) && (info.flags & O_ACCMODE) === O_RDONLY,

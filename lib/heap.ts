@@ -1,6 +1,7 @@
 import { chooseContiguousHeap, chooseHeap, CONTIGUOUS_HEAP_NAMES, kernelsFor, type KernelOptions } from './chooser';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
+import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { closest } from './suggest';
 import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
 import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Backing, type HeapEntry, type Kernel } from './kernel';
@@ -62,8 +63,9 @@ export class Heap {
     addHandleReader((h) => (#kernel in h ? { kind: 'heap', kernel: (h as Heap).#kernel, fd: (h as Heap).#fd, open: !(h as Heap).#closed } : undefined));
   }
 
-  /** @internal: use openHeap() */
-  constructor(kernel: Kernel, name: string, fallbackReason?: string) {
+  /** Not for users: openHeap() or openContiguousHeap() open one (the token is the package's own). */
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, kernel: Kernel, name: string, fallbackReason?: string) {
+    checkConstructorToken(token, 'openHeap() or openContiguousHeap()');
     this.#kernel = kernel;
     this.name = name;
     this.path = `/dev/dma_heap/${name}`;
@@ -153,7 +155,7 @@ export class Heap {
   }
 
   #adopt(fd: number, len: bigint, options: AllocOptions): DmaBuf {
-    const buf = new DmaBuf(fd, {
+    const buf = new DmaBuf(INTERNAL_CONSTRUCTOR, fd, {
       size: this.#knownSize(len),
       kernel: this.#kernel,
       tier: this.#kernel.backend === 'kernel' ? 'dma-heap' : this.#kernel.backing === 'memfd' ? 'memfd' : 'js',
@@ -247,7 +249,7 @@ export function openHeap(name: string, options?: OpenHeapOptions): Heap {
   validateHeapName(name);
   const opts = validateOptions(options, OPEN_OPTIONS);
   try {
-    return chooseHeap(name, opts, (kernel, reason) => new Heap(kernel, name, reason));
+    return chooseHeap(name, opts, (kernel, reason) => new Heap(INTERNAL_CONSTRUCTOR, kernel, name, reason));
   } catch (err) {
     throw (err as { code?: unknown }).code === 'ENOENT' ? withHeapsListed(err as Error, name, opts) : err;
   }
@@ -269,5 +271,5 @@ function withHeapsListed(err: Error, name: string, options: KernelOptions): Erro
 /** Open a physically contiguous (CMA) heap: the first of CONTIGUOUS_HEAP_NAMES that opens. */
 export function openContiguousHeap(options?: OpenHeapOptions): Heap {
   options = validateOptions(options, OPEN_OPTIONS);
-  return chooseContiguousHeap(options, (kernel, name, reason) => new Heap(kernel, name, reason));
+  return chooseContiguousHeap(options, (kernel, name, reason) => new Heap(INTERNAL_CONSTRUCTOR, kernel, name, reason));
 }

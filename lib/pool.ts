@@ -4,6 +4,7 @@ import { DmaBufStateError } from './errors';
 import type { AllocOptions, Heap } from './heap';
 import { invalidArgType, outOfRange, validateAbortSignal, validateBoolean, validateInteger } from './args';
 import { nativeKernel } from './chooser';
+import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { hostPageSize } from './framework/page-size';
 import { pageAlign } from './uapi';
 import { validateBufferName, validateOptions, validateSize } from './validate';
@@ -74,8 +75,9 @@ export class PooledBuffer {
   /** this acquisition, shared with the pool, which marks it ended */
   readonly #turn: Turn;
 
-  /** @internal: from BufferPool.acquire */
-  constructor(pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, turn: Turn) {
+  /** Not for users: BufferPool.acquire() and its kin hand one out (the token is the package's own). */
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, turn: Turn) {
+    checkConstructorToken(token, 'BufferPool.acquire(), acquireAsync() or tryAcquire()');
     this.#pool = pool;
     this.#buf = buf;
     this.#bytes = bytes;
@@ -160,7 +162,8 @@ interface Waiter {
  * WeakRef to the handle did the same, but each new WeakRef keeps its target alive to the end of
  * the job: a loop of acquires that never yields kept every handle; a frame cost 2x.)
  */
-interface Turn {
+// exported only because PooledBuffer's constructor names it in the .d.ts; the index does not
+export interface Turn {
   ended: boolean;
 }
 
@@ -298,7 +301,7 @@ export class BufferPool {
 
   #lease(buf: DmaBuf): PooledBuffer {
     const turn: Turn = { ended: false };
-    const lease = new PooledBuffer(this, buf, this.#maps.get(buf)!, turn);
+    const lease = new PooledBuffer(INTERNAL_CONSTRUCTOR, this, buf, this.#maps.get(buf)!, turn);
     this.#inUse.set(buf, turn);
     dropped.register(lease, { pool: this.#self, buf, turn }, turn);
     return lease;

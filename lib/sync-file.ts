@@ -12,6 +12,7 @@ import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } fr
 import { validateWait, waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, frameworkKernel } from './chooser';
 import type { Framework } from './framework/framework';
+import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 
 export type SyncFileStatus = 'active' | 'signaled' | 'error';
@@ -34,8 +35,9 @@ export class SyncFile {
     addHandleReader((h) => (#kernel in h ? { kind: 'sync_file', kernel: (h as SyncFile).#kernel, fd: (h as SyncFile).#fd, open: (h as SyncFile).#fd >= 0 } : undefined));
   }
 
-  /** @internal: from DmaBuf.exportSyncFile or SyncFile.fromFd */
-  constructor(fd: number, kernel: Kernel) {
+  /** Not for users: DmaBuf.exportSyncFile() or SyncFile.fromFd() make one (the token is the package's own). */
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, fd: number, kernel: Kernel) {
+    checkConstructorToken(token, 'DmaBuf.exportSyncFile() or SyncFile.fromFd()');
     this.#fd = fd;
     this.#kernel = kernel;
     watchForgotten(this);
@@ -95,7 +97,7 @@ export class SyncFile {
   /** a second handle on the same fence (dup) */
   dup(options?: { cloexec?: boolean }): SyncFile {
     const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
-    return new SyncFile(this.#kernel.dup(this.#check(), cloexec), this.#kernel);
+    return new SyncFile(INTERNAL_CONSTRUCTOR, this.#kernel.dup(this.#check(), cloexec), this.#kernel);
   }
 
   close(): void {
@@ -147,6 +149,6 @@ export class SyncFile {
       if (code === 'ENOTTY' || code === 'EINVAL' || code === 'EFAULT') throw wrongFdKind(fd, 'sync_file');
       throw e;
     }
-    return new SyncFile(own, kernel);
+    return new SyncFile(INTERNAL_CONSTRUCTOR, own, kernel);
   }
 }

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { fstatSync, unlinkSync } from 'node:fs';
 import { invalidArgType, invalidArgValue, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
+import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../internal-token';
 import { wrongFdKind } from '../fd-kind';
 import { SyncFile } from '../sync-file';
 import { adoptAll, validateBuffers, type ShareItem } from './buffers';
@@ -114,8 +115,9 @@ export class DmaBufChannel extends EventEmitter {
   /** stream channels: the frame being read */
   readonly #stream: StreamReassembler | null;
 
-  /** @internal: use connect, pair, DmaBufServer or fromFd */
-  constructor(sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}) {
+  /** Not for users: DmaBufChannel.connect(), pair(), fromFd() or a DmaBufServer make one (the token is the package's own). */
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}) {
+    checkConstructorToken(token, 'DmaBufChannel.connect(), pair(), fromFd() or DmaBufChannel.listen()');
     super();
     this.#sock = sock;
     this.#fd = fd;
@@ -139,7 +141,7 @@ export class DmaBufChannel extends EventEmitter {
       closeAll(sock, [fd]);
       throw err;
     }
-    return new DmaBufChannel(sock, fd, type, options);
+    return new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, fd, type, options);
   }
 
   /** Listen at `path` (a filesystem socket; removed again by server.close()). */
@@ -148,7 +150,7 @@ export class DmaBufChannel extends EventEmitter {
     options = validateOptions(options, [...CHANNEL_OPTIONS, 'backlog']);
     if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
     if (options.backlog !== undefined) validateInteger(options.backlog, 'options.backlog', 0, 0x7fffffff);
-    return new DmaBufServer(sock, path, options);
+    return new DmaBufServer(INTERNAL_CONSTRUCTOR, sock, path, options);
   }
 
   /** Two connected ends (socketpair): for tests, or to hand one end to a child through stdio. */
@@ -158,7 +160,7 @@ export class DmaBufChannel extends EventEmitter {
     const type = options.type === undefined ? 'seqpacket' : options.type;
     limits(options);
     const [a, b] = sock.socketpair(socketType(type));
-    return [new DmaBufChannel(sock, a, type, options), new DmaBufChannel(sock, b, type, options)];
+    return [new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, a, type, options), new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, b, type, options)];
   }
 
   /**
@@ -178,7 +180,7 @@ export class DmaBufChannel extends EventEmitter {
     if (!fstatSync(fd).isSocket()) throw wrongFdKind(fd, 'socket');
     const own = sock.dup(fd, true);
     closeAll(sock, [fd]);
-    return new DmaBufChannel(sock, own, type, options);
+    return new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, own, type, options);
   }
 
   /** the socket's fd; -1 once closed */
@@ -504,8 +506,9 @@ export class DmaBufServer extends EventEmitter {
   #retry: NodeJS.Timeout | null = null;
   #delay = 0;
 
-  /** @internal: use DmaBufChannel.listen */
-  constructor(sock: Sockets, path: string, options: ChannelOptions & { backlog?: number } = {}) {
+  /** Not for users: DmaBufChannel.listen() makes one (the token is the package's own). */
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, path: string, options: ChannelOptions & { backlog?: number } = {}) {
+    checkConstructorToken(token, 'DmaBufChannel.listen()');
     super();
     this.#sock = sock;
     this.path = path;
@@ -561,7 +564,7 @@ export class DmaBufServer extends EventEmitter {
         return;
       }
       this.#delay = 0;
-      const channel = new DmaBufChannel(this.#sock, fd, this.type, this.#options);
+      const channel = new DmaBufChannel(INTERNAL_CONSTRUCTOR, this.#sock, fd, this.type, this.#options);
       channel.on('refused', (e: DmaBufChannelError) => this.emit('refused', e, channel));
       // an fd came free: if accepting waits for one, try now
       channel.once('close', () => this.#resume());

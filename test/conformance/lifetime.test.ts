@@ -2,6 +2,7 @@ import { DmaBuf } from '../../lib/dmabuf';
 import { Framework } from '../../lib/framework';
 import type { Kernel } from '../../lib/kernel';
 import { openHeap } from '../../lib/heap';
+import { INTERNAL_CONSTRUCTOR } from '../../lib/internal-token';
 import { backends } from '../helpers/backends';
 import { gc, openFds, tick } from '../helpers/fds';
 
@@ -77,7 +78,7 @@ describe('runtimes that refuse external ArrayBuffers (Electron’s V8 sandbox)',
     const hfd = fw.kernel.openHeap('system');
     const heap = openHeap('system', { framework: fw });
     const plain = heap.alloc(8192);
-    const buf = new DmaBuf(fw.kernel.dup(plain.fd, true), { kernel: sandboxed(fw.kernel), tier: plain.tier, readOnly: false, heap: 'system' });
+    const buf = new DmaBuf(INTERNAL_CONSTRUCTOR, fw.kernel.dup(plain.fd, true), { kernel: sandboxed(fw.kernel), tier: plain.tier, readOnly: false, heap: 'system' });
     try {
       expect(() => buf.map()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS', message: expect.stringMatching(/read\(\).*write\(\)/) }));
       // no mapping, so no cpuAccess (never an empty stand-in): the bracket by hand, copying

@@ -7,6 +7,7 @@
 import { DmaBuf } from '../../lib/dmabuf';
 import { Framework } from '../../lib/framework';
 import { openHeap } from '../../lib/heap';
+import { INTERNAL_CONSTRUCTOR } from '../../lib/internal-token';
 import type { Kernel } from '../../lib/kernel';
 
 /** A framework's kernel that records every call reaching it (and, `sandboxed`, fails mmap as
@@ -43,7 +44,7 @@ describe('a buffer with no mapping to give', () => {
   function handle(how: { readOnly?: boolean; sandboxed?: boolean }): { buf: DmaBuf; calls: string[] } {
     const { kernel, calls } = recording(fw.kernel, how.sandboxed);
     const fd = fw.kernel.dup(plain.fd, true);
-    return { buf: new DmaBuf(fd, { kernel, tier: plain.tier, readOnly: how.readOnly ?? false, size: plain.size }), calls };
+    return { buf: new DmaBuf(INTERNAL_CONSTRUCTOR, fd, { kernel, tier: plain.tier, readOnly: how.readOnly ?? false, size: plain.size }), calls };
   }
 
   test.each(['read', 'write', 'readwrite'] as const)('read-only, cpuAccess(%s): ERR_DMA_BUF_READ_ONLY, fn never runs, no SYNC', (access) => {

@@ -2,6 +2,7 @@
 // (test/fences/devices.test.ts) is played here by a SoftwareFenceSource. Runs on every host.
 import { DmaBuf, DmaHeapError, openHeap, SyncFile } from '../../lib';
 import { Framework, SoftwareFenceSource } from '../../lib/framework';
+import { INTERNAL_CONSTRUCTOR } from '../../lib/internal-token';
 import { softwareFence } from './scenarios';
 
 let fw: Framework;
@@ -205,13 +206,13 @@ describe('kernels before 6.0', () => {
         return typeof v === 'function' ? v.bind(target) : v;
       },
     });
-    const b = new DmaBuf(fw.kernel.dup(buf.fd, true), { kernel: old, tier: 'memfd', readOnly: false });
+    const b = new DmaBuf(INTERNAL_CONSTRUCTOR, fw.kernel.dup(buf.fd, true), { kernel: old, tier: 'memfd', readOnly: false });
     try {
       expect(() => b.exportSyncFile('read')).toThrow(
         expect.objectContaining({ code: 'ENOTTY', syscall: 'ioctl', message: expect.stringContaining('not supported by this kernel') }),
       );
       using sf = buf.exportSyncFile('read');
-      using viaOld = new SyncFile(fw.kernel.dup(sf.fd, true), old);
+      using viaOld = new SyncFile(INTERNAL_CONSTRUCTOR, fw.kernel.dup(sf.fd, true), old);
       expect(() => b.importSyncFile(viaOld, 'read')).toThrow(expect.objectContaining({ code: 'ENOTTY' }));
     } finally {
       b.close();

@@ -1,6 +1,20 @@
 // Type-checked (never run) by code-blocks.test.ts against the built .d.ts, as a user's
 // TypeScript sees them: the types users write against exist, and misuse does not compile.
-import { allocShareable, DmaBufChannel, openHeap, TIERS, type DmaBuf, type DmaBufServerEvents, type ShareableTier, type Tier } from 'dma-heap';
+import {
+  allocShareable,
+  DmaBuf as DmaBufClass,
+  DmaBufChannel,
+  DmaBufServer,
+  Heap,
+  openHeap,
+  PooledBuffer,
+  SyncFile,
+  TIERS,
+  type DmaBuf,
+  type DmaBufServerEvents,
+  type ShareableTier,
+  type Tier,
+} from 'dma-heap';
 import {
   Framework,
   type AccessPolicy,
@@ -79,4 +93,27 @@ export function tiers(buf: DmaBuf): ShareableTier[] {
   const tier: Tier = buf.tier;
   if (tier === 'imported') console.log('exported by another driver');
   return [...TIERS];
+}
+
+// Made by factories only: every such constructor takes a token the package never exports, so
+// none compiles (once, stripInternal left an implicit `new Heap()` that crashed at run time)
+export function constructors(buf: DmaBuf): void {
+  // @ts-expect-error: openHeap() opens heaps
+  new Heap();
+  // @ts-expect-error: a symbol of one's own is not the token
+  new Heap(Symbol('internal'), undefined, 'system');
+  // @ts-expect-error: heap.alloc(), allocShareable() or DmaBuf.fromFd()
+  new DmaBufClass(buf.fd, { tier: 'memfd', readOnly: false });
+  // @ts-expect-error: buf.exportSyncFile() or SyncFile.fromFd()
+  new SyncFile();
+  // @ts-expect-error: pool.acquire()
+  new PooledBuffer();
+  // @ts-expect-error: DmaBufChannel.connect(), pair(), fromFd()
+  new DmaBufChannel();
+  // @ts-expect-error: DmaBufChannel.listen()
+  new DmaBufServer();
+  // a subclass inherits the constructor, token and all
+  class MyHeap extends Heap {}
+  // @ts-expect-error: no more constructible than Heap
+  new MyHeap();
 }
