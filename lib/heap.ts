@@ -99,6 +99,11 @@ export class Heap {
   }
 
 
+  /** whether close() was called (as DmaBuf, SyncFile, BufferPool and the channels say it) */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** the heap device's fd; -1 once closed */
   get fd(): number {
     return this.#closed ? -1 : this.#fd;
