@@ -1,4 +1,78 @@
 import { constants } from 'node:os';
+import { types } from 'node:util';
+import { invalidArgValue } from './args';
+import { CHANNEL_ERROR_CODES, DmaBufChannelError, type DmaBufChannelErrorCode } from './share/errors';
+
+/**
+ * Every errno name a DmaHeapError's `code` can be: libuv's names for Linux errnos (what the addon
+ * reports, through uv_err_name, and what Node's own fs calls report), Node's os.constants.errno
+ * names, and 'UNKNOWN' (an errno libuv has no name for). test/conformance/error-codes.test.ts
+ * holds the list to the running Node's, so a newer libuv's name cannot go missing unnoticed.
+ */
+export const ERRNO_CODES = [
+  'E2BIG', 'EACCES', 'EADDRINUSE', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EAGAIN', 'EALREADY', 'EBADF',
+  'EBADMSG', 'EBUSY', 'ECANCELED', 'ECHILD', 'ECONNABORTED', 'ECONNREFUSED', 'ECONNRESET',
+  'EDEADLK', 'EDESTADDRREQ', 'EDOM', 'EDQUOT', 'EEXIST', 'EFAULT', 'EFBIG', 'EHOSTDOWN',
+  'EHOSTUNREACH', 'EIDRM', 'EILSEQ', 'EINPROGRESS', 'EINTR', 'EINVAL', 'EIO', 'EISCONN', 'EISDIR',
+  'ELOOP', 'EMFILE', 'EMLINK', 'EMSGSIZE', 'EMULTIHOP', 'ENAMETOOLONG', 'ENETDOWN', 'ENETRESET',
+  'ENETUNREACH', 'ENFILE', 'ENOBUFS', 'ENODATA', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOLCK',
+  'ENOLINK', 'ENOMEM', 'ENOMSG', 'ENONET', 'ENOPROTOOPT', 'ENOSPC', 'ENOSR', 'ENOSTR', 'ENOSYS',
+  'ENOTCONN', 'ENOTDIR', 'ENOTEMPTY', 'ENOTSOCK', 'ENOTSUP', 'ENOTTY', 'ENXIO', 'EOPNOTSUPP',
+  'EOVERFLOW', 'EPERM', 'EPIPE', 'EPROTO', 'EPROTONOSUPPORT', 'EPROTOTYPE', 'ERANGE', 'EREMOTEIO',
+  'EROFS', 'ESHUTDOWN', 'ESOCKTNOSUPPORT', 'ESPIPE', 'ESRCH', 'ESTALE', 'ETIME', 'ETIMEDOUT',
+  'ETXTBSY', 'EUNATCH', 'EWOULDBLOCK', 'EXDEV', 'UNKNOWN',
+] as const;
+
+/** The errno name of a failed system call: DmaHeapError's `code`. */
+export type ErrnoCode = (typeof ERRNO_CODES)[number];
+
+/** DmaBufStateError's codes: a misuse of an object's state, never a syscall's failure. */
+export const DMA_BUF_STATE_ERROR_CODES = [
+  'ERR_DMA_BUF_CLOSED',
+  'ERR_DMA_BUF_NO_FENCES',
+  'ERR_DMA_BUF_READ_ONLY',
+  'ERR_DMA_HEAP_CLOSED',
+  'ERR_DMA_HEAP_NO_DMA_BUF',
+  'ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS',
+  'ERR_DMA_HEAP_NO_TIER',
+  'ERR_DMA_HEAP_NOT_SHAREABLE',
+  'ERR_DMA_HEAP_POOL_CLOSED',
+  'ERR_DMA_HEAP_POOL_EXHAUSTED',
+  'ERR_DMA_HEAP_POOL_FOREIGN',
+  'ERR_DMA_HEAP_POOL_RELEASED',
+  'ERR_SYNC_FILE_CLOSED',
+] as const;
+
+export type DmaBufStateErrorCode = (typeof DMA_BUF_STATE_ERROR_CODES)[number];
+
+/** The error a feature that needs the native addon throws where it did not load. */
+export type AddonMissingError = Error & { code: 'ERR_DMA_HEAP_NO_ADDON' };
+
+/**
+ * Every code dma-heap's own errors carry: errno names (DmaHeapError), ERR_DMA_BUF_* and
+ * ERR_DMA_HEAP_* state codes (DmaBufStateError), the channel's two (DmaBufChannelError) and
+ * ERR_DMA_HEAP_NO_ADDON. Not in it: Node's own argument codes (ERR_INVALID_ARG_TYPE,
+ * ERR_INVALID_ARG_VALUE, ERR_OUT_OF_RANGE, ERR_ILLEGAL_CONSTRUCTOR), which mean a bug in the
+ * calling code rather than a condition to handle.
+ */
+export type DmaHeapErrorCode = ErrnoCode | DmaBufStateErrorCode | DmaBufChannelErrorCode | AddonMissingError['code'];
+
+/** The error that carries `C`, its `code` narrowed to `C`. */
+export type DmaHeapErrorOf<C extends DmaHeapErrorCode> = C extends ErrnoCode
+  ? DmaHeapError & { code: C }
+  : C extends DmaBufStateErrorCode
+    ? DmaBufStateError & { code: C }
+    : C extends DmaBufChannelErrorCode
+      ? DmaBufChannelError & { code: C }
+      : AddonMissingError & { code: C };
+
+/** What a DmaHeapError says beyond its code and syscall. */
+export interface DmaHeapErrorDetail {
+  path?: string;
+  heap?: string;
+  message?: string;
+  errno?: number;
+}
 
 /**
  * A failed system call, shaped like Node's own (fs) errors: `code` is the errno
@@ -6,18 +80,21 @@ import { constants } from 'node:os';
  * `path` the device or heap path when there is one.
  */
 export class DmaHeapError extends Error {
-  code: string;
+  code: ErrnoCode;
   errno: number;
   syscall: string;
   path?: string;
   heap?: string;
 
   /** `detail.errno`: the negated number when the caller has it (the addon does), else from `code` */
-  constructor(code: string, syscall: string, detail?: { path?: string; heap?: string; message?: string; errno?: number }) {
+  constructor(code: ErrnoCode, syscall: string, detail?: DmaHeapErrorDetail);
+  /** @internal: a name the caller got from Node, the addon or the framework (errnoOf checked), typed string */
+  constructor(code: string, syscall: string, detail?: DmaHeapErrorDetail);
+  constructor(code: string, syscall: string, detail?: DmaHeapErrorDetail) {
     const path = detail?.path;
     super(`${code}: ${detail?.message ?? describe(code)}, ${syscall}${path ? ` '${path}'` : ''}`);
     this.name = 'DmaHeapError';
-    this.code = code;
+    this.code = code as ErrnoCode;
     this.errno = detail?.errno ?? -(errnoOf(code) ?? 0);
     this.syscall = syscall;
     if (path !== undefined) this.path = path;
@@ -95,8 +172,8 @@ export function withContext<E>(err: E, ctx: { path?: string; heap?: string; devi
 
 /** A buffer-level misuse that is not a syscall failure (closed buffer, wrong tier...). */
 export class DmaBufStateError extends Error {
-  code: string;
-  constructor(code: string, message: string) {
+  code: DmaBufStateErrorCode;
+  constructor(code: DmaBufStateErrorCode, message: string) {
     super(message);
     this.name = 'DmaBufStateError';
     this.code = code;
@@ -110,8 +187,62 @@ export function syncFileClosed(what = 'this sync_file'): DmaBufStateError {
 }
 
 /** The one "the addon is missing" error: what needed it, and why it did not load. */
-export function addonMissing(what: string, reason: string | undefined): Error & { code: 'ERR_DMA_HEAP_NO_ADDON' } {
-  const err = new Error(`${what} needs the native addon: ${reason ?? 'it did not load'}`) as Error & { code: 'ERR_DMA_HEAP_NO_ADDON' };
+export function addonMissing(what: string, reason: string | undefined): AddonMissingError {
+  const err = new Error(`${what} needs the native addon: ${reason ?? 'it did not load'}`) as AddonMissingError;
   err.code = 'ERR_DMA_HEAP_NO_ADDON';
   return err;
+}
+
+const ERRNO_SET: ReadonlySet<string> = new Set(ERRNO_CODES);
+const STATE_SET: ReadonlySet<string> = new Set(DMA_BUF_STATE_ERROR_CODES);
+const CHANNEL_SET: ReadonlySet<string> = new Set(CHANNEL_ERROR_CODES);
+
+/** the class whose instances carry `code`, or undefined for a code none of dma-heap's errors carries */
+function carrierOf(code: string): (abstract new (...args: never[]) => Error) | undefined {
+  if (ERRNO_SET.has(code)) return DmaHeapError;
+  if (STATE_SET.has(code)) return DmaBufStateError;
+  if (CHANNEL_SET.has(code)) return DmaBufChannelError;
+  if (code === 'ERR_DMA_HEAP_NO_ADDON') return Error;
+  return undefined;
+}
+
+/**
+ * Whether `err` is one of dma-heap's errors and, given `code`, carries that code. The check is
+ * by class as well as by code (a DmaHeapError for an errno name, a DmaBufStateError for a state
+ * code...), so a `true` narrows `err` to the class that has the fields: `syscall`, `path` and
+ * `heap` for an errno, `reason` for a channel code. `code` is typed DmaHeapErrorCode: a misspelt
+ * one does not compile (and from JavaScript throws ERR_INVALID_ARG_VALUE rather than answer
+ * false for ever).
+ *
+ * @param err anything caught (never throws for it; a Proxy is no dma-heap error)
+ * @param code the code to match; without it, any error of dma-heap's (its three error classes
+ *   and ERR_DMA_HEAP_NO_ADDON) matches
+ * @returns true when `err` is that error; `err` is then typed DmaHeapErrorOf<typeof code>
+ * @example
+ * try {
+ *   buf = heap.alloc(size);
+ * } catch (err) {
+ *   if (!isDmaHeapError(err, 'ENOMEM')) throw err;
+ *   console.warn(`${err.heap}: out of memory (${err.syscall})`); // err: DmaHeapError
+ * }
+ * // isDmaHeapError(err, 'ENOMEN') does not compile
+ */
+export function isDmaHeapError<C extends DmaHeapErrorCode>(err: unknown, code: C): err is DmaHeapErrorOf<C>;
+export function isDmaHeapError(err: unknown): err is DmaHeapErrorOf<DmaHeapErrorCode>;
+export function isDmaHeapError(err: unknown, code?: DmaHeapErrorCode): boolean {
+  const carrier = code === undefined ? undefined : carrierOf(code);
+  if (code !== undefined && carrier === undefined) {
+    throw invalidArgValue('code', code, "is not a code dma-heap's errors carry (see DmaHeapErrorCode)");
+  }
+  // a Proxy's traps would run under instanceof and the read of code: it is no error of ours
+  if (typeof err !== 'object' || err === null || types.isProxy(err)) return false;
+  if (code === undefined) {
+    return (
+      err instanceof DmaHeapError ||
+      err instanceof DmaBufStateError ||
+      err instanceof DmaBufChannelError ||
+      (err instanceof Error && (err as { code?: unknown }).code === 'ERR_DMA_HEAP_NO_ADDON')
+    );
+  }
+  return err instanceof carrier! && (err as { code?: unknown }).code === code;
 }

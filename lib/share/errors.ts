@@ -6,8 +6,11 @@ export type ClosedReason = 'closed' | 'peerClosed' | 'midMessage' | 'error';
  * fd it carried closed; code 'ERR_DMA_HEAP_CHANNEL_CLOSED' (reason: ClosedReason): the
  * channel is over, by close(), the peer, or an error (in `cause`).
  */
+export const CHANNEL_ERROR_CODES = ['ERR_DMA_HEAP_BAD_MESSAGE', 'ERR_DMA_HEAP_CHANNEL_CLOSED'] as const;
+export type DmaBufChannelErrorCode = (typeof CHANNEL_ERROR_CODES)[number];
+
 export class DmaBufChannelError extends Error {
-  code: 'ERR_DMA_HEAP_BAD_MESSAGE' | 'ERR_DMA_HEAP_CHANNEL_CLOSED';
+  code: DmaBufChannelErrorCode;
   reason: BadReason | ClosedReason;
   constructor(code: DmaBufChannelError['code'], reason: DmaBufChannelError['reason'], message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });

@@ -12,6 +12,8 @@ import {
   TIERS,
   type DmaBuf,
   type DmaBufServerEvents,
+  type DmaBufStateError,
+  type DmaHeapError,
   type ShareableTier,
   type Tier,
 } from 'dma-heap';
@@ -116,4 +118,13 @@ export function constructors(buf: DmaBuf): void {
   class MyHeap extends Heap {}
   // @ts-expect-error: no more constructible than Heap
   new MyHeap();
+}
+
+// error codes are unions: a misspelt code in a comparison never matches, so it does not compile
+export function codes(err: DmaHeapError, state: DmaBufStateError): string {
+  // @ts-expect-error: ENOMEN is no errno
+  if (err.code === 'ENOMEN') return 'never';
+  // @ts-expect-error: no such state code
+  if (state.code === 'ERR_DMA_BUF_CLOSD') return 'never';
+  return err.code === 'ENOMEM' || state.code === 'ERR_DMA_BUF_CLOSED' ? 'handled' : 'other';
 }
