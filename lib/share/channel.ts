@@ -37,7 +37,11 @@ export interface ChannelMessage<P = unknown> {
   syncFiles: SyncFile[];
   /** everything received, in the order sent: each a DmaBuf or a SyncFile (the same objects as above) */
   items: ShareItem[];
-  /** the sender's payload, as JSON.parse returned it (undefined if none was sent) */
+  /**
+   * The sender's payload, as JSON.parse returned it (undefined if none was sent). Typed `P` on
+   * the receiver's word (the channel's `Receive` type parameter): nothing checks that the peer
+   * sent a P, so validate it before trusting it when the peer is another program.
+   */
   payload: P;
 }
 
@@ -58,7 +62,8 @@ function validatePath(path: unknown): string {
 const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN']);
 
 interface Waiter {
-  resolve(m: ChannelMessage<any>): void;
+  /** what the peer sent, before the receiver's assertion of its payload type */
+  resolve(m: ChannelMessage<unknown>): void;
   reject(err: Error): void;
 }
 
@@ -82,8 +87,9 @@ export interface DmaBufChannelEvents {
 
 type ChannelListener<K extends keyof DmaBufChannelEvents> = (...args: DmaBufChannelEvents[K]) => void;
 
-// Typed events without needing a generic EventEmitter in the user's @types/node.
-export interface DmaBufChannel {
+// Typed events without needing a generic EventEmitter in the user's @types/node. (The type
+// parameters are the class's: a merged declaration must repeat them.)
+export interface DmaBufChannel<Receive = unknown, Send = Receive> {
   on<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
   once<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
   addListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
@@ -99,9 +105,15 @@ export interface DmaBufChannel {
  * `receive()` (or `for await`) on the other. Nothing blocks: the socket is watched on
  * the event loop only while a receive or a send is waiting. Emits 'refused' (a message
  * `for await` skipped, DmaBufChannelError) and 'close' (why it ended); never 'error'.
+ *
+ * `Receive` types the payloads that arrive, `Send` the ones sent (default: the same), as in
+ * `DmaBufChannel.connect<Frame>(path)` or, for requests and replies,
+ * `DmaBufChannel.listen<Request, Reply>(path)`. Payloads travel as JSON: `Send` should be a
+ * type JSON keeps (no Date, Map, BigInt, undefined members), and `Receive` is the receiver's
+ * assertion about what the peer sends: it is not validated.
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class DmaBufChannel extends EventEmitter {
+export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitter {
   readonly type: ChannelType;
   readonly #sock: Sockets;
   #fd: number;
@@ -127,7 +139,7 @@ export class DmaBufChannel extends EventEmitter {
   }
 
   /** Connect to a DmaBufServer listening at `path` (it must have the same type). */
-  static connect(path: string, options?: ChannelOptions): DmaBufChannel {
+  static connect<Receive = unknown, Send = Receive>(path: string, options?: ChannelOptions): DmaBufChannel<Receive, Send> {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
     if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
@@ -141,26 +153,28 @@ export class DmaBufChannel extends EventEmitter {
       closeAll(sock, [fd]);
       throw err;
     }
-    return new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, fd, type, options);
+    return new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, fd, type, options);
   }
 
-  /** Listen at `path` (a filesystem socket; removed again by server.close()). */
-  static listen(path: string, options?: ChannelOptions & { backlog?: number }): DmaBufServer {
+  /** Listen at `path` (a filesystem socket; removed again by server.close()). Its channels are
+   *  DmaBufChannel<Receive, Send>: they receive what a client's channel sends. */
+  static listen<Receive = unknown, Send = Receive>(path: string, options?: ChannelOptions & { backlog?: number }): DmaBufServer<Receive, Send> {
     const sock = sockets();
     options = validateOptions(options, [...CHANNEL_OPTIONS, 'backlog']);
     if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
     if (options.backlog !== undefined) validateInteger(options.backlog, 'options.backlog', 0, 0x7fffffff);
-    return new DmaBufServer(INTERNAL_CONSTRUCTOR, sock, path, options);
+    return new DmaBufServer<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, path, options);
   }
 
-  /** Two connected ends (socketpair): for tests, or to hand one end to a child through stdio. */
-  static pair(options?: ChannelOptions): [DmaBufChannel, DmaBufChannel] {
+  /** Two connected ends (socketpair): for tests, or to hand one end to a child through stdio.
+   *  What one end sends the other receives: the first receives A and sends B. */
+  static pair<A = unknown, B = A>(options?: ChannelOptions): [DmaBufChannel<A, B>, DmaBufChannel<B, A>] {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
     const type = options.type === undefined ? 'seqpacket' : options.type;
     limits(options);
     const [a, b] = sock.socketpair(socketType(type));
-    return [new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, a, type, options), new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, b, type, options)];
+    return [new DmaBufChannel<A, B>(INTERNAL_CONSTRUCTOR, sock, a, type, options), new DmaBufChannel<B, A>(INTERNAL_CONSTRUCTOR, sock, b, type, options)];
   }
 
   /**
@@ -168,7 +182,7 @@ export class DmaBufChannel extends EventEmitter {
    * The fd is replaced by an O_CLOEXEC duplicate; it must be non-blocking (pair()'s are,
    * and a child shares that flag with its parent).
    */
-  static fromFd(fd: number, options?: ChannelOptions): DmaBufChannel {
+  static fromFd<Receive = unknown, Send = Receive>(fd: number, options?: ChannelOptions): DmaBufChannel<Receive, Send> {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
     validateInteger(fd, 'fd', 0, 0x7fffffff);
@@ -180,7 +194,7 @@ export class DmaBufChannel extends EventEmitter {
     if (!fstatSync(fd).isSocket()) throw wrongFdKind(fd, 'socket');
     const own = sock.dup(fd, true);
     closeAll(sock, [fd]);
-    return new DmaBufChannel(INTERNAL_CONSTRUCTOR, sock, own, type, options);
+    return new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, own, type, options);
   }
 
   /** the socket's fd; -1 once closed */
@@ -195,13 +209,15 @@ export class DmaBufChannel extends EventEmitter {
   /**
    * Send buffers and sync_files, in any order (each fd is duplicated into the receiver by
    * the kernel: the caller keeps its own) and a JSON-able payload. Resolves once the kernel
-   * has it all. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE).
+   * has it all. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE). The
+   * payload is a `Send`; it may be left out only where `Send` allows undefined (the default
+   * `unknown` does).
    */
-  send(buffers: ShareItem[], payload?: unknown): Promise<void> {
+  send(buffers: ShareItem[], ...payload: undefined extends Send ? [payload?: Send] : [payload: Send]): Promise<void> {
     if (this.#ended) return Promise.reject(this.#ended);
     let frame: Buffer;
     try {
-      frame = encodeFrame(validateBuffers(buffers), payload, this.#maxPayload);
+      frame = encodeFrame(validateBuffers(buffers), payload[0], this.#maxPayload);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -226,12 +242,14 @@ export class DmaBufChannel extends EventEmitter {
     });
   }
 
-  /** The next message. Rejects with a DmaBufChannelError for a bad message (the channel
-   *  goes on) or when the channel is over. */
-  receive<P = unknown>(): Promise<ChannelMessage<P>> {
+  /** The next message, its payload typed `Receive` on your word (see ChannelMessage.payload).
+   *  Rejects with a DmaBufChannelError for a bad message (the channel goes on) or when the
+   *  channel is over. */
+  receive(): Promise<ChannelMessage<Receive>> {
     if (this.#ended) return Promise.reject(this.#ended);
-    return new Promise<ChannelMessage<P>>((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
+    return new Promise<ChannelMessage<Receive>>((resolve, reject) => {
+      // the one place a peer's JSON becomes a Receive: the user's assertion, unchecked
+      this.#waiters.push({ resolve: resolve as (m: ChannelMessage<unknown>) => void, reject });
       this.#read();
       this.#watch();
     });
@@ -243,9 +261,9 @@ export class DmaBufChannel extends EventEmitter {
    * for any reason (close(), the peer hanging up, a stream that can't be followed) ends the
    * loop, and `endReason` says why.
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<ChannelMessage> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<ChannelMessage<Receive>> {
     for (;;) {
-      let m: ChannelMessage;
+      let m: ChannelMessage<Receive>;
       try {
         m = await this.receive();
       } catch (err) {
@@ -462,30 +480,30 @@ export class DmaBufChannel extends EventEmitter {
   }
 }
 
-/** The events of a DmaBufServer and their arguments. */
-export interface DmaBufServerEvents {
+/** The events of a DmaBufServer<Receive, Send> and their arguments. */
+export interface DmaBufServerEvents<Receive = unknown, Send = Receive> {
   /** a client connected: the channel is yours to receive from, send on and close */
-  connection: [channel: DmaBufChannel];
+  connection: [channel: DmaBufChannel<Receive, Send>];
   /** a message one of its channels' `for await` skipped (and closed the fds of) */
-  refused: [err: DmaBufChannelError, channel: DmaBufChannel];
+  refused: [err: DmaBufChannelError, channel: DmaBufChannel<Receive, Send>];
   /** accept(2) or the socket's poll failed; only emitted when someone listens */
   error: [err: Error];
   /** close() was called; the socket file is gone */
   close: [];
 }
 
-type ServerListener<K extends keyof DmaBufServerEvents> = (...args: DmaBufServerEvents[K]) => void;
+type ServerListener<K extends keyof DmaBufServerEvents, Receive, Send> = (...args: DmaBufServerEvents<Receive, Send>[K]) => void;
 
 // Typed events without needing a generic EventEmitter in the user's @types/node.
-export interface DmaBufServer {
-  on<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  once<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  addListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  prependListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  prependOnceListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  off<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  removeListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K>): this;
-  emit<K extends keyof DmaBufServerEvents>(event: K, ...args: DmaBufServerEvents[K]): boolean;
+export interface DmaBufServer<Receive = unknown, Send = Receive> {
+  on<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  once<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  addListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  prependListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  prependOnceListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  off<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  removeListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  emit<K extends keyof DmaBufServerEvents>(event: K, ...args: DmaBufServerEvents<Receive, Send>[K]): boolean;
 }
 
 /**
@@ -495,7 +513,7 @@ export interface DmaBufServer {
  * (Events and their arguments: DmaBufServerEvents.)
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class DmaBufServer extends EventEmitter {
+export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitter {
   readonly path: string;
   readonly type: ChannelType;
   readonly #sock: Sockets;
@@ -564,7 +582,7 @@ export class DmaBufServer extends EventEmitter {
         return;
       }
       this.#delay = 0;
-      const channel = new DmaBufChannel(INTERNAL_CONSTRUCTOR, this.#sock, fd, this.type, this.#options);
+      const channel = new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, this.#sock, fd, this.type, this.#options);
       channel.on('refused', (e: DmaBufChannelError) => this.emit('refused', e, channel));
       // an fd came free: if accepting waits for one, try now
       channel.once('close', () => this.#resume());

@@ -82,12 +82,12 @@ describe('exhaustion in a child process', () => {
       using heap = openHeap('system', { backend: 'software' });
       const ready = await server.next();
       expect(ready.ready).toBe(true);
-      const client = DmaBufChannel.connect(seq);
+      const client = DmaBufChannel.connect<any>(seq); // the server's echo, as it writes it
       const echo = async (i: number, withBuffer = false) => {
         const b = withBuffer ? heap.alloc(4096) : null;
         try {
           await client.send(b ? [b] : [], { echo: i });
-          return (await client.receive<any>()).payload;
+          return (await client.receive()).payload;
         } finally {
           b?.close();
         }
@@ -110,13 +110,13 @@ describe('exhaustion in a child process', () => {
       flood.child.stdin!.end();
       expect(await flood.next()).toEqual({ released: 200 });
       await flood.closed;
-      let fresh: DmaBufChannel | null = null;
+      let fresh: DmaBufChannel<any> | null = null;
       try {
-        fresh = DmaBufChannel.connect(seq);
+        fresh = DmaBufChannel.connect<any>(seq);
         const b = heap.alloc(4096);
         await fresh.send([b], { echo: 'fresh' });
         b.close();
-        const answer = (await fresh.receive<any>()).payload;
+        const answer = (await fresh.receive()).payload;
         expect(answer.echo).toBe('fresh');
         expect(answer.seen).toHaveLength(1);
         // back to what it held (bounded wait for the last hung-up channels to be noticed)

@@ -22,14 +22,14 @@ type Echo = { echo: number; seen: { ino: number; first: number; size: number }[]
 
 /** one good client per socket type: sends a buffer it filled, expects the server to answer what it saw */
 class GoodClient {
-  channel: DmaBufChannel;
+  channel: DmaBufChannel<Echo, { echo: number }>;
   n = 0;
   constructor(
     readonly where: string,
     readonly type: 'seqpacket' | 'stream',
     readonly heap: Heap,
   ) {
-    this.channel = DmaBufChannel.connect(where, { type });
+    this.channel = DmaBufChannel.connect<Echo, { echo: number }>(where, { type });
   }
   async served(): Promise<Echo> {
     const i = this.n++;
@@ -38,7 +38,7 @@ class GoodClient {
       buf.write(Buffer.from([i & 0xff]), 0);
       const ino = buf.info().ino;
       await this.channel.send([buf], { echo: i });
-      const { buffers, payload } = await this.channel.receive<Echo>();
+      const { buffers, payload } = await this.channel.receive();
       expect(buffers).toEqual([]);
       expect(payload.echo).toBe(i);
       expect(payload.seen).toEqual([{ ino, first: i & 0xff, size: 4096 }]);

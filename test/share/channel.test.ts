@@ -29,7 +29,7 @@ describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpa
     [sent0, sent1, sent2].forEach((buf, i) => fill(buf.bytes(), i, parentByte));
 
     await a.send([sent0, sent1, sent2], { frame: 7, planes: ['y', 'uv', 'meta'], ts: 1.5 });
-    const got = await b.receive<{ frame: number }>();
+    const got = await b.receive();
     expect(got.payload).toEqual({ frame: 7, planes: ['y', 'uv', 'meta'], ts: 1.5 });
     expect(got.buffers.map((x) => [x.size, x.tier, x.info().name, x.info().ino])).toEqual(
       [sent0, sent1, sent2].map((x) => [x.size, x.tier, x.info().name, x.info().ino]),
@@ -54,7 +54,7 @@ describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpa
     const pool = Array.from({ length: 4 }, (_, i) => heap.alloc((i + 1) * page));
     const inos = pool.map((x) => x.info().ino);
     const before = openFds();
-    const [a, b] = DmaBufChannel.pair({ type });
+    const [a, b] = DmaBufChannel.pair<{ i: number; inos: number[] }, { i: number; inos: number[]; filler?: string }>({ type });
     const filler = 'x'.repeat(20000); // 60 of these overflow any socket buffer: EAGAIN, then writability
     const count = 60;
     const sends: Promise<void>[] = [];
@@ -140,13 +140,13 @@ describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpa
     fill(b.bytes(), 1, parentByte);
     const path = socketPath(type);
     using server = DmaBufChannel.listen(path, { type });
-    const connection = once(server, 'connection') as Promise<[DmaBufChannel]>;
+    const connection = once(server, 'connection') as Promise<[DmaBufChannel<any>]>; // the child's echo, as it writes it
     const run = runFixture(spawn, 'child-channel.js', ['echo', type, path]);
     const [conn] = await Promise.race([connection, run.closed.then((e) => Promise.reject(new Error(`the child ended (${JSON.stringify(e)}) before connecting`)))]);
     using channel = conn;
 
     await channel.send([a, b], { replySize: 3 * page, note: 'hi' });
-    const reply = await channel.receive<any>();
+    const reply = await channel.receive();
     expect(await run.closed).toEqual({ code: 0, signal: null });
     expect(reply.payload.payload).toEqual({ replySize: 3 * page, note: 'hi' });
     expect(reply.payload.seen).toEqual([
@@ -172,12 +172,12 @@ describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpa
     using heap = openHeap('system');
     using buf = heap.alloc(heap.pageSize);
     fill(buf.bytes(), 0, parentByte);
-    const [mine, theirs] = DmaBufChannel.pair({ type });
+    const [mine, theirs] = DmaBufChannel.pair<any>({ type }); // the child's echo, as it writes it
     using _mine = mine;
     const run = runFixture(spawn, 'child-channel.js', ['echo', type, 'fd3'], ['ignore', 'pipe', 'inherit', theirs.fd]);
     theirs.close();
     await mine.send([buf], { replySize: heap.pageSize });
-    const reply = await mine.receive<any>();
+    const reply = await mine.receive();
     expect(await run.closed).toEqual({ code: 0, signal: null });
     expect(reply.payload.seen[0]).toMatchObject({ ino: buf.info().ino, sawParent: true });
     expect(holds(buf.bytes(), 0, childByte)).toBe(true);

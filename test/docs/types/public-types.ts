@@ -128,3 +128,46 @@ export function codes(err: DmaHeapError, state: DmaBufStateError): string {
   if (state.code === 'ERR_DMA_BUF_CLOSD') return 'never';
   return err.code === 'ENOMEM' || state.code === 'ERR_DMA_BUF_CLOSED' ? 'handled' : 'other';
 }
+
+// Payloads typed by the user: Receive for what arrives (the user's word: JSON from a peer is not
+// validated), Send for what is sent (default: the same). A server's channels have its types.
+interface Frame {
+  seq: number;
+  format: string;
+}
+interface Ack {
+  seq: number;
+}
+export async function payloads(bufs: DmaBuf[], where: string): Promise<void> {
+  const [producer, consumer] = DmaBufChannel.pair<Ack, Frame>(); // the producer sends Frames
+  await producer.send(bufs, { seq: 1, format: 'NV12' });
+  // @ts-expect-error: a Frame is required
+  await producer.send(bufs);
+  // @ts-expect-error: not a Frame
+  await producer.send(bufs, { seq: '1', format: 'NV12' });
+  const format: string = (await consumer.receive()).payload.format;
+  for await (const { payload } of consumer) await consumer.send([], { seq: payload.seq });
+  // @ts-expect-error: the consumer sends Acks
+  await consumer.send([], { seq: 2, format });
+  const ack: Ack = (await producer.receive()).payload;
+
+  // untyped, as before: the payload is unknown and may be left out
+  const [plain] = DmaBufChannel.pair();
+  await plain.send([]);
+  const got = (await plain.receive()).payload;
+  // @ts-expect-error: unknown until the receiver checks it
+  console.log(got.seq, ack.seq);
+
+  const server = DmaBufChannel.listen<Frame, Ack>(where);
+  server.on('connection', async (channel) => {
+    for await (const { payload } of channel) await channel.send([], { seq: payload.seq });
+  });
+  server.on('refused', (_err, channel) => {
+    const typed: DmaBufChannel<Frame, Ack> = channel;
+    typed.close();
+  });
+  const client = DmaBufChannel.connect<Ack, Frame>(where);
+  await client.send(bufs, { seq: 3, format: 'NV12' });
+  const reply: Ack = (await client.receive()).payload;
+  console.log(reply.seq);
+}
