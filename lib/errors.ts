@@ -49,9 +49,8 @@ export type DmaBufStateErrorCode = (typeof DMA_BUF_STATE_ERROR_CODES)[number];
 export type AddonMissingError = Error & { code: 'ERR_DMA_HEAP_NO_ADDON' };
 
 /**
- * Every code dma-heap's own errors carry: errno names (DmaHeapError), ERR_DMA_BUF_* and
- * ERR_DMA_HEAP_* state codes (DmaBufStateError), the channel's two (DmaBufChannelError) and
- * ERR_DMA_HEAP_NO_ADDON. Not in it: Node's own argument codes (ERR_INVALID_ARG_TYPE,
+ * Every code dma-heap's own errors carry: errno names (DmaHeapError), the state codes
+ * (DmaBufStateError), the channel's two (DmaBufChannelError) and ERR_DMA_HEAP_NO_ADDON. Not in it: Node's own argument codes (ERR_INVALID_ARG_TYPE,
  * ERR_INVALID_ARG_VALUE, ERR_OUT_OF_RANGE, ERR_ILLEGAL_CONSTRUCTOR), which mean a bug in the
  * calling code rather than a condition to handle.
  */

@@ -8,7 +8,7 @@
  * while the sender still holds the buffer.
  */
 export { DmaBufChannel, DmaBufServer, type ChannelMessage, type ChannelOptions, type ChannelType, type DmaBufServerEvents, type DmaBufChannelEvents } from './channel';
-export { DmaBufChannelError, type BadReason, type ClosedReason } from './errors';
+export { DmaBufChannelError, type BadReason, type ClosedReason, type DmaBufChannelErrorCode } from './errors';
 export { type ShareItem } from './buffers';
 export { MAX_FDS_PER_MESSAGE, type BufferMeta, type ItemMeta, type SyncFileMeta } from './frame';
 export { FDS_ENV, inheritedBuffers, inheritedItems, spawnWithBuffers, type InheritedBufferMeta } from './spawn';
