@@ -1,4 +1,4 @@
-import { adoptFd, frameworkKernel, nativeKernel } from './chooser';
+import { adoptFd, frameworkKernel } from './chooser';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { DmaBufStateError, DmaHeapError, syncFileClosed, withContext } from './errors';
 import {
@@ -46,13 +46,6 @@ export interface DmaBufOrigin {
   size?: number;
 }
 
-/** the tokenless constructor's one legitimate caller passes the real kernel (see the overload) */
-function isNativeOrigin(origin: unknown): boolean {
-  if (typeof origin !== 'object' || origin === null) return false;
-  const kernel = nativeKernel();
-  return kernel !== null && (origin as { kernel?: unknown }).kernel === kernel;
-}
-
 const SYNC_ACCESS: Record<CpuAccess, bigint> = {
   read: DMA_BUF_SYNC_READ,
   write: DMA_BUF_SYNC_WRITE,
@@ -80,21 +73,8 @@ export class DmaBuf {
   }
 
   /** Not for users: Heap.alloc(), allocShareable() or DmaBuf.fromFd() make one (the token is the package's own). */
-  constructor(token: typeof INTERNAL_CONSTRUCTOR, fd: number, origin: DmaBufOrigin);
-  /**
-   * @internal: the form lib/tiers.ts's udmabuf allocation still calls (that file is being changed
-   * elsewhere; once it passes the token, this overload goes). Without the token, only an origin on
-   * the real kernel passes: that object is the package's, no public API hands it out.
-   */
-  constructor(fd: number, origin: DmaBufOrigin);
-  constructor(...args: [token: typeof INTERNAL_CONSTRUCTOR, fd: number, origin: DmaBufOrigin] | [fd: number, origin: DmaBufOrigin]) {
-    let fd: number;
-    let origin: DmaBufOrigin;
-    if (args.length === 2 && typeof args[0] === 'number' && isNativeOrigin(args[1])) [fd, origin] = args;
-    else {
-      checkConstructorToken(args[0], 'Heap.alloc(), allocShareable() or DmaBuf.fromFd()');
-      [, fd, origin] = args as [typeof INTERNAL_CONSTRUCTOR, number, DmaBufOrigin];
-    }
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, fd: number, origin: DmaBufOrigin) {
+    checkConstructorToken(token, 'Heap.alloc(), allocShareable() or DmaBuf.fromFd()');
     this.#fd = fd;
     this.#kernel = origin.kernel;
     this.tier = origin.tier;

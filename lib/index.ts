@@ -11,7 +11,17 @@ export {
   type OpenHeapOptions,
 } from './heap';
 export { CONTIGUOUS_HEAP_NAMES } from './chooser';
-export { DmaHeapError, DmaBufStateError } from './errors';
+export {
+  DmaHeapError,
+  DmaBufStateError,
+  isDmaHeapError,
+  type AddonMissingError,
+  type DmaBufStateErrorCode,
+  type DmaHeapErrorCode,
+  type DmaHeapErrorDetail,
+  type DmaHeapErrorOf,
+  type ErrnoCode,
+} from './errors';
 export type { DmaBufInfo } from './fdinfo';
 export type { Backend, Backing, HeapEntry } from './kernel';
 export type { CpuAccess } from './validate';
@@ -33,6 +43,7 @@ export {
   DmaBufChannel,
   DmaBufChannelError,
   DmaBufServer,
+  type DmaBufChannelErrorCode,
   inheritedBuffers,
   inheritedItems,
   spawnWithBuffers,

@@ -6,6 +6,7 @@ import { BufferPool, POOL_OPTIONS, type BufferPoolOptions } from './pool';
 import { pageAlign } from './uapi';
 import { checkedOptions, invalidArgValue, validateArray } from './args';
 import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
+import { INTERNAL_CONSTRUCTOR } from './internal-token';
 
 const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] as const;
 /** a shareable pool's: the pool's own and allocShareable's (its name is the pool's) */
@@ -150,7 +151,7 @@ function allocUdmabuf(size: number | bigint, c: Checked): DmaBuf {
   const len = pageAlign(validateSize(size), kernel.pageSize);
   const fd = kernel.createUdmabuf(len, c.cloexec);
   // udmabuf exports exactly the pages it was given: no lseek for the size
-  const buf = new DmaBuf(fd, { kernel, tier: 'udmabuf', readOnly: false, size: Number(len) });
+  const buf = new DmaBuf(INTERNAL_CONSTRUCTOR, fd, { kernel, tier: 'udmabuf', readOnly: false, size: Number(len) });
   if (c.name !== undefined) {
     try {
       buf.setName(c.name);

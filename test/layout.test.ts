@@ -120,11 +120,15 @@ const PUBLIC = {
     'BufferPool', 'CONTIGUOUS_HEAP_NAMES', 'DmaBuf', 'DmaBufChannel', 'DmaBufChannelError', 'DmaBufServer', 'DmaBufStateError',
     'DmaHeapError', 'Heap', 'PooledBuffer', 'SyncFile', 'TIERS', 'addonStatus', 'allocShareable', 'createShareablePool', 'fromFd', 'inheritedBuffers', 'inheritedItems',
     'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
-  ],
+    // issue 18: one guard for every error code
+    'isDmaHeapError',
+  ].sort(),
   types: [
     'AcquireOptions', 'AllocOptions', 'Backend', 'Backing', 'BufferPoolOptions', 'BufferPoolStats', 'BufferSource', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
     'FromFdOptions', 'HeapAbi', 'HeapEntry', 'HeapFeatures', 'ListedHeap', 'OpenHeapOptions', 'ShareableOptions', 'SyncFileInfo', 'SyncFileStatus', 'Tier',
     'WaitOptions', 'DmaBufChannelEvents', 'DmaBufServerEvents', 'ShareItem', 'ShareableTier',
+    // issue 18: error codes as unions
+    'AddonMissingError', 'DmaBufChannelErrorCode', 'DmaBufStateErrorCode', 'DmaHeapErrorCode', 'DmaHeapErrorDetail', 'DmaHeapErrorOf', 'ErrnoCode',
   ].sort(),
 };
 const FRAMEWORK = {

@@ -7,8 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { addonStatus, DmaBuf, DmaBufChannel, DmaBufServer, Framework, Heap, openHeap, PooledBuffer, SyncFile } from '../../lib';
-import { testIf } from '../helpers/backends';
+import { addonStatus, DmaBuf, DmaBufChannel, DmaBufServer, Heap, openHeap, PooledBuffer, SyncFile } from '../../lib';
+import { Framework } from '../../lib/framework';
+import { testIf } from '../helpers/skip';
 
 /** A stand-in for every argument after the token: records each method called on it. */
 function recorder(): { calls: PropertyKey[]; fake: object } {
