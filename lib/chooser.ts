@@ -4,12 +4,12 @@
  * heap, which tiers can serve here, and which kernel an fd from elsewhere belongs to.
  */
 import { types } from 'node:util';
-import { existsSync, fstatSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { ShareableTier } from './dmabuf';
 import { invalidArgType, invalidArgValue } from './args';
 import { addonMissing, DmaHeapError, withContext } from './errors';
 import { shown } from './escape';
-import { wrongFdKind } from './fd-kind';
+import { openFdStat, wrongFdKind } from './fd-kind';
 import { Framework } from './framework';
 import type { SimulatedKernel } from './framework';
 import type { Adopted, Kernel } from './kernel';
@@ -182,12 +182,7 @@ export function tierUnavailable(tier: ShareableTier, heapName: string): string |
  * refused as the kernel refuses it (fd-kind.ts: EINVAL); a closed fd is EBADF (syscall fstat).
  */
 export function adoptFd(fd: number, dup: boolean, software?: SimulatedKernel): { kernel: Kernel; adopted: Adopted } {
-  try {
-    fstatSync(fd);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
-    throw new DmaHeapError(code, 'fstat', { message: `fd ${fd} is not open` });
-  }
+  openFdStat(fd);
   const sw = software ?? softwareKernel();
   if (sw.isDmaBuf(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
   const n = nativeKernel();

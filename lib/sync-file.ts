@@ -4,10 +4,9 @@
  * (SyncFile.fromFd), and goes into a dma-buf (DmaBuf.importSyncFile) or to a device that
  * takes explicit fences (a GPU or display API). Close it, or `using` it.
  */
-import { fstatSync } from 'node:fs';
 import { validateBoolean, validateInteger, validateOptions } from './args';
-import { DmaHeapError, syncFileClosed } from './errors';
-import { wrongFdKind } from './fd-kind';
+import { syncFileClosed } from './errors';
+import { openFdStat, wrongFdKind } from './fd-kind';
 import { decodeSyncFileInfo, encodeSyncFileInfo, POLLIN, SYNC_IOC_FILE_INFO } from './fence-uapi';
 import { validateWait, waitReady, type WaitOptions } from './fences';
 import { nativeKernel, softwareKernel, frameworkKernel } from './chooser';
@@ -122,6 +121,7 @@ export class SyncFile {
     validateInteger(fd, 'fd', 0, 0x7fffffff);
     options = validateOptions(options, ['dup', 'framework']);
     const dup = validateBoolean(options.dup, 'options.dup', true);
+    openFdStat(fd); // a closed fd: EBADF (syscall fstat), as from every fromFd
     const sw = frameworkKernel(options.framework) ?? softwareKernel();
     // the value checked, not a second read of a getter
     if (sw.syncFile(fd)) return SyncFile.adopt(fd, sw, { dup });
@@ -130,11 +130,6 @@ export class SyncFile {
     // nothing here could have made a real sync_file: an open fd is not one.
     const native = nativeKernel();
     if (native) return SyncFile.adopt(fd, native, { dup });
-    try {
-      fstatSync(fd);
-    } catch (err) {
-      throw new DmaHeapError((err as NodeJS.ErrnoException).code ?? 'EBADF', 'fstat', { message: `fd ${fd} is not open` });
-    }
     throw wrongFdKind(fd, 'sync_file');
   }
 

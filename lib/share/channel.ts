@@ -4,11 +4,11 @@
  * received fds buffers.ts; the socket calls come from socket.ts.
  */
 import { EventEmitter } from 'node:events';
-import { fstatSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { invalidArgType, invalidArgValue, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../internal-token';
-import { wrongFdKind } from '../fd-kind';
+import { openFdStat, wrongFdKind } from '../fd-kind';
 import { SyncFile } from '../sync-file';
 import { adoptAll, validateBuffers, type ShareItem } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
@@ -190,8 +190,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     socketType(type);
     limits(options);
     // Refuse anything but a socket before touching the caller's fd: it stays theirs then.
-    // (a closed fd: Node's own EBADF from fstat)
-    if (!fstatSync(fd).isSocket()) throw wrongFdKind(fd, 'socket');
+    if (!openFdStat(fd).isSocket()) throw wrongFdKind(fd, 'socket');
     const own = sock.dup(fd, true);
     closeAll(sock, [fd]);
     return new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, own, type, options);

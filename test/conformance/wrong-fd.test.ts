@@ -77,3 +77,11 @@ test('side by side: the same shape from each, for each kind of fd it does not ta
     }
   }
 });
+
+test.each(fromFds)('%s: a closed fd is a DmaHeapError EBADF (syscall fstat) naming the fd, as from the other two', (_, _code, _kind, adopt) => {
+  const fd = openSync(__filename, 'r');
+  closeSync(fd);
+  const err = thrown(() => adopt(fd));
+  expect(err).toBeInstanceOf(DmaHeapError);
+  expect(err).toMatchObject({ code: 'EBADF', syscall: 'fstat', message: expect.stringContaining(`fd ${fd} is not open`) });
+});
