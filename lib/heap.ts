@@ -25,6 +25,7 @@ const OPEN_OPTIONS = ['backend', 'framework'] as const;
 /** heaps whose buffers are exactly the page-aligned request (mainline system and CMA heaps) */
 const EXACT_SIZE_HEAPS = new Set<string>(['system', 'system-uncached', ...CONTIGUOUS_HEAP_NAMES]);
 
+/** Options of {@link Heap.alloc} and {@link Heap.allocAsync}. */
 export interface AllocOptions {
   /** a name for the buffer (≤ 31 bytes), set with DMA_BUF_SET_NAME right after allocation */
   name?: string;
@@ -36,6 +37,7 @@ export interface AllocOptions {
 
 /** What the 2019 v14 GET_FEATURES probe found. Mainline kernels never had it. */
 export interface HeapFeatures {
+  /** whether the heap answered GET_FEATURES (a 2019 v14 kernel); false on every mainline kernel */
   supported: boolean;
   /** the feature bits, when supported */
   flags?: bigint;
@@ -43,11 +45,14 @@ export interface HeapFeatures {
   reason?: string;
 }
 
+/** Which ioctl numbering a heap speaks: mainline (ALLOC at nr 0), or the 2019 v14 patch set's (GET_FEATURES at 0, ALLOC at 1). */
 export type HeapAbi = 'mainline' | 'v14';
 
 /** An open dma-buf heap: `/dev/dma_heap/<name>` on the real kernel, or the software framework's. */
 export class Heap {
+  /** the heap's name: its entry under /dev/dma_heap */
   readonly name: string;
+  /** `/dev/dma_heap/<name>`, also for a heap the software framework serves */
   readonly path: string;
   /** 'v14' when the heap answered the 2019 GET_FEATURES probe (ALLOC then lives at nr 1) */
   readonly abi: HeapAbi;
@@ -63,7 +68,11 @@ export class Heap {
     addHandleReader((h) => (#kernel in h ? { kind: 'heap', kernel: (h as Heap).#kernel, fd: (h as Heap).#fd, open: !(h as Heap).#closed } : undefined));
   }
 
-  /** Not for users: openHeap() or openContiguousHeap() open one (the token is the package's own). */
+  /**
+   * Not for users: openHeap() or openContiguousHeap() open one (the token is the package's own).
+   *
+   * @hidden
+   */
   constructor(token: typeof INTERNAL_CONSTRUCTOR, kernel: Kernel, name: string, fallbackReason?: string) {
     checkConstructorToken(token, 'openHeap() or openContiguousHeap()');
     this.#kernel = kernel;
@@ -85,6 +94,7 @@ export class Heap {
     this.abi = this.#features.supported ? 'v14' : 'mainline';
   }
 
+  /** which kernel serves the heap: 'kernel' (the real one) or 'software' (the framework) */
   get backend(): Backend {
     return this.#kernel.backend;
   }
@@ -94,6 +104,7 @@ export class Heap {
     return this.#kernel.backing;
   }
 
+  /** the page size the serving kernel rounds buffers up to, in bytes */
   get pageSize(): number {
     return this.#kernel.pageSize;
   }
@@ -132,7 +143,18 @@ export class Heap {
     }
   }
 
-  /** What the open-time GET_FEATURES probe found; never throws for "not supported". */
+  /**
+   * What the open-time GET_FEATURES probe found; never throws for "not supported".
+   *
+   * @returns a copy of the probe's answer: `supported`, and `flags` or the `reason` it is not
+   * @throws Nothing: the probe ran when the heap opened, even after close() this reads its answer.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * console.log(heap.abi, heap.features()); // 'mainline' { supported: false, reason: 'EINVAL: ...' }
+   * ```
+   */
   features(): HeapFeatures {
     return { ...this.#features };
   }
@@ -178,7 +200,27 @@ export class Heap {
     return buf;
   }
 
-  /** Allocate a dma-buf of at least `size` bytes (rounded up to pages by the kernel). */
+  /**
+   * Allocate a dma-buf of at least `size` bytes (rounded up to pages by the kernel).
+   *
+   * @param size bytes, a positive safe integer or a bigint up to 2^64-1; no more than this
+   * machine's RAM (a real system heap would let the OOM killer end the process instead of failing)
+   * @param options the buffer's name, read-only, close-on-exec
+   * @returns the new buffer, which is the caller's to close (the heap's close() leaves it valid)
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad size type,
+   * options object, unknown option or name; RangeError `ERR_OUT_OF_RANGE` for a size that is not a
+   * positive safe integer (or u64) or a name over 31 UTF-8 bytes.
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_CLOSED` after close().
+   * @throws {@link DmaHeapError} `ENOMEM` for more than the machine's RAM or when the heap is out of
+   * memory; any other errno of DMA_HEAP_IOCTL_ALLOC or DMA_BUF_SET_NAME (e.g. `EINVAL`).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(1 << 20, { name: 'camera0' });
+   * buf.write(new Uint8Array([1, 2, 3]));
+   * ```
+   */
   alloc(size: number | bigint, options?: AllocOptions): DmaBuf {
     options = validateOptions(options, ALLOC_OPTIONS);
     const { cmd, len, fdFlags } = this.#request(size, options);
@@ -191,7 +233,22 @@ export class Heap {
     return this.#adopt(fd, len, options);
   }
 
-  /** alloc() off the event loop, on the libuv thread pool: large allocations take long. */
+  /**
+   * alloc() off the event loop, on the libuv thread pool: large allocations take long.
+   *
+   * @param size bytes, as for {@link Heap.alloc}
+   * @param options as for {@link Heap.alloc}
+   * @returns the new buffer; it is the caller's even if the heap was closed while it was made
+   * @throws The same as {@link Heap.alloc} (TypeError, RangeError, {@link DmaBufStateError}
+   * `ERR_DMA_HEAP_CLOSED`, {@link DmaHeapError}), as a rejection.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * const buf = await heap.allocAsync(16 << 20);
+   * await buf.closeAsync();
+   * ```
+   */
   async allocAsync(size: number | bigint, options?: AllocOptions): Promise<DmaBuf> {
     options = validateOptions(options, ALLOC_OPTIONS);
     const { cmd, len, fdFlags } = this.#request(size, options);
@@ -211,13 +268,40 @@ export class Heap {
    * A pool of `count` buffers of `size` bytes from this heap, allocated and mapped once, for a
    * pipeline to cycle instead of allocating per frame (see BufferPool). The pool's buffers
    * outlive the heap's close().
+   *
+   * @param options the pool's `count`, `size` and buffer options (see {@link BufferPoolOptions}), and `cloexec`
+   * @returns the pool, with every buffer allocated and mapped
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_CLOSED` after close().
+   * @throws TypeError / RangeError `ERR_INVALID_ARG_*` / `ERR_OUT_OF_RANGE` for bad options;
+   * {@link DmaHeapError} from allocating or mapping a buffer (the ones made are closed first).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 4, size: 1 << 20 });
+   * using frame = pool.acquire();
+   * frame.bytes.fill(0);
+   * ```
    */
   createPool(options: BufferPoolOptions & Pick<AllocOptions, 'cloexec'>): BufferPool {
     this.#check();
     return createPool(this, options);
   }
 
-  /** Close the heap device. Buffers stay valid, and an allocAsync under way still completes. Idempotent. */
+  /**
+   * Close the heap device. Buffers stay valid, and an allocAsync under way still completes. Idempotent.
+   *
+   * @throws Nothing: a second close() does nothing.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * const heap = openHeap('system');
+   * const buf = heap.alloc(4096);
+   * heap.close();
+   * buf.write(new Uint8Array(16)); // buffers outlive their heap
+   * buf.close();
+   * ```
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -225,20 +309,46 @@ export class Heap {
     this.#kernel.close(this.#fd);
   }
 
+  /**
+   * close(), for `using`.
+   *
+   * @throws Nothing, as close().
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * {
+   *   using heap = openHeap('system');
+   *   heap.alloc(4096).close();
+   * } // heap.close() ran here
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
 }
 
+/** Options of {@link openHeap}, {@link openContiguousHeap} and {@link listHeaps}: which backend serves. */
 export type OpenHeapOptions = KernelOptions;
 
+/** One heap {@link listHeaps} found, and which backend has it. */
 export interface ListedHeap extends HeapEntry {
+  /** 'kernel' for the real /dev/dma_heap, 'software' for the framework's */
   backend: 'kernel' | 'software';
 }
 
 /**
  * The heaps this process can reach: the real kernel's (under /dev/dma_heap, with
  * whether this process may open them) and the software framework's.
+ *
+ * @param options `backend` ('kernel' lists only the real ones, 'software' only the framework's) or `framework`
+ * @returns one entry per heap and backend, the real kernel's first
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options, a bad
+ * `backend` or a bad DMA_HEAP_BACKEND.
+ * @example
+ * ```ts
+ * import { listHeaps } from 'dma-heap';
+ * for (const h of listHeaps()) console.log(h.name, h.backend, h.accessible);
+ * ```
  */
 export function listHeaps(options?: KernelOptions): ListedHeap[] {
   options = validateOptions(options, OPEN_OPTIONS);
@@ -249,6 +359,22 @@ export function listHeaps(options?: KernelOptions): ListedHeap[] {
  * Open a heap by name. The real kernel serves it when its device exists and opens;
  * otherwise the software framework does, and `heap.fallbackReason` says why.
  * Force either with `backend` or DMA_HEAP_BACKEND.
+ *
+ * @param name the heap's entry under /dev/dma_heap, e.g. 'system'
+ * @param options `backend` ('auto', 'kernel' or 'software') or a `framework` of your own
+ * @returns the open heap; close it (or `using`) when done
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a name that is not one
+ * entry of /dev/dma_heap, bad options, or a bad DMA_HEAP_BACKEND.
+ * @throws {@link DmaHeapError} `ENOENT` when no backend allowed has the heap (the message lists
+ * the heaps there are and the closest name); with `backend: 'kernel'`, the open's own errno
+ * (`EACCES`/`EPERM` with a udev or SELinux hint).
+ * @throws Error `ERR_DMA_HEAP_NO_ADDON` with `backend: 'kernel'` when the native addon did not load.
+ * @example
+ * ```ts
+ * import { openHeap } from 'dma-heap';
+ * using heap = openHeap('system');
+ * console.log(heap.backend, heap.fallbackReason ?? 'the real kernel');
+ * ```
  */
 export function openHeap(name: string, options?: OpenHeapOptions): Heap {
   validateHeapName(name);
@@ -273,7 +399,23 @@ function withHeapsListed(err: Error, name: string, options: KernelOptions): Erro
   return err;
 }
 
-/** Open a physically contiguous (CMA) heap: the first of CONTIGUOUS_HEAP_NAMES that opens. */
+/**
+ * Open a physically contiguous (CMA) heap: the first of {@link CONTIGUOUS_HEAP_NAMES} that opens.
+ *
+ * @param options `backend` ('auto', 'kernel' or 'software') or a `framework` of your own
+ * @returns the open heap (in software, the framework's 'default_cma_region')
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options or DMA_HEAP_BACKEND.
+ * @throws {@link DmaHeapError} with `backend: 'kernel'`: `ENOENT` when the kernel has no contiguous
+ * heap, or the open's errno (`EACCES`...).
+ * @throws Error `ERR_DMA_HEAP_NO_ADDON` with `backend: 'kernel'` when the native addon did not load.
+ * @example
+ * ```ts
+ * import { openContiguousHeap } from 'dma-heap';
+ * using cma = openContiguousHeap();
+ * using buf = cma.alloc(1 << 20);
+ * console.log(cma.name, buf.size);
+ * ```
+ */
 export function openContiguousHeap(options?: OpenHeapOptions): Heap {
   options = validateOptions(options, OPEN_OPTIONS);
   return chooseContiguousHeap(options, (kernel, name, reason) => new Heap(INTERNAL_CONSTRUCTOR, kernel, name, reason));
