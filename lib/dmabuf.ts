@@ -36,6 +36,7 @@ export type ShareableTier = 'dma-heap' | 'udmabuf' | 'memfd' | 'js';
  *  real dma-buf another driver exported (DmaBuf.fromFd), which no allocation gives. */
 export type Tier = ShareableTier | 'imported';
 
+/** What made a DmaBuf: its kernel, tier, access and, when known, heap and size (the package's own). */
 export interface DmaBufOrigin {
   kernel: Kernel;
   tier: Tier;
@@ -60,8 +61,11 @@ export class DmaBuf {
   #fd: number;
   /** bytes, page-rounded by the kernel (lseek SEEK_END) */
   readonly size: number;
+  /** which mechanism serves it: 'dma-heap', 'udmabuf', 'memfd', 'js', or 'imported' (another driver's) */
   readonly tier: Tier;
+  /** opened O_RDONLY: map(), bytes(), cpuAccess() and write() refuse it; read() works */
   readonly readOnly: boolean;
+  /** the heap it came from, when it came from one */
   readonly heap?: string;
   readonly #kernel: Kernel;
   #view?: Uint8Array;
@@ -72,7 +76,11 @@ export class DmaBuf {
     addHandleReader((h) => (#kernel in h ? { kind: 'dma-buf', kernel: (h as DmaBuf).#kernel, fd: (h as DmaBuf).#fd, open: (h as DmaBuf).#fd >= 0 } : undefined));
   }
 
-  /** Not for users: Heap.alloc(), allocShareable() or DmaBuf.fromFd() make one (the token is the package's own). */
+  /**
+   * Not for users: Heap.alloc(), allocShareable() or DmaBuf.fromFd() make one (the token is the package's own).
+   *
+   * @hidden
+   */
   constructor(token: typeof INTERNAL_CONSTRUCTOR, fd: number, origin: DmaBufOrigin) {
     checkConstructorToken(token, 'Heap.alloc(), allocShareable() or DmaBuf.fromFd()');
     this.#fd = fd;
@@ -104,6 +112,7 @@ export class DmaBuf {
     return this.#fd;
   }
 
+  /** whether close() or closeAsync() ran (or a pool's own close of it) */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -121,12 +130,41 @@ export class DmaBuf {
   /**
    * The whole buffer as one ArrayBuffer over a MAP_SHARED mapping: no copy. The
    * same mapping is returned on every call; it is detached by close().
+   *
+   * @returns the mapping's ArrayBuffer, `size` bytes
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close(); `ERR_DMA_BUF_READ_ONLY` for a read-only buffer (a JS write
+   * would fault the process); `ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS` where the runtime refuses external
+   * ArrayBuffers (Electron's V8 sandbox).
+   * @throws {@link DmaHeapError} the errno of mmap (e.g. `ENOMEM`).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * const ab = buf.map();
+   * buf.cpuAccess('write', () => new Uint8Array(ab).fill(1));
+   * ```
    */
   map(): ArrayBuffer {
     return this.bytes().buffer as ArrayBuffer;
   }
 
-  /** The mapping as a Uint8Array over all `size` bytes. */
+  /**
+   * The mapping as a Uint8Array over all `size` bytes.
+   *
+   * @returns a view of map()'s ArrayBuffer (the same mapping on every call)
+   * @throws As {@link DmaBuf.map}: {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED`,
+   * `ERR_DMA_BUF_READ_ONLY`, `ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS`; {@link DmaHeapError} from mmap.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * buf.beginCpuAccess('write');
+   * buf.bytes().fill(0xff);
+   * buf.endCpuAccess('write');
+   * ```
+   */
   bytes(): Uint8Array {
     return this.#mapping('map()/bytes()');
   }
@@ -168,6 +206,23 @@ export class DmaBuf {
    * through the mapping map() made, if there is one, else through a brief mapping of just
    * the pages touched: a buffer larger than an ArrayBuffer may be (or than the address
    * space left) still reads.
+   *
+   * @param offset where to start, in bytes (default 0)
+   * @param length how many bytes (default: to the end)
+   * @returns a new Buffer with the copy
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close().
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` for a non-number offset or length; RangeError
+   * `ERR_OUT_OF_RANGE` for a negative or non-integer one, or one past `size`.
+   * @throws {@link DmaHeapError} from mapping the pages (mmap's errno).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * buf.beginCpuAccess('read');
+   * const head = buf.read(0, 16);
+   * buf.endCpuAccess('read');
+   * ```
    */
   read(offset = 0, length?: number): Buffer {
     const fd = this.#check();
@@ -184,7 +239,25 @@ export class DmaBuf {
     return out;
   }
 
-  /** Copy `data` in at `offset`. Works where map() is refused. */
+  /**
+   * Copy `data` in at `offset`. Works where map() is refused.
+   *
+   * @param data the bytes to copy (a Uint8Array or Buffer)
+   * @param offset where they go, in bytes (default 0)
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close(); `ERR_DMA_BUF_READ_ONLY` for a read-only buffer.
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` for data that is no Uint8Array or a non-number offset;
+   * RangeError `ERR_OUT_OF_RANGE` when `offset + data.length` passes `size`.
+   * @throws {@link DmaHeapError} from mapping the pages (mmap's errno).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * buf.beginCpuAccess('write');
+   * buf.write(Buffer.from('hello'), 128);
+   * buf.endCpuAccess('write');
+   * ```
+   */
   write(data: Uint8Array, offset = 0): void {
     const fd = this.#check();
     // isView first: instanceof would run a Proxy's getPrototypeOf trap
@@ -222,12 +295,45 @@ export class DmaBuf {
     }
   }
 
-  /** Start a CPU access bracket (DMA_BUF_SYNC_START): caches are made coherent for the CPU. */
+  /**
+   * Start a CPU access bracket (DMA_BUF_SYNC_START): caches are made coherent for the CPU.
+   * Blocks while a device's fence is pending: cpuAccessAsync() waits without blocking.
+   *
+   * @param access what the CPU will do: 'read', 'write' or 'readwrite' (default)
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close().
+   * @throws TypeError `ERR_INVALID_ARG_VALUE` for another access.
+   * @throws {@link DmaHeapError} the errno of DMA_BUF_IOCTL_SYNC (EINTR and EAGAIN are retried).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * buf.beginCpuAccess('read');
+   * const copy = buf.read();
+   * buf.endCpuAccess('read');
+   * ```
+   */
   beginCpuAccess(access: CpuAccess = 'readwrite'): void {
     this.#sync(DMA_BUF_SYNC_START | SYNC_ACCESS[validateAccess(access)]);
   }
 
-  /** End a CPU access bracket (DMA_BUF_SYNC_END): the device may use the memory again. */
+  /**
+   * End a CPU access bracket (DMA_BUF_SYNC_END): the device may use the memory again.
+   *
+   * @param access the access beginCpuAccess() was given (default 'readwrite')
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close().
+   * @throws TypeError `ERR_INVALID_ARG_VALUE` for another access.
+   * @throws {@link DmaHeapError} the errno of DMA_BUF_IOCTL_SYNC (EINTR and EAGAIN are retried).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * buf.beginCpuAccess('write');
+   * buf.write(new Uint8Array([1, 2, 3]));
+   * buf.endCpuAccess('write');
+   * ```
+   */
   endCpuAccess(access: CpuAccess = 'readwrite'): void {
     this.#sync(DMA_BUF_SYNC_END | SYNC_ACCESS[validateAccess(access)]);
   }
@@ -239,6 +345,22 @@ export class DmaBuf {
    * buffer, whatever the access (copy out with read() between beginCpuAccess('read') and
    * endCpuAccess('read')), ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS where map() is refused (the
    * same bracket, with read() and write()).
+   *
+   * @param access 'read', 'write' or 'readwrite'
+   * @param fn called with the mapping; may return a promise, and the bracket ends when it settles
+   * @returns what `fn` returns (its promise, for an async `fn`)
+   * @throws TypeError `ERR_INVALID_ARG_VALUE` for another access; `ERR_INVALID_ARG_TYPE` when `fn`
+   * is no function.
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED`, `ERR_DMA_BUF_READ_ONLY`,
+   * `ERR_DMA_HEAP_NO_EXTERNAL_BUFFERS` (before any SYNC).
+   * @throws {@link DmaHeapError} from mmap or DMA_BUF_IOCTL_SYNC; and whatever `fn` throws.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * const sum = buf.cpuAccess('read', (bytes) => bytes.reduce((a, b) => a + b, 0));
+   * ```
    */
   cpuAccess<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T): T {
     validateAccess(access);
@@ -271,6 +393,21 @@ export class DmaBuf {
    * event loop (poll on the dma-buf fd): timers and I/O run meanwhile. `signal` aborts
    * (rejects with its reason), `timeout` (ms) rejects with code ETIMEDOUT. Every error, a bad
    * argument as much as a closed buffer, is a rejection: the caller handles one path.
+   *
+   * @param access 'read', 'write' or 'readwrite' (default)
+   * @param options `signal` to abort, `timeout` in ms
+   * @throws Rejects (never throws) with {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED`; TypeError
+   * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE`, RangeError `ERR_OUT_OF_RANGE` for bad
+   * arguments or options; {@link DmaHeapError} `ETIMEDOUT` after `timeout`, or poll's errno;
+   * the signal's reason (an AbortError by default) when aborted.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * await buf.idle('read', { timeout: 1000 }); // the device's writes are done
+   * console.log(buf.read(0, 4));
+   * ```
    */
   idle(access: CpuAccess = 'readwrite', options?: WaitOptions): Promise<void> {
     let fd: number;
@@ -296,6 +433,20 @@ export class DmaBuf {
    * rejection (an async function); arguments, and whether there is a mapping to give (as
    * cpuAccess: a read-only buffer or a runtime refusing external memory has none), are
    * checked before anything waits.
+   *
+   * @param access 'read', 'write' or 'readwrite'
+   * @param fn called with the mapping once the fences signalled; sync or async
+   * @param options `signal` to abort the wait, `timeout` in ms
+   * @returns what `fn` returns (awaited)
+   * @throws Rejects with what {@link DmaBuf.cpuAccess} throws (TypeError, {@link DmaBufStateError},
+   * {@link DmaHeapError}) and what {@link DmaBuf.idle} rejects with (`ETIMEDOUT`, AbortError).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * const first = await buf.cpuAccessAsync('read', (bytes) => bytes[0], { timeout: 1000 });
+   * ```
    */
   async cpuAccessAsync<T>(access: CpuAccess, fn: (bytes: Uint8Array) => T | Promise<T>, options?: WaitOptions): Promise<T> {
     validateAccess(access);
@@ -328,6 +479,20 @@ export class DmaBuf {
    * DMA_BUF_IOCTL_EXPORT_SYNC_FILE: the fences an access would wait for, as a SyncFile ('read':
    * the writers; 'write' and 'readwrite': all). Nothing pending: an already signalled one.
    * Linux 6.0+; older kernels: DmaHeapError ENOTTY "not supported by this kernel".
+   *
+   * @param access the access whose fences to export: 'read', 'write' or 'readwrite' (default)
+   * @returns a new SyncFile, the caller's to close
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close(); `ERR_DMA_BUF_NO_FENCES` for a memfd or JS buffer, which no device fences.
+   * @throws TypeError `ERR_INVALID_ARG_VALUE` for another access.
+   * @throws {@link DmaHeapError} `ENOTTY` before Linux 6.0; the ioctl's other errno.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * using fence = buf.exportSyncFile('write');
+   * await fence.wait({ timeout: 1000 });
+   * ```
    */
   exportSyncFile(access: CpuAccess = 'readwrite'): SyncFile {
     const fd = this.#check();
@@ -346,6 +511,23 @@ export class DmaBuf {
    * DMA_BUF_IOCTL_IMPORT_SYNC_FILE: add the sync_file's fence to this buffer as a 'write'
    * fence (readers and writers wait for it) or a 'read' one (writers wait). The SyncFile stays
    * open and yours. Linux 6.0+.
+   *
+   * @param syncFile the fence to add (it stays open and the caller's)
+   * @param access 'write' (everyone waits for it) or 'read' (writers wait)
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close(); `ERR_SYNC_FILE_CLOSED` for a closed `syncFile`;
+   * `ERR_DMA_BUF_NO_FENCES` for a memfd or JS buffer.
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` when `syncFile` is no SyncFile; `ERR_INVALID_ARG_VALUE`
+   * for another access, or a SyncFile of the other kernel (real vs software).
+   * @throws {@link DmaHeapError} `ENOTTY` before Linux 6.0; the ioctl's other errno.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * using fence = buf.exportSyncFile('read');
+   * using other = heap.alloc(4096);
+   * other.importSyncFile(fence, 'write'); // other's users now wait for buf's readers too
+   * ```
    */
   importSyncFile(syncFile: SyncFile, access: 'read' | 'write'): void {
     const fd = this.#check();
@@ -386,7 +568,23 @@ export class DmaBuf {
     return this.#context(err);
   }
 
-  /** Name the buffer (DMA_BUF_SET_NAME); shows in info().name and /proc/<pid>/fdinfo. */
+  /**
+   * Name the buffer (DMA_BUF_SET_NAME); shows in info().name and /proc/<pid>/fdinfo.
+   *
+   * @param name at most 31 UTF-8 bytes, no NUL
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close().
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a non-string, a NUL or a
+   * lone surrogate; RangeError `ERR_OUT_OF_RANGE` past 31 bytes.
+   * @throws {@link DmaHeapError} the ioctl's errno.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * buf.setName('frame-0');
+   * console.log(buf.info().name); // 'frame-0'
+   * ```
+   */
   setName(name: string): void {
     const fd = this.#check();
     const bytes = encodeName(validateBufferName(name));
@@ -397,7 +595,20 @@ export class DmaBuf {
     }
   }
 
-  /** What the kernel says of the buffer (fdinfo): size, count, exporter, name, ino. */
+  /**
+   * What the kernel says of the buffer (fdinfo): size, count, exporter, name, ino.
+   *
+   * @returns the parsed /proc/self/fdinfo entry (the framework's own, in software)
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close().
+   * @throws {@link DmaHeapError} when fdinfo cannot be read (its errno).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * const { exporter, count, ino } = buf.info();
+   * ```
+   */
   info(): DmaBufInfo {
     const fd = this.#check();
     try {
@@ -412,7 +623,24 @@ export class DmaBuf {
     return this.info().exporter;
   }
 
-  /** A second handle on the same buffer (dup): closing one leaves the other open. */
+  /**
+   * A second handle on the same buffer (dup): closing one leaves the other open.
+   *
+   * @param options `cloexec` for the new fd (default true)
+   * @returns a new DmaBuf on a new fd, the caller's to close
+   * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` after close().
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options.
+   * @throws {@link DmaHeapError} dup's errno (`EMFILE`...).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(4096);
+   * using second = buf.dup();
+   * buf.close();
+   * second.write(new Uint8Array([1])); // still open
+   * ```
+   */
   dup(options?: { cloexec?: boolean }): DmaBuf {
     const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
     const fd = this.#kernel.dup(this.#check(), cloexec);
@@ -422,12 +650,38 @@ export class DmaBuf {
   /**
    * Adopt an fd from another API or process: a real dma-buf, or a memfd from a software
    * buffer. `dup` (default true) leaves the caller's fd open. Non-dma-buf fds are refused.
+   *
+   * @param fd an open dma-buf fd, or a software buffer's memfd
+   * @param options `dup`, and the `framework` that may own the fd
+   * @returns the adopted buffer (what {@link fromFd} returns)
+   * @throws As {@link fromFd}: TypeError / RangeError for bad arguments, {@link DmaHeapError}
+   * `EBADF` (not open) or `EINVAL` (no dma-buf).
+   * @example
+   * ```ts
+   * import { DmaBuf } from 'dma-heap';
+   * const fd = 3; // e.g. inherited from a parent process
+   * using buf = DmaBuf.fromFd(fd, { dup: false });
+   * console.log(buf.tier, buf.size);
+   * ```
    */
   static fromFd(fd: number, options?: FromFdOptions): DmaBuf {
     return fromFd(fd, options);
   }
 
-  /** Unmap (detaching every view) and close the fd. Idempotent. */
+  /**
+   * Unmap (detaching every view) and close the fd. Idempotent.
+   *
+   * @throws {@link DmaHeapError} close(2)'s errno, should the kernel report one; a second close() does nothing.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * const buf = heap.alloc(4096);
+   * const ab = buf.map();
+   * buf.close();
+   * console.log(ab.byteLength); // 0: detached, never dangling
+   * ```
+   */
   close(): void {
     const taken = this.#take();
     if (!taken) return;
@@ -440,6 +694,16 @@ export class DmaBuf {
    * kernel frees its pages, milliseconds for a large one. The buffer is closed (views
    * detached, `closed` true) before this returns; the promise settles once the kernel has
    * the fd back. Idempotent. `await using` calls it.
+   *
+   * @throws Rejects with {@link DmaHeapError} close(2)'s errno, should the kernel report one; a
+   * second call resolves at once.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * const buf = await heap.allocAsync(64 << 20);
+   * await buf.closeAsync();
+   * ```
    */
   closeAsync(): Promise<void> {
     const taken = this.#take();
@@ -456,7 +720,7 @@ export class DmaBuf {
     hook?.(this);
   }
 
-  /** @internal: `hook` runs once this handle is closed (a pool takes back the slot at once) */
+  /** @internal `hook` runs once this handle is closed (a pool takes back the slot at once) */
   static onClose(buf: DmaBuf, hook: (buf: DmaBuf) => void): void {
     buf.#onClose = hook;
   }
@@ -471,15 +735,38 @@ export class DmaBuf {
     return { fd, view };
   }
 
+  /**
+   * close(), for `using`.
+   *
+   * @throws {@link DmaHeapError} as close().
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using b = heap.alloc(4096); // closed at the end of the block
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
 
+  /**
+   * closeAsync(), for `await using`.
+   *
+   * @throws {@link DmaHeapError} as closeAsync() (a rejection).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * await using b = await heap.allocAsync(64 << 20); // the last close on the pool
+   * ```
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.closeAsync();
   }
 }
 
+/** Options of {@link fromFd} and {@link DmaBuf.fromFd}. */
 export interface FromFdOptions {
   /** dup the fd (default: the caller keeps theirs) or adopt it (false: the caller's fd is
    *  closed once the DmaBuf holds the file through its own; use buf.fd). Either way, if
@@ -493,6 +780,22 @@ export interface FromFdOptions {
  * A DmaBuf for an fd that came from elsewhere: another API, a parent process, a socket.
  * The chooser says which kernel it belongs to; that kernel adopts it (Kernel.adopt) and
  * its fdinfo, read once, gives the exporter and the access mode.
+ *
+ * @param fd an open dma-buf fd (any driver's: a heap, udmabuf, DRM, V4L2...), or a software
+ * buffer's memfd
+ * @param options `dup` (default true: the caller's fd stays open and theirs) and `framework`
+ * @returns the adopted buffer; its `tier` says what it is ('imported' for another driver's)
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a non-number fd or bad
+ * options; RangeError `ERR_OUT_OF_RANGE` for an fd that is not an integer in [0, 2^31-1].
+ * @throws {@link DmaHeapError} `EBADF` for an fd that is not open; `EINVAL` for one that is no
+ * dma-buf (a file, a pipe...). The caller's fd is untouched whenever it throws.
+ * @example
+ * ```ts
+ * import { fromFd } from 'dma-heap';
+ * const fd = 3; // e.g. from a V4L2 VIDIOC_EXPBUF or a parent process
+ * using buf = fromFd(fd);
+ * console.log(buf.tier, buf.info().exporter);
+ * ```
  */
 export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   if (typeof fd !== 'number') throw invalidArgType('fd', 'of type number', fd);
