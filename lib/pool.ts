@@ -35,6 +35,7 @@ export const POOL_OPTIONS = ['size', 'count', 'max', 'name', 'zeroOnRelease'] as
 const CREATE_POOL_OPTIONS = [...POOL_OPTIONS, 'cloexec'] as const;
 const ACQUIRE_OPTIONS = ['signal'] as const;
 
+/** Options of {@link BufferPool.acquireAsync}. */
 export interface AcquireOptions {
   /** give up waiting: the promise rejects with an AbortError (code 'ABORT_ERR') */
   signal?: AbortSignal;
@@ -42,14 +43,21 @@ export interface AcquireOptions {
 
 /** What a pool holds now. `bytes` counts every buffer the pool owns (idle and in use). */
 export interface BufferPoolStats {
+  /** bytes per buffer (what one really is: page-rounded, or more where the heap rounds further) */
   size: number;
+  /** buffers handed out (and being made for acquireAsync()) */
   inUse: number;
+  /** buffers ready for the next acquire() */
   idle: number;
+  /** inUse + idle */
   total: number;
+  /** the most buffers the pool may hold */
   max: number;
   /** acquireAsync() calls waiting for a buffer */
   waiting: number;
+  /** total × size */
   bytes: number;
+  /** whether close() ran */
   closed: boolean;
 }
 
@@ -57,7 +65,21 @@ export interface BufferPoolStats {
 export interface BufferSource {
   /** the page size its buffers are rounded up to (default: this host's) */
   readonly pageSize?: number;
+  /**
+   * Make one buffer for the pool (which maps it and owns it from then on).
+   *
+   * @param size bytes, already page-rounded by the pool
+   * @param options the pool's buffer name, if it has one
+   * @returns a new buffer of at least `size` bytes
+   */
   alloc(size: number | bigint, options: { name?: string }): DmaBuf;
+  /**
+   * alloc() off the event loop, for acquireAsync() growing the pool; without it, alloc() serves.
+   *
+   * @param size bytes, already page-rounded by the pool
+   * @param options the pool's buffer name, if it has one
+   * @returns a promise of a new buffer of at least `size` bytes
+   */
   allocAsync?(size: number | bigint, options: { name?: string }): Promise<DmaBuf>;
 }
 
@@ -75,7 +97,11 @@ export class PooledBuffer {
   /** this acquisition, shared with the pool, which marks it ended */
   readonly #turn: Turn;
 
-  /** Not for users: BufferPool.acquire() and its kin hand one out (the token is the package's own). */
+  /**
+   * Not for users: BufferPool.acquire() and its kin hand one out (the token is the package's own).
+   *
+   * @hidden
+   */
   constructor(token: typeof INTERNAL_CONSTRUCTOR, pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, turn: Turn) {
     checkConstructorToken(token, 'BufferPool.acquire(), acquireAsync() or tryAcquire()');
     this.#pool = pool;
@@ -102,10 +128,12 @@ export class PooledBuffer {
     return this.#bytes;
   }
 
+  /** the buffer's fd (throws ERR_DMA_HEAP_POOL_RELEASED once released, as every accessor here) */
   get fd(): number {
     return this.#live().fd;
   }
 
+  /** the buffer's size in bytes */
   get size(): number {
     return this.#live().size;
   }
@@ -116,18 +144,45 @@ export class PooledBuffer {
     return this.#turn.ended;
   }
 
-  /** Hand the buffer back. A second release throws ERR_DMA_HEAP_POOL_RELEASED. */
+  /**
+   * Hand the buffer back. A second release throws ERR_DMA_HEAP_POOL_RELEASED.
+   *
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_RELEASED` when this turn already ended.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * const frame = pool.acquire();
+   * frame.bytes.fill(0);
+   * frame.release(); // frame.bytes now throws
+   * ```
+   */
   release(): void {
     if (this.#turn.ended) throw released();
     this.#pool._giveBack(this.#buf);
   }
 
-  /** `using` releases; after the turn ended some other way it does nothing */
+  /**
+   * `using` releases; after the turn ended some other way it does nothing.
+   *
+   * @throws Nothing: a handle already released is left alone.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * {
+   *   using frame = pool.acquire();
+   *   frame.bytes[0] = 1;
+   * } // released here
+   * ```
+   */
   [Symbol.dispose](): void {
     if (!this.#turn.ended) this.#pool._giveBack(this.#buf);
   }
 
-  /** @internal: its pool while its turn lasts */
+  /** @internal Its pool while its turn lasts. */
   static poolOf(lease: PooledBuffer): BufferPool | null {
     return lease.#turn.ended ? null : lease.#pool;
   }
@@ -188,7 +243,9 @@ const dropped = new FinalizationRegistry<{ pool: WeakRef<BufferPool>; buf: DmaBu
 export class BufferPool {
   /** bytes per buffer: what one really is, never less */
   #size: number;
+  /** the most buffers the pool may hold, idle and in use together */
   readonly max: number;
+  /** whether a buffer's bytes are zeroed when it comes back */
   readonly zeroOnRelease: boolean;
   readonly #source: BufferSource;
   readonly #name?: string;
@@ -205,6 +262,24 @@ export class BufferPool {
   #refilling = false;
   #closed = false;
 
+  /**
+   * A pool over a source of your own; heap.createPool() and createShareablePool() make one over
+   * a heap or allocShareable. Allocates and maps `count` buffers now.
+   *
+   * @param source where buffers come from: `alloc` (and `allocAsync`, `pageSize`)
+   * @param options `size`, `count`, `max`, `name`, `zeroOnRelease`
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options (an unknown
+   * key too) or a bad name; RangeError `ERR_OUT_OF_RANGE` for a bad size, count, max (below count)
+   * or source.pageSize.
+   * @throws {@link DmaHeapError} `ENOMEM` for a size over the machine's RAM; whatever `source.alloc`
+   * or mapping a buffer throws (the buffers made so far are closed first).
+   * @example
+   * ```ts
+   * import { BufferPool, openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = new BufferPool({ pageSize: heap.pageSize, alloc: (size, o) => heap.alloc(size, o) }, { size: 4096, count: 2 });
+   * ```
+   */
   constructor(source: BufferSource, options: BufferPoolOptions) {
     options = validateOptions(options, POOL_OPTIONS);
     this.#source = source;
@@ -230,6 +305,7 @@ export class BufferPool {
     }
   }
 
+  /** bytes per buffer: page-rounded, or what the heap really made if it rounds further */
   get size(): number {
     return this.#size;
   }
@@ -268,14 +344,17 @@ export class BufferPool {
     }
   };
 
+  /** whether close() ran */
   get closed(): boolean {
     return this.#closed;
   }
 
+  /** buffers handed out, and ones being made for acquireAsync() */
   get inUse(): number {
     return this.#inUse.size + this.#making;
   }
 
+  /** buffers ready for the next acquire() */
   get idle(): number {
     return this.#idle.length;
   }
@@ -285,6 +364,19 @@ export class BufferPool {
     return this.#idle.length + this.#inUse.size + this.#making;
   }
 
+  /**
+   * What the pool holds now, in one object.
+   *
+   * @returns a snapshot: size, inUse, idle, total, max, waiting, bytes, closed
+   * @throws Nothing: it reads counters, after close() too.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * console.log(pool.stats()); // { size: 1048576, inUse: 0, idle: 2, total: 2, ... }
+   * ```
+   */
   stats(): BufferPoolStats {
     const total = this.total;
     return {
@@ -316,7 +408,21 @@ export class BufferPool {
     }
   }
 
-  /** An idle buffer, or a new one while fewer than `max` exist, or null. */
+  /**
+   * An idle buffer, or a new one while fewer than `max` exist, or null.
+   *
+   * @returns the lease, or null when all `max` buffers are in use
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_CLOSED` after close().
+   * @throws {@link DmaHeapError} (or what the source throws) when a new buffer cannot be made or mapped.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * const frame = pool.tryAcquire();
+   * if (frame) frame.release(); // else: drop this frame
+   * ```
+   */
   tryAcquire(): PooledBuffer | null {
     if (this.#closed) throw closedError();
     const buf = this.#takeIdle();
@@ -325,7 +431,22 @@ export class BufferPool {
     return this.#lease(this.#adopt(this.#source.alloc(this.#size, this.#allocOptions())));
   }
 
-  /** An idle buffer, or a new one while fewer than `max` exist; else ERR_DMA_HEAP_POOL_EXHAUSTED. */
+  /**
+   * An idle buffer, or a new one while fewer than `max` exist; else ERR_DMA_HEAP_POOL_EXHAUSTED.
+   *
+   * @returns the lease: its `bytes` are the buffer's mapping; release it (or `using`) when done
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_EXHAUSTED` when all `max` are in use;
+   * `ERR_DMA_HEAP_POOL_CLOSED` after close().
+   * @throws {@link DmaHeapError} (or what the source throws) when a new buffer cannot be made or mapped.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * using frame = pool.acquire();
+   * frame.bytes.fill(0x80);
+   * ```
+   */
   acquire(): PooledBuffer {
     const lease = this.tryAcquire();
     if (lease) return lease;
@@ -335,7 +456,23 @@ export class BufferPool {
     );
   }
 
-  /** Like acquire(), but waits (first come, first served) while all `max` buffers are in use. */
+  /**
+   * Like acquire(), but waits (first come, first served) while all `max` buffers are in use.
+   *
+   * @param options `signal` to stop waiting
+   * @returns the lease, once a buffer is free (or made, with the source's allocAsync)
+   * @throws Rejects with AbortError (`ABORT_ERR`, the signal's reason as `cause`) when aborted;
+   * {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_CLOSED` when closed before or while waiting;
+   * TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options;
+   * {@link DmaHeapError} (or the source's error) when growing the pool fails.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * using frame = await pool.acquireAsync({ signal: AbortSignal.timeout(100) });
+   * ```
+   */
   async acquireAsync(options?: AcquireOptions): Promise<PooledBuffer> {
     const signal = validateAbortSignal(validateOptions(options, ACQUIRE_OPTIONS).signal, 'options.signal');
     if (signal?.aborted) throw abortError(signal);
@@ -410,6 +547,20 @@ export class BufferPool {
    * release of the same acquisition throws ERR_DMA_HEAP_POOL_RELEASED; anything this pool did
    * not hand out throws ERR_DMA_HEAP_POOL_FOREIGN and is left untouched. After close() the
    * buffer is freed instead of kept.
+   *
+   * @param item the lease, or the DmaBuf it holds
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_RELEASED` for a turn already ended;
+   * `ERR_DMA_HEAP_POOL_FOREIGN` for a buffer this pool did not hand out.
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` when `item` is neither a PooledBuffer nor a DmaBuf.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * const frame = pool.acquire();
+   * const buf = frame.buffer; // e.g. handed to a consumer
+   * pool.release(buf);       // frame is released too
+   * ```
    */
   release(item: PooledBuffer | DmaBuf): void {
     // a Proxy is refused before instanceof could run its traps
@@ -478,12 +629,12 @@ export class BufferPool {
     if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
   }
 
-  /** @internal: a live handle's own release (it holds `buf` now: no argument to check) */
+  /** @internal A live handle's own release (it holds `buf` now: no argument to check). */
   _giveBack(buf: DmaBuf): void {
     this.#return(buf, this.#inUse.get(buf)!);
   }
 
-  /** @internal: a lease the program dropped was collected */
+  /** @internal A lease the program dropped was collected. */
   _reclaim(buf: DmaBuf, turn: Turn): void {
     if (this.#inUse.get(buf) === turn) this.#return(buf, turn);
   }
@@ -491,6 +642,17 @@ export class BufferPool {
   /**
    * Free the idle buffers now and each in-use buffer when it is released; waiting
    * acquireAsync() calls reject with ERR_DMA_HEAP_POOL_CLOSED. Idempotent.
+   *
+   * @throws Nothing: a second close() does nothing.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * const pool = heap.createPool({ count: 2, size: 1 << 20 });
+   * const frame = pool.acquire();
+   * pool.close();     // the idle buffer is freed now
+   * frame.release();  // and this one now
+   * ```
    */
   close(): void {
     if (this.#closed) return;
@@ -506,6 +668,19 @@ export class BufferPool {
     }
   }
 
+  /**
+   * close(), for `using`.
+   *
+   * @throws Nothing, as close().
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * {
+   *   using pool = heap.createPool({ count: 2, size: 4096 });
+   * } // pool.close() ran here
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
