@@ -79,15 +79,34 @@ export interface DmaHeapErrorDetail {
  * `path` the device or heap path when there is one.
  */
 export class DmaHeapError extends Error {
+  /** the errno name: 'ENOMEM', 'EACCES', 'ENOENT'... */
   code: ErrnoCode;
+  /** the negated errno number (-12 for ENOMEM), as Node's own errors report it */
   errno: number;
+  /** what failed: 'open', 'ioctl', 'mmap', 'poll', 'fstat'... */
   syscall: string;
+  /** the device or heap path, when there is one */
   path?: string;
+  /** the heap's name, when a heap was involved */
   heap?: string;
 
-  /** `detail.errno`: the negated number when the caller has it (the addon does), else from `code` */
+  /**
+   * The package makes these; a test double or a heap of your own may too.
+   *
+   * @param code the errno name, e.g. 'ENOMEM'
+   * @param syscall what failed, e.g. 'ioctl'
+   * @param detail `path`, `heap`, a `message` to say instead of the errno's description, and
+   * `errno`: the negated number when the caller has it (the addon does), else it comes from `code`
+   * @throws Nothing.
+   * @example
+   * ```ts
+   * import { DmaHeapError } from 'dma-heap';
+   * const err = new DmaHeapError('ENOMEM', 'ioctl', { heap: 'system' });
+   * console.log(err.message, err.errno); // 'ENOMEM: cannot allocate memory, ioctl' -12
+   * ```
+   */
   constructor(code: ErrnoCode, syscall: string, detail?: DmaHeapErrorDetail);
-  /** @internal: a name the caller got from Node, the addon or the framework (errnoOf checked), typed string */
+  /** @internal a name the caller got from Node, the addon or the framework (errnoOf checked), typed string */
   constructor(code: string, syscall: string, detail?: DmaHeapErrorDetail);
   constructor(code: string, syscall: string, detail?: DmaHeapErrorDetail) {
     const path = detail?.path;
@@ -171,7 +190,26 @@ export function withContext<E>(err: E, ctx: { path?: string; heap?: string; devi
 
 /** A buffer-level misuse that is not a syscall failure (closed buffer, wrong tier...). */
 export class DmaBufStateError extends Error {
+  /** what was misused: 'ERR_DMA_BUF_CLOSED', 'ERR_DMA_HEAP_POOL_EXHAUSTED'... (the throwing method's @throws says which) */
   code: DmaBufStateErrorCode;
+  /**
+   * The package makes these; a test double may too.
+   *
+   * @param code an `ERR_` code
+   * @param message what went wrong, in words
+   * @throws Nothing.
+   * @example
+   * ```ts
+   * import { DmaBufStateError, openHeap } from 'dma-heap';
+   * const buf = openHeap('system').alloc(4096);
+   * buf.close();
+   * try {
+   *   buf.map();
+   * } catch (err) {
+   *   if (err instanceof DmaBufStateError) console.log(err.code); // 'ERR_DMA_BUF_CLOSED'
+   * }
+   * ```
+   */
   constructor(code: DmaBufStateErrorCode, message: string) {
     super(message);
     this.name = 'DmaBufStateError';

@@ -14,11 +14,14 @@ import type { Framework } from './framework/framework';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { addHandleReader, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 
+/** A fence's state: 'active' (pending), 'signaled', or 'error' (signalled with an error). */
 export type SyncFileStatus = 'active' | 'signaled' | 'error';
 
+/** What SYNC_IOC_FILE_INFO says of a sync_file ({@link SyncFile.info}). */
 export interface SyncFileInfo {
   /** "<driver>-<timeline><context>-<seqno>" of its fence, or the name given at merge */
   name: string;
+  /** 'active', 'signaled' or 'error' */
   status: SyncFileStatus;
   /** the raw status: 0 active, 1 signalled, < 0 the error (-errno) it was signalled with */
   rawStatus: number;
@@ -26,6 +29,11 @@ export interface SyncFileInfo {
   numFences: number;
 }
 
+/**
+ * A sync_file: one fence (or a merge of several) as an fd. Get one from
+ * {@link DmaBuf.exportSyncFile} or {@link SyncFile.fromFd}; wait for it, hand it to a device,
+ * or import it into a dma-buf. Close it, or `using` it.
+ */
 export class SyncFile {
   #fd: number;
   readonly #kernel: Kernel;
@@ -34,7 +42,11 @@ export class SyncFile {
     addHandleReader((h) => (#kernel in h ? { kind: 'sync_file', kernel: (h as SyncFile).#kernel, fd: (h as SyncFile).#fd, open: (h as SyncFile).#fd >= 0 } : undefined));
   }
 
-  /** Not for users: DmaBuf.exportSyncFile() or SyncFile.fromFd() make one (the token is the package's own). */
+  /**
+   * Not for users: DmaBuf.exportSyncFile() or SyncFile.fromFd() make one (the token is the package's own).
+   *
+   * @hidden
+   */
   constructor(token: typeof INTERNAL_CONSTRUCTOR, fd: number, kernel: Kernel) {
     checkConstructorToken(token, 'DmaBuf.exportSyncFile() or SyncFile.fromFd()');
     this.#fd = fd;
@@ -52,6 +64,7 @@ export class SyncFile {
     return this.#fd;
   }
 
+  /** whether close() ran */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -61,7 +74,20 @@ export class SyncFile {
     return this.#fd;
   }
 
-  /** SYNC_IOC_FILE_INFO (asking for no per-fence records) */
+  /**
+   * SYNC_IOC_FILE_INFO (asking for no per-fence records).
+   *
+   * @returns its name, status, raw status and number of fences
+   * @throws {@link DmaBufStateError} `ERR_SYNC_FILE_CLOSED` after close().
+   * @throws {@link DmaHeapError} the ioctl's errno.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using buf = openHeap('system').alloc(4096);
+   * using fence = buf.exportSyncFile();
+   * console.log(fence.info()); // { name: '...', status: 'signaled', rawStatus: 1, numFences: 1 }
+   * ```
+   */
   info(): SyncFileInfo {
     const arg = encodeSyncFileInfo();
     this.#kernel.ioctl(this.#check(), SYNC_IOC_FILE_INFO, arg);
@@ -79,8 +105,23 @@ export class SyncFile {
     return this.info().status;
   }
 
-  /** Resolves once the fence is signalled (poll POLLIN through the event loop). Every error,
-   *  a bad option as much as a closed sync_file, is a rejection. */
+  /**
+   * Resolves once the fence is signalled (poll POLLIN through the event loop). Every error,
+   * a bad option as much as a closed sync_file, is a rejection.
+   *
+   * @param options `signal` to abort, `timeout` in ms
+   * @throws Rejects (never throws) with {@link DmaBufStateError} `ERR_SYNC_FILE_CLOSED`; TypeError
+   * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE`, RangeError `ERR_OUT_OF_RANGE` for bad
+   * options; {@link DmaHeapError} `ETIMEDOUT` after `timeout`, or poll's errno; the signal's
+   * reason (an AbortError by default) when aborted.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using buf = openHeap('system').alloc(4096);
+   * using fence = buf.exportSyncFile('write');
+   * await fence.wait({ timeout: 1000 });
+   * ```
+   */
   wait(options?: WaitOptions): Promise<void> {
     let fd: number;
     let wait: WaitOptions;
@@ -93,12 +134,40 @@ export class SyncFile {
     return waitReady(this.#kernel, fd, POLLIN, wait, 'sync_file wait');
   }
 
-  /** a second handle on the same fence (dup) */
+  /**
+   * A second handle on the same fence (dup): closing one leaves the other open.
+   *
+   * @param options `cloexec` for the new fd (default true)
+   * @returns a new SyncFile, the caller's to close
+   * @throws {@link DmaBufStateError} `ERR_SYNC_FILE_CLOSED` after close().
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options.
+   * @throws {@link DmaHeapError} dup's errno (`EMFILE`...).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using buf = openHeap('system').alloc(4096);
+   * using fence = buf.exportSyncFile();
+   * using copy = fence.dup({ cloexec: false }); // e.g. for a child's stdio
+   * ```
+   */
   dup(options?: { cloexec?: boolean }): SyncFile {
     const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
     return new SyncFile(INTERNAL_CONSTRUCTOR, this.#kernel.dup(this.#check(), cloexec), this.#kernel);
   }
 
+  /**
+   * Close the fd. Idempotent.
+   *
+   * @throws Nothing: a second close() does nothing.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using buf = openHeap('system').alloc(4096);
+   * const fence = buf.exportSyncFile();
+   * fence.close();
+   * console.log(fence.fd, fence.closed); // -1 true
+   * ```
+   */
   close(): void {
     if (this.#fd < 0) return;
     const fd = this.#fd;
@@ -107,6 +176,19 @@ export class SyncFile {
     this.#kernel.close(fd);
   }
 
+  /**
+   * close(), for `using`.
+   *
+   * @throws Nothing, as close().
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * using buf = openHeap('system').alloc(4096);
+   * {
+   *   using fence = buf.exportSyncFile();
+   * } // closed here
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -116,6 +198,20 @@ export class SyncFile {
    * `dup` (default true) leaves the caller's fd open; false takes it over. An fd that is no
    * sync_file is refused with EINVAL. A software framework's sync_files are found in
    * `framework` (default: the process's); any other fd goes to the real kernel.
+   *
+   * @param fd an open sync_file fd
+   * @param options `dup` (default true: the caller's fd stays theirs) and `framework`
+   * @returns the adopted SyncFile
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a non-number fd or bad
+   * options; RangeError `ERR_OUT_OF_RANGE` for an fd outside [0, 2^31-1].
+   * @throws {@link DmaHeapError} `EBADF` for an fd that is not open; `EINVAL` for one that is no sync_file.
+   * @example
+   * ```ts
+   * import { SyncFile } from 'dma-heap';
+   * const fd = 3; // e.g. a GPU API's out-fence
+   * using fence = SyncFile.fromFd(fd);
+   * await fence.wait();
+   * ```
    */
   static fromFd(fd: number, options?: { dup?: boolean; framework?: Framework }): SyncFile {
     validateInteger(fd, 'fd', 0, 0x7fffffff);
@@ -133,7 +229,7 @@ export class SyncFile {
     throw wrongFdKind(fd, 'sync_file');
   }
 
-  /** @internal: fromFd once the kernel is known */
+  /** @internal fromFd once the kernel is known */
   static adopt(fd: number, kernel: Kernel, options: { dup?: boolean } = {}): SyncFile {
     const own = options.dup !== false ? kernel.dup(fd, true) : fd;
     try {
