@@ -48,8 +48,18 @@ export function hasKernelHeaps(): boolean {
   return nativeKernel() !== null && existsSync('/dev/dma_heap');
 }
 
+/**
+ * 'auto' (the real kernel when the heap opens, else the software framework), 'kernel' or 'software'.
+ *
+ * @inline
+ */
 export type BackendChoice = 'auto' | 'kernel' | 'software';
 
+/**
+ * Which backend serves: {@link OpenHeapOptions}.
+ *
+ * @inline
+ */
 export interface KernelOptions {
   /** 'kernel' or 'software' forces one; 'auto' (default) prefers the real kernel.
    *  The DMA_HEAP_BACKEND environment variable sets the default. */

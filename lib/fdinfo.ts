@@ -4,7 +4,9 @@
  */
 
 /** What /proc/<pid>/fdinfo/<fd> says about a dma-buf (6.12 format; vendor kernels add lines). */
+/** A dma-buf's /proc/self/fdinfo entry, parsed ({@link DmaBuf.info}). */
 export interface DmaBufInfo {
+  /** bytes, as the kernel sized it */
   size: number;
   /** references to the struct file: fds sharing it (dup) and mappings */
   count: number;

@@ -29,6 +29,7 @@ export interface FenceKernel {
   pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): PollHandle;
 }
 
+/** How long a fence wait may last: {@link DmaBuf.idle}, {@link DmaBuf.cpuAccessAsync}, {@link SyncFile.wait}. */
 export interface WaitOptions {
   /** abort the wait: the promise rejects with the signal's reason (an AbortError by default) */
   signal?: AbortSignal;

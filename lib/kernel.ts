@@ -8,6 +8,7 @@ import type { DmaBufInfo } from './fdinfo';
 import type { FenceKernel } from './fences';
 import { YoungObjects } from './young';
 
+/** A heap a kernel offers, as {@link listHeaps} reports it. */
 export interface HeapEntry {
   /** the heap's name, as under /dev/dma_heap */
   name: string;
@@ -17,6 +18,7 @@ export interface HeapEntry {
   accessible: boolean;
 }
 
+/** Which kernel serves a heap or buffer: 'kernel' (the real /dev/dma_heap) or 'software' (the framework). */
 export type Backend = 'kernel' | 'software';
 /** Where a software buffer's pages live: a memfd (a real fd others can map) or JS memory. */
 export type Backing = 'dma-buf' | 'memfd' | 'js';

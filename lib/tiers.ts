@@ -12,8 +12,10 @@ const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] 
 /** a shareable pool's: the pool's own and allocShareable's (its name is the pool's) */
 const SHAREABLE_POOL_OPTIONS = [...POOL_OPTIONS, 'tiers', 'requireDmaBuf', 'heap', 'cloexec'] as const;
 
+/** Every tier allocShareable can allocate from, strongest first: its default order. */
 export const TIERS: readonly ShareableTier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
 
+/** Options of {@link allocShareable} (and, but `name`, of {@link createShareablePool}). */
 export interface ShareableOptions {
   /** tiers to try, in order; default DMA_HEAP_TIERS (comma-separated) or dma-heap, udmabuf, memfd, js.
    *  'imported' is no tier to allocate from: the type refuses it as allocShareable does. */
@@ -22,7 +24,9 @@ export interface ShareableOptions {
   requireDmaBuf?: boolean;
   /** the heap for the dma-heap tier (default 'system') */
   heap?: string;
+  /** a dma-buf name (≤ 31 bytes) for the buffer */
   name?: string;
+  /** O_CLOEXEC on the buffer's fd (default true) */
   cloexec?: boolean;
 }
 
@@ -168,6 +172,22 @@ function allocUdmabuf(size: number | bigint, c: Checked): DmaBuf {
  * a dma-heap, then udmabuf (a memfd made into a real dma-buf), then a plain memfd
  * (shareable with processes, not with devices), then JS memory (not shareable).
  * `buf.tier` says which served; `buf.isDmaBuf` whether devices can import it.
+ *
+ * @param size bytes, a positive safe integer or a bigint; no more than this machine's RAM
+ * @param options `tiers` to try (in order), `requireDmaBuf`, the dma-heap tier's `heap`, `name`, `cloexec`
+ * @returns the buffer, from the first tier that served
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options, a tier that
+ * is none, a bad heap name or DMA_HEAP_TIERS; RangeError `ERR_OUT_OF_RANGE` for a bad size or a
+ * name over 31 bytes (argument errors are never masked by a fallback).
+ * @throws {@link DmaHeapError} `ENOMEM` for more than the machine's RAM.
+ * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_NO_TIER` when no tier could allocate (the message
+ * says why each failed); `ERR_DMA_HEAP_NO_DMA_BUF` for that with `requireDmaBuf`.
+ * @example
+ * ```ts
+ * import { allocShareable } from 'dma-heap';
+ * using buf = allocShareable(1 << 20, { name: 'frame' });
+ * console.log(buf.tier, buf.isDmaBuf); // e.g. 'udmabuf' true, or 'memfd' false
+ * ```
  */
 export function allocShareable(size: number | bigint, options?: ShareableOptions): DmaBuf {
   return allocChecked(size, checkShareable(validateOptions(options, SHAREABLE_OPTIONS)));
@@ -200,7 +220,24 @@ function allocChecked(size: number | bigint, c: Checked): DmaBuf {
   );
 }
 
-/** A pool of allocShareable() buffers: every buffer from the strongest tier this host has. */
+/**
+ * A pool of allocShareable() buffers: every buffer from the strongest tier this host has.
+ *
+ * @param options the pool's (`size`, `count`, `max`, `name`, `zeroOnRelease`) and allocShareable's
+ * (`tiers`, `requireDmaBuf`, `heap`, `cloexec`)
+ * @returns the pool, its `count` buffers allocated and mapped
+ * @throws TypeError / RangeError `ERR_INVALID_ARG_*` / `ERR_OUT_OF_RANGE` for bad options (checked
+ * now, also with `count: 0`).
+ * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_NO_TIER` / `ERR_DMA_HEAP_NO_DMA_BUF` when no tier
+ * could allocate a buffer; {@link DmaHeapError} from mapping one.
+ * @example
+ * ```ts
+ * import { createShareablePool } from 'dma-heap';
+ * using pool = createShareablePool({ size: 1 << 20, count: 4 });
+ * using frame = pool.acquire();
+ * console.log(frame.buffer.tier);
+ * ```
+ */
 export function createShareablePool(options: BufferPoolOptions & Omit<ShareableOptions, 'name'>): BufferPool {
   const { tiers, requireDmaBuf, heap, cloexec, ...pool } = validateOptions(options, SHAREABLE_POOL_OPTIONS);
   const shareable: ShareableOptions = {};

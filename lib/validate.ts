@@ -62,6 +62,11 @@ export function validateRange(offset: unknown, length: unknown, limit: number): 
 }
 
 export const CPU_ACCESS = ['read', 'write', 'readwrite'] as const;
+/**
+ * What the CPU does inside an access bracket: 'read', 'write' or 'readwrite'.
+ *
+ * @useDeclaredType
+ */
 export type CpuAccess = (typeof CPU_ACCESS)[number];
 
 export function validateAccess(access: unknown): CpuAccess {

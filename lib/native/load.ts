@@ -88,8 +88,27 @@ function warnUnusableHeaps(reason: string): void {
   );
 }
 
-/** whether the addon loaded, which file it is (a build or a prebuild), or why not */
-export function addonStatus(): { loaded: boolean; file?: string; reason?: string } {
+/**
+ * Whether the addon loaded, which file it is (a build or a prebuild), or why not. Without it
+ * every heap is the software framework's.
+ *
+ * @returns `loaded`; `file` when it loaded; `reason` when not (DMA_HEAP_ADDON=0, not Linux, the load's error)
+ * @throws Nothing: a failed load is reported here, not thrown.
+ * @example
+ * ```ts
+ * import { addonStatus } from 'dma-heap';
+ * const s = addonStatus();
+ * console.log(s.loaded ? `addon: ${s.file}` : `no addon: ${s.reason}`);
+ * ```
+ */
+export function addonStatus(): {
+  /** whether the native addon loaded */
+  loaded: boolean;
+  /** the .node file that loaded */
+  file?: string;
+  /** why it did not load */
+  reason?: string;
+} {
   const addon = loadAddon();
   return addon ? { loaded: true, file: state?.file } : { loaded: false, reason: state?.reason };
 }

@@ -5,7 +5,18 @@ import { UDMABUF_SIZE_LIMIT_DEFAULT } from '../uapi';
 
 export const UDMABUF_PATH = '/dev/udmabuf';
 
-/** The per-buffer cap the udmabuf module enforces (size_limit_mb, 64 MiB unless changed). */
+/**
+ * The per-buffer cap the udmabuf module enforces (size_limit_mb, 64 MiB unless changed).
+ *
+ * @returns the cap in bytes: /sys/module/udmabuf/parameters/size_limit_mb, or the 64 MiB default
+ * when that cannot be read (no module loaded, not Linux)
+ * @throws Nothing: an unreadable parameter gives the default.
+ * @example
+ * ```ts
+ * import { udmabufSizeLimit } from 'dma-heap';
+ * console.log(`udmabuf makes buffers of up to ${udmabufSizeLimit()} bytes`);
+ * ```
+ */
 export function udmabufSizeLimit(): number {
   try {
     return Number(readFileSync('/sys/module/udmabuf/parameters/size_limit_mb', 'utf8').trim()) * 1024 * 1024;
