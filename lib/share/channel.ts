@@ -20,6 +20,7 @@ export type { ChannelType } from './socket';
 
 const CHANNEL_OPTIONS = ['type', 'maxFds', 'maxPayload'] as const;
 
+/** Options of a channel's ends: {@link DmaBufChannel.connect}, `listen`, `pair`, `fromFd`. */
 export interface ChannelOptions {
   /** 'seqpacket' (default): the kernel keeps message boundaries; 'stream': frames carry their length */
   type?: ChannelType;
@@ -30,6 +31,7 @@ export interface ChannelOptions {
   maxPayload?: number;
 }
 
+/** One received message: its buffers and sync_files (now this process's) and the payload. */
 export interface ChannelMessage<P = unknown> {
   /** the received dma-bufs, in the order sent, now this process's to close */
   buffers: DmaBuf[];
@@ -85,18 +87,68 @@ export interface DmaBufChannelEvents {
   close: [reason: DmaBufChannelError];
 }
 
+/** @inline */
 type ChannelListener<K extends keyof DmaBufChannelEvents> = (...args: DmaBufChannelEvents[K]) => void;
 
 // Typed events without needing a generic EventEmitter in the user's @types/node. (The type
 // parameters are the class's: a merged declaration must repeat them.)
 export interface DmaBufChannel<Receive = unknown, Send = Receive> {
+  /**
+   * Listen for `event` (the events and their arguments: {@link DmaBufChannelEvents}).
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   on<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Listen for the next `event` only.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   once<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Listen for `event`, as on().
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   addListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Listen for `event`, ahead of the listeners already there.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   prependListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Listen for the next `event` only, ahead of the listeners already there.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   prependOnceListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Stop a listener, as removeListener().
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   off<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Stop a listener added for `event`.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   removeListener<K extends keyof DmaBufChannelEvents>(event: K, listener: ChannelListener<K>): this;
+  /**
+   * Call `event`'s listeners (the package emits its own events; this is EventEmitter's, typed).
+   *
+   * @param event the event's name
+   * @param args the event's arguments
+   * @returns whether it had listeners
+   */
   emit<K extends keyof DmaBufChannelEvents>(event: K, ...args: DmaBufChannelEvents[K]): boolean;
 }
 
@@ -114,6 +166,7 @@ export interface DmaBufChannel<Receive = unknown, Send = Receive> {
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitter {
+  /** 'seqpacket' or 'stream': both ends must have the same */
   readonly type: ChannelType;
   readonly #sock: Sockets;
   #fd: number;
@@ -127,7 +180,15 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   /** stream channels: the frame being read */
   readonly #stream: StreamReassembler | null;
 
-  /** Not for users: DmaBufChannel.connect(), pair(), fromFd() or a DmaBufServer make one (the token is the package's own). */
+  /**
+
+   * Not for users: DmaBufChannel.connect(), pair(), fromFd() or a DmaBufServer make one (the token is the package's own).
+
+   *
+
+   * @hidden
+
+   */
   constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}) {
     checkConstructorToken(token, 'DmaBufChannel.connect(), pair(), fromFd() or DmaBufChannel.listen()');
     super();
@@ -138,7 +199,25 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     this.#stream = type === 'stream' ? new StreamReassembler(sock, this.#maxPayload) : null;
   }
 
-  /** Connect to a DmaBufServer listening at `path` (it must have the same type). */
+  /**
+   * Connect to a DmaBufServer listening at `path` (it must have the same type).
+   *
+   * @param path the server's socket path (a leading NUL: Linux's abstract namespace)
+   * @param options `type`, `maxFds`, `maxPayload`
+   * @returns the connected channel
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad path or options;
+   * RangeError `ERR_OUT_OF_RANGE` for maxFds or maxPayload out of range.
+   * @throws {@link DmaHeapError} connect's errno: `ENOENT` (no socket there), `ECONNREFUSED` (no one
+   * listens), `EPROTOTYPE` (the server's type differs)...
+   * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon (passing fds needs it).
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * using channel = DmaBufChannel.connect('/tmp/camera.sock');
+   * const msg = await channel.receive();
+   * for (const buf of msg.buffers) buf.close();
+   * ```
+   */
   static connect<Receive = unknown, Send = Receive>(path: string, options?: ChannelOptions): DmaBufChannel<Receive, Send> {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
@@ -156,8 +235,28 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     return new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, fd, type, options);
   }
 
-  /** Listen at `path` (a filesystem socket; removed again by server.close()). Its channels are
-   *  DmaBufChannel<Receive, Send>: they receive what a client's channel sends. */
+  /**
+   * Listen at `path` (a filesystem socket; removed again by server.close()). Its channels are
+   * DmaBufChannel<Receive, Send>: they receive what a client's channel sends.
+   *
+   * @param path where to bind (a leading NUL: Linux's abstract namespace)
+   * @param options the accepted channels' `type`, `maxFds`, `maxPayload`, and listen's `backlog` (default 511)
+   * @returns the server; it emits 'connection' with each accepted DmaBufChannel
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad path or options;
+   * RangeError `ERR_OUT_OF_RANGE` for a backlog, maxFds or maxPayload out of range.
+   * @throws {@link DmaHeapError} bind's or listen's errno: `EADDRINUSE` (the path exists), `EACCES`...
+   * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon (passing fds needs it).
+   * @example
+   * ```ts
+   * import { DmaBufChannel, openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * const server = DmaBufChannel.listen('/tmp/camera.sock');
+   * server.on('connection', (channel) => {
+   *   using buf = heap.alloc(4096);
+   *   channel.send([buf], { frame: 0 }).finally(() => channel.close());
+   * });
+   * ```
+   */
   static listen<Receive = unknown, Send = Receive>(path: string, options?: ChannelOptions & { backlog?: number }): DmaBufServer<Receive, Send> {
     const sock = sockets();
     options = validateOptions(options, [...CHANNEL_OPTIONS, 'backlog']);
@@ -166,8 +265,26 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     return new DmaBufServer<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, path, options);
   }
 
-  /** Two connected ends (socketpair): for tests, or to hand one end to a child through stdio.
-   *  What one end sends the other receives: the first receives A and sends B. */
+  /**
+   * Two connected ends (socketpair): for tests, or to hand one end to a child through stdio.
+   * What one end sends the other receives: the first receives A and sends B.
+   *
+   * @param options both ends' `type`, `maxFds`, `maxPayload`
+   * @returns the two ends
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options; RangeError
+   * `ERR_OUT_OF_RANGE` for maxFds or maxPayload out of range.
+   * @throws {@link DmaHeapError} socketpair's errno (`EMFILE`...).
+   * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon (passing fds needs it).
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * const [a, b] = DmaBufChannel.pair<{ hello: number }>();
+   * await a.send([], { hello: 1 });
+   * console.log((await b.receive()).payload); // { hello: 1 }
+   * a.close();
+   * b.close();
+   * ```
+   */
   static pair<A = unknown, B = A>(options?: ChannelOptions): [DmaBufChannel<A, B>, DmaBufChannel<B, A>] {
     const sock = sockets();
     options = validateOptions(options, CHANNEL_OPTIONS);
@@ -181,6 +298,21 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * Adopt a connected AF_UNIX socket, e.g. one end of a pair() inherited through stdio.
    * The fd is replaced by an O_CLOEXEC duplicate; it must be non-blocking (pair()'s are,
    * and a child shares that flag with its parent).
+   *
+   * @param fd a connected AF_UNIX socket; on success it is closed (the channel holds a duplicate)
+   * @param options `type` (the socket's: default 'seqpacket'), `maxFds`, `maxPayload`
+   * @returns the channel
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options; RangeError
+   * `ERR_OUT_OF_RANGE` for an fd outside [0, 2^31-1] or limits out of range.
+   * @throws {@link DmaHeapError} `ENOTSOCK` for an fd that is no socket (left open and the
+   * caller's); Node's `EBADF` error for an fd that is not open.
+   * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon (passing fds needs it).
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * using channel = DmaBufChannel.fromFd(3); // the end a parent put in stdio[3]
+   * for await (const msg of channel) for (const buf of msg.buffers) buf.close();
+   * ```
    */
   static fromFd<Receive = unknown, Send = Receive>(fd: number, options?: ChannelOptions): DmaBufChannel<Receive, Send> {
     const sock = sockets();
@@ -201,6 +333,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     return this.#fd;
   }
 
+  /** whether the channel ended (close(), the peer, an error): `endReason` says why */
   get closed(): boolean {
     return this.#ended !== null;
   }
@@ -211,6 +344,24 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * has it all. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE). The
    * payload is a `Send`; it may be left out only where `Send` allows undefined (the default
    * `unknown` does).
+   *
+   * @param buffers the DmaBufs and SyncFiles to send (at most 253, SCM_MAX_FD); the caller keeps them
+   * @param payload a `Send`, as JSON.stringify takes it (received as `payload`); optional where `Send` allows undefined
+   * @throws Rejects (never throws) with {@link DmaBufChannelError} `ERR_DMA_HEAP_CHANNEL_CLOSED`
+   * once the channel ended; {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED`, `ERR_SYNC_FILE_CLOSED` or
+   * `ERR_DMA_HEAP_NOT_SHAREABLE` (a 'js' buffer, a software SyncFile) for an item; TypeError
+   * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for an item that is neither, or a payload JSON
+   * can't carry; RangeError `ERR_OUT_OF_RANGE` for too many items or a message over maxPayload;
+   * {@link DmaHeapError} from dup or sendmsg.
+   * @example
+   * ```ts
+   * import { DmaBufChannel, openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using buf = heap.alloc(1 << 20);
+   * const [a, b] = DmaBufChannel.pair();
+   * await a.send([buf], { width: 640, height: 480 });
+   * const { buffers, payload } = await b.receive();
+   * ```
    */
   send(buffers: ShareItem[], ...payload: undefined extends Send ? [payload?: Send] : [payload: Send]): Promise<void> {
     if (this.#ended) return Promise.reject(this.#ended);
@@ -241,9 +392,22 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     });
   }
 
-  /** The next message, its payload typed `Receive` on your word (see ChannelMessage.payload).
-   *  Rejects with a DmaBufChannelError for a bad message (the channel goes on) or when the
-   *  channel is over. */
+  /**
+   * The next message, its payload typed `Receive` on your word (see ChannelMessage.payload).
+   * Rejects with a DmaBufChannelError for a bad message (the channel goes on) or when the
+   * channel is over.
+   *
+   * @returns the message: its buffers and sync_files are now this process's to close
+   * @throws Rejects with {@link DmaBufChannelError} `ERR_DMA_HEAP_BAD_MESSAGE` (refused, its fds
+   * closed; the channel goes on) or `ERR_DMA_HEAP_CHANNEL_CLOSED` (the channel ended: `reason`).
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * const [a, b] = DmaBufChannel.pair<string>();
+   * void a.send([], 'ping');
+   * const { payload } = await b.receive(); // payload: string
+   * ```
+   */
   receive(): Promise<ChannelMessage<Receive>> {
     if (this.#ended) return Promise.reject(this.#ended);
     return new Promise<ChannelMessage<Receive>>((resolve, reject) => {
@@ -259,6 +423,19 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * message (its fds already closed) is skipped and emitted as 'refused'; the channel ending
    * for any reason (close(), the peer hanging up, a stream that can't be followed) ends the
    * loop, and `endReason` says why.
+   *
+   * @returns an async iterator of messages, done when the channel ends
+   * @throws Nothing: a refused message is skipped (and emitted as 'refused'), an end ends the loop.
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * using channel = DmaBufChannel.connect('/tmp/camera.sock');
+   * for await (const { buffers, payload } of channel) {
+   *   console.log(payload);
+   *   for (const buf of buffers) buf.close();
+   * }
+   * console.log(channel.endReason?.reason);
+   * ```
    */
   async *[Symbol.asyncIterator](): AsyncGenerator<ChannelMessage<Receive>> {
     for (;;) {
@@ -281,11 +458,35 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     return this.#ended;
   }
 
-  /** Close the socket; waiting receives and sends reject with ERR_DMA_HEAP_CHANNEL_CLOSED. Idempotent. */
+  /**
+   * Close the socket; waiting receives and sends reject with ERR_DMA_HEAP_CHANNEL_CLOSED. Idempotent.
+   *
+   * @throws Nothing: a second close() does nothing.
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * const [a, b] = DmaBufChannel.pair();
+   * const next = b.receive();
+   * b.close(); // next rejects: ERR_DMA_HEAP_CHANNEL_CLOSED, reason 'closed'
+   * a.close();
+   * ```
+   */
   close(): void {
     this.#end(closed('closed', 'the channel was closed'));
   }
 
+  /**
+   * close(), for `using`.
+   *
+   * @throws Nothing, as close().
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * {
+   *   using channel = DmaBufChannel.connect('/tmp/camera.sock');
+   * } // closed here
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -491,17 +692,67 @@ export interface DmaBufServerEvents<Receive = unknown, Send = Receive> {
   close: [];
 }
 
+/** @inline */
 type ServerListener<K extends keyof DmaBufServerEvents, Receive, Send> = (...args: DmaBufServerEvents<Receive, Send>[K]) => void;
 
 // Typed events without needing a generic EventEmitter in the user's @types/node.
 export interface DmaBufServer<Receive = unknown, Send = Receive> {
+  /**
+   * Listen for `event` (the events and their arguments: {@link DmaBufServerEvents}).
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   on<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Listen for the next `event` only.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   once<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Listen for `event`, as on().
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   addListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Listen for `event`, ahead of the listeners already there.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   prependListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Listen for the next `event` only, ahead of the listeners already there.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   prependOnceListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Stop a listener, as removeListener().
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   off<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Stop a listener added for `event`.
+   *
+   * @param event the event's name
+   * @param listener called with the event's arguments
+   */
   removeListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
+  /**
+   * Call `event`'s listeners (the package emits its own events; this is EventEmitter's, typed).
+   *
+   * @param event the event's name
+   * @param args the event's arguments
+   * @returns whether it had listeners
+   */
   emit<K extends keyof DmaBufServerEvents>(event: K, ...args: DmaBufServerEvents<Receive, Send>[K]): boolean;
 }
 
@@ -513,7 +764,9 @@ export interface DmaBufServer<Receive = unknown, Send = Receive> {
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitter {
+  /** the socket's path; the file is removed by close() */
   readonly path: string;
+  /** the accepted channels' type */
   readonly type: ChannelType;
   readonly #sock: Sockets;
   readonly #options: ChannelOptions;
@@ -523,7 +776,15 @@ export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitte
   #retry: NodeJS.Timeout | null = null;
   #delay = 0;
 
-  /** Not for users: DmaBufChannel.listen() makes one (the token is the package's own). */
+  /**
+
+   * Not for users: DmaBufChannel.listen() makes one (the token is the package's own).
+
+   *
+
+   * @hidden
+
+   */
   constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, path: string, options: ChannelOptions & { backlog?: number } = {}) {
     checkConstructorToken(token, 'DmaBufChannel.listen()');
     super();
@@ -549,6 +810,7 @@ export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitte
     this.#fd = fd;
   }
 
+  /** whether close() ran */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -614,7 +876,20 @@ export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitte
     }
   }
 
-  /** Stop listening and remove the socket file. Channels already accepted stay open. Idempotent. */
+  /**
+   * Stop listening and remove the socket file. Channels already accepted stay open. Idempotent.
+   *
+   * @throws Nothing: a second close() does nothing; a socket file already gone is no error.
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * const server = DmaBufChannel.listen('/tmp/camera.sock');
+   * server.once('connection', (channel) => {
+   *   server.close(); // one client only
+   *   channel.close();
+   * });
+   * ```
+   */
   close(): void {
     if (this.#fd < 0) return;
     this.#poller?.stop();
@@ -627,6 +902,18 @@ export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitte
     process.nextTick(() => this.emit('close'));
   }
 
+  /**
+   * close(), for `using`.
+   *
+   * @throws Nothing, as close().
+   * @example
+   * ```ts
+   * import { DmaBufChannel } from 'dma-heap';
+   * {
+   *   using server = DmaBufChannel.listen('/tmp/camera.sock');
+   * } // closed, the socket file removed
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }

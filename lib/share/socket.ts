@@ -17,6 +17,7 @@ export type Sockets = Pick<
   'socket' | 'socketpair' | 'bind' | 'listen' | 'accept' | 'connect' | 'sendFds' | 'recvFds' | 'poll' | 'dup' | 'close'
 >;
 
+/** A channel's socket: 'seqpacket' (the kernel keeps message boundaries) or 'stream' (frames carry their length). */
 export type ChannelType = 'seqpacket' | 'stream';
 
 export const READABLE = 1;

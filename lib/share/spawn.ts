@@ -38,6 +38,24 @@ const SPAWN_OPTIONS = [
  * the child which they are. The child calls inheritedItems() (or inheritedBuffers() when
  * only DmaBufs are sent). The parent keeps its items and may close them as soon as this
  * returns. A software framework's SyncFile is refused (ERR_DMA_HEAP_NOT_SHAREABLE).
+ *
+ * @param command the program, as for spawn
+ * @param args its arguments, as for spawn
+ * @param buffers the DmaBufs and SyncFiles the child gets (at most 253)
+ * @param options spawn's own options (an unknown key is refused, not ignored as spawn would)
+ * @returns the ChildProcess, as spawn returns it
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options or an item
+ * that is no DmaBuf or SyncFile; RangeError `ERR_OUT_OF_RANGE` for more than 253 items.
+ * @throws {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED` / `ERR_SYNC_FILE_CLOSED` for a closed item;
+ * `ERR_DMA_HEAP_NOT_SHAREABLE` for a 'js' buffer or a software SyncFile.
+ * @throws Error whatever spawn itself throws synchronously.
+ * @example
+ * ```ts
+ * import { allocShareable, spawnWithBuffers } from 'dma-heap';
+ * using buf = allocShareable(1 << 20, { tiers: ['dma-heap', 'udmabuf', 'memfd'] });
+ * const child = spawnWithBuffers(process.execPath, ['consumer.js'], [buf], { stdio: 'inherit' });
+ * child.on('exit', (code) => console.log('consumer exited', code));
+ * ```
  */
 export function spawnWithBuffers(command: string, args: readonly string[], buffers: ShareItem[], options: SpawnOptions = {}): ChildProcess {
   options = validateOptions(options, SPAWN_OPTIONS); // a misspelt key is refused, not ignored as spawn would
@@ -55,6 +73,17 @@ export function spawnWithBuffers(command: string, args: readonly string[], buffe
 /**
  * In a child started by spawnWithBuffers: the DmaBufs it was given, in order. A sync_file
  * given too is closed here: a child that is sent sync_files calls inheritedItems().
+ *
+ * @returns the buffers, in the order the parent gave them; [] when there are none (or on a second call)
+ * @throws As {@link inheritedItems}: {@link DmaBufChannelError} `ERR_DMA_HEAP_BAD_MESSAGE` for a
+ * malformed DMA_HEAP_FDS or an fd that is not what it says; Error `ERR_DMA_HEAP_NO_ADDON`.
+ * @example
+ * ```ts
+ * import { inheritedBuffers } from 'dma-heap';
+ * const [frame] = inheritedBuffers(); // in consumer.js
+ * frame.cpuAccess('read', (bytes) => console.log(bytes[0]));
+ * frame.close();
+ * ```
  */
 export function inheritedBuffers(): DmaBuf[] {
   const items = inheritedItems();
@@ -67,6 +96,21 @@ export function inheritedBuffers(): DmaBuf[] {
  * (a sync_file fd is checked with SYNC_IOC_FILE_INFO). Adopts them once (the variable is then
  * removed, so a second call returns []). Each fd is replaced by an O_CLOEXEC duplicate, so the
  * child's own children don't inherit them.
+ *
+ * @returns the DmaBufs and SyncFiles, in the order the parent gave them; [] when there are none
+ * (or on a second call)
+ * @throws {@link DmaBufChannelError} `ERR_DMA_HEAP_BAD_MESSAGE`: reason 'malformed' for a
+ * DMA_HEAP_FDS that is no list of fd descriptions; 'notDmaBuf' or 'notSyncFile' (or 'malformed'
+ * for a size that differs) for an fd that is not what it says, and then every inherited fd is closed.
+ * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon, when DMA_HEAP_FDS is set.
+ * @example
+ * ```ts
+ * import { DmaBuf, inheritedItems } from 'dma-heap';
+ * for (const item of inheritedItems()) {
+ *   if (item instanceof DmaBuf) console.log(item.size);
+ *   item.close();
+ * }
+ * ```
  */
 export function inheritedItems(): Array<DmaBuf | SyncFile> {
   const text = process.env[FDS_ENV];
