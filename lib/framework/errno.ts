@@ -6,7 +6,20 @@ import { DmaHeapError, errnoOf } from '../errors';
  * becomes errno in libc.
  */
 export class Errno extends Error {
+  /**
+   * What a heap of your own throws to fail a call with `code`, as a kernel driver returns -errno.
+   *
+   * @param code the errno name, e.g. 'ENOMEM'
+   * @param detail what to tell the user beyond the errno, if anything
+   * @throws Nothing.
+   * @example
+   * ```ts
+   * import { Errno } from 'dma-heap/framework';
+   * const err = new Errno('ENOMEM', 'the carveout is full'); // or errno('ENOMEM', ...)
+   * ```
+   */
   constructor(
+    /** the errno name: what the caller's DmaHeapError.code will say */
     readonly code: string,
     /** what to tell the user beyond the errno, if anything */
     readonly detail?: string,
@@ -16,6 +29,21 @@ export class Errno extends Error {
   }
 }
 
+/**
+ * An {@link Errno} to throw from a heap of your own (`return ERR_PTR(-ENOMEM)` in C): the
+ * caller gets a DmaHeapError with this code.
+ *
+ * @param code the errno name, e.g. 'ENOMEM'
+ * @param detail what to tell the user beyond the errno, if anything
+ * @returns the Errno, to throw
+ * @throws Nothing: it returns the error.
+ * @example
+ * ```ts
+ * import { errno, Framework } from 'dma-heap/framework';
+ * const framework = new Framework();
+ * framework.addHeap({ name: 'full', ops: { allocate: () => { throw errno('ENOMEM', 'always full'); } } });
+ * ```
+ */
 export const errno = (code: string, detail?: string): Errno => new Errno(code, detail);
 
 /** an error carrying a known errno name (ours, the addon's, Node's) */

@@ -17,6 +17,7 @@ import { errno, syscall } from './errno';
 import { Framework } from './framework';
 import { type FenceUsage } from './dma-resv';
 
+/** Options of {@link SoftwareFenceSource}. */
 export interface FenceSourceOptions {
   /** the driver name sync_files show ("<driver>-<timeline><context>-<seqno>"); default 'swfence' */
   name?: string;
@@ -40,19 +41,23 @@ function validateFenceError(error: unknown): number | undefined {
   return error;
 }
 
+/** One fence a SoftwareFenceSource attached to a buffer: pending until signal(), signalAfter() or its timeout. */
 export class SoftwareFence {
   #timer?: LongTimer;
   #expiry?: LongTimer;
 
   /** @internal */
   constructor(
+    /** @internal the kernel's fence object */
     readonly fence: DmaFence,
+    /** 'read' or 'write': which waiters it holds up */
     readonly access: FenceUsage,
     timeout: number,
   ) {
     if (timeout > 0) this.#expiry = longTimeout(() => this.signal(), timeout, { unref: true });
   }
 
+  /** whether it signalled (with or without an error) */
   get signaled(): boolean {
     return this.fence.signaled;
   }
@@ -62,7 +67,22 @@ export class SoftwareFence {
     return this.fence.status;
   }
 
-  /** complete the work: waiters wake; `error` (a negative errno) marks it failed. Idempotent. */
+  /**
+   * Complete the work: waiters wake; `error` (a negative errno) marks it failed. Idempotent.
+   *
+   * @param error a negative errno (>= -4095) to signal failure with, or undefined for success
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE` for an error that is no negative errno.
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * import { Framework, SoftwareFenceSource } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const source = new SoftwareFenceSource(framework);
+   * using buf = openHeap('system', { framework }).alloc(4096);
+   * const fence = source.attach(buf, 'write');
+   * fence.signal(); // buf.idle() resolves
+   * ```
+   */
   signal(error?: number): void {
     error = validateFenceError(error);
     this.#timer?.clear();
@@ -72,7 +92,22 @@ export class SoftwareFence {
 
   /**
    * signal after `ms` (any finite number >= 0) on this event loop (a timer that keeps the
-   * loop alive, as pending device work); a second call replaces the first
+   * loop alive, as pending device work); a second call replaces the first.
+   *
+   * @param ms the delay in ms
+   * @param error a negative errno to signal failure with, or undefined for success
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE` for a delay that is no
+   * finite number >= 0, or an error that is no negative errno (checked now, never in the timer).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * import { Framework, SoftwareFenceSource } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const source = new SoftwareFenceSource(framework);
+   * using buf = openHeap('system', { framework }).alloc(4096);
+   * source.attach(buf, 'write').signalAfter(5); // a device that takes 5 ms
+   * await buf.cpuAccessAsync('read', (bytes) => bytes[0]);
+   * ```
    */
   signalAfter(ms: number, error?: number): void {
     validateMs(ms, 'ms');
@@ -82,10 +117,29 @@ export class SoftwareFence {
   }
 }
 
+/**
+ * Plays the device that fences a framework's buffers (as vgem's fence ioctls do): attach() a
+ * pending fence, signal() it when the simulated work is done.
+ */
 export class SoftwareFenceSource {
+  /** the driver name its sync_files show */
   readonly name: string;
+  /** ms after which an unsignalled fence signals by itself; 0: never */
   readonly timeout: number;
 
+  /**
+   * A fence source for one framework's buffers.
+   *
+   * @param framework the framework whose buffers it fences
+   * @param options the driver `name` (default 'swfence') and `timeout` (default 10000 ms, as vgem)
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` when `framework` is no Framework, for a non-string
+   * name or bad options; RangeError `ERR_OUT_OF_RANGE` for a timeout that is no finite number >= 0.
+   * @example
+   * ```ts
+   * import { Framework, SoftwareFenceSource } from 'dma-heap/framework';
+   * const source = new SoftwareFenceSource(new Framework(), { name: 'camera', timeout: 0 });
+   * ```
+   */
   constructor(
     private readonly framework: Framework,
     options: FenceSourceOptions = {},
@@ -105,6 +159,26 @@ export class SoftwareFenceSource {
    * a pending fence on the buffer: a DmaBuf of this framework, or its fd. A DmaBuf of another
    * kernel is ERR_INVALID_ARG_VALUE; a closed one, or an fd that is no dma-buf of this
    * framework, EBADF (what the ioctl on a foreign fd says).
+   *
+   * @param buf a DmaBuf of this source's framework, or its fd
+   * @param access 'write' (readers and writers wait) or 'read' (writers wait)
+   * @returns the pending fence
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` when `buf` is neither a DmaBuf nor a number;
+   * `ERR_INVALID_ARG_VALUE` for another framework's buffer or another access; RangeError
+   * `ERR_OUT_OF_RANGE` for a bad fd number.
+   * @throws {@link DmaHeapError} (syscall 'ioctl') `EBADF` for a closed buffer or an fd that is no
+   * dma-buf of this framework; `EBUSY` when a conflicting fence is pending (as vgem refuses it).
+   * @example
+   * ```ts
+   * import { openHeap } from 'dma-heap';
+   * import { Framework, SoftwareFenceSource } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const source = new SoftwareFenceSource(framework);
+   * using buf = openHeap('system', { framework }).alloc(4096);
+   * const fence = source.attach(buf, 'write');
+   * setTimeout(() => fence.signal(), 10);
+   * await buf.idle('read'); // resolves once signalled
+   * ```
    */
   attach(buf: PublicDmaBuf | number, access: 'read' | 'write'): SoftwareFence {
     let fd: number;

@@ -21,6 +21,7 @@ import { hostPageSize } from './page-size';
 import { type AccessPolicy, type Credentials, mayOpen, validateCredentials, validatePolicy } from './policy';
 import { SimulatedKernel } from './simulated-kernel';
 
+/** Options of {@link Framework}'s constructor: the ABI, memory, built-in heaps, access. */
 export interface FrameworkOptions {
   /** the ABI: 'mainline' (ALLOC at nr 0) or 'v14' (GET_FEATURES at 0, ALLOC at 1); default mainline */
   profile?: Profile;
@@ -32,7 +33,10 @@ export interface FrameworkOptions {
   /** run the built-in heaps' initcalls: system and CMA (default true) */
   builtins?: boolean;
   /** the default CMA region; size 0 means none (no CMA heap), as without a CMA area */
-  cma?: { size?: number };
+  cma?: {
+    /** bytes; default {@link DEFAULT_CMA_SIZE} */
+    size?: number;
+  };
   /** who may open heaps that have no policy of their own; default 'allow' */
   access?: AccessPolicy;
   /** the credentials policies are checked against; default the process's */
@@ -50,9 +54,16 @@ const BACKING_OPS: DmaBufOps<unknown> = {
   release: (dmabuf) => dmabuf.backing!.free(),
 };
 
+/**
+ * A software dma-heap framework of your own: its heaps, who may open them, fault injection, and
+ * the exporter calls a heap driver makes. Pass it as `openHeap(name, { framework })`.
+ */
 export class Framework {
+  /** where buffers' pages live: 'memfd' (a real fd others can map) or 'js' (JS memory) */
   readonly backing: 'memfd' | 'js';
+  /** PAGE_SIZE: buffers are rounded up to it */
   readonly pageSize: number;
+  /** the ioctl ABI its heaps speak: 'mainline' or 'v14' */
   readonly profile: Profile;
   /** fault injection (off until a rule or cap is set) */
   readonly faults = new Faults();
@@ -76,6 +87,24 @@ export class Framework {
   readonly registry: HeapRegistry;
 
 
+  /**
+   * A new framework, its built-in heaps (system and CMA) registered unless `builtins: false`.
+   *
+   * @param options `profile`, `pageSize`, `backing`, `builtins`, `cma`, `access`, `credentials`
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options (a profile,
+   * backing or policy that is none, an unknown key); RangeError `ERR_OUT_OF_RANGE` for a page size
+   * that is no power of two >= 4096 (or, with memfd backing, no multiple of the host's) or a bad
+   * cma.size.
+   * @throws Error `ERR_DMA_HEAP_NO_ADDON` for `backing: 'memfd'` without the native addon.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * import { openHeap } from 'dma-heap';
+import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework({ backing: 'js', cma: { size: 16 << 20 } });
+   * using heap = openHeap('system', { framework });
+   * ```
+   */
   constructor(options?: FrameworkOptions) {
     options = validateOptions(options, FRAMEWORK_OPTIONS);
     const profile = options.profile === undefined ? 'mainline' : options.profile; // null is no default
@@ -121,7 +150,29 @@ export class Framework {
 
   // ---- the exporter side (what a heap driver calls) ----
 
-  /** dma_heap_add: throws DmaHeapError EINVAL (no name, no allocate, duplicate) or EBUSY (128 heaps) */
+  /**
+   * dma_heap_add: register a heap whose `ops.allocate` exports a dma-buf per allocation.
+   *
+   * @param info the heap's `name`, `ops` (`allocate`), `priv`, and `access` policy
+   * @returns the registered heap (openHeap(name, { framework }) opens it)
+   * @throws {@link DmaHeapError} `EINVAL` (syscall 'dma_heap_add') for no name, no allocate or a
+   * name already registered; `EBUSY` when all 128 minors are taken.
+   * @throws TypeError `ERR_INVALID_ARG_VALUE` for an access policy that is none.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * framework.addHeap({
+   *   name: 'carveout',
+   *   ops: {
+   *     allocate(heap, len, fdFlags) {
+   *       const backing = framework.allocBacking(Number(len), heap.name);
+   *       return framework.exportBacking({ expName: heap.name, size: Number(len), flags: fdFlags, backing, priv: backing });
+   *     },
+   *   },
+   * });
+   * ```
+   */
   addHeap(info: DmaHeapExportInfo): DmaHeap {
     return syscall('dma_heap_add', (ctx) => {
       if (typeof info?.name === 'string') ctx.heap = info.name;
@@ -130,7 +181,26 @@ export class Framework {
     });
   }
 
-  /** dma_buf_export: a dma-buf holding one reference, which the framework hands to its first fd */
+  /**
+   * dma_buf_export: a dma-buf holding one reference, which the framework hands to its first fd.
+   * For an exporter with its own `ops`; exportBacking() is the short way over a backing.
+   *
+   * @param info `expName`, `size`, `flags` (the fd's), `ops` (mmap, release...), `priv`, and `backing`
+   * @returns the kernel's dma-buf object, for a heap's `allocate` to return
+   * @throws {@link DmaHeapError} (syscall 'dma_buf_export') `EINVAL` for a missing `priv` (null or
+   * undefined, as the kernel refuses a NULL priv), `ops` without `release`, an empty `expName` or a
+   * size that is no positive safe integer.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const backing = framework.allocBacking(4096, 'mine');
+   * const dmabuf = framework.dmaBufExport({
+   *   expName: 'mine', size: 4096, flags: 0o2, priv: backing, backing,
+   *   ops: { mmap: (b, vma) => backing.mmap(vma), release: () => backing.free() },
+   * });
+   * ```
+   */
   dmaBufExport<P>(info: DmaBufExportInfo<P>): KernelDmaBuf<P> {
     return syscall('dma_buf_export', () => new KernelDmaBuf(info, this.reserve));
   }
@@ -139,6 +209,18 @@ export class Framework {
    * Export `backing` as a dma-buf: its mmap maps the backing; its release frees the backing,
    * then runs `release` (the heap's own bookkeeping). If the export fails, the same happens
    * before the error leaves: the caller has nothing to undo.
+   *
+   * @param info `expName`, `size`, `flags` (the fd's: O_RDWR, O_CLOEXEC...), the `backing`, `priv`
+   * (what the heap keeps with the buffer) and `release` (run after the backing is freed)
+   * @returns the kernel's dma-buf object, for a heap's `allocate` to return
+   * @throws {@link DmaHeapError} as dmaBufExport(), after freeing the backing and running `release`.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const backing = framework.allocBacking(4096, 'mine');
+   * const dmabuf = framework.exportBacking({ expName: 'mine', size: 4096, flags: 0o2, backing, priv: backing });
+   * ```
    */
   exportBacking<P>(info: { expName: string; size: number; flags: number; backing: BackingMemory; priv: P; release?: () => void }): KernelDmaBuf<P> {
     const { backing, release } = info;
@@ -157,7 +239,22 @@ export class Framework {
     return dmabuf;
   }
 
-  /** Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer. */
+  /**
+   * Zeroed memory for a buffer: a memfd named `dma-heap:<name>`, or an ArrayBuffer.
+   *
+   * @param size bytes, a positive safe integer (a heap passes its page-aligned len)
+   * @param name the exporter's name, in the memfd's name (another process reads it back)
+   * @returns the backing, which the caller frees (exportBacking hands that to the buffer's release)
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE` for a bad size.
+   * @throws {@link DmaHeapError} memfd_create's or ftruncate's errno (`ENOMEM`, `EMFILE`...) with memfd backing.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const backing = framework.allocBacking(4096, 'carveout');
+   * backing.free();
+   * ```
+   */
   allocBacking(size: number, name: string): BackingMemory {
     validateInteger(size, 'size', 1, Number.MAX_SAFE_INTEGER);
     return this.backing === 'memfd'
@@ -165,8 +262,33 @@ export class Framework {
       : new JsBacking(size, this.reserve);
   }
 
-  /** The access policy of one heap, or (one argument) the default for heaps without one. */
+  /**
+   * The default access policy, for heaps without one of their own.
+   *
+   * @param policy 'allow', 'deny', `{ mode, uid?, gid? }` or `(ctx) => boolean`
+   * @throws TypeError `ERR_INVALID_ARG_VALUE` for a policy that is none.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * framework.setAccess('deny'); // openHeap then fails with EACCES
+   * ```
+   */
   setAccess(policy: AccessPolicy): void;
+  /**
+   * The access policy of one heap.
+   *
+   * @param name a registered heap's name
+   * @param policy 'allow', 'deny', `{ mode, uid?, gid? }`, `(ctx) => boolean`, or undefined for the default
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` for a non-string name; `ERR_INVALID_ARG_VALUE` for a
+   * policy that is none; RangeError `ERR_OUT_OF_RANGE` for a name no heap is registered as.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * framework.setAccess('system', { mode: 0o600, uid: 0 }); // root only, as the real node
+   * ```
+   */
   setAccess(name: string, policy: AccessPolicy | undefined): void;
   setAccess(a: string | AccessPolicy, b?: AccessPolicy): void {
     if (arguments.length === 1) {
@@ -181,7 +303,19 @@ export class Framework {
     heap.access = b;
   }
 
-  /** The heap registered as `name`, if any (its ops, access policy, minor). */
+  /**
+   * The heap registered as `name`, if any (its ops, access policy, minor).
+   *
+   * @param name the heap's name
+   * @returns the heap, or undefined
+   * @throws Nothing: any other value finds no heap.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * console.log(framework.heap('system')?.path); // '/dev/dma_heap/system'
+   * ```
+   */
   heap(name: string): DmaHeap | undefined {
     return this.registry.find(name);
   }
@@ -195,6 +329,17 @@ export class Framework {
    * Unmap every mapping and close every fd (test teardown). The framework is finished after
    * this: it opens and adopts nothing more, so a Heap or DmaBuf still holding one of its old
    * fd numbers (or its GC finalizer) can never reach a newer file that reused the number.
+   *
+   * @throws Nothing: a second dispose() does nothing.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * import { openHeap } from 'dma-heap';
+import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework();
+   * const buf = openHeap('system', { framework }).alloc(4096);
+   * framework.dispose(); // buf's fd and mapping are gone: afterEach in a test
+   * ```
    */
   dispose(): void {
     this.kernel.dispose();
