@@ -166,7 +166,7 @@ export class SoftwareFenceSource {
    * @throws TypeError `ERR_INVALID_ARG_TYPE` when `buf` is neither a DmaBuf nor a number;
    * `ERR_INVALID_ARG_VALUE` for another framework's buffer or another access; RangeError
    * `ERR_OUT_OF_RANGE` for a bad fd number.
-   * @throws {@link DmaHeapError} (syscall 'ioctl') `EBADF` for a closed buffer or an fd that is no
+   * @throws DmaHeapError (syscall 'ioctl') `EBADF` for a closed buffer or an fd that is no
    * dma-buf of this framework; `EBUSY` when a conflicting fence is pending (as vgem refuses it).
    * @example
    * ```ts

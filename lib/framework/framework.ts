@@ -155,7 +155,7 @@ import { Framework } from 'dma-heap/framework';
    *
    * @param info the heap's `name`, `ops` (`allocate`), `priv`, and `access` policy
    * @returns the registered heap (openHeap(name, { framework }) opens it)
-   * @throws {@link DmaHeapError} `EINVAL` (syscall 'dma_heap_add') for no name, no allocate or a
+   * @throws DmaHeapError `EINVAL` (syscall 'dma_heap_add') for no name, no allocate or a
    * name already registered; `EBUSY` when all 128 minors are taken.
    * @throws TypeError `ERR_INVALID_ARG_VALUE` for an access policy that is none.
    * @example
@@ -187,7 +187,7 @@ import { Framework } from 'dma-heap/framework';
    *
    * @param info `expName`, `size`, `flags` (the fd's), `ops` (mmap, release...), `priv`, and `backing`
    * @returns the kernel's dma-buf object, for a heap's `allocate` to return
-   * @throws {@link DmaHeapError} (syscall 'dma_buf_export') `EINVAL` for a missing `priv` (null or
+   * @throws DmaHeapError (syscall 'dma_buf_export') `EINVAL` for a missing `priv` (null or
    * undefined, as the kernel refuses a NULL priv), `ops` without `release`, an empty `expName` or a
    * size that is no positive safe integer.
    * @example
@@ -213,7 +213,7 @@ import { Framework } from 'dma-heap/framework';
    * @param info `expName`, `size`, `flags` (the fd's: O_RDWR, O_CLOEXEC...), the `backing`, `priv`
    * (what the heap keeps with the buffer) and `release` (run after the backing is freed)
    * @returns the kernel's dma-buf object, for a heap's `allocate` to return
-   * @throws {@link DmaHeapError} as dmaBufExport(), after freeing the backing and running `release`.
+   * @throws DmaHeapError as dmaBufExport(), after freeing the backing and running `release`.
    * @example
    * ```ts
    * import { Framework } from 'dma-heap/framework';
@@ -246,7 +246,7 @@ import { Framework } from 'dma-heap/framework';
    * @param name the exporter's name, in the memfd's name (another process reads it back)
    * @returns the backing, which the caller frees (exportBacking hands that to the buffer's release)
    * @throws TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE` for a bad size.
-   * @throws {@link DmaHeapError} memfd_create's or ftruncate's errno (`ENOMEM`, `EMFILE`...) with memfd backing.
+   * @throws DmaHeapError memfd_create's or ftruncate's errno (`ENOMEM`, `EMFILE`...) with memfd backing.
    * @example
    * ```ts
    * import { Framework } from 'dma-heap/framework';

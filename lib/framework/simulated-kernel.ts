@@ -35,7 +35,23 @@ function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
   return mem;
 }
 
+/**
+ * The simulated kernel behind a {@link Framework} (`framework.kernel`): the fd table, ioctl
+ * dispatch, mmap, poll. Heaps and buffers opened with `{ framework }` call it as a process's
+ * syscalls reach the real kernel; a test may call it directly. Every call fails as the syscall
+ * would, with a DmaHeapError naming the errno and syscall (see each method's kernel function).
+ *
+ * @example
+ * ```ts
+ * import { openHeap } from 'dma-heap';
+ * import { Framework } from 'dma-heap/framework';
+ * const framework = new Framework();
+ * const buf = openHeap('system', { framework }).alloc(4096);
+ * console.log(framework.kernel.fds(), framework.kernel.dmaBuf(buf.fd)?.expName); // [..] 'system'
+ * ```
+ */
 export class SimulatedKernel implements Kernel {
+  /** always 'software' */
   readonly backend = 'software' as const;
   readonly backing: 'memfd' | 'js';
   readonly pageSize: number;
@@ -99,6 +115,9 @@ export class SimulatedKernel implements Kernel {
    * buffer's fd. The exporter name is read back from the memfd's name (`dma-heap:<exp_name>`,
    * as allocBacking names them; 'memfd' for any other); a dma-buf name set on the other side
    * does not travel with a memfd.
+   *
+   * @param fd a memfd sealed against shrinking (F_SEAL_SHRINK), a whole number of pages
+   * @returns the same fd, now one of this framework's dma-bufs
    */
   importMemfd(fd: number): number {
     return syscall('open', (ctx) => {
@@ -130,7 +149,12 @@ export class SimulatedKernel implements Kernel {
 
 
 
-  /** the sync_file an fd refers to (its fence: status, signal callbacks) */
+  /**
+   * the sync_file an fd refers to (its fence: status, signal callbacks)
+   *
+   * @param fd a simulated fd
+   * @returns the sync_file's kernel object, or undefined when fd is no sync_file of this framework
+   */
   syncFile(fd: number): KernelSyncFile | undefined {
     if (!this.fdt.has(fd)) return undefined;
     return syncFileOf(this.fdt.lookup(fd).file);
@@ -147,7 +171,13 @@ export class SimulatedKernel implements Kernel {
 
   // ---- polling (dma_buf_poll, sync_file_poll) ----
 
-  /** poll(2) on one fd without waiting: the ready subset of `events` (plus POLLERR/POLLHUP); POLLNVAL if not ours */
+  /**
+   * poll(2) on one fd without waiting: the ready subset of `events` (plus POLLERR/POLLHUP); POLLNVAL if not ours
+   *
+   * @param fd a simulated fd
+   * @param events the poll bits to test (POLLIN, POLLOUT)
+   * @returns the ready bits
+   */
   pollNow(fd: number, events: number): number {
     if (!this.fdt.has(fd)) return POLLNVAL;
     return this.pollFile(this.fdt.lookup(fd).file, events);
@@ -164,8 +194,16 @@ export class SimulatedKernel implements Kernel {
    * signal, and the mask is checked again on a later turn (never synchronously). The wait
    * holds a file reference (closing fd does not end it) and keeps the loop alive, as a
    * uv_poll on the real kernel does.
+   *
+   * @param fd a simulated fd
+   * @param events the poll bits to wait for
+   * @param cb called once, on a later turn, with the ready bits (or an error)
+   * @returns a handle whose stop() ends the wait
    */
-  pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): { stop(): void } {
+  pollWait(fd: number, events: number, cb: (err: Error | null, revents: number) => void): {
+    /** end the wait: `cb` is not called */
+    stop(): void;
+  } {
     const file = syscall('poll', () => this.fdt.lookup(fd).file);
     file.get();
     const keepAlive = setInterval(() => {}, 0x7fffffff);
@@ -205,13 +243,22 @@ export class SimulatedKernel implements Kernel {
     return { stop };
   }
 
-  /** the dma-buf an fd refers to (size, name, cpuAccess, priv: a CmaBuffer for CMA heaps...) */
+  /**
+   * the dma-buf an fd refers to (size, name, cpuAccess, priv: a CmaBuffer for CMA heaps...)
+   *
+   * @param fd a simulated fd
+   * @returns the dma-buf's kernel object, or undefined when fd is no dma-buf of this framework
+   */
   dmaBuf(fd: number): KernelDmaBuf | undefined {
     if (!this.fdt.has(fd)) return undefined;
     return dmaBufOf(this.fdt.lookup(fd).file);
   }
 
-  /** the simulated fds open now */
+  /**
+   * the simulated fds open now
+   *
+   * @returns the fd numbers, ascending (a test checks for leaks with it)
+   */
   fds(): number[] {
     return this.fdt.list();
   }
@@ -228,6 +275,11 @@ export class SimulatedKernel implements Kernel {
 
   // ---- the Kernel interface (userspace side) ----
 
+  /**
+   * The heaps registered, as listHeaps reports them.
+   *
+   * @returns the registered heaps, by name, with whether the framework's credentials may open each
+   */
   heaps(): HeapEntry[] {
     return this.framework.registry
       .all()
@@ -235,10 +287,22 @@ export class SimulatedKernel implements Kernel {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /**
+   * Whether a heap is registered (one lookup, not a listing).
+   *
+   * @param name a heap's name
+   * @returns whether a heap of that name is registered
+   */
   hasHeap(name: string): boolean {
     return this.framework.registry.find(name) !== undefined;
   }
 
+  /**
+   * open(2) of /dev/dma_heap/<name>: ENOENT for no such heap, EACCES when its access policy refuses, ENODEV once disposed.
+   *
+   * @param name the heap's name
+   * @returns the heap device's new fd (O_RDONLY | O_CLOEXEC)
+   */
   openHeap(name: string): number {
     return syscall('open', (ctx) => {
       ctx.path = `/dev/dma_heap/${name}`;
@@ -257,6 +321,11 @@ export class SimulatedKernel implements Kernel {
    * of max(arg.length, _IOC_SIZE(cmd), a page) bytes, so a short struct reads as zero-extended
    * and a string always meets a NUL; arg.length bytes come back. null is a NULL pointer: no
    * memory at all, so any access faults.
+   *
+   * @param fd a simulated fd
+   * @param cmd the ioctl number, e.g. DMA_HEAP_IOCTL_ALLOC
+   * @param arg the argument struct's bytes, written back as the kernel does; null for a NULL pointer
+   * @returns the ioctl's return value
    */
   ioctl(fd: number, cmd: number, arg: Uint8Array | null): number {
     return syscall('ioctl', (ctx) => this.fileIoctl(this.fdt.lookup(fd).file, cmd, arg, ctx));
@@ -267,6 +336,11 @@ export class SimulatedKernel implements Kernel {
    * up and held now, as the kernel's fdget holds it for a syscall in flight (and the addon's
    * pool thread holds its dup): closing fd meanwhile, and a later open reusing the number,
    * cannot send the ioctl to another file.
+   *
+   * @param fd a simulated fd
+   * @param cmd the ioctl number
+   * @param arg the argument struct's bytes, or null
+   * @returns a promise of the ioctl's return value
    */
   ioctlAsync(fd: number, cmd: number, arg: Uint8Array | null): Promise<number> {
     let file: File;
@@ -318,6 +392,15 @@ export class SimulatedKernel implements Kernel {
     }
   }
 
+  /**
+   * DMA_HEAP_IOCTL_ALLOC without encoding the struct: what Heap.alloc calls.
+   *
+   * @param fd a heap device fd
+   * @param cmd the profile's ALLOC ioctl number
+   * @param len bytes
+   * @param fdFlags the new fd's flags (O_RDWR, O_CLOEXEC)
+   * @returns the new dma-buf's fd
+   */
   heapAlloc(fd: number, cmd: number, len: bigint, fdFlags: number): number {
     const data = { len, fd: 0, fdFlags, heapFlags: 0n };
     // Heap.alloc's typed call: with the profile's ALLOC on a heap device, dma_heap_ioctl's table
@@ -337,11 +420,23 @@ export class SimulatedKernel implements Kernel {
     return decodeAllocationData(arg).fd;
   }
 
+  /**
+   * munmap then close, in one call (what DmaBuf.close() does).
+   *
+   * @param fd a simulated fd
+   * @param view the mapping to unmap first, if any
+   */
   closeMapped(fd: number, view: Uint8Array | undefined): void {
     this.closeMappedBy(fd, view, false);
   }
 
-  /** closeMapped, the real close of a memfd buffer on the libuv pool (where its pages are freed) */
+  /**
+   * closeMapped, the real close of a memfd buffer on the libuv pool (where its pages are freed)
+   *
+   * @param fd a simulated fd
+   * @param view the mapping to unmap first, if any
+   * @returns a promise settled once the fd is closed
+   */
   closeMappedAsync(fd: number, view: Uint8Array | undefined): Promise<void> {
     try {
       return this.closeMappedBy(fd, view, true) ?? Promise.resolve();
@@ -381,6 +476,12 @@ export class SimulatedKernel implements Kernel {
     return undefined;
   }
 
+  /**
+   * lseek(fd, 0, SEEK_END): a dma-buf's size; ESPIPE for a heap device.
+   *
+   * @param fd a simulated fd
+   * @returns the file's size in bytes
+   */
   seekEnd(fd: number): number {
     try {
       const { file } = this.fdt.lookup(fd);
@@ -396,6 +497,12 @@ export class SimulatedKernel implements Kernel {
    * writable mapping needs a file open for writing and any shared mapping one open for
    * reading (EACCES); the file must have mmap (heap device: ENODEV); then
    * dma_buf_mmap_internal's bounds (EINVAL). The mapping holds a file reference (vm_file).
+   *
+   * @param fd a simulated fd
+   * @param length bytes, > 0
+   * @param offset a page-aligned offset
+   * @param writable PROT_WRITE as well as PROT_READ
+   * @returns the mapping
    */
   mmap(fd: number, length: number, offset: number, writable: boolean): Uint8Array {
     let file: File;
@@ -454,6 +561,11 @@ export class SimulatedKernel implements Kernel {
     release(mapping);
   }
 
+  /**
+   * munmap(2): the mapping is detached and its file reference dropped.
+   *
+   * @param view a mapping mmap() returned
+   */
   munmap(view: Uint8Array): void {
     const mapping = this.live(view);
     if (!mapping) return; // unmapped already
@@ -477,19 +589,42 @@ export class SimulatedKernel implements Kernel {
    * Framework memory is copied by its backing without a mapping (the addon's pread/pwrite for a
    * memfd, a plain copy for JS memory); an exporter's own memory through a mapping made and
    * unmapped here. Zero bytes: nothing happens, as in the addon.
+   *
+   * @param fd a simulated fd
+   * @param offset where to start, in bytes
+   * @param dst filled with dst.length bytes
    */
   readMapped(fd: number, offset: number, dst: Uint8Array): void {
     this.copyMapped(fd, offset, dst, false);
   }
 
+  /**
+   * The same as readMapped, the other way: copy `src` in at `offset`.
+   *
+   * @param fd a simulated fd
+   * @param offset where to start, in bytes
+   * @param src the bytes to copy in
+   */
   writeMapped(fd: number, offset: number, src: Uint8Array): void {
     this.copyMapped(fd, offset, src, true);
   }
 
+  /**
+   * dup(2) (fcntl F_DUPFD_CLOEXEC when `cloexec`).
+   *
+   * @param fd a simulated fd
+   * @param cloexec O_CLOEXEC on the new fd
+   * @returns the new fd
+   */
   dup(fd: number, cloexec: boolean): number {
     return syscall('dup', () => this.fdt.dup(fd, cloexec));
   }
 
+  /**
+   * close(2): EBADF for an fd that is not open; nothing once the framework was disposed.
+   *
+   * @param fd a simulated fd
+   */
   close(fd: number): void {
     // dispose() closed every fd already: a handle closing afterwards has nothing left to do
     // (the framework opens nothing more, so the number can't be another file of ours)
@@ -501,8 +636,13 @@ export class SimulatedKernel implements Kernel {
     }
   }
 
-  /** /proc/self/fdinfo/<fd>: EBADF (syscall open) for an fd that is not the framework's, as the
-   *  native kernel reports a closed fd (procfs itself says ENOENT; both kernels say EBADF) */
+  /**
+   * /proc/self/fdinfo/<fd>: EBADF (syscall open) for an fd that is not the framework's, as the
+   *  native kernel reports a closed fd (procfs itself says ENOENT; both kernels say EBADF)
+   *
+   * @param fd a simulated fd
+   * @returns the fdinfo text (pos, flags, mnt_id, ino, then the file's own lines)
+   */
   fdinfo(fd: number): string {
     return syscall('open', (ctx) => {
       ctx.path = `/proc/self/fdinfo/${fd}`;
@@ -512,11 +652,22 @@ export class SimulatedKernel implements Kernel {
     });
   }
 
+  /**
+   * Whether fd is a dma-buf of this framework.
+   *
+   * @param fd a simulated fd
+   * @returns whether fd is one of this framework's dma-bufs
+   */
   isDmaBuf(fd: number): boolean {
     return this.dmaBuf(fd) !== undefined;
   }
 
-  /** whether adopt() can take fd: one of this framework's dma-bufs, or (memfd backing) a memfd */
+  /**
+   * whether adopt() can take fd: one of this framework's dma-bufs, or (memfd backing) a memfd
+   *
+   * @param fd any fd
+   * @returns whether adopt() would take it
+   */
   canAdopt(fd: number): boolean {
     if (this.isDmaBuf(fd)) return true;
     if (!this.addon || this.backing !== 'memfd') return false;
@@ -531,6 +682,10 @@ export class SimulatedKernel implements Kernel {
    * Kernel.adopt: one of this framework's dma-bufs is dup'ed in the fd table; a memfd from
    * elsewhere (another process's software buffer) is imported as a dma-buf through a private
    * dup (importMemfd). `dup` false then closes the caller's fd. A failure leaves it untouched.
+   *
+   * @param fd a dma-buf of this framework, or a memfd
+   * @param dup keep the caller's fd open (false closes it once adopted)
+   * @returns the buffer's own fd and its parsed fdinfo
    */
   adopt(fd: number, dup: boolean): Adopted {
     let own: number;
