@@ -67,6 +67,11 @@ export function parseFdinfo(text: string): DmaBufInfo {
 }
 
 /** fdinfo lines after procfs's common ones (a file's show_fdinfo), in order */
+/**
+ * fdinfo lines as [key, value] pairs, in order.
+ *
+ * @inline
+ */
 export type FdinfoLines = Array<[key: string, value: string | number]>;
 
 /**

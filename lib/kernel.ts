@@ -88,8 +88,15 @@ export interface Kernel extends FenceKernel {
 }
 
 /** What Kernel.adopt returns: the kernel's own fd and what fdinfo said of it. */
+/**
+ * An fd a kernel adopted: its own fd and the buffer's fdinfo.
+ *
+ * @inline
+ */
 export interface Adopted {
+  /** the adopted buffer's own fd */
   fd: number;
+  /** its fdinfo, parsed */
   info: DmaBufInfo;
 }
 

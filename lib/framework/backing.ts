@@ -15,9 +15,13 @@ export interface Vma {
   fd: number;
   /** vm_pgoff: offset in pages */
   pgoff: number;
+  /** the offset in bytes */
   offset: number;
+  /** bytes to map */
   length: number;
+  /** PROT_WRITE asked */
   writable: boolean;
+  /** the pages the user sees: the exporter's mmap op sets it */
   view?: Uint8Array;
   /** vm_ops->close at munmap; given the view so it holds no reference to it (the GC must be
    *  able to collect a forgotten mapping). No view: the mapping was collected, not unmapped.
@@ -28,17 +32,29 @@ export interface Vma {
 
 /** The memory behind a software dma-buf, asked of the framework by exporters. */
 export interface BackingMemory {
+  /** a memfd (a real fd others can map) or JS memory */
   readonly kind: 'memfd' | 'js';
+  /** bytes */
   readonly size: number;
   /** the identity fdinfo shows: the memfd's st_ino, or a number of our own */
   readonly ino: number;
   /** how the dma-buf's fds get real descriptors */
   readonly fdSource: FdSource;
+  /**
+   * Map the memory for a mapping request (a dma-buf mmap op calls it).
+   *
+   * @param vma the request: offset, length, writable; set its view
+   */
   mmap(vma: Vma): void;
   /**
    * Copy at `offset` to (`write`) or from the memory without making a mapping, for read() and
    * write() where no mapping exists: `fd` is one of the buffer's, the range already checked.
    * A mapping would cost more than the copy: the JS memory's last munmap moves every byte.
+   *
+   * @param fd one of the buffer's fds
+   * @param offset where, in bytes
+   * @param bytes the source (write) or destination
+   * @param write copy `bytes` in (true) or out (false)
    */
   copy(fd: number, offset: number, bytes: Uint8Array, write: boolean): void;
   /** the owner dropped it (dma-buf release): pages are freed once no mapping holds them */

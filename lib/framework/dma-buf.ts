@@ -23,23 +23,49 @@ import { dmaBufFenceIoctl, dmaBufPoll, dmaBufPollFences, syncStartCheck } from '
 import { File, type FdSource, type FileOperations } from './file';
 
 
+/** The direction of a CPU access bracket, as the kernel's enum dma_data_direction names it. */
 export type DmaDataDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE';
 
 /** struct dma_buf_ops, the part a CPU-only simulation has: no attach/map_dma_buf. */
 export interface DmaBufOps<P = unknown> {
-  /** fill vma.view (and vma.close); absent: mmap fails EINVAL */
+  /**
+   * fill vma.view (and vma.close); absent: mmap fails EINVAL
+   *
+   * @param dmabuf the buffer
+   * @param vma the mapping request to fill
+   */
   mmap?(dmabuf: KernelDmaBuf<P>, vma: Vma): void;
+  /**
+   * DMA_BUF_IOCTL_SYNC START: make the memory coherent for the CPU; throw an errno to fail the ioctl.
+   *
+   * @param dmabuf the buffer
+   * @param direction what the CPU will do
+   */
   beginCpuAccess?(dmabuf: KernelDmaBuf<P>, direction: DmaDataDirection): void;
+  /**
+   * DMA_BUF_IOCTL_SYNC END: hand the memory back to the device.
+   *
+   * @param dmabuf the buffer
+   * @param direction what the CPU did
+   */
   endCpuAccess?(dmabuf: KernelDmaBuf<P>, direction: DmaDataDirection): void;
-  /** the last reference went: free what priv holds */
+  /**
+   * the last reference went: free what priv holds
+   *
+   * @param dmabuf the buffer
+   */
   release(dmabuf: KernelDmaBuf<P>): void;
 }
 
 /** struct dma_buf_export_info */
 export interface DmaBufExportInfo<P = unknown> {
+  /** the exporter's name (fdinfo's exp_name): the heap's, for a heap */
   expName: string;
+  /** bytes, a positive integer */
   size: number;
+  /** the buffer's ops */
   ops: DmaBufOps<P>;
+  /** the exporter's data (not null or undefined: dma_buf_export refuses a NULL priv) */
   priv: P;
   /** the fd_flags of the allocation: the file's access mode comes from them */
   flags: number;
@@ -53,18 +79,26 @@ export interface CpuAccessState {
   active: DmaDataDirection | null;
   /** BEGINs and ENDs seen: how a test sees that a bracket was opened and closed */
   begins: number;
+  /** ENDs seen */
   ends: number;
 }
 
+/** struct dma_buf: the kernel's object behind a framework buffer's fds (what `framework.kernel.dmaBuf(fd)` returns). */
 export class KernelDmaBuf<P = unknown> {
+  /** bytes */
   readonly size: number;
+  /** the exporter's name */
   readonly expName: string;
   /** DMA_BUF_SET_NAME; null until set (fdinfo shows `name:` only then, even for "") */
   name: string | null = null;
   #ino: number | undefined;
+  /** its struct file */
   readonly file: File<KernelDmaBuf<P>>;
+  /** its ops */
   readonly ops: DmaBufOps<P>;
+  /** the exporter's data (a CmaBuffer for the CMA heap) */
   readonly priv: P;
+  /** its memory, when it came from Framework.allocBacking() */
   readonly backing?: BackingMemory;
   #cpuAccess: CpuAccessState | undefined;
   /** the exporter's own bookkeeping, run after ops.release (exportBacking's `release`) */
@@ -100,8 +134,12 @@ export class KernelDmaBuf<P = unknown> {
   }
 
 
-  /** dma_buf_show_fdinfo: the lines after procfs's common ones. `count` is file_count(file) - 1
-   *  (procfs's own reference): one per fd and per live mapping, as mmap's vm_file = get_file() */
+  /**
+   * dma_buf_show_fdinfo: the lines after procfs's common ones. `count` is file_count(file) - 1
+   *  (procfs's own reference): one per fd and per live mapping, as mmap's vm_file = get_file()
+   *
+   * @returns the lines, as [key, value] pairs
+   */
   showFdinfo(): FdinfoLines {
     const lines: FdinfoLines = [
       ['size', this.size],

@@ -26,18 +26,30 @@ import type { FileOperations } from './file';
 import { errno } from './errno';
 import type { AccessPolicy } from './policy';
 
+/** The heap ioctl ABI: 'mainline' (ALLOC at nr 0) or 'v14', the 2019 seed patch (GET_FEATURES at 0, ALLOC at 1). */
 export type Profile = 'mainline' | 'v14';
 
 /** struct dma_heap_ops */
 export interface DmaHeapOps {
-  /** return a dma-buf made with Framework.dmaBufExport(); throw an errno (errno('ENOMEM')) to fail */
+  /**
+   * return a dma-buf made with Framework.dmaBufExport(); throw an errno (errno('ENOMEM')) to fail
+   *
+   * @param heap the heap being allocated from
+   * @param len bytes, already page-aligned by the core
+   * @param fdFlags the new fd's flags (O_RDWR, O_CLOEXEC): pass them as the export's `flags`
+   * @param heapFlags the heap flags of the request (mainline defines none)
+   * @returns the exported dma-buf
+   */
   allocate(heap: DmaHeap, len: bigint, fdFlags: number, heapFlags: bigint): KernelDmaBuf;
 }
 
 /** struct dma_heap_export_info, plus the simulation's access policy for the device node */
 export interface DmaHeapExportInfo {
+  /** the heap's name: its node under /dev/dma_heap */
   name: string;
+  /** its allocate op */
   ops: DmaHeapOps;
+  /** the driver's data, read back with heap.getDrvdata() */
   priv?: unknown;
   /** who may open /dev/dma_heap/<name>; default: the framework's (allow) */
   access?: AccessPolicy;
@@ -46,24 +58,36 @@ export interface DmaHeapExportInfo {
 /** struct dma_heap */
 export class DmaHeap {
   constructor(
+    /** the heap's name */
     readonly name: string,
+    /** its allocate op */
     readonly ops: DmaHeapOps,
     private readonly priv: unknown,
     /** the device's minor number (xa_alloc in 0..NUM_HEAP_MINORS-1) */
     readonly minor: number,
     /** the device node's inode number (its fdinfo `ino`) */
     readonly ino: number,
+    /** its own access policy; undefined: the framework's default */
     public access: AccessPolicy | undefined,
   ) {}
 
+  /** `/dev/dma_heap/<name>` */
   get path(): string {
     return `/dev/dma_heap/${this.name}`;
   }
-  /** dma_heap_get_drvdata */
+  /**
+   * dma_heap_get_drvdata
+   *
+   * @returns DmaHeapExportInfo.priv
+   */
   getDrvdata(): unknown {
     return this.priv;
   }
-  /** dma_heap_get_name */
+  /**
+   * dma_heap_get_name
+   *
+   * @returns the heap's name
+   */
   getName(): string {
     return this.name;
   }

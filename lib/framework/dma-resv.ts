@@ -7,6 +7,11 @@
  */
 import { type DmaFence, singleton } from './dma-fence';
 
+/**
+ * A fence's usage: 'write' (readers and writers wait) or 'read' (writers wait).
+ *
+ * @inline
+ */
 export type FenceUsage = 'write' | 'read';
 
 export class DmaResv {

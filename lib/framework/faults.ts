@@ -24,13 +24,19 @@ interface Rule extends Required<Omit<AllocationFault, 'heap'>> {
   spent: boolean;
 }
 
+/** A framework's fault injection (`framework.faults`): allocation failures and per-heap byte caps. Off until a rule or cap is set. */
 export class Faults {
   private rules: Rule[] = [];
   private readonly caps = new Map<string, number>();
   private readonly usage = new Map<string, number>();
   private readonly accounts = new Map<string, HeapAccount>();
 
-  /** Fail an allocation; returns a function that removes the rule. */
+  /**
+   * Fail an allocation; returns a function that removes the rule.
+   *
+   * @param fault `nth` (1: the next allocation), `every`, `code` (default ENOMEM), `heap`
+   * @returns a function that removes the rule
+   */
   failAllocation(fault: AllocationFault): () => void {
     fault = validateOptions(fault, ['heap', 'nth', 'every', 'code'], 'fault');
     const nth = validateInteger(fault.nth, 'fault.nth', 1, Number.MAX_SAFE_INTEGER);
@@ -46,7 +52,12 @@ export class Faults {
     };
   }
 
-  /** Cap the bytes a heap may have allocated at once (live buffers); past it, ENOMEM. null removes it. */
+  /**
+   * Cap the bytes a heap may have allocated at once (live buffers); past it, ENOMEM. null removes it.
+   *
+   * @param heap the heap's name
+   * @param bytes the most bytes its live buffers may hold, or null for no cap
+   */
   capBytes(heap: string, bytes: number | null): void {
     if (typeof heap !== 'string') throw invalidArgType('heap', 'of type string', heap);
     if (bytes === null) {
@@ -56,7 +67,12 @@ export class Faults {
     this.caps.set(heap, validateInteger(bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER));
   }
 
-  /** bytes allocated from a heap and not yet released */
+  /**
+   * bytes allocated from a heap and not yet released
+   *
+   * @param heap the heap's name
+   * @returns the bytes of its live buffers
+   */
   bytesInUse(heap: string): number {
     return this.usage.get(heap) ?? 0;
   }

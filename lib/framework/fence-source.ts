@@ -48,7 +48,7 @@ export class SoftwareFence {
 
   /** @internal */
   constructor(
-    /** @internal the kernel's fence object */
+    /** the kernel's fence object */
     readonly fence: DmaFence,
     /** 'read' or 'write': which waiters it holds up */
     readonly access: FenceUsage,

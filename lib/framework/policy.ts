@@ -7,22 +7,35 @@ import { invalidArgValue, validateArray, validateInteger, validateOptions } from
  * set) or any rule at all (a predicate). A denied open fails EACCES like open(2) does.
  */
 export interface Credentials {
+  /** user id */
   uid: number;
+  /** group id */
   gid: number;
   /** supplementary groups */
   groups: number[];
 }
 
+/** What an access policy predicate is given: the opener's credentials and the heap. */
 export interface AccessContext extends Credentials {
+  /** the heap's name */
   heap: string;
+  /** its device path */
   path: string;
 }
 
+/** Who may open a heap: 'allow', 'deny', a device node's mode and owner, or a predicate. A denial is EACCES from open. */
 export type AccessPolicy =
   | 'allow'
   | 'deny'
   /** a device node's owner and permission bits; uid/gid default to 0 (root) */
-  | { mode: number; uid?: number; gid?: number }
+  | {
+      /** the permission bits, e.g. 0o660 */
+      mode: number;
+      /** the owner (default 0) */
+      uid?: number;
+      /** the group (default 0) */
+      gid?: number;
+    }
   | ((ctx: AccessContext) => boolean);
 
 /** the process's own credentials (uid 0 where the platform has none, as on Windows) */

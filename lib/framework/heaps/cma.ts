@@ -25,14 +25,17 @@ export const CMA_ALIGNMENT = 8;
 
 /** struct cma_heap_buffer: the dma-buf's priv */
 export interface CmaBuffer {
+  /** the CMA region it was allocated from */
   cma: Cma;
   /** first page in the region */
   pageno: number;
+  /** pages it spans */
   pagecount: number;
   /** byte offset in the region */
   offset: number;
   /** base + offset: what a device would be given */
   physAddr: number;
+  /** its memory */
   backing: BackingMemory;
 }
 
