@@ -23,7 +23,11 @@ export const ERRNO_CODES = [
   'ETXTBSY', 'EUNATCH', 'EWOULDBLOCK', 'EXDEV', 'UNKNOWN',
 ] as const;
 
-/** The errno name of a failed system call: DmaHeapError's `code`. */
+/**
+ * The errno name of a failed system call: DmaHeapError's `code`.
+ *
+ * @useDeclaredType
+ */
 export type ErrnoCode = (typeof ERRNO_CODES)[number];
 
 /** DmaBufStateError's codes: a misuse of an object's state, never a syscall's failure. */
@@ -43,10 +47,18 @@ export const DMA_BUF_STATE_ERROR_CODES = [
   'ERR_SYNC_FILE_CLOSED',
 ] as const;
 
+/**
+ * DmaBufStateError's `code`: which state was misused.
+ *
+ * @useDeclaredType
+ */
 export type DmaBufStateErrorCode = (typeof DMA_BUF_STATE_ERROR_CODES)[number];
 
 /** The error a feature that needs the native addon throws where it did not load. */
-export type AddonMissingError = Error & { code: 'ERR_DMA_HEAP_NO_ADDON' };
+export type AddonMissingError = Error & {
+  /** always 'ERR_DMA_HEAP_NO_ADDON' */
+  code: 'ERR_DMA_HEAP_NO_ADDON';
+};
 
 /**
  * Every code dma-heap's own errors carry: errno names (DmaHeapError), the state codes
@@ -58,18 +70,38 @@ export type DmaHeapErrorCode = ErrnoCode | DmaBufStateErrorCode | DmaBufChannelE
 
 /** The error that carries `C`, its `code` narrowed to `C`. */
 export type DmaHeapErrorOf<C extends DmaHeapErrorCode> = C extends ErrnoCode
-  ? DmaHeapError & { code: C }
+  ? DmaHeapError & {
+      /** the code asked for */
+      code: C;
+    }
   : C extends DmaBufStateErrorCode
-    ? DmaBufStateError & { code: C }
+    ? DmaBufStateError & {
+        /** the code asked for */
+        code: C;
+      }
     : C extends DmaBufChannelErrorCode
-      ? DmaBufChannelError & { code: C }
-      : AddonMissingError & { code: C };
+      ? DmaBufChannelError & {
+          /** the code asked for */
+          code: C;
+        }
+      : AddonMissingError & {
+          /** the code asked for */
+          code: C;
+        };
 
-/** What a DmaHeapError says beyond its code and syscall. */
+/**
+ * What a DmaHeapError says beyond its code and syscall.
+ *
+ * @inline
+ */
 export interface DmaHeapErrorDetail {
+  /** the device or heap path */
   path?: string;
+  /** the heap's name */
   heap?: string;
+  /** said instead of the errno's description */
   message?: string;
+  /** the negated errno number; default: from the code */
   errno?: number;
 }
 
@@ -255,6 +287,8 @@ function carrierOf(code: string): (abstract new (...args: never[]) => Error) | u
  * @param code the code to match; without it, any error of dma-heap's (its three error classes
  *   and ERR_DMA_HEAP_NO_ADDON) matches
  * @returns true when `err` is that error; `err` is then typed DmaHeapErrorOf<typeof code>
+ * @throws TypeError `ERR_INVALID_ARG_VALUE` for a `code` none of dma-heap's errors carries (from
+ * JavaScript: TypeScript refuses it at compile time); never for `err`.
  * @example
  * try {
  *   buf = heap.alloc(size);

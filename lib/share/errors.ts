@@ -13,7 +13,11 @@ export type ClosedReason = 'closed' | 'peerClosed' | 'midMessage' | 'error';
 
 /** DmaBufChannelError's codes. */
 export const CHANNEL_ERROR_CODES = ['ERR_DMA_HEAP_BAD_MESSAGE', 'ERR_DMA_HEAP_CHANNEL_CLOSED'] as const;
-/** DmaBufChannelError's `code`: 'ERR_DMA_HEAP_BAD_MESSAGE' or 'ERR_DMA_HEAP_CHANNEL_CLOSED'. */
+/**
+ * DmaBufChannelError's `code`: 'ERR_DMA_HEAP_BAD_MESSAGE' or 'ERR_DMA_HEAP_CHANNEL_CLOSED'.
+ *
+ * @useDeclaredType
+ */
 export type DmaBufChannelErrorCode = (typeof CHANNEL_ERROR_CODES)[number];
 
 /**
