@@ -1,3 +1,11 @@
+/**
+ * `dma-heap`: Linux dma-buf heaps for Node.js. Open a heap ({@link openHeap}), allocate, map
+ * and sync buffers ({@link DmaBuf}), share them with other processes ({@link DmaBufChannel},
+ * {@link spawnWithBuffers}) and devices (fences: {@link SyncFile}); where the kernel has no heap,
+ * the software framework serves (`dma-heap/framework`).
+ *
+ * @module dma-heap
+ */
 export { DmaBuf, fromFd, type FromFdOptions, type ShareableTier, type Tier } from './dmabuf';
 export {
   Heap,

@@ -3,6 +3,8 @@
  * `Framework` is the configuration (heaps, access policy, faults); `framework.kernel` the
  * simulated kernel behind it. The kernel's objects are named as the kernel names them
  * (KernelDmaBuf is `struct dma_buf`), so none collides with the public DmaBuf or SyncFile.
+ *
+ * @module dma-heap/framework
  */
 // The built-in heaps register themselves (module_init) when loaded, in this order: system
 // gets the first minor, as system_heap_create's initcall runs before the CMA heap's.
