@@ -98,9 +98,8 @@ export class Framework {
    * @throws Error `ERR_DMA_HEAP_NO_ADDON` for `backing: 'memfd'` without the native addon.
    * @example
    * ```ts
-   * import { Framework } from 'dma-heap/framework';
    * import { openHeap } from 'dma-heap';
-import { Framework } from 'dma-heap/framework';
+   * import { Framework } from 'dma-heap/framework';
    * const framework = new Framework({ backing: 'js', cma: { size: 16 << 20 } });
    * using heap = openHeap('system', { framework });
    * ```
@@ -333,9 +332,8 @@ import { Framework } from 'dma-heap/framework';
    * @throws Nothing: a second dispose() does nothing.
    * @example
    * ```ts
-   * import { Framework } from 'dma-heap/framework';
    * import { openHeap } from 'dma-heap';
-import { Framework } from 'dma-heap/framework';
+   * import { Framework } from 'dma-heap/framework';
    * const framework = new Framework();
    * const buf = openHeap('system', { framework }).alloc(4096);
    * framework.dispose(); // buf's fd and mapping are gone: afterEach in a test

@@ -466,8 +466,9 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * ```ts
    * import { DmaBufChannel } from 'dma-heap';
    * const [a, b] = DmaBufChannel.pair();
-   * const next = b.receive();
-   * b.close(); // next rejects: ERR_DMA_HEAP_CHANNEL_CLOSED, reason 'closed'
+   * const next = b.receive().catch((err) => err.reason);
+   * b.close();
+   * console.log(await next); // 'closed': the receive rejected with ERR_DMA_HEAP_CHANNEL_CLOSED
    * a.close();
    * ```
    */
