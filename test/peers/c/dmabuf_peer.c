@@ -6,8 +6,8 @@
  *
  *   dmabuf_peer recv <socket-path> <seqpacket|stream>
  *     listens at <socket-path>, prints {"ready":true}, accepts one connection, receives one
- *     frame with its fds, maps each fd read-only (bracketed by DMA_BUF_IOCTL_SYNC where the
- *     fd is a dma-buf) and prints one line: {"fds":N,"buffers":[{"size","fnv1a","seals",
+ *     frame with its fds, maps each fd read-only (a dma-buf bracketed by DMA_BUF_IOCTL_SYNC,
+ *     anything else only if sealed F_SEAL_SHRINK) and prints one line: {"fds":N,"buffers":[{"size","fnv1a","seals",
  *     "dmabuf"}...],"json":"<the frame's JSON as a string>"}; then replies with a frame
  *     without fds whose payload is {"seen":[the same buffer reports],"jsonBytes":N}.
  *
@@ -391,25 +391,33 @@ static int dmabuf_sync(int fd, uint64_t flags) {
   return r;
 }
 
-/* map fd read-only and checksum it; a dma-buf's read is bracketed by DMA_BUF_IOCTL_SYNC */
+/*
+ * Map fd read-only and checksum it. A dma-buf (it answers DMA_BUF_IOCTL_SYNC) is read inside a
+ * SYNC start/end bracket; anything else must be sealed F_SEAL_SHRINK, as the package requires
+ * of a memfd, or its sender could truncate it under the mapping (SIGBUS). The seals are read
+ * before the size: once F_SEAL_SHRINK is seen the size can no longer drop below what lseek says.
+ */
 static int inspect(int fd, struct seen *out) {
-  off_t size = lseek(fd, 0, SEEK_END); /* a dma-buf's size, as the kernel documents; a memfd's too */
-  if (size <= 0) return fail("fd %d: no size (lseek: %s)", fd, size < 0 ? strerror(errno) : "0 bytes");
-  out->size = (uint64_t)size;
   out->seals = fcntl(fd, F_GET_SEALS);
   if (out->seals < 0) out->seals = -1;
   out->dmabuf = dmabuf_sync(fd, DMABUF_SYNC_START | DMABUF_SYNC_READ) == 0;
   if (!out->dmabuf && errno != ENOTTY) return fail("fd %d: DMA_BUF_IOCTL_SYNC: %s", fd, strerror(errno));
-  void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) {
-    fail("fd %d: mmap %lld bytes: %s", fd, (long long)size, strerror(errno));
-    if (out->dmabuf) dmabuf_sync(fd, DMABUF_SYNC_END | DMABUF_SYNC_READ);
-    return -1;
+  if (!out->dmabuf && (out->seals < 0 || !(out->seals & F_SEAL_SHRINK)))
+    return fail("fd %d: neither a dma-buf nor sealed against shrinking (F_SEAL_SHRINK)", fd);
+  int rc = 0;
+  off_t size = lseek(fd, 0, SEEK_END); /* a dma-buf's size, as the kernel documents; a memfd's too */
+  void *map = MAP_FAILED;
+  if (size <= 0) rc = fail("fd %d: no size (lseek: %s)", fd, size < 0 ? strerror(errno) : "0 bytes");
+  else if ((map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+    rc = fail("fd %d: mmap %lld bytes: %s", fd, (long long)size, strerror(errno));
+  else {
+    out->size = (uint64_t)size;
+    out->fnv = fnv1a(map, (size_t)size, FNV_OFFSET);
+    munmap(map, (size_t)size);
   }
-  out->fnv = fnv1a(map, (size_t)size, FNV_OFFSET);
-  munmap(map, (size_t)size);
-  if (out->dmabuf && dmabuf_sync(fd, DMABUF_SYNC_END | DMABUF_SYNC_READ) != 0) return fail("fd %d: DMA_BUF_IOCTL_SYNC end: %s", fd, strerror(errno));
-  return 0;
+  if (out->dmabuf && dmabuf_sync(fd, DMABUF_SYNC_END | DMABUF_SYNC_READ) != 0 && rc == 0)
+    rc = fail("fd %d: DMA_BUF_IOCTL_SYNC end: %s", fd, strerror(errno));
+  return rc;
 }
 
 static void text_seen(struct text *t, const struct seen *seen, size_t n) {
