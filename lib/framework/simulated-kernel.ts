@@ -127,17 +127,21 @@ export class SimulatedKernel implements Kernel {
       const memfd = /^\/memfd:(.*?)(?: \(deleted\))?$/.exec(link);
       if (!memfd) throw errno('EINVAL');
       const expName = memfd[1].startsWith('dma-heap:') ? memfd[1].slice('dma-heap:'.length) : 'memfd';
-      const { size } = fs.fstatSync(fd);
-      if (size <= 0) throw errno('EINVAL');
-      if (size % this.pageSize !== 0) {
-        throw errno('EINVAL', `refusing a memfd of ${size} bytes: a dma-buf is a whole number of ${this.pageSize}-byte pages`);
-      }
+      // The seals first, then the size: once F_SEAL_SHRINK is on, the size can no longer fall.
+      // Read the other way round, a sender that truncates and then seals between the two reads
+      // passes with a stale size, and the mapping's tail SIGBUSes this process (the C peer's
+      // author found it: test/hazards/memfd-seal-race.test.ts).
       const seals = this.addon.getSeals(fd);
       if ((seals & F_SEAL_SHRINK) === 0) {
         throw errno('EPERM', 'refusing a memfd not sealed against shrinking: its sender could truncate it under our mappings (SIGBUS)');
       }
       if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
         throw errno('EPERM', 'refusing a memfd sealed against writing: it could not be mapped as a dma-buf is');
+      }
+      const { size } = fs.fstatSync(fd);
+      if (size <= 0) throw errno('EINVAL');
+      if (size % this.pageSize !== 0) {
+        throw errno('EINVAL', `refusing a memfd of ${size} bytes: a dma-buf is a whole number of ${this.pageSize}-byte pages`);
       }
       const parsed = parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).flags;
       const flags = Number.isNaN(parsed) ? O_RDWR : parsed;
