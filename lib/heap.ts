@@ -280,7 +280,7 @@ export class Heap {
    * using heap = openHeap('system');
    * using pool = heap.createPool({ count: 4, size: 1 << 20 });
    * using frame = pool.acquire();
-   * frame.bytes.fill(0);
+   * frame.bytes().fill(0);
    * ```
    */
   createPool(options: BufferPoolOptions & Pick<AllocOptions, 'cloexec'>): BufferPool {

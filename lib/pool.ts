@@ -122,8 +122,20 @@ export class PooledBuffer {
     return this.#live();
   }
 
-  /** the buffer's mapping, made once when the pool allocated it */
-  get bytes(): Uint8Array {
+  /**
+   * The buffer's mapping, made once when the pool allocated it: a method, as DmaBuf.bytes() is
+   * (one name, one shape), though here nothing is mapped per call.
+   *
+   * @returns a view of the whole buffer; it aliases the pool's memory (keep it past release
+   *   and it sees the next user's frame)
+   * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_RELEASED` once this lease went back
+   * @example
+   * ```ts
+   * using lease = pool.acquire();
+   * lease.bytes().fill(0x80);
+   * ```
+   */
+  bytes(): Uint8Array {
     this.#live();
     return this.#bytes;
   }
@@ -154,8 +166,8 @@ export class PooledBuffer {
    * using heap = openHeap('system');
    * using pool = heap.createPool({ count: 2, size: 1 << 20 });
    * const frame = pool.acquire();
-   * frame.bytes.fill(0);
-   * frame.release(); // frame.bytes now throws
+   * frame.bytes().fill(0);
+   * frame.release(); // frame.bytes() now throws
    * ```
    */
   release(): void {
@@ -174,7 +186,7 @@ export class PooledBuffer {
    * using pool = heap.createPool({ count: 2, size: 1 << 20 });
    * {
    *   using frame = pool.acquire();
-   *   frame.bytes[0] = 1;
+   *   frame.bytes()[0] = 1;
    * } // released here
    * ```
    */
@@ -444,7 +456,7 @@ export class BufferPool {
    * using heap = openHeap('system');
    * using pool = heap.createPool({ count: 2, size: 1 << 20 });
    * using frame = pool.acquire();
-   * frame.bytes.fill(0x80);
+   * frame.bytes().fill(0x80);
    * ```
    */
   acquire(): PooledBuffer {

@@ -426,7 +426,7 @@ async function main(o) {
       const frame = (n) => {
         for (let i = 0; i < n; i++) {
           const b = pool.acquire();
-          b.bytes.fill(FILL);
+          b.bytes().fill(FILL);
           b.release();
         }
       };
@@ -623,7 +623,7 @@ async function childProbe(o) {
   if (env.addon) refmod.mark('start/pool frame');
   for (let i = 0; i < OPS; i++) {
     const b = pool.acquire();
-    b.bytes.fill(FILL);
+    b.bytes().fill(FILL);
     b.release();
   }
   if (env.addon) refmod.mark('end/pool frame');

@@ -31,12 +31,12 @@ describe.each(backends())('buffer pools: $label', (backend) => {
       const before = seen.get(b.fd);
       if (before) {
         expect(b.buffer.info().ino).toBe(before.ino);
-        expect(b.bytes).toBe(before.bytes); // the same mapping, not a new one
-        expect(b.bytes[0]).toBe(before.bytes[0]); // not zeroed by default
+        expect(b.bytes()).toBe(before.bytes); // the same mapping, not a new one
+        expect(b.bytes()[0]).toBe(before.bytes[0]); // not zeroed by default
       } else {
-        seen.set(b.fd, { ino: b.buffer.info().ino, bytes: b.bytes });
+        seen.set(b.fd, { ino: b.buffer.info().ino, bytes: b.bytes() });
       }
-      b.bytes.fill(frame);
+      b.bytes().fill(frame);
     }
     expect(seen.size).toBeLessThanOrEqual(3);
     expect(openFds().size).toBe(start + 4); // no fd came or went while cycling
@@ -129,7 +129,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     using pool = heap.createPool({ size: PAGE, count: 0, max: 2 });
     const [a, b] = await Promise.all([pool.acquireAsync(), pool.acquireAsync()]);
     expect(pool.stats()).toMatchObject({ inUse: 2, total: 2 });
-    expect(a.bytes.length).toBe(PAGE);
+    expect(a.bytes().length).toBe(PAGE);
     const c = pool.acquireAsync();
     expect(pool.stats().waiting).toBe(1);
     a.release();
@@ -147,7 +147,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     expect(a.released).toBe(true);
     expect(() => a.release()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
     expect(() => pool.release(a)).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
-    expect(() => a.bytes).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
+    expect(() => a.bytes()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
     expect(() => pool.release(buf)).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
     const b = pool.acquire(); // the same buffer, a new acquisition
     expect(b.buffer).toBe(buf);
@@ -168,12 +168,12 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     pool.release(stale.buffer);
     expect(stale.released).toBe(true);
     const next = pool.acquire(); // the same buffer, the next user's turn
-    next.bytes.fill(0x11);
-    for (const use of [() => stale.bytes, () => stale.buffer, () => stale.fd, () => stale.size, () => stale.release()]) {
+    next.bytes().fill(0x11);
+    for (const use of [() => stale.bytes(), () => stale.buffer, () => stale.fd, () => stale.size, () => stale.release()]) {
       expect(use).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
     }
     expect(() => pool.release(stale)).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
-    expect(next.bytes.every((x) => x === 0x11)).toBe(true);
+    expect(next.bytes().every((x) => x === 0x11)).toBe(true);
     expect(next.released).toBe(false);
     next.release();
     expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1 });
@@ -206,7 +206,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     pool.close();
     expect(openFds().size).toBe(start + 3); // two idle buffers gone, the held one stays
     expect(pool.stats()).toMatchObject({ closed: true, inUse: 1, idle: 0, total: 1 });
-    held.bytes.fill(7); // still valid: its user holds it
+    held.bytes().fill(7); // still valid: its user holds it
     expect(() => pool.acquire()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_CLOSED' }));
     await expect(pool.acquireAsync()).rejects.toMatchObject({ code: 'ERR_DMA_HEAP_POOL_CLOSED' });
     const buf = held.buffer;
@@ -228,7 +228,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     a.buffer.close(); // misuse: the pool owns it; that ends the handle, and the pool drops the buffer
     expect(a.released).toBe(true);
     expect(() => a.release()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
-    expect(() => a.bytes).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
+    expect(() => a.bytes()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_RELEASED' }));
     expect(pool.stats()).toMatchObject({ inUse: 0, idle: 1, total: 1 });
     expect(openFds().size).toBe(start + 2);
 
@@ -239,7 +239,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     const c = pool.acquire(); // skips it, makes a fresh one (total was below max)
     expect(c.buffer).not.toBe(kept);
     expect(c.buffer.closed).toBe(false);
-    c.bytes.fill(1);
+    c.bytes().fill(1);
     c.release();
     expect(pool.total).toBe(1);
     expect(openFds().size).toBe(start + 2);
@@ -249,23 +249,23 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     using heap = openHeap('system', backend.options());
     using zeroing = heap.createPool({ size: 2 * PAGE, count: 1, zeroOnRelease: true });
     const a = zeroing.acquire();
-    a.bytes.fill(0xee);
-    const view = a.bytes;
+    a.bytes().fill(0xee);
+    const view = a.bytes();
     a.release();
     expect(view.every((x) => x === 0)).toBe(true);
     using keeping = heap.createPool({ size: PAGE, count: 1 });
     const b = keeping.acquire();
-    b.bytes.fill(0xee);
+    b.bytes().fill(0xee);
     b.release();
     using again = keeping.acquire();
-    expect(again.bytes[PAGE - 1]).toBe(0xee);
+    expect(again.bytes()[PAGE - 1]).toBe(0xee);
   });
 
   test('a handle the program drops without releasing is returned by the garbage collector', async () => {
     using heap = openHeap('system', backend.options());
     using pool = heap.createPool({ size: PAGE, count: 1 });
     (() => {
-      pool.acquire().bytes.fill(3);
+      pool.acquire().bytes().fill(3);
     })();
     expect(pool.inUse).toBe(1);
     for (let i = 0; i < 10 && pool.inUse; i++) {
@@ -283,7 +283,7 @@ describe.each(backends())('buffer pools: $label', (backend) => {
     expect(pool.stats()).toMatchObject({ size: heap.pageSize, bytes: 0 });
     const a = await pool.acquireAsync();
     const b = pool.acquire();
-    expect([a.size, b.size, a.bytes.length]).toEqual([pool.size, pool.size, pool.size]);
+    expect([a.size, b.size, a.bytes().length]).toEqual([pool.size, pool.size, pool.size]);
     expect(pool.stats()).toMatchObject({ size: heap.pageSize, bytes: 2 * heap.pageSize });
     a.release();
     b.release();
@@ -425,7 +425,7 @@ describe('shareable pools (allocShareable’s tiers)', () => {
     const a = pool.acquire();
     expect(a.buffer.tier).toBe(nativeKernel() ? (a.buffer.isDmaBuf ? a.buffer.tier : 'memfd') : 'js');
     expect(a.buffer.info().name).toBe('shared');
-    a.bytes.fill(5);
+    a.bytes().fill(5);
     a.release();
     const b = pool.acquire();
     expect(b).toBeInstanceOf(PooledBuffer);
@@ -467,7 +467,7 @@ test('heap.createPool on a closed heap is ERR_DMA_HEAP_CLOSED; a pool outlives i
   heap.close();
   expect(() => heap.createPool({ size: PAGE, count: 1 })).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_CLOSED' }));
   const b = pool.acquire();
-  b.bytes.fill(1);
+  b.bytes().fill(1);
   b.release();
   pool.close();
 });

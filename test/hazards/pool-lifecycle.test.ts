@@ -8,7 +8,7 @@
  * writes is untouched by it, and no fd is left behind.
  *
  * What the pool cannot prevent: a Uint8Array or DmaBuf the user copied out of a handle
- * (`const b = lease.bytes`) is the pool's memory, not a handle, and keeps aliasing the frame
+ * (`const b = lease.bytes()`) is the pool's memory, not a handle, and keeps aliasing the frame
  * after the turn (as a V4L2 mmap or a GStreamer map kept past unref would). The last test pins
  * that documented behaviour.
  */
@@ -69,7 +69,7 @@ const WAYS: Record<string, Way> = {
   'pool closed while leased, then released': ({ pool }) => {
     const lease = pool.acquire();
     pool.close();
-    lease.bytes.fill(1); // documented: an in-use buffer stays its user's until released
+    lease.bytes().fill(1); // documented: an in-use buffer stays its user's until released
     const buf = lease.buffer;
     lease.release();
     expect(buf.closed).toBe(true); // freed, not kept: the pool is closed
@@ -112,7 +112,7 @@ const WAYS: Record<string, Way> = {
     ac.abort(); // too late: it is granted
     const lease = await granted;
     expect(lease.released).toBe(false);
-    lease.bytes.fill(1);
+    lease.bytes().fill(1);
     lease.release();
     expect(held.released).toBe(true);
     return lease;
@@ -140,7 +140,7 @@ const WAYS: Record<string, Way> = {
   'from a zeroOnRelease pool, released by its DmaBuf': ({ pool }) => {
     expect(pool.zeroOnRelease).toBe(true);
     const lease = pool.acquire();
-    const view = lease.bytes;
+    const view = lease.bytes();
     view.fill(0xee);
     pool.release(lease.buffer);
     expect(view.every((x) => x === 0)).toBe(true); // cleared on the way back, whichever way
@@ -150,7 +150,7 @@ const WAYS: Record<string, Way> = {
 
 /** every member a handle has: each must refuse a stale one */
 const MEMBERS: Array<[string, (h: PooledBuffer) => unknown]> = [
-  ['bytes', (h) => h.bytes.fill(0xff)],
+  ['bytes', (h) => h.bytes().fill(0xff)],
   ['buffer', (h) => h.buffer.write(Buffer.from([0xff]))],
   ['fd', (h) => h.fd],
   ['size', (h) => h.size],
@@ -174,9 +174,9 @@ describe('a pooled handle after its turn: refused on every member, never in the 
       if (!pool.closed) {
         // the next user writes its frame; the stale handle gets nowhere near it
         using next = pool.acquire();
-        next.bytes.fill(FRAME);
+        next.bytes().fill(FRAME);
         if (stale) for (const [, use] of MEMBERS) expect(() => use(stale)).toThrow(RELEASED);
-        expect(next.bytes.every((x) => x === FRAME)).toBe(true);
+        expect(next.bytes().every((x) => x === FRAME)).toBe(true);
         expect(pool.stats()).toMatchObject({ inUse: 1, total: 1 });
       }
     }
@@ -189,15 +189,15 @@ describe.each(backends())('what the pool cannot prevent: $label', (backend) => {
     using heap = openHeap('system', backend.options());
     using pool = heap.createPool({ size: heap.pageSize, count: 1 });
     const lease = pool.acquire();
-    const view = lease.bytes;
+    const view = lease.bytes();
     const buf = lease.buffer;
     lease.release();
-    expect(() => lease.bytes).toThrow(RELEASED); // the handle is refused...
+    expect(() => lease.bytes()).toThrow(RELEASED); // the handle is refused...
     using next = pool.acquire();
-    next.bytes.fill(FRAME);
+    next.bytes().fill(FRAME);
     expect(view[0]).toBe(FRAME); // ...but the kept view sees the next frame
     view[0] = 1;
-    expect(next.bytes[0]).toBe(1); // and writes into it: documented, as with V4L2 mmap
+    expect(next.bytes()[0]).toBe(1); // and writes into it: documented, as with V4L2 mmap
     expect(buf).toBe(next.buffer); // the kept DmaBuf is the next user's buffer
     expect(buf.read(0, 1)[0]).toBe(1);
   });
@@ -207,7 +207,7 @@ describe.each(backends())('what the pool cannot prevent: $label', (backend) => {
     using pool = heap.createPool({ size: heap.pageSize, count: 2 });
     const a = pool.acquire();
     const b = pool.acquire();
-    const [viewA, viewB] = [a.bytes, b.bytes];
+    const [viewA, viewB] = [a.bytes(), b.bytes()];
     b.buffer.close();
     expect(viewB.length).toBe(0);
     pool.close();
@@ -225,9 +225,9 @@ describe.each(backends())('a closed buffer holds no slot: $label', (backend) => 
       const lease = pool.acquire();
       lease.buffer.close(); // and the handle is left alone: nothing tells the pool
       using next = pool.acquire(); // was ERR_DMA_HEAP_POOL_EXHAUSTED: the closed buffer kept the slot
-      next.bytes.fill(FRAME);
+      next.bytes().fill(FRAME);
       expect(pool.stats()).toMatchObject({ inUse: 1, total: 1 });
-      expect(() => lease.bytes).toThrow(RELEASED);
+      expect(() => lease.bytes()).toThrow(RELEASED);
       expect(() => pool.acquire()).toThrow(expect.objectContaining({ code: 'ERR_DMA_HEAP_POOL_EXHAUSTED' }));
     }
     expect(await gcUntil(() => newFds(before).length === 0)).toBe(true);
