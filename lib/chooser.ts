@@ -138,8 +138,9 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
   return open(framework(), reason);
 }
 
-/** CMA heap names, newest first: 6.17+ names the default region, older kernels used these. */
-export const CONTIGUOUS_HEAP_NAMES = ['default_cma_region', 'linux,cma', 'reserved', 'default-pool'] as const;
+/** CMA heap names, newest first: 6.17+ names the default region, older kernels used these.
+ *  Frozen: any module could otherwise redirect openContiguousHeap() for the whole process. */
+export const CONTIGUOUS_HEAP_NAMES = Object.freeze(['default_cma_region', 'linux,cma', 'reserved', 'default-pool'] as const);
 
 /** The same for "a contiguous heap": the first of CONTIGUOUS_HEAP_NAMES that opens. */
 export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: Kernel, name: string, fallbackReason?: string) => T): T {

@@ -391,7 +391,7 @@ export class DmaBuf {
    * Resolves once the buffer is safe for `access`: 'read' waits for pending write fences,
    * 'write' and 'readwrite' for every fence. At once when nothing is pending. Driven by the
    * event loop (poll on the dma-buf fd): timers and I/O run meanwhile. `signal` aborts
-   * (rejects with its reason), `timeout` (ms) rejects with code ETIMEDOUT. Every error, a bad
+   * (an AbortError, its reason as `cause`), `timeout` (ms) rejects with code ETIMEDOUT. Every error, a bad
    * argument as much as a closed buffer, is a rejection: the caller handles one path.
    *
    * @param access 'read', 'write' or 'readwrite' (default)
@@ -399,7 +399,7 @@ export class DmaBuf {
    * @throws Rejects (never throws) with {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED`; TypeError
    * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE`, RangeError `ERR_OUT_OF_RANGE` for bad
    * arguments or options; {@link DmaHeapError} `ETIMEDOUT` after `timeout`, or poll's errno;
-   * the signal's reason (an AbortError by default) when aborted.
+   * an AbortError (`ABORT_ERR`, the signal's reason as `cause`) when aborted.
    * @example
    * ```ts
    * import { openHeap } from 'dma-heap';

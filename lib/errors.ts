@@ -154,8 +154,11 @@ export class DmaHeapError extends Error {
 
 const errnoTable = constants.errno as Record<string, number>;
 
+/** UV_UNKNOWN: what Node reports as the errno of 'UNKNOWN' (os.constants.errno has no entry) */
+const UV_UNKNOWN = 4094;
+
 export function errnoOf(code: string): number | undefined {
-  return errnoTable[code];
+  return code === 'UNKNOWN' ? UV_UNKNOWN : errnoTable[code];
 }
 
 const descriptions: Record<string, string> = {
@@ -209,7 +212,9 @@ export function accessHint(path: string, platform: string = process.platform): s
  * errno/code/syscall stay intact.
  */
 export function withContext<E>(err: E, ctx: { path?: string; heap?: string; device?: boolean }): E {
-  if (err && typeof err === 'object' && 'code' in err) {
+  // A system call's error only (a DmaHeapError, or Node's own with syscall and errno): never
+  // an AbortSignal's reason or anything else a caller handed us, which is theirs, maybe frozen
+  if (err instanceof DmaHeapError || (err instanceof Error && typeof (err as { syscall?: unknown }).syscall === 'string' && typeof (err as { errno?: unknown }).errno === 'number')) {
     const e = err as unknown as DmaHeapError;
     if (ctx.path !== undefined && e.path === undefined) e.path = ctx.path;
     if (ctx.heap !== undefined && e.heap === undefined) e.heap = ctx.heap;
@@ -290,13 +295,18 @@ function carrierOf(code: string): (abstract new (...args: never[]) => Error) | u
  * @throws TypeError `ERR_INVALID_ARG_VALUE` for a `code` none of dma-heap's errors carries (from
  * JavaScript: TypeScript refuses it at compile time); never for `err`.
  * @example
+ * ```ts
+ * import { isDmaHeapError, openHeap } from 'dma-heap';
+ *
+ * using heap = openHeap('system');
  * try {
- *   buf = heap.alloc(size);
+ *   heap.alloc(2 ** 50).close();
  * } catch (err) {
  *   if (!isDmaHeapError(err, 'ENOMEM')) throw err;
  *   console.warn(`${err.heap}: out of memory (${err.syscall})`); // err: DmaHeapError
  * }
  * // isDmaHeapError(err, 'ENOMEN') does not compile
+ * ```
  */
 export function isDmaHeapError<C extends DmaHeapErrorCode>(err: unknown, code: C): err is DmaHeapErrorOf<C>;
 export function isDmaHeapError(err: unknown): err is DmaHeapErrorOf<DmaHeapErrorCode>;

@@ -11,6 +11,7 @@ import { POLLIN, POLLOUT } from './fence-uapi';
 import type { Kernel } from './kernel';
 import { longTimeout, type LongTimer } from './timer';
 import type { CpuAccess } from './validate';
+import { abortError } from './abort';
 
 export interface PollHandle {
   /** stop waiting; the callback is never called afterwards; idempotent */
@@ -31,7 +32,7 @@ export interface FenceKernel {
 
 /** How long a fence wait may last: {@link DmaBuf.idle}, {@link DmaBuf.cpuAccessAsync}, {@link SyncFile.wait}. */
 export interface WaitOptions {
-  /** abort the wait: the promise rejects with the signal's reason (an AbortError by default) */
+  /** abort the wait: the promise rejects with an AbortError (code 'ABORT_ERR', the signal's reason as `cause`) */
   signal?: AbortSignal;
   /**
    * give up after this many ms: rejects with a DmaHeapError code ETIMEDOUT. Any finite
@@ -68,7 +69,7 @@ export function validateWait(options: unknown): WaitOptions {
  */
 export function waitReady(kernel: Kernel, fd: number, events: number, options: WaitOptions, what: string): Promise<void> {
   const { signal, timeout } = options;
-  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (signal?.aborted) return Promise.reject(abortError(signal, what));
   let ready: number;
   try {
     ready = kernel.pollNow(fd, events);
@@ -79,8 +80,7 @@ export function waitReady(kernel: Kernel, fd: number, events: number, options: W
   return new Promise<void>((resolve, reject) => {
     let timer: LongTimer | undefined;
     let handle: PollHandle | undefined;
-    // failed says how it ended, not err's truthiness: abort(0), abort('') or abort(null) give
-    // a falsy reason, and a wait they end must still reject
+    // failed says how it ended, not err's truthiness
     const done = (failed: boolean, err?: unknown) => {
       handle?.stop();
       timer?.clear();
@@ -88,7 +88,7 @@ export function waitReady(kernel: Kernel, fd: number, events: number, options: W
       if (failed) reject(err);
       else resolve();
     };
-    const onAbort = () => done(true, signal?.reason);
+    const onAbort = () => done(true, abortError(signal!, what));
     try {
       handle = kernel.pollWait(fd, events, (err, revents) => {
         if (err) done(true, err);

@@ -8,6 +8,7 @@ import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { hostPageSize } from './framework/page-size';
 import { pageAlign } from './uapi';
 import { validateBufferName, validateOptions, validateSize } from './validate';
+import { abortError } from './abort';
 
 /**
  * A ring of equal buffers a pipeline cycles instead of allocating per frame (what GStreamer
@@ -131,6 +132,9 @@ export class PooledBuffer {
    * @throws {@link DmaBufStateError} `ERR_DMA_HEAP_POOL_RELEASED` once this lease went back
    * @example
    * ```ts
+   * import { openHeap } from 'dma-heap';
+   *
+   * using pool = openHeap('system').createPool({ size: 4096, count: 2 });
    * using lease = pool.acquire();
    * lease.bytes().fill(0x80);
    * ```
@@ -208,9 +212,6 @@ function closedError(): DmaBufStateError {
   return new DmaBufStateError('ERR_DMA_HEAP_POOL_CLOSED', 'the buffer pool is closed');
 }
 
-function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('acquireAsync was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
-}
 
 function count(value: unknown, what: string, min: number): number {
   return validateInteger(value, `options.${what}`, min, Number.MAX_SAFE_INTEGER);
@@ -487,7 +488,7 @@ export class BufferPool {
    */
   async acquireAsync(options?: AcquireOptions): Promise<PooledBuffer> {
     const signal = validateAbortSignal(validateOptions(options, ACQUIRE_OPTIONS).signal, 'options.signal');
-    if (signal?.aborted) throw abortError(signal);
+    if (signal?.aborted) throw abortError(signal, 'acquireAsync');
     if (this.#closed) throw closedError();
     if (!this.#waiters.length) {
       const buf = this.#takeIdle();
@@ -500,7 +501,7 @@ export class BufferPool {
         waiter.onAbort = () => {
           const i = this.#waiters.indexOf(waiter);
           if (i >= 0) this.#waiters.splice(i, 1);
-          reject(abortError(signal));
+          reject(abortError(signal, 'acquireAsync'));
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
@@ -515,7 +516,7 @@ export class BufferPool {
   #deliver(growing: Promise<PooledBuffer>, signal: AbortSignal | undefined): Promise<PooledBuffer> {
     if (!signal) return growing;
     return new Promise((resolve, reject) => {
-      const onAbort = () => reject(abortError(signal));
+      const onAbort = () => reject(abortError(signal, 'acquireAsync'));
       signal.addEventListener('abort', onAbort, { once: true });
       growing.then(
         (lease) => {

@@ -112,8 +112,8 @@ export class SyncFile {
    * @param options `signal` to abort, `timeout` in ms
    * @throws Rejects (never throws) with {@link DmaBufStateError} `ERR_SYNC_FILE_CLOSED`; TypeError
    * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE`, RangeError `ERR_OUT_OF_RANGE` for bad
-   * options; {@link DmaHeapError} `ETIMEDOUT` after `timeout`, or poll's errno; the signal's
-   * reason (an AbortError by default) when aborted.
+   * options; {@link DmaHeapError} `ETIMEDOUT` after `timeout`, or poll's errno; an AbortError
+   * (`ABORT_ERR`, the signal's reason as `cause`) when aborted.
    * @example
    * ```ts
    * import { openHeap } from 'dma-heap';

@@ -12,8 +12,9 @@ const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] 
 /** a shareable pool's: the pool's own and allocShareable's (its name is the pool's) */
 const SHAREABLE_POOL_OPTIONS = [...POOL_OPTIONS, 'tiers', 'requireDmaBuf', 'heap', 'cloexec'] as const;
 
-/** Every tier allocShareable can allocate from, strongest first: its default order. */
-export const TIERS: readonly ShareableTier[] = ['dma-heap', 'udmabuf', 'memfd', 'js'];
+/** Every tier allocShareable can allocate from, strongest first: its default order. Frozen: it is
+ *  the default for the whole process. */
+export const TIERS: readonly ShareableTier[] = Object.freeze(['dma-heap', 'udmabuf', 'memfd', 'js'] as ShareableTier[]);
 
 /** Options of {@link allocShareable} (and, but `name`, of {@link createShareablePool}). */
 export interface ShareableOptions {

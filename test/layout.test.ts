@@ -134,7 +134,7 @@ const PUBLIC = {
 const FRAMEWORK = {
   values: ['DEFAULT_CMA_SIZE', 'Errno', 'Framework', 'SoftwareFence', 'SoftwareFenceSource', 'errno'],
   types: [
-    'AccessContext', 'AccessPolicy', 'AllocationFault', 'BackingMemory', 'CmaBuffer', 'CpuAccessState', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
+    'AccessContext', 'AccessPolicy', 'AllocationFault', 'BackingMemory', 'Cma', 'CmaBuffer', 'CpuAccessState', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
     'DmaDataDirection', 'DmaHeap', 'DmaHeapExportInfo', 'DmaHeapOps', 'Faults', 'FenceSourceOptions', 'FrameworkOptions', 'KernelDmaBuf', 'Profile',
     'SimulatedKernel', 'Vma',
   ].sort(),

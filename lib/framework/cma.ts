@@ -11,7 +11,9 @@ export class Cma {
   constructor(
     /** cma_get_name(): "reserved" for the default area made from cma= or CONFIG_CMA_SIZE_MBYTES */
     readonly name: string,
+    /** the region's bytes (a whole number of pages) */
     readonly size: number,
+    /** the page the bitmap counts in: the framework's PAGE_SIZE */
     readonly pageSize: number,
     /** the region's base "physical address" (aligned past any CMA alignment) */
     readonly base = 0x4000_0000,
@@ -24,6 +26,10 @@ export class Cma {
    * cma_alloc(count, align): the first free run of `count` pages starting at a multiple of
    * 2^align pages (bitmap_find_next_zero_area with mask 2^align - 1); null when there is none,
    * even if the free pages add up to enough.
+   *
+   * @param count pages wanted
+   * @param align log2 of the alignment, in pages
+   * @returns the first page of the run, or null
    */
   alloc(count: number, align: number): number | null {
     if (count <= 0 || count > this.count) return null;
@@ -44,7 +50,12 @@ export class Cma {
     }
   }
 
-  /** cma_release */
+  /**
+   * cma_release: the run is free again.
+   *
+   * @param pageno the first page, as alloc returned it
+   * @param count the pages alloc was asked for
+   */
   release(pageno: number, count: number): void {
     this.bitmap.fill(0, pageno, pageno + count);
   }

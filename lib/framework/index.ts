@@ -17,6 +17,7 @@ export type { DmaHeap, DmaHeapExportInfo, DmaHeapOps, Profile } from './dma-heap
 export type { KernelDmaBuf, CpuAccessState, DmaBufExportInfo, DmaBufOps, DmaDataDirection } from './dma-buf';
 export type { BackingMemory, Vma } from './backing';
 export type { CmaBuffer } from './heaps/cma';
+export type { Cma } from './cma';
 export type { Faults, AllocationFault } from './faults';
 export type { AccessContext, AccessPolicy, Credentials } from './policy';
 export { errno, Errno } from './errno';

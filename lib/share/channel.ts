@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
-import { invalidArgType, invalidArgValue, validateInteger, validateOptions } from '../args';
+import { invalidArgType, invalidArgValue, validateBoolean, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../internal-token';
 import { openFdStat, wrongFdKind } from '../fd-kind';
@@ -19,6 +19,7 @@ import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, ty
 export type { ChannelType } from './socket';
 
 const CHANNEL_OPTIONS = ['type', 'maxFds', 'maxPayload'] as const;
+const FROM_FD_OPTIONS = [...CHANNEL_OPTIONS, 'dup'] as const;
 
 /** Options of a channel's ends: {@link DmaBufChannel.connect}, `listen`, `pair`, `fromFd`. */
 export interface ChannelOptions {
@@ -296,16 +297,17 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
 
   /**
    * Adopt a connected AF_UNIX socket, e.g. one end of a pair() inherited through stdio.
-   * The fd is replaced by an O_CLOEXEC duplicate; it must be non-blocking (pair()'s are,
-   * and a child shares that flag with its parent).
+   * The channel works on an O_CLOEXEC duplicate; the socket must be non-blocking (pair()'s
+   * are, and a child shares that flag with its parent). As DmaBuf.fromFd and SyncFile.fromFd:
+   * `dup` (default true) leaves the caller's fd open and theirs; false closes it on success.
    *
-   * @param fd a connected AF_UNIX socket; on success it is closed (the channel holds a duplicate)
-   * @param options `type` (the socket's: default 'seqpacket'), `maxFds`, `maxPayload`
+   * @param fd a connected AF_UNIX socket
+   * @param options `type` (the socket's: default 'seqpacket'), `maxFds`, `maxPayload`, `dup`
    * @returns the channel
    * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for bad options; RangeError
    * `ERR_OUT_OF_RANGE` for an fd outside [0, 2^31-1] or limits out of range.
    * @throws {@link DmaHeapError} `ENOTSOCK` for an fd that is no socket (left open and the
-   * caller's); Node's `EBADF` error for an fd that is not open.
+   * caller's); `EBADF` (syscall fstat) for an fd that is not open.
    * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon (passing fds needs it).
    * @example
    * ```ts
@@ -314,17 +316,20 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * for await (const msg of channel) for (const buf of msg.buffers) buf.close();
    * ```
    */
-  static fromFd<Receive = unknown, Send = Receive>(fd: number, options?: ChannelOptions): DmaBufChannel<Receive, Send> {
+  static fromFd<Receive = unknown, Send = Receive>(fd: number, options?: ChannelOptions & { dup?: boolean }): DmaBufChannel<Receive, Send> {
     const sock = sockets();
-    options = validateOptions(options, CHANNEL_OPTIONS);
+    options = validateOptions(options, FROM_FD_OPTIONS);
     validateInteger(fd, 'fd', 0, 0x7fffffff);
+    const dup = validateBoolean(options.dup, 'options.dup', true);
     const type = options.type === undefined ? 'seqpacket' : options.type;
     socketType(type);
     limits(options);
     // Refuse anything but a socket before touching the caller's fd: it stays theirs then.
     if (!openFdStat(fd).isSocket()) throw wrongFdKind(fd, 'socket');
     const own = sock.dup(fd, true);
-    closeAll(sock, [fd]);
+    // dup: false hands the number over: it was the caller's to close, now it is gone (a channel
+    // taking it silently while the caller still used it let a reused number close another file)
+    if (!dup) closeAll(sock, [fd]);
     return new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, own, type, options);
   }
 

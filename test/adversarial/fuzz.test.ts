@@ -265,12 +265,13 @@ const TARGETS: Target[] = [
     name: `DmaBufChannel.${fn}`,
     needsAddon: true,
     input(c) {
-      const schema: OptionSchema = { type: 'string', maxFds: 'int', maxPayload: 'int', ...(fn === 'listen' ? { backlog: 'int' } : {}) };
+      const schema: OptionSchema = { type: 'string', maxFds: 'int', maxPayload: 'int', ...(fn === 'listen' ? { backlog: 'int' } : {}), ...(fn === 'fromFd' ? { dup: 'bool' } : {}) };
       const [o, okO] = opts(c, schema, {
         type: () => c.rng.pick(['seqpacket', 'stream']),
         maxFds: () => c.rng.pick([0, 1, 64, 253]),
         maxPayload: () => c.rng.pick([64, 65536]),
         backlog: () => 8,
+        dup: valid.bool(c),
       });
       if (fn === 'pair') return { args: [o], ok: okO };
       if (fn === 'fromFd') {

@@ -5,7 +5,7 @@
  * the caller's fd open. They threw a DmaBufStateError, a DmaHeapError and a TypeError.
  * DmaBufChannel needs the addon; the other two run in both modes.
  */
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -84,4 +84,44 @@ test.each(fromFds)('%s: a closed fd is a DmaHeapError EBADF (syscall fstat) nami
   const err = thrown(() => adopt(fd));
   expect(err).toBeInstanceOf(DmaHeapError);
   expect(err).toMatchObject({ code: 'EBADF', syscall: 'fstat', message: expect.stringContaining(`fd ${fd} is not open`) });
+});
+
+// DmaBufChannel.fromFd closed the caller's fd whatever it was asked: a caller that adopted a
+// live channel's fd (or kept using its own) then held a number the next open reused.
+testIf(withAddon, 'sockets need the native addon')('all three: dup (default true) leaves the caller\'s fd open and theirs; dup: false takes it', async () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const addon = (require('../../lib/native/load') as typeof import('../../lib/native/load')).loadAddon()!;
+  const isOpen = (fd: number) => {
+    try {
+      return fstatSync(fd) !== undefined;
+    } catch {
+      return false;
+    }
+  };
+  const heap = openHeap('system', { framework: fw });
+  try {
+    const [a, b] = addon.socketpair(addon.abi.SOCK_SEQPACKET);
+    const kept = DmaBufChannel.fromFd(a);
+    const taken = DmaBufChannel.fromFd(b, { dup: false });
+    expect([isOpen(a), isOpen(b)]).toEqual([true, false]);
+    const buf = heap.alloc(4096);
+    await kept.send([buf], { n: 1 });
+    const got = await taken.receive();
+    expect(got.payload).toEqual({ n: 1 });
+    got.buffers.forEach((x) => x.close());
+    kept.close();
+    taken.close();
+    expect(isOpen(a)).toBe(true); // still the caller's to close
+    closeSync(a);
+    const adopted = fromFd(buf.fd); // DmaBuf.fromFd: the same default
+    adopted.close();
+    expect(isOpen(buf.fd)).toBe(true);
+    const sf = buf.exportSyncFile('read');
+    SyncFile.fromFd(sf.fd, { framework: fw }).close(); // SyncFile.fromFd: the same default
+    expect(isOpen(sf.fd)).toBe(true);
+    sf.close();
+    buf.close();
+  } finally {
+    heap.close();
+  }
 });

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import ts from 'typescript';
 
 /*
  * The API reference (issue 18, item 3): `npm run docs` (typedoc over the `dma-heap` and
@@ -172,3 +173,59 @@ test('the check can fail: a signature without tags is reported', () => {
   const vague: Signature = { ...bare, parameters: [], comment: { summary: bare.comment!.summary, blockTags: [{ tag: '@returns', content: [{ kind: 'text', text: 'n' }] }, { tag: '@throws', content: [{ kind: 'text', text: 'sometimes' }] }] } };
   expect(missing(vague, { full: true })).toEqual(['@throws naming an error class (or "Nothing")', '@example with a code block']);
 });
+
+/** every @example's code block in the reference, with where it is */
+function examples(r: unknown, where = ''): Array<{ where: string; code: string }> {
+  const out: Array<{ where: string; code: string }> = [];
+  const visit = (node: unknown, at: string) => {
+    if (!node || typeof node !== 'object') return;
+    if (Array.isArray(node)) return node.forEach((n) => visit(n, at));
+    const o = node as Record<string, unknown>;
+    const here = typeof o.name === 'string' && typeof o.kind === 'number' ? (at ? `${at}.${o.name}` : o.name) : at;
+    const tags = ((o.comment as { blockTags?: Array<{ tag: string; content: Array<{ kind: string; text: string }> }> } | undefined)?.blockTags ?? []).filter((t) => t.tag === '@example');
+    for (const t of tags) {
+      for (const p of t.content) {
+        const m = p.kind === 'code' ? /^```(?:ts|typescript)\n([\s\S]*?)```$/.exec(p.text.trim()) : null;
+        if (m) out.push({ where: here, code: m[1] });
+      }
+    }
+    for (const [k, v] of Object.entries(o)) if (k !== 'comment') visit(v, here);
+  };
+  visit(r, where);
+  return out;
+}
+
+test('every @example type-checks with --strict against the built package, as a user would paste it', () => {
+  expect(built.code).toBe(0);
+  const found = examples(project);
+  expect(found.length).toBeGreaterThan(50);
+  // a scratch project whose node_modules/dma-heap is this checkout (built: `npm test` builds first)
+  const ws = path.join(dir, 'examples');
+  mkdirSync(path.join(ws, 'node_modules', '@types'), { recursive: true });
+  symlinkSync(root, path.join(ws, 'node_modules', 'dma-heap'), 'dir');
+  symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(ws, 'node_modules', '@types', 'node'), 'dir');
+  const files = found.map((e, i) => {
+    const file = path.join(ws, `ex${String(i).padStart(3, '0')}.mts`);
+    // a fragment that imports nothing still is a module (its names are its own)
+    writeFileSync(file, /^\s*import\s/m.test(e.code) ? e.code : `export {};\n${e.code}`);
+    return { ...e, file };
+  });
+  const program = ts.createProgram(
+    files.map((f) => f.file),
+    {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+      types: ['node'],
+      typeRoots: [path.join(ws, 'node_modules', '@types')],
+    },
+  );
+  const failing = ts.getPreEmitDiagnostics(program).flatMap((d) => {
+    const f = files.find((x) => x.file === d.file?.fileName);
+    return f ? [`${f.where}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`] : [];
+  });
+  expect(failing).toEqual([]);
+}, 120_000);

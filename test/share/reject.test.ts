@@ -43,7 +43,7 @@ describeIf(canShare, 'sharing needs the native addon').each<ChannelType>(['seqpa
     src = heap.alloc(heap.pageSize);
     const [r, end] = addon.socketpair(type === 'stream' ? addon.abi.SOCK_STREAM : addon.abi.SOCK_SEQPACKET);
     raw = r;
-    channel = DmaBufChannel.fromFd(end, { type, maxFds: 4, maxPayload: 1024 });
+    channel = DmaBufChannel.fromFd(end, { type, maxFds: 4, maxPayload: 1024, dup: false });
   });
 
   afterEach(() => {

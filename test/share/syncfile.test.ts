@@ -85,7 +85,7 @@ describeIf(canShare, 'sharing needs the native addon')('sync_files over a channe
       const addon = loadAddon()!;
       const heap = openHeap('system');
       const [raw, end] = addon.socketpair(type === 'stream' ? addon.abi.SOCK_STREAM : addon.abi.SOCK_SEQPACKET);
-      const channel = DmaBufChannel.fromFd(end, { type });
+      const channel = DmaBufChannel.fromFd(end, { type, dup: false });
       try {
         using src = heap.alloc(heap.pageSize);
         const meta = { size: src.size, tier: src.tier };
