@@ -1,4 +1,4 @@
-import { DmaHeapError, errnoOf } from '../errors';
+import { DmaHeapError, errnoOf, type ErrnoCode } from '../errors';
 
 /**
  * A failure inside the simulated kernel: what ERR_PTR(-code) carries in C. It becomes a
@@ -19,8 +19,8 @@ export class Errno extends Error {
    * ```
    */
   constructor(
-    /** the errno name: what the caller's DmaHeapError.code will say */
-    readonly code: string,
+    /** the errno name: what the caller's DmaHeapError.code will say (typed: a misspelt one does not compile) */
+    readonly code: ErrnoCode,
     /** what to tell the user beyond the errno, if anything */
     readonly detail?: string,
   ) {
@@ -44,7 +44,7 @@ export class Errno extends Error {
  * framework.addHeap({ name: 'full', ops: { allocate: () => { throw errno('ENOMEM', 'always full'); } } });
  * ```
  */
-export const errno = (code: string, detail?: string): Errno => new Errno(code, detail);
+export const errno = (code: ErrnoCode, detail?: string): Errno => new Errno(code, detail);
 
 /** an error carrying a known errno name (ours, the addon's, Node's) */
 export function hasErrno(e: unknown): e is { code: string } {

@@ -1,4 +1,4 @@
-import { errnoOf } from '../errors';
+import { errnoOf, type ErrnoCode } from '../errors';
 import { invalidArgType, invalidArgValue, validateBoolean, validateInteger, validateOptions } from '../args';
 import { errno } from './errno';
 
@@ -15,7 +15,7 @@ export interface AllocationFault {
   /** fail every nth (n, 2n, 3n, ...) instead of once */
   every?: boolean;
   /** the errno to fail with (default ENOMEM) */
-  code?: string;
+  code?: ErrnoCode;
 }
 
 interface Rule extends Required<Omit<AllocationFault, 'heap'>> {
@@ -45,7 +45,7 @@ export class Faults {
     if (typeof code !== 'string') throw invalidArgType('fault.code', 'of type string', code);
     if (errnoOf(code) === undefined) throw invalidArgValue('fault.code', code, 'is not an errno name');
     if (fault.heap !== undefined && typeof fault.heap !== 'string') throw invalidArgType('fault.heap', 'of type string', fault.heap);
-    const rule: Rule = { heap: fault.heap, nth, every, code, seen: 0, spent: false };
+    const rule: Rule = { heap: fault.heap, nth, every, code: code as ErrnoCode, seen: 0, spent: false }; // an errno name: errnoOf knows it
     this.rules.push(rule);
     return () => {
       this.rules = this.rules.filter((r) => r !== rule);
