@@ -2,6 +2,7 @@
  * Buffers and sync_files in and out of a message: describing the ones sent, and the one
  * routine that adopts received fds (used by the channel and by inheritedItems alike).
  */
+import { openSync } from 'node:fs';
 import { DmaBuf, fromFd } from '../dmabuf';
 import { DmaBufStateError, syncFileClosed } from '../errors';
 import { invalidArgType, outOfRange, validateArray } from '../args';
@@ -48,6 +49,26 @@ export function validateBuffers(buffers: unknown): ItemMeta[] {
     throw outOfRange('buffers.length', `<= ${MAX_FDS_PER_MESSAGE} (SCM_MAX_FD: buffers in one message)`, buffers.length);
   }
   return buffers.map((b, i) => describe(b, `buffers[${i}]`));
+}
+
+/**
+ * The fds to pass for `items` (already described): each item's own, unless one is a read-only
+ * software buffer. Its fd is the memfd itself, opened O_RDWR: passed as it is, the receiver could
+ * write what this process may not (the kernel's read-only dma-buf is O_RDONLY for everyone who
+ * gets it). Such a buffer goes as an O_RDONLY reopen of the memfd (/proc/self/fd), as the kernel's
+ * does; then every fd is the caller's to close after passing them (`owned`), the others dup'ed.
+ */
+export function sendableFds(sock: Sockets, items: ShareItem[]): { fds: number[]; owned: boolean } {
+  const readOnlyMemfd = (b: ShareItem) => b instanceof DmaBuf && b.readOnly && b.tier === 'memfd';
+  if (!items.some(readOnlyMemfd)) return { fds: items.map((b) => b.fd), owned: false };
+  const fds: number[] = [];
+  try {
+    for (const b of items) fds.push(readOnlyMemfd(b) ? openSync(`/proc/self/fd/${b.fd}`, 'r') /* libuv opens O_CLOEXEC */ : sock.dup(b.fd, true));
+  } catch (err) {
+    closeAll(sock, fds);
+    throw err;
+  }
+  return { fds, owned: true };
 }
 
 /** A received fd described as a sync_file: it must be one (SYNC_IOC_FILE_INFO), of the real kernel. */

@@ -10,7 +10,7 @@ import { DmaBuf } from '../dmabuf';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../internal-token';
 import { openFdStat, wrongFdKind } from '../fd-kind';
 import { SyncFile } from '../sync-file';
-import { adoptAll, validateBuffers, type ShareItem } from './buffers';
+import { adoptAll, sendableFds, validateBuffers, type ShareItem } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
 import { badMeta, decodeHeader, encodeFrame, HEADER, limits, type Header, type ItemMeta } from './frame';
 import { StreamReassembler } from './reassembler';
@@ -371,16 +371,18 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   send(buffers: ShareItem[], ...payload: undefined extends Send ? [payload?: Send] : [payload: Send]): Promise<void> {
     if (this.#ended) return Promise.reject(this.#ended);
     let frame: Buffer;
+    let fds: { fds: number[]; owned: boolean };
     try {
       frame = encodeFrame(validateBuffers(buffers), payload[0], this.#maxPayload);
+      fds = sendableFds(this.#sock, buffers);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise<void>((resolve, reject) => {
-      const out: Outgoing = { frame, sent: 0, fds: buffers.map((b) => b.fd), dups: false, resolve, reject };
+      const out: Outgoing = { frame, sent: 0, fds: fds.fds, dups: fds.owned, resolve, reject };
       this.#outgoing.push(out);
       this.#flush();
-      if (this.#outgoing.includes(out) && out.sent === 0) {
+      if (this.#outgoing.includes(out) && out.sent === 0 && !out.dups) {
         // It waits for the socket: hold our own references, the caller may close theirs.
         const dups: number[] = [];
         try {

@@ -6,10 +6,10 @@ import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from '
 import { DmaBuf } from '../dmabuf';
 import type { SyncFile } from '../sync-file';
 import { validateOptions } from '../args';
-import { adoptAll, validateBuffers, type ShareItem } from './buffers';
+import { adoptAll, sendableFds, validateBuffers, type ShareItem } from './buffers';
 import { DmaBufChannelError } from './errors';
 import { badMeta, type BufferMeta, type SyncFileMeta } from './frame';
-import { sockets } from './socket';
+import { closeAll, sockets } from './socket';
 
 /** The environment variable that tells a child which fds are buffers (JSON, see InheritedBufferMeta). */
 export const FDS_ENV = 'DMA_HEAP_FDS';
@@ -62,12 +62,19 @@ export function spawnWithBuffers(command: string, args: readonly string[], buffe
   const metas = validateBuffers(buffers);
   const stdio = stdioArray(options.stdio);
   const described: InheritedBufferMeta[] = metas.map((m, i) => ({ fd: stdio.length + i, ...m }));
-  return spawn(command, args, {
-    ...options,
-    // libuv dup2()s each to its position in the child, which clears O_CLOEXEC there only.
-    stdio: [...stdio, ...buffers.map((b) => b.fd)],
-    env: { ...(options.env ?? process.env), [FDS_ENV]: JSON.stringify(described) },
-  });
+  // (a buffer that passed validateBuffers has an fd: the addon is there)
+  const sock = buffers.length ? sockets() : null;
+  const { fds, owned } = sock ? sendableFds(sock, buffers) : { fds: [], owned: false }; // a read-only software buffer goes O_RDONLY
+  try {
+    return spawn(command, args, {
+      ...options,
+      // libuv dup2()s each to its position in the child, which clears O_CLOEXEC there only.
+      stdio: [...stdio, ...fds],
+      env: { ...(options.env ?? process.env), [FDS_ENV]: JSON.stringify(described) },
+    });
+  } finally {
+    if (owned) closeAll(sock!, fds); // the child has its own now
+  }
 }
 
 /**
