@@ -176,6 +176,12 @@ export function validateOptions<T extends object>(options: T | undefined, keys?:
   if (keys) {
     for (const key of names) if (!keys.includes(key)) throw unknownOption(options, key, keys, what);
     if (symbols.length > 0) throw unknownOption(options, symbols[0], keys, what);
+    // A copy, each value read once: what is checked is what is used. The caller's object may
+    // have getters (or be a Proxy) that answer the check one thing and the use another: a
+    // `readOnly` true when checked and false when the flags were made opened a writable fd.
+    const copy = {} as Record<string, unknown>;
+    for (const key of names) copy[key] = (options as Record<string, unknown>)[key];
+    return copy as T;
   }
   return options;
 }

@@ -144,3 +144,39 @@ describe('the public boundary is strict', () => {
     expect(buf).toBeInstanceOf(DmaBuf);
   });
 });
+
+describe('each option is read once: what is checked is what is used', () => {
+  // A getter (or a Proxy) could answer the check one thing and the use another: `readOnly`
+  // true when checked and false when the fd's flags were made, a name valid when checked and
+  // 40 bytes when set. validateOptions hands back a copy, each value read once.
+  const heap = openHeap('system', { backend: 'software' });
+  afterAll(() => heap.close());
+  test.each([
+    ['heap.alloc', (o: object) => heap.alloc(4096, o as never)],
+    ['allocShareable', (o: object) => allocShareable(4096, o as never)],
+  ])('%s: readOnly and name through getters are each read once, and the buffer is what they first said', (_, alloc) => {
+    const reads = { readOnly: 0, name: 0 };
+    const options = {
+      get readOnly() {
+        return reads.readOnly++ === 0; // true, then false
+      },
+      get name() {
+        return reads.name++ === 0 ? 'frame' : 'x'.repeat(40);
+      },
+    };
+    let buf: DmaBuf;
+    try {
+      buf = alloc(options) as DmaBuf;
+    } catch (err) {
+      // allocShareable has no readOnly: refused, having read the keys only
+      expect(err).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      return;
+    }
+    try {
+      expect(reads).toEqual({ readOnly: 1, name: 1 });
+      expect({ readOnly: buf.readOnly, name: buf.info().name }).toEqual({ readOnly: true, name: 'frame' });
+    } finally {
+      buf.close();
+    }
+  });
+});
