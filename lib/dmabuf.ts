@@ -618,7 +618,10 @@ export class DmaBuf {
     }
   }
 
-  /** the exporter's name (the heap, 'udmabuf', ...) */
+  /**
+   * The exporter's name (the heap, 'udmabuf', ...): `info().exporter`, so it reads fdinfo each
+   * time and, as info() does, throws ERR_DMA_BUF_CLOSED once the buffer is closed.
+   */
   get exporter(): string {
     return this.info().exporter;
   }

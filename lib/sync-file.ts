@@ -100,7 +100,11 @@ export class SyncFile {
     };
   }
 
-  /** 'active' (pending), 'signaled', or 'error' (signalled with an error) */
+  /**
+   * 'active' (pending), 'signaled', or 'error' (signalled with an error): `info().status`, so
+   * each read is a SYNC_IOC_FILE_INFO ioctl (the state changes under you) and, as info() does,
+   * throws ERR_SYNC_FILE_CLOSED once the sync_file is closed.
+   */
   get status(): SyncFileStatus {
     return this.info().status;
   }
