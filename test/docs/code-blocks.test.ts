@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
-import { ensureDir, exampleBlocks, readmeBlocks, type CodeBlock } from './code-blocks';
+import { ensureDir, exampleBlocks, readmeBlocks, userCompilerOptions, userProject, type CodeBlock } from './code-blocks';
 
 /*
  * Every code block of README.md and every file of examples/ runs or type-checks here, the
@@ -35,9 +35,7 @@ function jsOf(file: string): string {
 
 beforeAll(() => {
   ws = mkdtempSync(path.join(tmpdir(), 'dma-heap-docs-'));
-  mkdirSync(path.join(ws, 'node_modules', '@types'), { recursive: true });
-  symlinkSync(root, path.join(ws, 'node_modules', 'dma-heap'), 'dir');
-  symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(ws, 'node_modules', '@types', 'node'), 'dir');
+  userProject(ws, root);
   for (const b of blocks) {
     const file = path.join(ws, b.file);
     ensureDir(file);
@@ -51,15 +49,8 @@ beforeAll(() => {
     copyFileSync(path.join(__dirname, 'types', name), file);
     tsFiles.push(file);
   }
-  // What the README tells users to use for `using` on Node 20: target ES2022 + esnext.disposable.
   compilerOptions = {
-    strict: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
-    types: ['node'],
-    typeRoots: [path.join(ws, 'node_modules', '@types')],
+    ...userCompilerOptions(ws),
     skipLibCheck: false, // the published .d.ts files are checked too
     noEmitOnError: false,
   };

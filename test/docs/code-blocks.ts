@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 
 /**
  * Every code block of README.md and examples/ is run or type-checked by
@@ -119,4 +120,27 @@ export function exampleBlocks(root: string): CodeBlock[] {
 
 export function ensureDir(file: string): void {
   mkdirSync(path.dirname(file), { recursive: true });
+}
+
+/**
+ * A scratch project in `ws` as a user has one: node_modules/dma-heap is the checkout at `root`
+ * (built: `npm test` builds first) and @types/node is installed.
+ */
+export function userProject(ws: string, root: string): void {
+  mkdirSync(path.join(ws, 'node_modules', '@types'), { recursive: true });
+  symlinkSync(root, path.join(ws, 'node_modules', 'dma-heap'), 'dir');
+  symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(ws, 'node_modules', '@types', 'node'), 'dir');
+}
+
+/** What the README tells TypeScript users to set (`using` on Node 20: target ES2022 + esnext.disposable), strict. */
+export function userCompilerOptions(ws: string): ts.CompilerOptions {
+  return {
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+    types: ['node'],
+    typeRoots: [path.join(ws, 'node_modules', '@types')],
+  };
 }

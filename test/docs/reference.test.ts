@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
+import { userCompilerOptions, userProject } from './code-blocks';
 
 /*
  * The API reference (issue 18, item 3): `npm run docs` (typedoc over the `dma-heap` and
@@ -199,11 +200,8 @@ test('every @example type-checks with --strict against the built package, as a u
   expect(built.code).toBe(0);
   const found = examples(project);
   expect(found.length).toBeGreaterThan(50);
-  // a scratch project whose node_modules/dma-heap is this checkout (built: `npm test` builds first)
   const ws = path.join(dir, 'examples');
-  mkdirSync(path.join(ws, 'node_modules', '@types'), { recursive: true });
-  symlinkSync(root, path.join(ws, 'node_modules', 'dma-heap'), 'dir');
-  symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(ws, 'node_modules', '@types', 'node'), 'dir');
+  userProject(ws, root);
   const files = found.map((e, i) => {
     const file = path.join(ws, `ex${String(i).padStart(3, '0')}.mts`);
     // a fragment that imports nothing still is a module (its names are its own)
@@ -212,16 +210,7 @@ test('every @example type-checks with --strict against the built package, as a u
   });
   const program = ts.createProgram(
     files.map((f) => f.file),
-    {
-      strict: true,
-      noEmit: true,
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
-      types: ['node'],
-      typeRoots: [path.join(ws, 'node_modules', '@types')],
-    },
+    { ...userCompilerOptions(ws), noEmit: true },
   );
   const failing = ts.getPreEmitDiagnostics(program).flatMap((d) => {
     const f = files.find((x) => x.file === d.file?.fileName);
