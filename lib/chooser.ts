@@ -37,6 +37,11 @@ function noAddon(): string {
   return reason.startsWith('native addon') ? reason : `the native addon is not loaded (${reason})`;
 }
 
+/** The software kernel `options` name: their framework's, else the process's default one. */
+function softwareFor(options: KernelOptions): SimulatedKernel {
+  return options.framework?.kernel ?? softwareKernel();
+}
+
 /** The process's default software framework if something has made it, else undefined
  *  (for a reader, such as dump, that must not create one by looking). */
 export function softwareKernelIfMade(): SimulatedKernel | undefined {
@@ -105,7 +110,7 @@ export function kernelsFor(options: KernelOptions): Kernel[] {
     const n = nativeKernel();
     if (n) out.push(n);
   }
-  if (choice !== 'kernel') out.push(options.framework?.kernel ?? softwareKernel());
+  if (choice !== 'kernel') out.push(softwareFor(options));
   return out;
 }
 
@@ -116,9 +121,8 @@ export function kernelsFor(options: KernelOptions): Kernel[] {
  */
 export function chooseHeap<T>(name: string, options: KernelOptions, open: (kernel: Kernel, fallbackReason?: string) => T): T {
   const choice = backendChoice(options);
-  const framework = (): Kernel => options.framework?.kernel ?? softwareKernel();
   if (choice === 'kernel') return open(requireNative());
-  if (choice === 'software') return open(framework());
+  if (choice === 'software') return open(softwareFor(options));
 
   const n = nativeKernel();
   let reason: string;
@@ -135,7 +139,7 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
   }
   // a heap name may hold any byte but '/' and NUL, and stderr is often a terminal
   debug(`heap ${shown(name)}: the software framework serves it: ${shown(reason)}`);
-  return open(framework(), reason);
+  return open(softwareFor(options), reason);
 }
 
 /** CMA heap names, newest first: 6.17+ names the default region, older kernels used these.
@@ -164,9 +168,9 @@ export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: K
       });
     }
     const reason = errors.length ? errors.join('; ') : 'the kernel has no contiguous heap';
-    return open(options.framework?.kernel ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0], reason);
+    return open(softwareFor(options), CONTIGUOUS_HEAP_NAMES[0], reason);
   }
-  return open(options.framework?.kernel ?? softwareKernel(), CONTIGUOUS_HEAP_NAMES[0]);
+  return open(softwareFor(options), CONTIGUOUS_HEAP_NAMES[0]);
 }
 
 /** Why a tier can't serve here; undefined if it may. */
