@@ -179,7 +179,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   readonly #waiters: Waiter[] = [];
   readonly #outgoing: Outgoing[] = [];
   /** stream channels: the frame being read */
-  readonly #stream: StreamReassembler | null;
+  readonly #stream: StreamReassembler<Header> | null;
 
   /**
 
@@ -197,7 +197,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     this.#fd = fd;
     this.type = type;
     ({ maxFds: this.#maxFds, maxPayload: this.#maxPayload } = limits(options));
-    this.#stream = type === 'stream' ? new StreamReassembler(sock, this.#maxPayload) : null;
+    this.#stream = type === 'stream' ? new StreamReassembler(sock, HEADER, (head) => decodeHeader(head, this.#maxPayload)) : null;
   }
 
   /**
@@ -610,7 +610,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     return null;
   }
 
-  #onStreamBytes(stream: StreamReassembler, r: ReceivedMessage): void {
+  #onStreamBytes(stream: StreamReassembler<Header>, r: ReceivedMessage): void {
     if (r.eof || (r.payload.length === 0 && r.fds.length === 0)) {
       this.#end(stream.atStart ? closed('peerClosed', 'the peer closed the channel') : closed('midMessage', 'the peer closed the channel in the middle of a message'));
       return;

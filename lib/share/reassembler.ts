@@ -1,23 +1,28 @@
 /**
- * A stream channel's frames, put back together from reads. The channel asks for the
- * header, then exactly the JSON length (want()), so a read never crosses into the next
- * frame, and a frame's fds arrive with its first byte (see frame.ts). A frame found bad
- * on the way (control trouble, fds mid-frame) is read to its end and then refused, so
- * the stream stays in step; a bad header leaves nothing to follow the stream by.
+ * Frames on a stream socket, put back together from reads: a channel's (frame.ts) and
+ * GStreamer's unixfd commands (unixfd/protocol.ts) alike, each a fixed header that says how
+ * long the body is. The reader asks for the header, then exactly the body's length (want()),
+ * so a read never crosses into the next frame, and a frame's fds arrive with its first byte.
+ * A frame found bad on the way (control trouble, fds mid-frame) is read to its end and then
+ * refused, so the stream stays in step; a bad header leaves nothing to follow the stream by.
  */
 import { bad, type DmaBufChannelError } from './errors';
-import { decodeHeader, HEADER, type Header } from './frame';
 import { closeAll, type Sockets } from './socket';
 
-export type Fed =
+/** what a header must say: how many body bytes follow it */
+export interface FrameHeader {
+  length: number;
+}
+
+export type Fed<Header extends FrameHeader> =
   | { kind: 'more' }
   | { kind: 'frame'; header: Header; body: Buffer; fds: number[] }
   | { kind: 'refused'; err: DmaBufChannelError }
   /** a bad header: the stream can't be followed past this point */
   | { kind: 'unfollowable'; reason: string };
 
-export class StreamReassembler {
-  #head = Buffer.alloc(HEADER);
+export class StreamReassembler<Header extends FrameHeader> {
+  readonly #head: Buffer;
   #headLen = 0;
   #header: Header | null = null;
   #body: Buffer = Buffer.alloc(0);
@@ -25,10 +30,18 @@ export class StreamReassembler {
   #fds: number[] = [];
   #bad: DmaBufChannelError | null = null;
 
+  /**
+   * @param sock the socket calls (to close fds of refused frames)
+   * @param headerSize the header's fixed size
+   * @param decode the header, or why the stream can't be followed past it
+   */
   constructor(
     private readonly sock: Sockets,
-    private readonly maxPayload: number,
-  ) {}
+    headerSize: number,
+    private readonly decode: (head: Buffer) => Header | string,
+  ) {
+    this.#head = Buffer.alloc(headerSize);
+  }
 
   /** no byte of the next frame has been read */
   get atStart(): boolean {
@@ -37,11 +50,11 @@ export class StreamReassembler {
 
   /** how many bytes the next read may take without reading past this frame */
   want(): number {
-    return this.#header ? this.#body.length - this.#bodyGot : HEADER - this.#headLen;
+    return this.#header ? this.#body.length - this.#bodyGot : this.#head.length - this.#headLen;
   }
 
   /** one read's bytes and fds, and what was wrong with its control data (if anything) */
-  feed(bytes: Buffer, fds: number[], problem: DmaBufChannelError | null): Fed {
+  feed(bytes: Buffer, fds: number[], problem: DmaBufChannelError | null): Fed<Header> {
     const atStart = this.atStart;
     if (problem) this.#poison(problem);
     if (fds.length) {
@@ -54,8 +67,8 @@ export class StreamReassembler {
     if (!this.#header) {
       bytes.copy(this.#head, this.#headLen);
       this.#headLen += bytes.length;
-      if (this.#headLen < HEADER) return { kind: 'more' };
-      const header = decodeHeader(this.#head, this.maxPayload);
+      if (this.#headLen < this.#head.length) return { kind: 'more' };
+      const header = this.decode(this.#head);
       if (typeof header === 'string') return { kind: 'unfollowable', reason: header };
       this.#header = header;
       this.#body = Buffer.alloc(header.length);
