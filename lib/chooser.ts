@@ -12,6 +12,7 @@ import { shown } from './escape';
 import { openFdStat, wrongFdKind } from './fd-kind';
 import { Framework } from './framework';
 import type { SimulatedKernel } from './framework';
+import type { MemfdPolicy } from './framework/simulated-kernel';
 import type { Adopted, Kernel } from './kernel';
 import { addonStatus, debug, hasUdmabuf, loadNativeKernel, type NativeKernel } from './native';
 
@@ -196,13 +197,13 @@ export function tierUnavailable(tier: ShareableTier, heapName: string): string |
  * process) to the framework. Anything else — a regular file, a pipe, a socket — is
  * refused as the kernel refuses it (fd-kind.ts: EINVAL); a closed fd is EBADF (syscall fstat).
  */
-export function adoptFd(fd: number, dup: boolean, software?: SimulatedKernel): { kernel: Kernel; adopted: Adopted } {
+export function adoptFd(fd: number, dup: boolean, software?: SimulatedKernel, memfds: MemfdPolicy = 'writable'): { kernel: Kernel; adopted: Adopted } {
   openFdStat(fd);
   const sw = software ?? softwareKernel();
   if (sw.isDmaBuf(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
   const n = nativeKernel();
   const adopted = n?.adoptDmaBuf(fd, dup);
   if (adopted) return { kernel: n!, adopted };
-  if (n && sw.canAdopt(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };
+  if (n && sw.canAdopt(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup, memfds) };
   throw wrongFdKind(fd, 'dma-buf');
 }

@@ -11,6 +11,7 @@ import {
 import { eventsFor, validateWait, waitReady, type WaitOptions } from './fences';
 import { SyncFile } from './sync-file';
 import type { Framework } from './framework/framework';
+import type { MemfdPolicy, SimulatedKernel } from './framework/simulated-kernel';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
 import { addHandleReader, handleState, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
@@ -805,10 +806,19 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'an integer >= 0 && <= 2147483647', fd);
   options = validateOptions(options, ['dup', 'framework']);
   const dup = validateBoolean(options.dup, 'options.dup', true);
+  return adoptDmaBuf(fd, dup, frameworkKernel(options.framework));
+}
+
+/**
+ * fromFd's work, its arguments checked: the kernel the fd belongs to adopts it. `memfds`
+ * 'sealedReadOnly' also takes a memfd sealed against writing, read-only (GStreamer's shared
+ * memory: the unixfd source's memory type 0); fromFd's callers get software buffers' memfds only.
+ */
+export function adoptDmaBuf(fd: number, dup: boolean, software?: SimulatedKernel, memfds?: MemfdPolicy): DmaBuf {
   const {
     kernel,
     adopted: { fd: own, info },
-  } = adoptFd(fd, dup, frameworkKernel(options.framework));
+  } = adoptFd(fd, dup, software, memfds);
   let tier: Tier;
   if (kernel.backend !== 'kernel') tier = kernel.backing === 'memfd' ? 'memfd' : 'js';
   else if (info.exporter === 'udmabuf') tier = 'udmabuf';

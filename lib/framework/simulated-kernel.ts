@@ -35,6 +35,10 @@ function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
   return mem;
 }
 
+/** How a memfd from elsewhere is adopted: 'writable' (a software buffer's), or 'sealedReadOnly' (also
+ *  one sealed against writing, read-only at any size: GStreamer's shared memory) */
+export type MemfdPolicy = 'writable' | 'sealedReadOnly';
+
 /**
  * The simulated kernel behind a {@link Framework} (`framework.kernel`): the fd table, ioctl
  * dispatch, mmap, poll. Heaps and buffers opened with `{ framework }` call it as a process's
@@ -117,9 +121,11 @@ export class SimulatedKernel implements Kernel {
    * does not travel with a memfd.
    *
    * @param fd a memfd sealed against shrinking (F_SEAL_SHRINK), a whole number of pages
+   * @param memfds 'writable' (a software buffer's memfd) or 'sealedReadOnly' (GStreamer's shared
+   *   memory, below)
    * @returns the same fd, now one of this framework's dma-bufs
    */
-  importMemfd(fd: number): number {
+  importMemfd(fd: number, memfds: MemfdPolicy = 'writable'): number {
     return syscall('open', (ctx) => {
       ctx.path = `/proc/self/fd/${fd}`;
       if (!this.addon || this.backing !== 'memfd' || this.disposed) throw errno('ENODEV');
@@ -135,16 +141,21 @@ export class SimulatedKernel implements Kernel {
       if ((seals & F_SEAL_SHRINK) === 0) {
         throw errno('EPERM', 'refusing a memfd not sealed against shrinking: its sender could truncate it under our mappings (SIGBUS)');
       }
-      if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+      // GStreamer's shared memory (gst_shm_allocator: the unixfd elements' memory type 0) is
+      // sealed F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE once its maker mapped it, and sized the
+      // memory plus its alignment, not in pages. Adopted read-only at that size, it is read
+      // with read() as any read-only dma-buf is; a software buffer's memfd must be writable.
+      const writeSealed = (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) !== 0;
+      if (writeSealed && memfds !== 'sealedReadOnly') {
         throw errno('EPERM', 'refusing a memfd sealed against writing: it could not be mapped as a dma-buf is');
       }
       const { size } = fs.fstatSync(fd);
       if (size <= 0) throw errno('EINVAL');
-      if (size % this.pageSize !== 0) {
+      if (size % this.pageSize !== 0 && !writeSealed) {
         throw errno('EINVAL', `refusing a memfd of ${size} bytes: a dma-buf is a whole number of ${this.pageSize}-byte pages`);
       }
       const parsed = parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).flags;
-      const flags = Number.isNaN(parsed) ? O_RDWR : parsed;
+      const flags = writeSealed ? O_RDONLY | (parsed & O_CLOEXEC) : Number.isNaN(parsed) ? O_RDWR : parsed;
       const backing = new MemfdBacking(this.addon, size, expName, fd);
       const dmabuf = this.framework.exportBacking({ expName, size, flags: flags & O_ACCMODE, backing, priv: backing });
       return this.fdt.install(dmabuf.file, (flags & O_CLOEXEC) !== 0);
@@ -691,7 +702,7 @@ export class SimulatedKernel implements Kernel {
    * @param dup keep the caller's fd open (false closes it once adopted)
    * @returns the buffer's own fd and its parsed fdinfo
    */
-  adopt(fd: number, dup: boolean): Adopted {
+  adopt(fd: number, dup: boolean, memfds: MemfdPolicy = 'writable'): Adopted {
     let own: number;
     if (this.isDmaBuf(fd)) {
       own = this.dup(fd, true);
@@ -700,7 +711,7 @@ export class SimulatedKernel implements Kernel {
       if (!this.addon) throw new DmaHeapError('ENODEV', 'open', { path: `/proc/self/fd/${fd}`, message: 'memfds need the native addon' });
       const copy = this.addon.dup(fd, true);
       try {
-        own = this.importMemfd(copy); // the framework takes the copy over as the buffer's fd
+        own = this.importMemfd(copy, memfds); // the framework takes the copy over as the buffer's fd
       } catch (err) {
         if (!this.isDmaBuf(copy)) this.addon.close(copy);
         throw err;

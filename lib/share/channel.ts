@@ -14,7 +14,7 @@ import { adoptAll, sendableFds, validateBuffers, type ShareItem } from './buffer
 import { bad, closed, DmaBufChannelError } from './errors';
 import { badMeta, decodeHeader, encodeFrame, HEADER, limits, type Header, type ItemMeta } from './frame';
 import { StreamReassembler } from './reassembler';
-import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, type Poller, type ReceivedMessage, type Sockets } from './socket';
+import { closeAll, READABLE, socketType, sockets, validatePath, WRITABLE, type ChannelType, type Poller, type ReceivedMessage, type Sockets } from './socket';
 
 export type { ChannelType } from './socket';
 
@@ -50,16 +50,6 @@ export interface ChannelMessage<P = unknown> {
 
 /** accept() failing for want of fds or kernel memory: back off, don't spin */
 const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
-
-/** A socket path: a string; a filesystem path has no NUL (the kernel would stop at it and bind
- *  another path than asked); a leading NUL names Linux's abstract namespace. */
-function validatePath(path: unknown): string {
-  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-  if (path === '' || (path[0] !== '\0' && path.includes('\0'))) {
-    throw invalidArgValue('path', path, 'must be a non-empty filesystem path without NUL bytes (or start with NUL for the abstract namespace)');
-  }
-  return path;
-}
 
 /** what sendmsg says when the peer is gone */
 const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN']);
