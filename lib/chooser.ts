@@ -197,7 +197,7 @@ export function tierUnavailable(tier: ShareableTier, heapName: string): string |
  * process) to the framework. Anything else — a regular file, a pipe, a socket — is
  * refused as the kernel refuses it (fd-kind.ts: EINVAL); a closed fd is EBADF (syscall fstat).
  */
-export function adoptFd(fd: number, dup: boolean, software?: SimulatedKernel, memfds: MemfdPolicy = 'writable'): { kernel: Kernel; adopted: Adopted } {
+export function adoptFd(fd: number, dup: boolean, software?: SimulatedKernel, memfds: MemfdPolicy = 'softwareBuffer'): { kernel: Kernel; adopted: Adopted } {
   openFdStat(fd);
   const sw = software ?? softwareKernel();
   if (sw.isDmaBuf(fd)) return { kernel: sw, adopted: sw.adopt(fd, dup) };

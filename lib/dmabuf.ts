@@ -811,8 +811,9 @@ export function fromFd(fd: number, options?: FromFdOptions): DmaBuf {
 
 /**
  * fromFd's work, its arguments checked: the kernel the fd belongs to adopts it. `memfds`
- * 'sealedReadOnly' also takes a memfd sealed against writing, read-only (GStreamer's shared
- * memory: the unixfd source's memory type 0); fromFd's callers get software buffers' memfds only.
+ * 'sharedMemory' takes another program's memfd of any size, read-only when sealed against
+ * writing (GStreamer's shared memory: the unixfd source's memory type 0); fromFd takes
+ * software buffers' memfds only.
  */
 export function adoptDmaBuf(fd: number, dup: boolean, software?: SimulatedKernel, memfds?: MemfdPolicy): DmaBuf {
   const {

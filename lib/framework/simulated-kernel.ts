@@ -35,9 +35,10 @@ function ioctlScratch(cmd: number, arg: Uint8Array): Uint8Array {
   return mem;
 }
 
-/** How a memfd from elsewhere is adopted: 'writable' (a software buffer's), or 'sealedReadOnly' (also
- *  one sealed against writing, read-only at any size: GStreamer's shared memory) */
-export type MemfdPolicy = 'writable' | 'sealedReadOnly';
+/** How a memfd from elsewhere is adopted: 'softwareBuffer' (another process's software buffer:
+ *  writable, whole pages), or 'sharedMemory' (another program's shared memory, as GStreamer's:
+ *  any size, and read-only when its maker sealed it against writing) */
+export type MemfdPolicy = 'softwareBuffer' | 'sharedMemory';
 
 /**
  * The simulated kernel behind a {@link Framework} (`framework.kernel`): the fd table, ioctl
@@ -121,11 +122,11 @@ export class SimulatedKernel implements Kernel {
    * does not travel with a memfd.
    *
    * @param fd a memfd sealed against shrinking (F_SEAL_SHRINK), a whole number of pages
-   * @param memfds 'writable' (a software buffer's memfd) or 'sealedReadOnly' (GStreamer's shared
-   *   memory, below)
+   * @param memfds 'softwareBuffer' (a software buffer's memfd) or 'sharedMemory' (another program's
+   *   shared memory, below)
    * @returns the same fd, now one of this framework's dma-bufs
    */
-  importMemfd(fd: number, memfds: MemfdPolicy = 'writable'): number {
+  importMemfd(fd: number, memfds: MemfdPolicy = 'softwareBuffer'): number {
     return syscall('open', (ctx) => {
       ctx.path = `/proc/self/fd/${fd}`;
       if (!this.addon || this.backing !== 'memfd' || this.disposed) throw errno('ENODEV');
@@ -142,16 +143,18 @@ export class SimulatedKernel implements Kernel {
         throw errno('EPERM', 'refusing a memfd not sealed against shrinking: its sender could truncate it under our mappings (SIGBUS)');
       }
       // GStreamer's shared memory (gst_shm_allocator: the unixfd elements' memory type 0) is
-      // sealed F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE once its maker mapped it, and sized the
-      // memory plus its alignment, not in pages. Adopted read-only at that size, it is read
-      // with read() as any read-only dma-buf is; a software buffer's memfd must be writable.
+      // sized the memory plus its alignment, not in pages (measured, 1.26.2: 12295 bytes for a
+      // 12288-byte frame, sealed F_SEAL_SHRINK); newer GStreamer also seals F_SEAL_FUTURE_WRITE
+      // once its maker mapped it. As 'sharedMemory' it is adopted at its size, read-only when
+      // sealed against writing (read() then, as any read-only dma-buf); a software buffer's
+      // memfd must be whole pages and writable.
       const writeSealed = (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) !== 0;
-      if (writeSealed && memfds !== 'sealedReadOnly') {
+      if (writeSealed && memfds !== 'sharedMemory') {
         throw errno('EPERM', 'refusing a memfd sealed against writing: it could not be mapped as a dma-buf is');
       }
       const { size } = fs.fstatSync(fd);
       if (size <= 0) throw errno('EINVAL');
-      if (size % this.pageSize !== 0 && !writeSealed) {
+      if (size % this.pageSize !== 0 && memfds !== 'sharedMemory') {
         throw errno('EINVAL', `refusing a memfd of ${size} bytes: a dma-buf is a whole number of ${this.pageSize}-byte pages`);
       }
       const parsed = parseFdinfo(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).flags;
@@ -702,7 +705,7 @@ export class SimulatedKernel implements Kernel {
    * @param dup keep the caller's fd open (false closes it once adopted)
    * @returns the buffer's own fd and its parsed fdinfo
    */
-  adopt(fd: number, dup: boolean, memfds: MemfdPolicy = 'writable'): Adopted {
+  adopt(fd: number, dup: boolean, memfds: MemfdPolicy = 'softwareBuffer'): Adopted {
     let own: number;
     if (this.isDmaBuf(fd)) {
       own = this.dup(fd, true);

@@ -3,7 +3,7 @@
  *
  * @inline
  */
-export type BadReason = 'controlTruncated' | 'foreignControl' | 'truncated' | 'malformed' | 'fdCount' | 'notDmaBuf' | 'notSyncFile';
+export type BadReason = 'controlTruncated' | 'foreignControl' | 'truncated' | 'malformed' | 'fdCount' | 'notDmaBuf' | 'notSyncFile' | 'badRelease';
 /**
  * Why a channel ended (code 'ERR_DMA_HEAP_CHANNEL_CLOSED').
  *

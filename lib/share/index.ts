@@ -12,3 +12,4 @@ export { DmaBufChannelError, type BadReason, type ClosedReason, type DmaBufChann
 export { type ShareItem } from './buffers';
 export { MAX_FDS_PER_MESSAGE, type BufferMeta, type ItemMeta, type SyncFileMeta } from './frame';
 export { FDS_ENV, inheritedBuffers, inheritedItems, spawnWithBuffers, type InheritedBufferMeta } from './spawn';
+export * from './unixfd';

@@ -406,7 +406,7 @@ export class UnixFdSource extends EventEmitter {
       const range = b.memories[i];
       let buffer: DmaBuf;
       try {
-        buffer = adoptDmaBuf(fd, false, undefined, 'sealedReadOnly');
+        buffer = adoptDmaBuf(fd, false, undefined, 'sharedMemory');
       } catch (err) {
         return refuse(bad('notDmaBuf', `memory ${i} is not a buffer this process can adopt: ${(err as Error).message}`), memories);
       }
