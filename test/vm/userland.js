@@ -48,9 +48,13 @@ function hostSuite() {
   throw new Error(`no Debian archive URI in ${f}`);
 }
 
-function aptDownload(dir, arch, pkgs, work) {
-  const { uri, suite } = hostSuite();
-  const apt = path.join(work, `apt-${arch}`);
+// A private apt setup in `work` (its own sources list, lists, cache and an empty dpkg status; the
+// system's apt state is not read or written, only its keyring and mirror URI): returns
+// apt(tool, args, opts) running apt-get / apt-cache with it, after an `update`. `suite` defaults to
+// the host's; other suites (trixie) come from the same mirror URI.
+function privateApt(work, { arch = 'amd64', suite = hostSuite().suite } = {}) {
+  const { uri } = hostSuite();
+  const apt = path.join(work, `apt-${arch}-${suite}`);
   fs.mkdirSync(path.join(apt, 'lists/partial'), { recursive: true });
   fs.mkdirSync(path.join(apt, 'cache/archives/partial'), { recursive: true });
   fs.writeFileSync(path.join(apt, 'sources.list'), `deb [signed-by=${KEYRING}] ${uri} ${suite} main\n`);
@@ -61,10 +65,21 @@ function aptDownload(dir, arch, pkgs, work) {
     `APT::Architecture=${arch}`, `APT::Architectures=${arch}`, 'APT::Default-Release=',
     'Acquire::Retries=5', 'Acquire::Languages=none', 'APT::Sandbox::User=root',
   ].flatMap((o) => ['-o', o]);
-  sh('apt-get', [...opts, '-q', 'update']);
+  const run = (tool, args, o = {}) => {
+    try { return sh(tool, [...opts, ...args], o); } catch (e) {
+      throw new Error(`${tool} ${args.join(' ')} failed:\n${e.stdout || ''}${e.stderr || e.message}`);
+    }
+  };
+  const upd = run('apt-get', ['-q', 'update']);
+  if (/NO_PUBKEY|not signed|EXPKEYSIG|^W: .*GPG/m.test(upd)) throw new Error(`${suite} signature check failed:\n${upd}`);
+  return run;
+}
+
+function aptDownload(dir, arch, pkgs, work) {
+  const apt = privateApt(work, { arch });
   const dl = path.join(work, `debs-${arch}`);
   fs.mkdirSync(dl, { recursive: true });
-  sh('apt-get', [...opts, '-q', 'download', ...pkgs], { cwd: dl });
+  apt('apt-get', ['-q', 'download', ...pkgs], { cwd: dl });
   const versions = [];
   for (const deb of fs.readdirSync(dl).filter((f) => f.endsWith('.deb'))) {
     sh('dpkg-deb', ['-x', path.join(dl, deb), dir]);
@@ -142,7 +157,7 @@ function ensureUserland(name, cache) {
   }
 }
 
-module.exports = { USERLANDS, ensureUserland };
+module.exports = { USERLANDS, ensureUserland, hostSuite, privateApt, KEYRING };
 
 if (require.main === module) {
   const cache = process.env.DMA_HEAP_VM_CACHE || path.join(os.homedir(), '.cache', 'dma-heap-vm');
