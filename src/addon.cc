@@ -90,6 +90,7 @@ DmaHeapAddon::DmaHeapAddon(Napi::Env env, Napi::Object exports)
       InstanceMethod("listen", &DmaHeapAddon::Listen, napi_enumerable),
       InstanceMethod("accept", &DmaHeapAddon::Accept, napi_enumerable),
       InstanceMethod("connect", &DmaHeapAddon::Connect, napi_enumerable),
+      InstanceMethod("peerCredentials", &DmaHeapAddon::PeerCredentials, napi_enumerable),
       InstanceMethod("sendFds", &DmaHeapAddon::SendFds, napi_enumerable),
       InstanceMethod("recvFds", &DmaHeapAddon::RecvFds, napi_enumerable),
       InstanceMethod("poll", &DmaHeapAddon::Poll, napi_enumerable),

@@ -73,6 +73,7 @@ class DmaHeapAddon : public Napi::Addon<DmaHeapAddon> {
   Napi::Value Listen(const Napi::CallbackInfo& info);
   Napi::Value Accept(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
   Napi::Value SendFds(const Napi::CallbackInfo& info);
   Napi::Value RecvFds(const Napi::CallbackInfo& info);
   // poll.cc

@@ -105,6 +105,21 @@ Napi::Value DmaHeapAddon::Connect(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// SO_PEERCRED: the peer's pid, uid and gid as the kernel recorded them at connect() (or
+// socketpair()); the caller decides what they are worth.
+Napi::Value DmaHeapAddon::PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("pid", Napi::Number::New(env, cred.pid));
+  result.Set("uid", Napi::Number::New(env, cred.uid));
+  result.Set("gid", Napi::Number::New(env, cred.gid));
+  return result;
+}
+
 Napi::Value DmaHeapAddon::SendFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);

@@ -60,6 +60,16 @@ export interface ReceivedMessage {
   eof: boolean;
 }
 
+/** A socket peer's credentials (SO_PEERCRED), as the kernel recorded them at connect() or socketpair(). */
+export interface PeerCredentials {
+  /** the peer's process id when it connected (a pid can be reused after that process exits) */
+  pid: number;
+  /** its effective user id at connect() */
+  uid: number;
+  /** its effective group id at connect() */
+  gid: number;
+}
+
 export interface Poller {
   /** stop watching; idempotent; the callback is never called afterwards */
   stop(): void;
@@ -135,6 +145,8 @@ export interface Addon {
   /** throws EAGAIN when nothing is pending */
   accept(fd: number): number;
   connect(fd: number, path: string): void;
+  /** getsockopt(SO_PEERCRED) on a connected AF_UNIX socket: the peer's pid, uid and gid */
+  peerCredentials(fd: number): PeerCredentials;
   /** sendmsg with one SCM_RIGHTS message carrying fds (none if empty); MSG_NOSIGNAL|MSG_DONTWAIT */
   sendFds(fd: number, payload: Uint8Array, fds: number[]): number;
   /** recvmsg with MSG_CMSG_CLOEXEC|MSG_DONTWAIT; throws EAGAIN when nothing is ready */

@@ -9,12 +9,12 @@ import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { SOCK_SEQPACKET, SOCK_STREAM } from '../uapi';
 
-export type { Poller, ReceivedMessage } from '../native/addon';
+export type { PeerCredentials, Poller, ReceivedMessage } from '../native/addon';
 
 /** The addon's socket and fd calls, and nothing else of it. */
 export type Sockets = Pick<
   Addon,
-  'socket' | 'socketpair' | 'bind' | 'listen' | 'accept' | 'connect' | 'sendFds' | 'recvFds' | 'poll' | 'dup' | 'close'
+  'socket' | 'socketpair' | 'bind' | 'listen' | 'accept' | 'connect' | 'peerCredentials' | 'sendFds' | 'recvFds' | 'poll' | 'dup' | 'close'
 >;
 
 /** A channel's socket: 'seqpacket' (the kernel keeps message boundaries) or 'stream' (frames carry their length). */
