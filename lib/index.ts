@@ -76,4 +76,7 @@ export {
   type UnixFdSinkOptions,
   type UnixFdSourceEvents,
   type UnixFdSourceOptions,
+  type ListenOptions,
+  type PeerCredentials,
+  type RefusedConnectionReason,
 } from './share';

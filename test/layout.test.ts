@@ -129,6 +129,8 @@ const PUBLIC = {
     'WaitOptions', 'DmaBufChannelEvents', 'DmaBufServerEvents', 'ShareItem', 'ShareableTier',
     // issue 18: error codes as unions
     'AddonMissingError', 'DmaBufChannelErrorCode', 'DmaBufStateErrorCode', 'DmaHeapErrorCode', 'DmaHeapErrorDetail', 'DmaHeapErrorOf', 'ErrnoCode',
+    // issue 20 item 5: who may connect
+    'ListenOptions', 'PeerCredentials', 'RefusedConnectionReason',
   ].sort(),
 };
 const FRAMEWORK = {

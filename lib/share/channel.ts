@@ -1,10 +1,9 @@
 /**
- * To any process: a DmaBufChannel over an AF_UNIX socket (SCM_RIGHTS), and the server
- * that accepts them. Framing is frame.ts, stream reassembly reassembler.ts, adopting
- * received fds buffers.ts; the socket calls come from socket.ts.
+ * To any process: a DmaBufChannel over an AF_UNIX socket (SCM_RIGHTS). Framing is frame.ts,
+ * stream reassembly reassembler.ts, adopting received fds buffers.ts, the server that accepts
+ * channels server.ts (on listener.ts); the socket calls come from socket.ts.
  */
 import { EventEmitter } from 'node:events';
-import { unlinkSync } from 'node:fs';
 import { invalidArgType, invalidArgValue, validateBoolean, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../internal-token';
@@ -13,8 +12,10 @@ import { SyncFile } from '../sync-file';
 import { adoptAll, sendableFds, validateBuffers, type ShareItem } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
 import { badMeta, decodeHeader, encodeFrame, HEADER, limits, type Header, type ItemMeta } from './frame';
+import { LISTEN_OPTIONS, validatePath, type ListenOptions } from './listener';
 import { StreamReassembler } from './reassembler';
-import { closeAll, READABLE, socketType, sockets, validatePath, WRITABLE, type ChannelType, type Poller, type ReceivedMessage, type Sockets } from './socket';
+import { DmaBufServer } from './server';
+import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, type PeerCredentials, type Poller, type ReceivedMessage, type Sockets } from './socket';
 
 export type { ChannelType } from './socket';
 
@@ -47,9 +48,6 @@ export interface ChannelMessage<P = unknown> {
    */
   payload: P;
 }
-
-/** accept() failing for want of fds or kernel memory: back off, don't spin */
-const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /** what sendmsg says when the peer is gone */
 const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN']);
@@ -159,6 +157,14 @@ export interface DmaBufChannel<Receive = unknown, Send = Receive> {
 export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitter {
   /** 'seqpacket' or 'stream': both ends must have the same */
   readonly type: ChannelType;
+  /**
+   * Who is at the other end (SO_PEERCRED), read once when the channel was made: `pid`, `uid`,
+   * `gid` of the process that connect()ed (on a server's channel), of the server that listen()ed
+   * (on connect()'s), of the process that made the pair (pair(), and an end of one fromFd()
+   * adopted). The pid is the peer's at connect time: that process may have exited since, and
+   * the number been reused. Frozen.
+   */
+  readonly peer: PeerCredentials;
   readonly #sock: Sockets;
   #fd: number;
   readonly #maxFds: number;
@@ -180,9 +186,19 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * @hidden
 
    */
-  constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}) {
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}, peer?: PeerCredentials) {
     checkConstructorToken(token, 'DmaBufChannel.connect(), pair(), fromFd() or DmaBufChannel.listen()');
     super();
+    if (!peer) {
+      try {
+        const c = sock.peerCredentials(fd);
+        peer = { pid: c.pid, uid: c.uid, gid: c.gid };
+      } catch (err) {
+        closeAll(sock, [fd]); // the fd was handed to this channel
+        throw err;
+      }
+    }
+    this.peer = Object.freeze(peer);
     this.#sock = sock;
     this.#fd = fd;
     this.type = type;
@@ -230,30 +246,47 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * Listen at `path` (a filesystem socket; removed again by server.close()). Its channels are
    * DmaBufChannel<Receive, Send>: they receive what a client's channel sends.
    *
+   * Who may connect: `mode` and `group` set the socket file's permission bits and group before
+   * anyone can connect (connecting needs write permission; an abstract socket has no file, so
+   * they are refused there); `allow(peer)` sees each client's pid, uid and gid (SO_PEERCRED)
+   * before 'connection' does, and anything but `true` closes the connection at once;
+   * `maxConnections` bounds how many are open at once. A connection closed for either is
+   * reported as 'refusedConnection' (peer, reason, error?), never as an error.
+   *
    * @param path where to bind (a leading NUL: Linux's abstract namespace)
-   * @param options the accepted channels' `type`, `maxFds`, `maxPayload`, and listen's `backlog` (default 511)
+   * @param options the accepted channels' `type`, `maxFds`, `maxPayload`; listen's `backlog`
+   * (default 511); who may connect: `mode`, `group`, `allow`, `maxConnections` ({@link ListenOptions})
    * @returns the server; it emits 'connection' with each accepted DmaBufChannel
-   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad path or options;
-   * RangeError `ERR_OUT_OF_RANGE` for a backlog, maxFds or maxPayload out of range.
-   * @throws {@link DmaHeapError} bind's or listen's errno: `EADDRINUSE` (the path exists), `EACCES`...
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad path or options
+   * (`mode` or `group` with an abstract path, a group name /etc/group does not have);
+   * RangeError `ERR_OUT_OF_RANGE` for a backlog, mode, gid, maxConnections, maxFds or maxPayload
+   * out of range.
+   * @throws {@link DmaHeapError} bind's, lchown's, chmod's or listen's errno: `EADDRINUSE` (the
+   * path exists), `EACCES`, `EPERM` (a group the process may not give)...
    * @throws Error `ERR_DMA_HEAP_NO_ADDON` without the native addon (passing fds needs it).
    * @example
    * ```ts
    * import { DmaBufChannel, openHeap } from 'dma-heap';
    * using heap = openHeap('system');
-   * const server = DmaBufChannel.listen('/tmp/camera.sock');
+   * const server = DmaBufChannel.listen('/tmp/camera.sock', {
+   *   mode: 0o660,                                   // owner and group may connect
+   *   allow: (peer) => peer.uid === process.getuid!() || peer.uid === 1000,
+   *   maxConnections: 8,
+   * });
+   * server.on('refusedConnection', (peer, reason) => console.warn('refused', peer, reason));
    * server.on('connection', (channel) => {
    *   using buf = heap.alloc(4096);
    *   channel.send([buf], { frame: 0 }).finally(() => channel.close());
    * });
    * ```
    */
-  static listen<Receive = unknown, Send = Receive>(path: string, options?: ChannelOptions & { backlog?: number }): DmaBufServer<Receive, Send> {
+  static listen<Receive = unknown, Send = Receive>(path: string, options?: ChannelOptions & ListenOptions): DmaBufServer<Receive, Send> {
     const sock = sockets();
-    options = validateOptions(options, [...CHANNEL_OPTIONS, 'backlog']);
+    options = validateOptions(options, [...CHANNEL_OPTIONS, ...LISTEN_OPTIONS]);
     if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-    if (options.backlog !== undefined) validateInteger(options.backlog, 'options.backlog', 0, 0x7fffffff);
-    return new DmaBufServer<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, path, options);
+    return new DmaBufServer<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, path, options, (fd, peer) => {
+      return new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, sock, fd, options.type === undefined ? 'seqpacket' : options.type, options, peer);
+    });
   }
 
   /**
@@ -678,249 +711,3 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   }
 }
 
-/** The events of a DmaBufServer<Receive, Send> and their arguments. */
-export interface DmaBufServerEvents<Receive = unknown, Send = Receive> {
-  /** a client connected: the channel is yours to receive from, send on and close */
-  connection: [channel: DmaBufChannel<Receive, Send>];
-  /** a message one of its channels' `for await` skipped (and closed the fds of) */
-  refused: [err: DmaBufChannelError, channel: DmaBufChannel<Receive, Send>];
-  /** accept(2) or the socket's poll failed; only emitted when someone listens */
-  error: [err: Error];
-  /** close() was called; the socket file is gone */
-  close: [];
-}
-
-/** @inline */
-type ServerListener<K extends keyof DmaBufServerEvents, Receive, Send> = (...args: DmaBufServerEvents<Receive, Send>[K]) => void;
-
-// Typed events without needing a generic EventEmitter in the user's @types/node.
-export interface DmaBufServer<Receive = unknown, Send = Receive> {
-  /**
-   * Listen for `event` (the events and their arguments: {@link DmaBufServerEvents}).
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  on<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Listen for the next `event` only.
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  once<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Listen for `event`, as on().
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  addListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Listen for `event`, ahead of the listeners already there.
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  prependListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Listen for the next `event` only, ahead of the listeners already there.
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  prependOnceListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Stop a listener, as removeListener().
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  off<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Stop a listener added for `event`.
-   *
-   * @param event the event's name
-   * @param listener called with the event's arguments
-   */
-  removeListener<K extends keyof DmaBufServerEvents>(event: K, listener: ServerListener<K, Receive, Send>): this;
-  /**
-   * Call `event`'s listeners (the package emits its own events; this is EventEmitter's, typed).
-   *
-   * @param event the event's name
-   * @param args the event's arguments
-   * @returns whether it had listeners
-   */
-  emit<K extends keyof DmaBufServerEvents>(event: K, ...args: DmaBufServerEvents<Receive, Send>[K]): boolean;
-}
-
-/**
- * A listening AF_UNIX socket. Emits 'connection' (DmaBufChannel), 'refused' (err, channel:
- * a message one of its channels' `for await` skipped), 'close', and 'error' only to a
- * listener: nothing a peer does ends the process. Keeps the event loop alive until close().
- * (Events and their arguments: DmaBufServerEvents.)
- */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class DmaBufServer<Receive = unknown, Send = Receive> extends EventEmitter {
-  /** the socket's path; the file is removed by close() */
-  readonly path: string;
-  /** the accepted channels' type */
-  readonly type: ChannelType;
-  readonly #sock: Sockets;
-  readonly #options: ChannelOptions;
-  #fd: number;
-  #poller: Poller | null;
-  /** accepting paused for want of fds or memory: the retry timer, and the current delay */
-  #retry: NodeJS.Timeout | null = null;
-  #delay = 0;
-
-  /**
-
-   * Not for users: DmaBufChannel.listen() makes one (the token is the package's own).
-
-   *
-
-   * @hidden
-
-   */
-  constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, path: string, options: ChannelOptions & { backlog?: number } = {}) {
-    checkConstructorToken(token, 'DmaBufChannel.listen()');
-    super();
-    this.#sock = sock;
-    this.path = path;
-    // === undefined, as connect/pair/fromFd: a type given as null is refused by socketType, not read as missing
-    this.type = options.type === undefined ? 'seqpacket' : options.type;
-    this.#options = { ...options, type: this.type };
-    limits(options);
-    validatePath(path);
-    const fd = sock.socket(socketType(this.type));
-    let bound = false;
-    try {
-      sock.bind(fd, path);
-      bound = true;
-      sock.listen(fd, options.backlog === undefined ? 511 : options.backlog);
-      this.#poller = this.#watch(fd);
-    } catch (err) {
-      closeAll(sock, [fd]);
-      if (bound) unlinkQuietly(path);
-      throw err;
-    }
-    this.#fd = fd;
-  }
-
-  /** whether close() ran */
-  get closed(): boolean {
-    return this.#fd < 0;
-  }
-
-  #watch(fd: number): Poller {
-    return this.#sock.poll(fd, READABLE, (err) => this.#onReadable(err));
-  }
-
-  /** 'error' only where someone listens: nothing a peer does may end the process */
-  #report(err: unknown): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err as Error);
-  }
-
-  #onReadable(err: Error | null): void {
-    if (err) {
-      this.#report(err);
-      return;
-    }
-    while (this.#fd >= 0 && this.#retry === null) {
-      let fd: number;
-      try {
-        fd = this.#sock.accept(this.#fd);
-      } catch (e) {
-        const code = (e as { code?: string }).code ?? '';
-        if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return;
-        // that client gave up, or was refused alone: others may wait
-        if (code === 'ECONNABORTED' || code === 'EPROTO' || code === 'EPERM' || code === 'EINTR') continue;
-        if (OUT_OF_RESOURCES.has(code)) this.#backOff(e);
-        else this.#report(e);
-        return;
-      }
-      this.#delay = 0;
-      const channel = new DmaBufChannel<Receive, Send>(INTERNAL_CONSTRUCTOR, this.#sock, fd, this.type, this.#options);
-      channel.on('refused', (e: DmaBufChannelError) => this.emit('refused', e, channel));
-      // an fd came free: if accepting waits for one, try now
-      channel.once('close', () => this.#resume());
-      this.emit('connection', channel);
-    }
-  }
-
-  /**
-   * accept() found no fd (EMFILE, ENFILE) or no kernel memory: stop watching the socket (it
-   * stays readable, and watching it would spin a core) until one of our channels closes, or
-   * a delay of 10 ms doubling up to 1 s passes. Clients wait in the backlog meanwhile.
-   * Reported once per shortage, and only to an 'error' listener.
-   */
-  #backOff(err: unknown): void {
-    this.#poller?.stop();
-    this.#poller = null;
-    if (this.#delay === 0) this.#report(err);
-    this.#delay = Math.min(Math.max(this.#delay * 2, 10), 1000);
-    this.#retry = setTimeout(() => this.#resume(), this.#delay);
-  }
-
-  #resume(): void {
-    if (this.#retry === null || this.#fd < 0) return;
-    clearTimeout(this.#retry);
-    this.#retry = null;
-    try {
-      this.#poller = this.#watch(this.#fd);
-    } catch (e) {
-      this.#backOff(e);
-    }
-  }
-
-  /**
-   * Stop listening and remove the socket file. Channels already accepted stay open. Idempotent.
-   *
-   * @throws Nothing: a second close() does nothing; a socket file already gone is no error.
-   * @example
-   * ```ts
-   * import { DmaBufChannel } from 'dma-heap';
-   * const server = DmaBufChannel.listen('/tmp/camera.sock');
-   * server.once('connection', (channel) => {
-   *   server.close(); // one client only
-   *   channel.close();
-   * });
-   * ```
-   */
-  close(): void {
-    if (this.#fd < 0) return;
-    this.#poller?.stop();
-    this.#poller = null;
-    if (this.#retry) clearTimeout(this.#retry);
-    this.#retry = null;
-    closeAll(this.#sock, [this.#fd]);
-    this.#fd = -1;
-    unlinkQuietly(this.path);
-    process.nextTick(() => this.emit('close'));
-  }
-
-  /**
-   * close(), for `using`.
-   *
-   * @throws Nothing, as close().
-   * @example
-   * ```ts
-   * import { DmaBufChannel } from 'dma-heap';
-   * {
-   *   using server = DmaBufChannel.listen('/tmp/camera.sock');
-   * } // closed, the socket file removed
-   * ```
-   */
-  [Symbol.dispose](): void {
-    this.close();
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // Already gone: nothing to clean.
-  }
-}

@@ -4,7 +4,7 @@
  * never imports the addon itself (test/layout.test.ts checks it).
  */
 import type { Addon } from '../native/addon';
-import { invalidArgType, invalidArgValue } from '../args';
+import { invalidArgValue } from '../args';
 import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { SOCK_SEQPACKET, SOCK_STREAM } from '../uapi';
@@ -46,14 +46,4 @@ export function closeAll(sock: Sockets, fds: Iterable<number>): void {
       // The number is freed even when close reports an error.
     }
   }
-}
-
-/** A socket path: a string; a filesystem path has no NUL (the kernel would stop at it and bind
- *  another path than asked); a leading NUL names Linux's abstract namespace. */
-export function validatePath(path: unknown): string {
-  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-  if (path === '' || (path[0] !== '\0' && path.includes('\0'))) {
-    throw invalidArgValue('path', path, 'must be a non-empty filesystem path without NUL bytes (or start with NUL for the abstract namespace)');
-  }
-  return path;
 }
