@@ -93,34 +93,39 @@ function safeNumber(v: bigint): number | null {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : null;
 }
 
-/** NEW_BUFFER's payload, or why it is malformed. */
-export function decodeNewBuffer(p: Buffer): NewBuffer | string {
-  if (p.length < NEW_BUFFER_FIXED) return `a new-buffer payload of ${p.length} bytes is shorter than its ${NEW_BUFFER_FIXED}-byte header`;
+/**
+ * NEW_BUFFER's payload, or why it is malformed, with the buffer's id when its fixed part was
+ * there to read (so a refused buffer can still be given back).
+ */
+export function decodeNewBuffer(p: Buffer): NewBuffer | { bad: string; id: bigint | null } {
+  if (p.length < NEW_BUFFER_FIXED) return { bad: `a new-buffer payload of ${p.length} bytes is shorter than its ${NEW_BUFFER_FIXED}-byte header`, id: null };
+  const id = p.readBigUInt64LE(0);
+  const bad = (why: string) => ({ bad: why, id });
   const type = p.readUInt8(52);
   const nMemory = p.readUInt8(53);
   const nMeta = p.readUInt16LE(54);
   const memoryType = MEMORY_TYPES[type];
-  if (memoryType === undefined) return `unknown memory type ${type}`;
+  if (memoryType === undefined) return bad(`unknown memory type ${type}`);
   const metasAt = NEW_BUFFER_FIXED + nMemory * MEMORY_PAYLOAD;
-  if (p.length < metasAt) return `a new-buffer payload of ${p.length} bytes is too short for its ${nMemory} memories`;
+  if (p.length < metasAt) return bad(`a new-buffer payload of ${p.length} bytes is too short for its ${nMemory} memories`);
   const memories: MemoryRange[] = [];
   for (let i = 0; i < nMemory; i++) {
     const at = NEW_BUFFER_FIXED + i * MEMORY_PAYLOAD;
     const size = safeNumber(p.readBigUInt64LE(at));
     const offset = safeNumber(p.readBigUInt64LE(at + 8));
-    if (size === null || offset === null || size + offset > Number.MAX_SAFE_INTEGER) return `memory ${i}'s size or offset is out of range`;
+    if (size === null || offset === null || size + offset > Number.MAX_SAFE_INTEGER) return bad(`memory ${i}'s size or offset is out of range`);
     memories.push({ size, offset });
   }
   const metas: SerializedMeta[] = [];
   let at = metasAt;
   for (let i = 0; i < nMeta; i++) {
     const meta = decodeMeta(p, at);
-    if (typeof meta === 'string') return `meta ${i}: ${meta}`;
+    if (typeof meta === 'string') return bad(`meta ${i}: ${meta}`);
     metas.push(meta.meta);
     at += meta.consumed;
   }
   return {
-    id: p.readBigUInt64LE(0),
+    id,
     pts: time(p.readBigUInt64LE(8)),
     dts: time(p.readBigUInt64LE(16)),
     duration: time(p.readBigUInt64LE(24)),

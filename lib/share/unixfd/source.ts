@@ -10,7 +10,8 @@ import { adoptDmaBuf, type DmaBuf } from '../../dmabuf';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../../internal-token';
 import { bad, type DmaBufChannelError } from '../errors';
 import { Borrowed } from '../loan';
-import { closeAll, sockets, validatePath, type Sockets } from '../socket';
+import { validatePath } from '../listener';
+import { closeAll, sockets, type Sockets } from '../socket';
 import { parseCaps, type Caps } from './caps';
 import { UnixFdConnection, type Command } from './connection';
 import { CAPS, decodeCaps, decodeNewBuffer, decodeVideoMeta, encodeRelease, EOS, NEW_BUFFER, RELEASE_BUFFER, VIDEO_META, type MemoryType, type NewBuffer, type VideoMeta } from './protocol';
@@ -381,9 +382,10 @@ export class UnixFdSource extends EventEmitter {
 
   #onNewBuffer(c: Command): void {
     const b = decodeNewBuffer(c.payload);
-    if (typeof b === 'string') {
+    if ('bad' in b) {
       closeAll(this.#sock, c.fds);
-      return this.#refuse(bad('malformed', b));
+      if (b.id !== null) this.#giveBack(b.id); // the sink holds it for us until told
+      return this.#refuse(bad('malformed', b.bad));
     }
     const refuse = (err: DmaBufChannelError, adopted: UnixFdMemory[]) => {
       for (const m of adopted) m.buffer.close();
