@@ -21,6 +21,7 @@ const crypto = require('crypto');
 const { spawn, execFileSync } = require('child_process');
 const kernels = require('../kernel/build.js');
 const userlands = require('./userland.js');
+const gst = require('../gstreamer/root.js');
 
 // Kernel modules the guest needs (9p for the host root, overlay to make it writable); their
 // dependencies are found from each module's own modinfo, so kernel updates don't break this.
@@ -297,6 +298,12 @@ mount --rbind /dev /newroot/dev && mount --bind /proc /newroot/proc && mount --r
 if [ -n "$OUT" ]; then
   mkdir -p "/newroot$OUT" && mount -t 9p -o "$OUT_9P" out "/newroot$OUT" || fail "mount out share at $OUT"
 fi
+if [ -n "$GST_ROOT" ]; then
+  # test/gstreamer/root.js's trixie root (cached on the host's disk, so here through 9p): the
+  # guest's /dev, /proc, /sys and a tmpfs /tmp for sockets, so a test can chroot gst-launch-1.0 in it.
+  R="/newroot$GST_ROOT"
+  eval "$GST_MOUNTS" || echo "dma-heap-vm: WARNING: could not mount /dev, /proc, /sys, /tmp into the GStreamer root $GST_ROOT"
+fi
 mkdir -p /newroot/run/dma-heap-vm && cp /job/job.sh /newroot/run/dma-heap-vm/ || fail "copy job"
 echo "dma-heap-vm: kernel $(uname -r) $(uname -m), $(nproc) CPUs, $(free -m | awk '/Mem:/{print $2}') MB, $(grep CmaTotal /proc/meminfo | tr -s ' ')"
 ls -l /dev/dma_heap/ /dev/udmabuf
@@ -343,7 +350,7 @@ function baseInitramfs(kdir, busyboxFile) {
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
-function jobArchive(o, token, kdir, userland) {
+function jobArchive(o, token, kdir, userland, cache) {
   // A foreign userland: its /usr/bin first (host programs elsewhere on PATH cannot run).
   const env = { PATH: userland ? '/usr/bin:/usr/sbin:/bin:/sbin' : GUEST_PATH, HOME: '/tmp' };
   for (const [k, v] of Object.entries(process.env)) {
@@ -352,6 +359,8 @@ function jobArchive(o, token, kdir, userland) {
   // jest's resolver (unrs-resolver, a napi-rs addon) has only its x64 binding in node_modules.
   if (userland) env.NAPI_RS_NATIVE_LIBRARY_PATH = userland.info.unrs;
   env.DMA_HEAP_IN_VM = '1';
+  // the guest's HOME is /tmp: name the host's cache, where the kernels' and GStreamer's roots are
+  env.DMA_HEAP_VM_CACHE = cache;
   const cwd = process.cwd();
   // Runs inside the chroot with the host's /bin/sh; env -i gives the command a clean environment.
   const job = `cd ${q(cwd)} || { echo dma-heap-vm: cannot cd to ${q(cwd)}; exit 125; }\n` +
@@ -359,7 +368,12 @@ function jobArchive(o, token, kdir, userland) {
   const info = JSON.parse(fs.readFileSync(path.join(kdir, 'kernel.json'), 'utf8'));
   // Self-built kernels have vgem and vivid built in: --modules asks for nothing there.
   const extra = [...new Set(o.modules.flatMap((m) => (info.optional || {})[m] || []))];
-  const vars = { TOKEN: token, OUT: o.out || '', HOST_9P, OUT_9P, EXTRA_MODULES: extra.join(' '), USERLAND: userland ? '1' : '' };
+  // the GStreamer root (x86-64) when it is built: the init mounts what gst-launch-1.0 needs into it
+  const gstRoot = o.arch === 'x86_64' && !userland ? gst.cachedGstRoot(cache) : null;
+  const vars = {
+    TOKEN: token, OUT: o.out || '', HOST_9P, OUT_9P, EXTRA_MODULES: extra.join(' '), USERLAND: userland ? '1' : '',
+    GST_ROOT: gstRoot || '', GST_MOUNTS: gstRoot ? gst.gstRootMounts('"$R"') : '',
+  };
   return cpio([dir('job'), file('job/job.sh', job),
     file('job/env', Object.entries(vars).map(([k, v]) => `${k}=${q(v)}\n`).join(''))]);
 }
@@ -391,7 +405,7 @@ function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dma-heap-vm-'));
   const initrd = path.join(work, 'initrd.cpio');
   // Linux unpacks concatenated cpio archives in order: the cached base, then this run's /job.
-  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir, userland)]));
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir, userland, cache)]));
 
   const virtfs = (p, tag, ro) => ['-virtfs', `local,path=${p.replace(/,/g, ',,')},mount_tag=${tag},` +
     `security_model=none,multidevs=remap${ro ? ',readonly=on' : ''}`];
