@@ -12,7 +12,7 @@
  *    held before: no leak, no half-made buffer, no caller's fd closed or replaced.
  * Seeded: the seed is printed; DMA_HEAP_FUZZ_SEED=<seed> replays, DMA_HEAP_FUZZ_RUNS scales.
  */
-import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { types } from 'node:util';
@@ -64,7 +64,12 @@ interface Input {
   ok: boolean;
   /** the call runs user code on purpose (payload toJSON): its exceptions may propagate */
   userCode?: boolean;
+  /** every argument is valid: the call must succeed (a refusal is a finding) */
+  mustSucceed?: boolean;
 }
+
+/** listen's fully valid options: the socket file must have this mode and group afterwards */
+const LISTEN_EXPECTS = new WeakMap<object, { mode: number; gid: number }>();
 
 interface Target {
   name: string;
@@ -265,15 +270,39 @@ const TARGETS: Target[] = [
     name: `DmaBufChannel.${fn}`,
     needsAddon: true,
     input(c) {
-      const schema: OptionSchema = { type: 'string', maxFds: 'int', maxPayload: 'int', ...(fn === 'listen' ? { backlog: 'int' } : {}), ...(fn === 'fromFd' ? { dup: 'bool' } : {}) };
+      const schema: OptionSchema = {
+        type: 'string',
+        maxFds: 'int',
+        maxPayload: 'int',
+        // who may connect (issue 20 item 5): a mode, a gid or group name, a function, a count
+        ...(fn === 'listen' ? { backlog: 'int', mode: 'int', group: 'intOrString', allow: 'function', maxConnections: 'int' } : {}),
+        ...(fn === 'fromFd' ? { dup: 'bool' } : {}),
+      };
       const [o, okO] = opts(c, schema, {
         type: () => c.rng.pick(['seqpacket', 'stream']),
         maxFds: () => c.rng.pick([0, 1, 64, 253]),
         maxPayload: () => c.rng.pick([64, 65536]),
         backlog: () => 8,
+        mode: () => c.rng.pick([0o600, 0o660, 0o666, 0]),
+        group: () => c.rng.pick([0, process.getgid?.() ?? 0, 'root']),
+        allow: () => () => c.rng.chance(0.5),
+        maxConnections: () => c.rng.pick([1, 8, 0x7fffffff]),
         dup: valid.bool(c),
       });
       if (fn === 'pair') return { args: [o], ok: okO };
+      if (fn === 'listen' && c.rng.chance(0.2)) {
+        // all of who-may-connect at once, every value valid: it must listen, with that mode and group
+        const all = {
+          type: c.rng.pick(['seqpacket', 'stream']),
+          backlog: c.rng.pick([0, 8, 511]),
+          mode: c.rng.pick([0o600, 0o660, 0o666, 0]),
+          group: c.rng.pick([0, 'root']),
+          allow: () => true,
+          maxConnections: c.rng.pick([1, 8, 0x7fffffff]),
+        };
+        LISTEN_EXPECTS.set(all, { mode: all.mode, gid: 0 });
+        return { args: [c.sockPath(), all], ok: true, mustSucceed: true };
+      }
       if (fn === 'fromFd') {
         const [fd, okFd] = arg(c, 'fd', () => ownFd(c));
         return { args: [fd, o], ok: okFd && okO };
@@ -283,7 +312,18 @@ const TARGETS: Target[] = [
     },
     call(c, args) {
       if (fn === 'pair') return DmaBufChannel.pair(args[0] as never);
-      if (fn === 'listen') return DmaBufChannel.listen(args[0] as string, args[1] as never);
+      if (fn === 'listen') {
+        const server = DmaBufChannel.listen(args[0] as string, args[1] as never);
+        const expects = LISTEN_EXPECTS.get(args[1] as object);
+        if (expects) {
+          const st = statSync(args[0] as string);
+          if ((st.mode & 0o777) !== expects.mode || st.gid !== expects.gid) {
+            server.close();
+            throw new Error(`the socket file has mode 0o${(st.mode & 0o777).toString(8)} gid ${st.gid}, not 0o${expects.mode.toString(8)} gid ${expects.gid}`);
+          }
+        }
+        return server;
+      }
       if (fn === 'connect') return DmaBufChannel.connect(args[0] as string, args[1] as never);
       return DmaBufChannel.fromFd(args[0] as number, args[1] as never);
     },
@@ -668,6 +708,9 @@ describe(`fuzz of the public API (${LABEL}, seed ${SEED})`, () => {
 
 function judge(input: Input, threw: boolean, err: unknown, noAddon: boolean): string | undefined {
   if (!threw) return input.ok ? undefined : 'accepted an argument of the wrong type';
+  if (input.mustSucceed && !(noAddon && (err as { code?: unknown })?.code === 'ERR_DMA_HEAP_NO_ADDON')) {
+    return `refused valid arguments: ${(err as Error)?.message}`;
+  }
   if (err instanceof GetterSentinel) return undefined; // the caller's getter or trap threw: theirs to see
   if (err instanceof ToStringSentinel && input.userCode) return undefined;
   const typed = typedProblem(err);

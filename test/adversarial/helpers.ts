@@ -157,7 +157,7 @@ export const HOSTILE: readonly [string, () => unknown][] = [
 ];
 
 /** what kind of value an argument is, for deciding whether a call was entitled to fail with a type error */
-export type Kind = 'size' | 'int' | 'bool' | 'string' | 'path' | 'fd' | 'access' | 'bytes' | 'any';
+export type Kind = 'size' | 'int' | 'bool' | 'string' | 'path' | 'fd' | 'access' | 'bytes' | 'function' | 'intOrString' | 'any';
 
 /** Node's codes for bad arguments */
 export const ARG_CODES = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_OUT_OF_RANGE']);
@@ -179,6 +179,10 @@ export function typeOk(kind: Kind, v: unknown, optional: boolean): boolean {
       return typeof v === 'string';
     case 'bytes':
       return !types.isProxy(v) && v instanceof Uint8Array;
+    case 'function':
+      return typeof v === 'function';
+    case 'intOrString':
+      return typeof v === 'number' || typeof v === 'string';
     case 'any':
       return true;
   }
