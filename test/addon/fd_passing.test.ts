@@ -96,6 +96,19 @@ addonSuite('addon: fd_passing', () => {
       [conn, client, server].forEach((f) => A.close(f));
     });
 
+    test('peerCredentials: SO_PEERCRED of both ends; errno errors as the other calls', () => {
+      const [a, b] = A.socketpair(A.abi.SOCK_SEQPACKET);
+      const me = { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
+      expect(A.peerCredentials(a)).toEqual(me);
+      expect(A.peerCredentials(b)).toEqual(me);
+      [a, b].forEach((f) => A.close(f));
+      const fd = fs.openSync('/dev/null', 'r');
+      expect(thrown(() => A.peerCredentials(fd))).toMatchObject({ code: 'ENOTSOCK', syscall: 'getsockopt' });
+      fs.closeSync(fd);
+      expect(thrown(() => A.peerCredentials(-1))).toMatchObject({ code: 'EBADF', syscall: 'getsockopt' });
+      expect(thrown(() => A.peerCredentials('3' as never))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    });
+
     test('poll fires readable when data arrives; stop() prevents further callbacks', async () => {
       const [a, b] = A.socketpair(A.abi.SOCK_SEQPACKET);
       const seen: Array<[unknown, number]> = [];
