@@ -37,6 +37,8 @@ const pkg = require(path.join(root, 'package.json'));
 
 /** the re-declared EventEmitter methods (see above) */
 const EVENT_METHODS = new Set(['on', 'once', 'off', 'addListener', 'prependListener', 'prependOnceListener', 'removeListener', 'emit']);
+/** where they are re-declared: DmaBufChannel's file and DmaBufServer's */
+const EVENT_FILES = new Set(['lib/share/channel.ts', 'lib/share/server.ts']);
 
 // typedoc's ReflectionKind values (typedoc/dist/lib/models/kind.js)
 const KIND = { Function: 64, Class: 128, Interface: 256, Constructor: 512, Method: 2048, Accessor: 262144 } as const;
@@ -108,7 +110,7 @@ function signatures(project: Reflection): Array<{ where: string; sig: Signature;
       for (const sig of r.signatures ?? []) {
         const file = (sig.sources ?? r.sources ?? [])[0]?.fileName ?? '';
         if (!file.startsWith('lib/')) continue; // inherited from Node's types
-        const full = parent !== KIND.Interface && !(r.kind === KIND.Method && EVENT_METHODS.has(r.name) && file === 'lib/share/channel.ts');
+        const full = parent !== KIND.Interface && !(r.kind === KIND.Method && EVENT_METHODS.has(r.name) && EVENT_FILES.has(file));
         out.push({ where: here, sig, full });
       }
     }
