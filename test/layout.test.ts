@@ -122,6 +122,8 @@ const PUBLIC = {
     'listHeaps', 'openContiguousHeap', 'openHeap', 'spawnWithBuffers', 'udmabufSizeLimit',
     // issue 18: one guard for every error code
     'isDmaHeapError',
+    // issue 20: GStreamer's unixfd protocol both ways
+    'UnixFdFrame', 'UnixFdSink', 'UnixFdSource',
   ].sort(),
   types: [
     'AcquireOptions', 'AllocOptions', 'Backend', 'Backing', 'BufferPoolOptions', 'BufferPoolStats', 'BufferSource', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
@@ -131,6 +133,9 @@ const PUBLIC = {
     'AddonMissingError', 'DmaBufChannelErrorCode', 'DmaBufStateErrorCode', 'DmaHeapErrorCode', 'DmaHeapErrorDetail', 'DmaHeapErrorOf', 'ErrnoCode',
     // issue 20 item 5: who may connect
     'ListenOptions', 'PeerCredentials', 'RefusedConnectionReason',
+    // issue 20: GStreamer's unixfd protocol (caps and video meta in GStreamer's words)
+    'GstCaps', 'GstCapsValue', 'GstFraction', 'GstVideoMeta', 'UnixFdBufferInit', 'UnixFdMemory', 'UnixFdMemoryInit', 'UnixFdMemoryType',
+    'UnixFdSinkEvents', 'UnixFdSinkOptions', 'UnixFdSourceEvents', 'UnixFdSourceOptions',
   ].sort(),
 };
 const FRAMEWORK = {
@@ -138,7 +143,7 @@ const FRAMEWORK = {
   types: [
     'AccessContext', 'AccessPolicy', 'AllocationFault', 'BackingMemory', 'Cma', 'CmaBuffer', 'CpuAccessState', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
     'DmaDataDirection', 'DmaHeap', 'DmaHeapExportInfo', 'DmaHeapOps', 'Faults', 'FenceSourceOptions', 'FrameworkOptions', 'KernelDmaBuf', 'Profile',
-    'SimulatedKernel', 'Vma',
+    'MemfdPolicy', 'SimulatedKernel', 'Vma',
   ].sort(),
 };
 

@@ -12,7 +12,7 @@ import './heaps/system';
 import './heaps/cma';
 
 export { Framework, DEFAULT_CMA_SIZE, type FrameworkOptions } from './framework';
-export type { SimulatedKernel } from './simulated-kernel';
+export type { MemfdPolicy, SimulatedKernel } from './simulated-kernel';
 export type { DmaHeap, DmaHeapExportInfo, DmaHeapOps, Profile } from './dma-heap';
 export type { KernelDmaBuf, CpuAccessState, DmaBufExportInfo, DmaBufOps, DmaDataDirection } from './dma-buf';
 export type { BackingMemory, Vma } from './backing';

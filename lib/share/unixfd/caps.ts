@@ -10,16 +10,18 @@
  */
 
 /** a `(fraction)n/d` value, e.g. a framerate */
-export interface Fraction {
+export interface GstFraction {
+  /** numerator */
   num: number;
+  /** denominator */
   den: number;
 }
 
 /** One field's value: typed where the caps said int, double, boolean, fraction or string; else its text. */
-export type CapsValue = string | number | boolean | Fraction;
+export type GstCapsValue = string | number | boolean | GstFraction;
 
-/** Caps, parsed (the first structure; a peer sending several is rare for unixfd). */
-export interface Caps {
+/** GstCaps, parsed (the first structure; a peer sending several is rare for unixfd). */
+export interface GstCaps {
   /** the caps as the peer sent them */
   string: string;
   /** e.g. 'video/x-raw' */
@@ -27,12 +29,15 @@ export interface Caps {
   /** caps features, e.g. ['memory:DMABuf'] */
   features: string[];
   /** every field of the first structure */
-  fields: Record<string, CapsValue>;
+  fields: Record<string, GstCapsValue>;
   /** `format` (e.g. 'RGBA', 'NV12'; 'DMA_DRM' for dma-buf caps, then see drmFormat) */
   format?: string;
+  /** `width`, in pixels */
   width?: number;
+  /** `height`, in pixels */
   height?: number;
-  framerate?: Fraction;
+  /** `framerate`, frames per second as a fraction (0/1: variable) */
+  framerate?: GstFraction;
   /** `drm-format`: a DRM fourcc, with `:0x...` modifier when not linear (dma-buf caps name their layout this way) */
   drmFormat?: string;
 }
@@ -40,8 +45,8 @@ export interface Caps {
 const CLOSERS: Record<string, string> = { '{': '}', '[': ']', '<': '>', '(': ')' };
 
 /** Read caps. Never throws: a field it can't read is left out. */
-export function parseCaps(text: string): Caps {
-  const caps: Caps = { string: text, mediaType: '', features: [], fields: {} };
+export function parseCaps(text: string): GstCaps {
+  const caps: GstCaps = { string: text, mediaType: '', features: [], fields: {} };
   let i = 0;
   const n = text.length;
   const ws = () => {
@@ -124,7 +129,7 @@ export function parseCaps(text: string): Caps {
   }
 }
 
-function typed(type: string, raw: string, quoted: boolean): CapsValue {
+function typed(type: string, raw: string, quoted: boolean): GstCapsValue {
   if (quoted) return raw;
   switch (type) {
     case 'int':

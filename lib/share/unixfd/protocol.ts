@@ -31,9 +31,9 @@ const MEMORY_PAYLOAD = 16;
 /** GST_CLOCK_TIME_NONE, and GST_BUFFER_OFFSET_NONE */
 const NONE = 0xffffffffffffffffn;
 
-/** MemoryType: what a NEW_BUFFER's fds are. GStreamer sends one type for all of a buffer's memories. */
-export type MemoryType = 'shm' | 'dmabuf';
-const MEMORY_TYPES: readonly MemoryType[] = ['shm', 'dmabuf'];
+/** UnixFdMemoryType: what a NEW_BUFFER's fds are. GStreamer sends one type for all of a buffer's memories. */
+export type UnixFdMemoryType = 'shm' | 'dmabuf';
+const MEMORY_TYPES: readonly UnixFdMemoryType[] = ['shm', 'dmabuf'];
 
 /** One memory of a buffer: `size` bytes at `offset` in its fd. */
 export interface MemoryRange {
@@ -58,7 +58,7 @@ export interface NewBuffer {
   offset: bigint | null;
   offsetEnd: bigint | null;
   flags: number;
-  memoryType: MemoryType;
+  memoryType: UnixFdMemoryType;
   memories: MemoryRange[];
   metas: SerializedMeta[];
 }
@@ -215,15 +215,22 @@ export function encodeCaps(caps: string): Buffer {
 }
 
 /** GstVideoMeta, as gst_video_meta's serialize writes it (version 0). */
-export interface VideoMeta {
+export interface GstVideoMeta {
   /** GstVideoFrameFlags */
   flags: number;
   /** GstVideoFormat's number (the caps' `format` names it) */
   format: number;
+  /** in pixels */
   width: number;
+  /** in pixels */
   height: number;
-  /** per plane: its offset in the buffer and its stride in bytes */
-  planes: { offset: number; stride: number }[];
+  /** per plane: where it starts and how far apart its rows are */
+  planes: {
+    /** the plane's offset in the buffer (its memories one after another) */
+    offset: number;
+    /** bytes from one row to the next */
+    stride: number;
+  }[];
 }
 
 export const VIDEO_META = 'GstVideoMeta';
@@ -231,14 +238,14 @@ export const VIDEO_META = 'GstVideoMeta';
 const MAX_PLANES = 4;
 
 /** A GstVideoMeta's data, or why it is malformed. */
-export function decodeVideoMeta(m: SerializedMeta): VideoMeta | string {
+export function decodeVideoMeta(m: SerializedMeta): GstVideoMeta | string {
   if (m.version !== 0) return `GstVideoMeta version ${m.version} is not 0`;
   const d = m.data;
   if (d.length < 20) return 'GstVideoMeta is truncated';
   const nPlanes = d.readUInt32LE(16);
   if (nPlanes > MAX_PLANES) return `GstVideoMeta has ${nPlanes} planes (at most ${MAX_PLANES})`;
   if (d.length < 36 + nPlanes * 16) return 'GstVideoMeta is truncated';
-  const planes: VideoMeta['planes'] = [];
+  const planes: GstVideoMeta['planes'] = [];
   for (let i = 0; i < nPlanes; i++) {
     const offset = safeNumber(d.readBigUInt64LE(20 + i * 8));
     if (offset === null) return `plane ${i}'s offset is out of range`;
@@ -248,7 +255,7 @@ export function decodeVideoMeta(m: SerializedMeta): VideoMeta | string {
 }
 
 /** A GstVideoMeta for `v` (no alignment padding), as unixfdsrc deserializes it. */
-export function encodeVideoMeta(v: VideoMeta): SerializedMeta {
+export function encodeVideoMeta(v: GstVideoMeta): SerializedMeta {
   const n = v.planes.length;
   const d = Buffer.alloc(36 + n * 16);
   d.writeInt32LE(v.flags, 0);

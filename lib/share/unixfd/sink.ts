@@ -19,7 +19,7 @@ import { LISTEN_OPTIONS, Listener, type ListenOptions, type PeerCredentials, typ
 import { Loans } from '../loan';
 import { closeAll, sockets, type Sockets } from '../socket';
 import { UnixFdConnection, type Command } from './connection';
-import { CAPS, decodeRelease, encodeCaps, encodeNewBuffer, EOS, NEW_BUFFER, RELEASE_BUFFER, type MemoryRange, type MemoryType } from './protocol';
+import { CAPS, decodeRelease, encodeCaps, encodeNewBuffer, EOS, NEW_BUFFER, RELEASE_BUFFER, type MemoryRange, type UnixFdMemoryType } from './protocol';
 
 const SINK_OPTIONS = ['caps', ...LISTEN_OPTIONS] as const;
 /** a client sends releases (8 bytes) and nothing else we know: a long command is no client of ours */
@@ -33,7 +33,17 @@ export interface UnixFdSinkOptions extends ListenOptions {
 }
 
 /** One memory of a buffer to send: a DmaBuf or a pool lease, whole or a range of it. */
-export type UnixFdMemoryInit = DmaBuf | PooledBuffer | { buffer: DmaBuf | PooledBuffer; offset?: number; size?: number };
+export type UnixFdMemoryInit =
+  | DmaBuf
+  | PooledBuffer
+  | {
+      /** the buffer (a pool lease goes back to its pool when the buffer is back) */
+      buffer: DmaBuf | PooledBuffer;
+      /** where the memory starts in it (default 0) */
+      offset?: number;
+      /** its length (default: to the buffer's end) */
+      size?: number;
+    };
 
 /** A buffer to send: its memories (all dma-bufs, or all memfds) and its timing. */
 export interface UnixFdBufferInit {
@@ -239,7 +249,7 @@ export class UnixFdSink extends EventEmitter {
     const leases: PooledBuffer[] = [];
     const bufs: DmaBuf[] = [];
     const ranges: MemoryRange[] = [];
-    let type: MemoryType | null = null;
+    let type: UnixFdMemoryType | null = null;
     b.memories.forEach((m, i) => {
       const what = `buffer.memories[${i}]`;
       const plain = m instanceof DmaBuf || m instanceof PooledBuffer;
@@ -254,7 +264,7 @@ export class UnixFdSink extends EventEmitter {
       if (!SHAREABLE.includes(buf.tier)) {
         throw new DmaBufStateError('ERR_DMA_HEAP_NOT_SHAREABLE', `${what} lives in JS memory (tier '${buf.tier}'): GStreamer can only map an fd`);
       }
-      const kind: MemoryType = isRealTier(buf.tier) ? 'dmabuf' : 'shm';
+      const kind: UnixFdMemoryType = isRealTier(buf.tier) ? 'dmabuf' : 'shm';
       if (type !== null && kind !== type) throw invalidArgValue('buffer.memories', `[${i}: ${buf.tier}]`, 'must be all dma-bufs or all memfds (GStreamer sends one memory type per buffer)');
       type = kind;
       const r = plain ? {} : (m as { offset?: unknown; size?: unknown });

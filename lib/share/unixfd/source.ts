@@ -12,9 +12,9 @@ import { bad, type DmaBufChannelError } from '../errors';
 import { Borrowed } from '../loan';
 import { validatePath } from '../listener';
 import { closeAll, sockets, type Sockets } from '../socket';
-import { parseCaps, type Caps } from './caps';
+import { parseCaps, type GstCaps } from './caps';
 import { UnixFdConnection, type Command } from './connection';
-import { CAPS, decodeCaps, decodeNewBuffer, decodeVideoMeta, encodeRelease, EOS, NEW_BUFFER, RELEASE_BUFFER, VIDEO_META, type MemoryType, type NewBuffer, type VideoMeta } from './protocol';
+import { CAPS, decodeCaps, decodeNewBuffer, decodeVideoMeta, encodeRelease, EOS, NEW_BUFFER, RELEASE_BUFFER, VIDEO_META, type UnixFdMemoryType, type NewBuffer, type GstVideoMeta } from './protocol';
 import { SOCK_STREAM } from '../../uapi';
 
 const SOURCE_OPTIONS = ['maxPayload'] as const;
@@ -60,13 +60,13 @@ export class UnixFdFrame {
   /** GstBufferFlags */
   readonly flags: number;
   /** 'dmabuf' or 'shm' (GStreamer's shared memory, memfds) */
-  readonly memoryType: MemoryType;
+  readonly memoryType: UnixFdMemoryType;
   /** the memories, in order (planes, when the producer put each in its own) */
   readonly memories: readonly UnixFdMemory[];
   /** the caps in effect when it arrived */
-  readonly caps: Caps | null;
+  readonly caps: GstCaps | null;
   /** the GstVideoMeta it carried (strides and plane offsets across its memories), or null */
-  readonly video: VideoMeta | null;
+  readonly video: GstVideoMeta | null;
   readonly #loan: Borrowed;
 
   /**
@@ -74,7 +74,7 @@ export class UnixFdFrame {
    *
    * @hidden
    */
-  constructor(token: typeof INTERNAL_CONSTRUCTOR, b: NewBuffer, memories: UnixFdMemory[], caps: Caps | null, video: VideoMeta | null, giveBack: () => void) {
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, b: NewBuffer, memories: UnixFdMemory[], caps: GstCaps | null, video: GstVideoMeta | null, giveBack: () => void) {
     checkConstructorToken(token, 'UnixFdSource.receive()');
     this.id = b.id;
     this.pts = b.pts;
@@ -137,7 +137,7 @@ export class UnixFdFrame {
 /** The events of a UnixFdSource and their arguments. */
 export interface UnixFdSourceEvents {
   /** new caps from the sink: they apply to the frames after them */
-  caps: [caps: Caps];
+  caps: [caps: GstCaps];
   /** a command was refused (its fds closed; a refused buffer is given back to the sink) */
   refused: [err: DmaBufChannelError];
   /** the connection ended: ERR_DMA_HEAP_CHANNEL_CLOSED, its `reason` says why */
@@ -185,7 +185,7 @@ export class UnixFdSource extends EventEmitter {
   readonly #sock: Sockets;
   readonly #conn: UnixFdConnection;
   readonly #waiters: Waiter[] = [];
-  #caps: Caps | null = null;
+  #caps: GstCaps | null = null;
   #eos = false;
 
   /**
@@ -242,7 +242,7 @@ export class UnixFdSource extends EventEmitter {
   }
 
   /** the stream's caps (the last the sink sent), or null before any */
-  get caps(): Caps | null {
+  get caps(): GstCaps | null {
     return this.#caps;
   }
 
@@ -262,7 +262,7 @@ export class UnixFdSource extends EventEmitter {
   }
 
   /**
-   * The next buffer, or null at EOS. Caps that come first are taken in (`caps`, the 'caps'
+   * The next buffer, or null at EOS. GstCaps that come first are taken in (`caps`, the 'caps'
    * event) on the way. Only while a receive waits is the socket read.
    *
    * @returns the frame (yours to release), or null when the sink sent EOS
@@ -396,7 +396,7 @@ export class UnixFdSource extends EventEmitter {
     if (c.fds.length !== b.memories.length) {
       return refuse(bad('fdCount', `the buffer has ${b.memories.length} memories, ${c.fds.length} fds came with it`), []);
     }
-    let video: VideoMeta | null = null;
+    let video: GstVideoMeta | null = null;
     for (const meta of b.metas) {
       if (meta.name !== VIDEO_META) continue;
       const v = decodeVideoMeta(meta);
