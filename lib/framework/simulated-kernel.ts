@@ -703,6 +703,7 @@ export class SimulatedKernel implements Kernel {
    *
    * @param fd a dma-buf of this framework, or a memfd
    * @param dup keep the caller's fd open (false closes it once adopted)
+   * @param memfds how a memfd from elsewhere is taken (MemfdPolicy: default 'softwareBuffer')
    * @returns the buffer's own fd and its parsed fdinfo
    */
   adopt(fd: number, dup: boolean, memfds: MemfdPolicy = 'softwareBuffer'): Adopted {
