@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, statS
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { types } from 'node:util';
-import { addonStatus, allocShareable, BufferPool, createShareablePool, DmaBuf, DmaBufChannel, DmaBufServer, fromFd, Heap, inheritedBuffers, listHeaps, openContiguousHeap, openHeap, PooledBuffer, spawnWithBuffers, SyncFile } from '../../lib';
+import { addonStatus, allocShareable, BufferPool, createShareablePool, DmaBuf, DmaBufChannel, DmaBufServer, fromFd, Heap, inheritedBuffers, listHeaps, openContiguousHeap, openHeap, PooledBuffer, spawnWithBuffers, SyncFile, UnixFdSink, UnixFdSource } from '../../lib';
 import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import {
   ARG_CODES,
@@ -329,6 +329,86 @@ const TARGETS: Target[] = [
     },
   })),
   {
+    name: 'UnixFdSource.connect',
+    needsAddon: true,
+    input(c) {
+      const [o, okO] = opts(c, { maxPayload: 'int' }, { maxPayload: () => c.rng.pick([1, 64, 65536]) });
+      const [p, okP] = arg(c, 'path', () => c.sockPath());
+      return { args: [p, o], ok: okP && okO };
+    },
+    call(_c, [p, o]) {
+      return UnixFdSource.connect(p as string, o as never);
+    },
+  },
+  ...(['listen', 'setCaps'] as const).map<Target>((fn) => ({
+    name: `UnixFdSink.${fn}`,
+    needsAddon: true,
+    input(c) {
+      const caps = () => c.rng.pick(['video/x-raw', 'video/x-raw,format=RGBA,width=64,height=48', 'é']);
+      if (fn === 'setCaps') {
+        const [v, okV] = arg(c, 'string', caps);
+        return { args: [v], ok: okV };
+      }
+      const schema: OptionSchema = { caps: 'string', backlog: 'int', mode: 'int', group: 'intOrString', allow: 'function', maxConnections: 'int' };
+      const [o, okO] = opts(
+        c,
+        schema,
+        { caps, backlog: () => 8, mode: () => c.rng.pick([0o600, 0o660]), group: () => 0, allow: () => () => true, maxConnections: () => 4 },
+        // caps is required
+        (x) => typeof dataValue(x, 'caps') === 'string',
+      );
+      const [p, okP] = arg(c, 'path', () => c.sockPath());
+      return { args: [p, o], ok: okP && okO && o !== undefined && o !== null };
+    },
+    call(c, args) {
+      if (fn === 'listen') return UnixFdSink.listen(args[0] as string, args[1] as never);
+      const sink = UnixFdSink.listen(c.sockPath(), { caps: 'video/x-raw' });
+      try {
+        sink.setCaps(args[0] as string);
+      } finally {
+        sink.close();
+      }
+      return undefined;
+    },
+  })),
+  {
+    name: 'sink.send',
+    needsAddon: true,
+    input(c) {
+      const time = () => c.rng.pick([0n, 33_333_333n, null, undefined]);
+      const [o, okO] = opts(
+        c,
+        { memories: 'any', pts: 'any', dts: 'any', duration: 'any', offset: 'any', offsetEnd: 'any', flags: 'int' },
+        {
+          memories: () => c.rng.pick([[c.buf], [c.buf, c.buf], [{ buffer: c.buf, offset: 0, size: 16 }]]),
+          pts: time, dts: time, duration: time, offset: time, offsetEnd: time,
+          flags: () => c.rng.pick([0, 64]),
+        },
+        (x) => {
+          const times = ['pts', 'dts', 'duration', 'offset', 'offsetEnd'].every((k) => {
+            const v = dataValue(x, k);
+            return v === undefined || v === null || typeof v === 'bigint';
+          });
+          const m = dataValue(x, 'memories');
+          try {
+            return times && Array.isArray(m) && m.length > 0 && m.every((e) => e instanceof DmaBuf || isPlainObject(e));
+          } catch {
+            return false; // a revoked Proxy
+          }
+        },
+      );
+      return { args: [o], ok: okO && o !== undefined && o !== null };
+    },
+    async call(c, [o]) {
+      const sink = UnixFdSink.listen(c.sockPath(), { caps: 'video/x-raw' });
+      try {
+        await sink.send(o as never); // no client: back at once
+      } finally {
+        sink.close();
+      }
+    },
+  },
+  {
     name: 'channel.send',
     needsAddon: true,
     input(c) {
@@ -594,7 +674,7 @@ async function release(r: unknown): Promise<void> {
     for (const x of r) await release(x);
     return;
   }
-  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel || r instanceof BufferPool || r instanceof SyncFile) r.close();
+  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel || r instanceof BufferPool || r instanceof SyncFile || r instanceof UnixFdSource || r instanceof UnixFdSink) r.close();
   else if (r instanceof DmaBufServer) {
     r.close();
   }
