@@ -24,10 +24,19 @@ interface State {
   giveBack: () => void;
 }
 
+/** giveBack must not throw; if it does anyway, a finalizer's throw would be an uncaught exception */
+function tell(state: State): void {
+  try {
+    state.giveBack();
+  } catch {
+    // The lender is told nothing more: the loan still counts as given back here.
+  }
+}
+
 const forgotten = new FinalizationRegistry<State>((state) => {
   if (state.done) return;
   state.done = true;
-  state.giveBack();
+  tell(state);
 });
 
 /** item -> the object that owns its loan: an ephemeron, so a reachable item keeps the loan alive */
@@ -46,7 +55,9 @@ export class Borrowed {
    */
   constructor(owner: object, items: readonly Closable[], giveBack: () => void) {
     this.#state = { done: false, giveBack };
-    this.#items = items;
+    // a copy: the owner's own array (a message's `items`) is the program's to edit, and an item
+    // taken out of it must still be closed by release()
+    this.#items = [...items];
     for (const item of items) owners.set(item, owner);
     forgotten.register(owner, this.#state, this.#state);
   }
@@ -69,7 +80,7 @@ export class Borrowed {
         // A closed item is no reason to keep the lender waiting.
       }
     }
-    state.giveBack();
+    tell(state);
     return true;
   }
 }
@@ -122,6 +133,15 @@ export class Loans<Id, Holder> {
   clear(): void {
     const all = [...this.#out.values()];
     this.#out.clear();
-    for (const loan of all) loan.returned();
+    // every one is told, even when an earlier `returned` throws (the first throw is rethrown after)
+    let thrown: { err: unknown } | null = null;
+    for (const loan of all) {
+      try {
+        loan.returned();
+      } catch (err) {
+        thrown ??= { err };
+      }
+    }
+    if (thrown) throw thrown.err;
   }
 }
