@@ -3,7 +3,20 @@
  *
  * @inline
  */
-export type BadReason = 'controlTruncated' | 'foreignControl' | 'truncated' | 'malformed' | 'fdCount' | 'notDmaBuf' | 'notSyncFile' | 'badRelease';
+export type BadReason =
+  | 'controlTruncated'
+  | 'foreignControl'
+  | 'truncated'
+  | 'malformed'
+  | 'fdCount'
+  | 'notDmaBuf'
+  | 'notSyncFile'
+  /** a lent message whose id this end still holds from an earlier one (not released yet) */
+  | 'loanReused'
+  /** a release frame that is not one: fds with it, a bad or empty id list, more than 1024 ids */
+  | 'badRelease'
+  /** a release naming ids this end did not lend, or that came back already (the others are released) */
+  | 'unknownLoan';
 /**
  * Why a channel ended (code 'ERR_DMA_HEAP_CHANNEL_CLOSED').
  *

@@ -17,7 +17,8 @@ export interface FrameHeader {
 export type Fed<Header extends FrameHeader> =
   | { kind: 'more' }
   | { kind: 'frame'; header: Header; body: Buffer; fds: number[] }
-  | { kind: 'refused'; err: DmaBufChannelError }
+  /** the frame was read to its end and is refused (its fds closed); its header says what it was */
+  | { kind: 'refused'; err: DmaBufChannelError; header: Header }
   /** a bad header: the stream can't be followed past this point */
   | { kind: 'unfollowable'; reason: string };
 
@@ -88,7 +89,7 @@ export class StreamReassembler<Header extends FrameHeader> {
     this.#bodyGot = 0;
     this.#fds = [];
     this.#bad = null;
-    return poisoned ? { kind: 'refused', err: poisoned } : { kind: 'frame', header, body, fds: held };
+    return poisoned ? { kind: 'refused', err: poisoned, header } : { kind: 'frame', header, body, fds: held };
   }
 
   /** the channel is over: close the fds of a frame half read */
