@@ -57,6 +57,8 @@ export {
   spawnWithBuffers,
   type ShareItem,
   type ChannelMessage,
+  type LendItem,
+  type LendResult,
   type ChannelOptions,
   type ChannelType,
   type DmaBufServerEvents,

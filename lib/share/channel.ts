@@ -4,15 +4,17 @@
  * channels server.ts (on listener.ts); the socket calls come from socket.ts.
  */
 import { EventEmitter } from 'node:events';
-import { invalidArgType, invalidArgValue, validateBoolean, validateInteger, validateOptions } from '../args';
+import { invalidArgType, invalidArgValue, validateArray, validateBoolean, validateInteger, validateOptions } from '../args';
 import { DmaBuf } from '../dmabuf';
+import { PooledBuffer } from '../pool';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../internal-token';
 import { openFdStat, wrongFdKind } from '../fd-kind';
 import { SyncFile } from '../sync-file';
 import { adoptAll, sendableFds, validateBuffers, type ShareItem } from './buffers';
 import { bad, closed, DmaBufChannelError } from './errors';
-import { badMeta, decodeHeader, encodeFrame, HEADER, limits, type Header, type ItemMeta } from './frame';
+import { badMeta, decodeHeader, encodeFrame, encodeRelease, FLAG_LENT, FLAG_RELEASE, HEADER, isLendId, limits, MAX_LEND_ID, MAX_RELEASE_IDS, releaseIds, type Header, type ItemMeta } from './frame';
 import { LISTEN_OPTIONS, validatePath, type ListenOptions } from './listener';
+import { Borrowed, Loans } from './loan';
 import { StreamReassembler } from './reassembler';
 import { DmaBufServer } from './server';
 import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, type PeerCredentials, type Poller, type ReceivedMessage, type Sockets } from './socket';
@@ -33,7 +35,12 @@ export interface ChannelOptions {
   maxPayload?: number;
 }
 
-/** One received message: its buffers and sync_files (now this process's) and the payload. */
+/**
+ * One received message: its buffers and sync_files (now this process's) and the payload.
+ * release() (or `using`) closes them; for a lent message (see {@link DmaBufChannel.lend}) it also
+ * tells the sender, whose buffers then come back: release it as soon as you are done, and only
+ * once your CPU access and device work on its buffers are over (its views are gone after).
+ */
 export interface ChannelMessage<P = unknown> {
   /** the received dma-bufs, in the order sent, now this process's to close */
   buffers: DmaBuf[];
@@ -47,6 +54,80 @@ export interface ChannelMessage<P = unknown> {
    * sent a P, so validate it before trusting it when the peer is another program.
    */
   payload: P;
+  /** whether the sender lent it (channel.lend()): it waits for release() to reuse the buffers */
+  readonly lent: boolean;
+  /** whether the message was released (release(), `using`, or, lent, the garbage collector) */
+  readonly released: boolean;
+  /**
+   * Done with the message: close its buffers and sync_files (every view of them is detached)
+   * and, lent, send the release that gives them back to the sender. Exactly once, however it is
+   * reached: release(), `using`, or the garbage collector once the message and all its buffers
+   * and sync_files are unreachable (a lent message only; closing a buffer yourself releases
+   * nothing). A message sent with send() has the same release(), with nothing to send.
+   *
+   * @returns true when this call released it; false when it already was (nothing done)
+   */
+  release(): boolean;
+  /** release(), for `using` (`for await (using msg of channel)`) */
+  [Symbol.dispose](): void;
+}
+
+/** What channel.lend() carries: dma-bufs, sync_files and pool leases (back to their pool on return). */
+export type LendItem = ShareItem | PooledBuffer;
+
+/** How a loan ended: `'released'` (the receiver released the message) or `'closed'` (the channel ended first). */
+export type LendResult = 'released' | 'closed';
+
+/** the one holder of this end's loans: the peer */
+const PEER = Symbol('peer');
+
+const noop = () => undefined;
+
+/** A received message (ChannelMessage): released once, by hand, by `using` or (lent) by the GC. */
+class Received<P> implements ChannelMessage<P> {
+  buffers: DmaBuf[];
+  syncFiles: SyncFile[];
+  items: ShareItem[];
+  payload: P;
+  /** lent: the loan; sent: null, and #items/#done do its work */
+  readonly #loan: Borrowed | null;
+  readonly #items: readonly ShareItem[];
+  #done = false;
+
+  constructor(items: ShareItem[], payload: P, giveBack: (() => void) | null) {
+    this.buffers = items.filter((i): i is DmaBuf => i instanceof DmaBuf);
+    this.syncFiles = items.filter((i): i is SyncFile => i instanceof SyncFile);
+    this.items = items;
+    this.payload = payload;
+    this.#items = giveBack ? [] : [...items];
+    this.#loan = giveBack ? new Borrowed(this, items, giveBack) : null;
+  }
+
+  get lent(): boolean {
+    return this.#loan !== null;
+  }
+
+  get released(): boolean {
+    return this.#loan ? this.#loan.released : this.#done;
+  }
+
+  release(): boolean {
+    if (this.#loan) return this.#loan.release();
+    if (this.#done) return false;
+    this.#done = true;
+    for (const item of this.#items) {
+      try {
+        item.close();
+      } catch {
+        // already closed by the program: nothing more to do
+      }
+    }
+    return true;
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
 }
 
 /** what sendmsg says when the peer is gone */
@@ -70,7 +151,7 @@ interface Outgoing {
 
 /** The events of a DmaBufChannel and their arguments. */
 export interface DmaBufChannelEvents {
-  /** a message `for await` skipped: refused, its fds closed */
+  /** a message `for await` skipped, or a release frame refused (reasons 'badRelease', 'unknownLoan'...): its fds closed */
   refused: [err: DmaBufChannelError];
   /** the channel ended: ERR_DMA_HEAP_CHANNEL_CLOSED, its `reason` says why */
   close: [reason: DmaBufChannelError];
@@ -176,6 +257,15 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   readonly #outgoing: Outgoing[] = [];
   /** stream channels: the frame being read */
   readonly #stream: StreamReassembler<Header> | null;
+  /** lender: what this end lent that has not come back, by lend id (the holder: the peer) */
+  readonly #loans = new Loans<number, typeof PEER>();
+  #nextLend = 1;
+  /** borrower: the lend ids of received messages not released yet */
+  readonly #borrowed = new Set<number>();
+  /** a message (or its refusal) read while no receive() waited, reading for releases: the next receive() takes it */
+  #parked: { message: ChannelMessage<unknown> } | { err: DmaBufChannelError } | null = null;
+  /** the release frame queued and not started yet: releases made meanwhile join it */
+  #pendingRelease: { out: Outgoing; ids: number[] } | null = null;
 
   /**
 
@@ -401,25 +491,141 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<void>((resolve, reject) => {
-      const out: Outgoing = { frame, sent: 0, fds: fds.fds, dups: fds.owned, resolve, reject };
-      this.#outgoing.push(out);
-      this.#flush();
-      if (this.#outgoing.includes(out) && out.sent === 0 && !out.dups) {
-        // It waits for the socket: hold our own references, the caller may close theirs.
-        const dups: number[] = [];
-        try {
-          for (const fd of out.fds) dups.push(this.#sock.dup(fd, true));
-          out.fds = dups;
-          out.dups = true;
-        } catch (err) {
-          closeAll(this.#sock, dups);
-          this.#outgoing.splice(this.#outgoing.indexOf(out), 1);
-          reject(err as Error);
-        }
-      }
-      this.#watch();
+    return new Promise<void>((resolve, reject) => this.#enqueue({ frame, sent: 0, fds: fds.fds, dups: fds.owned, resolve, reject }));
+  }
+
+  /**
+   * Lend buffers, sync_files and pool leases with a payload: sent as send() sends, but the
+   * receiver gives them back (its message's release(), `using`, or its garbage collector), and
+   * the promise says when. Until then they are the receiver's to use: do not write a lent
+   * buffer, nor a lent lease (it stays out of its pool). A lease is the channel's from this call
+   * on: it goes back to its pool when the loan ends, whichever way (released, the channel closed,
+   * the send refused), so a pool is a ring whose backpressure is the consumer's releases:
+   * `for (;;) { const lease = await pool.acquireAsync(); fill(lease.bytes()); void channel.lend([lease], meta); }`.
+   * DmaBufs and SyncFiles stay the caller's, as with send(). The receiver must know lent frames
+   * (WIRE-FORMAT.md: this package, or a peer that reads the lent flag); while loans are out the
+   * channel reads the socket for releases even when no receive() waits (a message that arrives
+   * meanwhile waits for the next receive(), and reading pauses until it is taken).
+   *
+   * @param items the DmaBufs, SyncFiles and PooledBuffers to lend (at most 253, SCM_MAX_FD)
+   * @param payload a `Send`, as send() takes it; optional where `Send` allows undefined
+   * @returns a promise of `'released'` (the receiver released the message: the buffers are yours
+   *   again, the leases back in their pools) or `'closed'` (the channel ended first: nothing will
+   *   come back, the receiver may still hold the buffers; the leases are back in their pools)
+   * @throws Rejects (never throws) with {@link DmaBufStateError} `ERR_DMA_BUF_CLOSED`,
+   * `ERR_SYNC_FILE_CLOSED`, `ERR_DMA_HEAP_POOL_RELEASED` (a lease already released) or
+   * `ERR_DMA_HEAP_NOT_SHAREABLE` for an item; TypeError `ERR_INVALID_ARG_TYPE` /
+   * `ERR_INVALID_ARG_VALUE` for an item of another kind, or a payload JSON can't carry; RangeError
+   * `ERR_OUT_OF_RANGE` for too many items or a message over maxPayload; {@link DmaHeapError} from
+   * dup or sendmsg. A channel that ended is no error: `'closed'`.
+   * @example
+   * ```ts
+   * import { DmaBufChannel, openHeap } from 'dma-heap';
+   * using heap = openHeap('system');
+   * using pool = heap.createPool({ size: 1 << 20, count: 2 });
+   * const [producer, consumer] = DmaBufChannel.pair<{ frame: number }>();
+   * const lease = await pool.acquireAsync();
+   * lease.bytes().fill(0x80);
+   * const back = producer.lend([lease], { frame: 0 });
+   * {
+   *   using msg = await consumer.receive(); // msg.lent: true
+   *   console.log(msg.payload.frame, msg.buffers[0].size);
+   * } // released: the lease is back in the pool
+   * console.log(await back); // 'released'
+   * ```
+   */
+  lend(items: LendItem[], ...payload: undefined extends Send ? [payload?: Send] : [payload: Send]): Promise<LendResult> {
+    try {
+      validateArray(items, 'items', 'an array of DmaBuf, SyncFile or PooledBuffer');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // the channel's from here: each goes back to its pool when the loan ends, however it ends
+    const leases = items.filter((i): i is PooledBuffer => i instanceof PooledBuffer);
+    const giveBackLeases = () => {
+      for (const lease of leases) lease[Symbol.dispose]();
+    };
+    if (this.#ended) {
+      giveBackLeases();
+      return Promise.resolve('closed');
+    }
+    let frame: Buffer;
+    let fds: { fds: number[]; owned: boolean };
+    const id = this.#nextLendId();
+    try {
+      const shared = items.map((i) => (i instanceof PooledBuffer ? i.buffer : i)); // a released lease throws
+      frame = encodeFrame(validateBuffers(shared), payload[0], this.#maxPayload, id);
+      fds = sendableFds(this.#sock, shared);
+    } catch (err) {
+      giveBackLeases();
+      return Promise.reject(err);
+    }
+    return new Promise<LendResult>((resolve, reject) => {
+      let failed: { err: Error } | null = null;
+      this.#loans.lend(id, [PEER], () => {
+        giveBackLeases();
+        if (failed) reject(failed.err);
+        else resolve(this.#ended ? 'closed' : 'released');
+      });
+      const onSendFailed = (err: Error) => {
+        // the channel's end resolves every loan 'closed' (#end); this frame alone failed: it is back
+        if (this.#ended) return;
+        failed = { err };
+        this.#loans.giveBack(id, PEER);
+      };
+      this.#enqueue({ frame, sent: 0, fds: fds.fds, dups: fds.owned, resolve: noop, reject: onSendFailed });
     });
+  }
+
+  /** a lend id not out now: counting up from 1, wrapping at 2^32 - 1 */
+  #nextLendId(): number {
+    for (;;) {
+      const id = this.#nextLend;
+      this.#nextLend = id === MAX_LEND_ID ? 1 : id + 1;
+      if (!this.#loans.has(id)) return id;
+    }
+  }
+
+  /** Queue a frame and send what the socket takes now; a frame that has to wait holds its own fds. */
+  #enqueue(out: Outgoing): void {
+    this.#outgoing.push(out);
+    this.#flush();
+    if (this.#outgoing.includes(out) && out.sent === 0 && !out.dups && out.fds.length) {
+      // It waits for the socket: hold our own references, the caller may close theirs.
+      const dups: number[] = [];
+      try {
+        for (const fd of out.fds) dups.push(this.#sock.dup(fd, true));
+        out.fds = dups;
+        out.dups = true;
+      } catch (err) {
+        closeAll(this.#sock, dups);
+        this.#outgoing.splice(this.#outgoing.indexOf(out), 1);
+        out.reject(err as Error);
+      }
+    }
+    this.#watch();
+  }
+
+  /** a giveBack for Borrowed: made here, so that it holds the channel and the id and nothing of the message */
+  #giveBackFor(id: number): () => void {
+    return () => {
+      if (this.#borrowed.delete(id)) this.#queueRelease(id);
+    };
+  }
+
+  /** Tell the lender `id` is back: a release frame, or a place in the one still waiting to go. */
+  #queueRelease(id: number): void {
+    if (this.#ended) return;
+    const pending = this.#pendingRelease;
+    if (pending && pending.out.sent === 0 && pending.ids.length < MAX_RELEASE_IDS && this.#outgoing.includes(pending.out)) {
+      pending.ids.push(id);
+      pending.out.frame = encodeRelease(pending.ids);
+      return;
+    }
+    const ids = [id];
+    const out: Outgoing = { frame: encodeRelease(ids), sent: 0, fds: [], dups: false, resolve: noop, reject: noop };
+    this.#pendingRelease = { out, ids };
+    this.#enqueue(out);
   }
 
   /**
@@ -439,6 +645,14 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
    * ```
    */
   receive(): Promise<ChannelMessage<Receive>> {
+    const parked = this.#parked;
+    if (parked) {
+      // read while reading for releases; reading (paused for it) goes on
+      this.#parked = null;
+      this.#read();
+      this.#watch();
+      return 'message' in parked ? Promise.resolve(parked.message as ChannelMessage<Receive>) : Promise.reject(parked.err);
+    }
     if (this.#ended) return Promise.reject(this.#ended);
     return new Promise<ChannelMessage<Receive>>((resolve, reject) => {
       // the one place a peer's JSON becomes a Receive: the user's assertion, unchecked
@@ -525,7 +739,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   /** Watch the socket for what is waiting; a watch nothing waits for is dropped. */
   #watch(): void {
     if (this.#ended) return;
-    const events = (this.#waiters.length ? READABLE : 0) | (this.#outgoing.length ? WRITABLE : 0);
+    const events = (this.#wantsRead() ? READABLE : 0) | (this.#outgoing.length ? WRITABLE : 0);
     if (events === this.#events) return;
     this.#poller?.stop();
     this.#poller = null;
@@ -587,8 +801,27 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     out.dups = false;
   }
 
+  /** a receive() waits, or loans are out (their releases come in) and no message waits to be taken */
+  #wantsRead(): boolean {
+    return this.#waiters.length > 0 || (this.#loans.size > 0 && this.#parked === null);
+  }
+
+  /** a message, or the reason one was refused, to the first receive() waiting, else parked for the next */
+  #hand(result: { message: ChannelMessage<unknown> } | { err: DmaBufChannelError }): void {
+    const waiter = this.#waiters.shift();
+    if (!waiter) this.#parked = result;
+    else if ('message' in result) waiter.resolve(result.message);
+    else waiter.reject(result.err);
+  }
+
+  /** A frame refused, its fds closed already: a release's refusal is an event (no receive() is its), a message's goes to receive(). */
+  #refuse(err: DmaBufChannelError, header: Header | null): void {
+    if (header?.flags === FLAG_RELEASE) process.nextTick(() => this.emit('refused', err));
+    else this.#hand({ err });
+  }
+
   #read(): void {
-    while (this.#waiters.length && !this.#ended) {
+    while (!this.#ended && this.#wantsRead()) {
       const want = this.#stream ? this.#stream.want() : HEADER + this.#maxPayload;
       let r: ReceivedMessage;
       try {
@@ -610,16 +843,17 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
       this.#end(closed('peerClosed', 'the peer closed the channel'));
       return;
     }
+    const header = decodeHeader(r.payload, this.#maxPayload);
+    const known = typeof header === 'string' ? null : header; // says whether a refusal is a release's
     const problem = this.#controlProblem(r) ?? (r.truncated ? bad('truncated', `the message is longer than maxPayload (${this.#maxPayload})`) : null);
     if (problem) {
       closeAll(this.#sock, r.fds);
-      this.#waiters.shift()!.reject(problem);
+      this.#refuse(problem, known);
       return;
     }
-    const header = decodeHeader(r.payload, this.#maxPayload);
     if (typeof header === 'string' || r.payload.length !== HEADER + header.length) {
       closeAll(this.#sock, r.fds);
-      this.#waiters.shift()!.reject(bad('malformed', typeof header === 'string' ? header : `the frame says ${header.length} bytes of JSON, the packet has ${r.payload.length - HEADER}`));
+      this.#refuse(bad('malformed', typeof header === 'string' ? header : `the frame says ${header.length} bytes of JSON, the packet has ${r.payload.length - HEADER}`), known);
       return;
     }
     this.#deliver(header, r.payload.subarray(HEADER), r.fds);
@@ -645,36 +879,49 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
       case 'unfollowable': {
         // No length to trust: the stream can't be followed past this point.
         const err = bad('malformed', fed.reason);
-        this.#waiters.shift()!.reject(err);
+        this.#hand({ err });
         this.#end(closed('error', `the channel was closed after a malformed frame: ${fed.reason}`, err));
         return;
       }
       case 'refused':
-        this.#waiters.shift()!.reject(fed.err);
+        this.#refuse(fed.err, fed.header);
         return;
       case 'frame':
         this.#deliver(fed.header, fed.body, fed.fds);
     }
   }
 
-  /** Check a whole frame and adopt its fds; a waiter gets the message or the reason it was refused. */
+  /**
+   * Check a whole frame and adopt its fds: a receive() gets the message or the reason it was
+   * refused. A release is this end's business (#onRelease). A lent message refused once its id
+   * is known is released at once: its fds are closed, the lender may have its buffers back.
+   */
   #deliver(header: Header, json: Buffer, fds: number[]): void {
-    const waiter = this.#waiters.shift()!;
+    if (header.flags === FLAG_RELEASE) return this.#onRelease(header, json, fds);
+    let lendId: number | undefined;
     const refuse = (err: DmaBufChannelError) => {
       closeAll(this.#sock, fds);
-      waiter.reject(err);
+      if (lendId !== undefined) this.#queueRelease(lendId);
+      this.#hand({ err });
     };
     if (fds.length !== header.fdCount) {
       return refuse(bad('fdCount', `the frame says ${header.fdCount} fds, ${fds.length} came with it`));
     }
     if (header.fdCount > this.#maxFds) return refuse(bad('fdCount', `the frame has ${header.fdCount} fds, more than maxFds (${this.#maxFds})`));
-    let body: { buffers?: unknown; payload?: unknown };
+    let body: { buffers?: unknown; payload?: unknown; lend?: unknown };
     try {
       body = JSON.parse(json.toString('utf8'));
     } catch (err) {
       return refuse(bad('malformed', `the payload is not JSON: ${(err as Error).message}`));
     }
-    if (!body || typeof body !== 'object' || !Array.isArray(body.buffers) || body.buffers.length !== fds.length) {
+    if (!body || typeof body !== 'object') return refuse(bad('malformed', 'the payload does not describe one buffer per fd'));
+    if (header.flags === FLAG_LENT) {
+      const id = body.lend;
+      if (!isLendId(id)) return refuse(bad('malformed', `a lent message's "lend" is not an integer in [1, ${MAX_LEND_ID}]`));
+      if (this.#borrowed.has(id)) return refuse(bad('loanReused', `lend id ${id} is still out with this end: its message was not released`));
+      lendId = id;
+    }
+    if (!Array.isArray(body.buffers) || body.buffers.length !== fds.length) {
       return refuse(bad('malformed', 'the payload does not describe one buffer per fd'));
     }
     const metas = body.buffers as ItemMeta[];
@@ -684,12 +931,36 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     try {
       items = adoptAll(this.#sock, fds, metas, (i) => `buffer ${i}`);
     } catch (err) {
-      waiter.reject(err as Error); // adoptAll closed everything
+      // adoptAll closed everything
+      if (lendId !== undefined) this.#queueRelease(lendId);
+      this.#hand({ err: err as DmaBufChannelError });
       return;
     }
-    const buffers = items.filter((i): i is DmaBuf => i instanceof DmaBuf);
-    const syncFiles = items.filter((i): i is SyncFile => i instanceof SyncFile);
-    waiter.resolve({ buffers, syncFiles, items, payload: body.payload });
+    if (lendId !== undefined) this.#borrowed.add(lendId);
+    this.#hand({ message: new Received(items, body.payload, lendId === undefined ? null : this.#giveBackFor(lendId)) });
+  }
+
+  /** A release frame: its loans come back; a bad one, or ids not out, are refused as an event (its fds closed). */
+  #onRelease(header: Header, json: Buffer, fds: number[]): void {
+    const refuse = (err: DmaBufChannelError) => {
+      closeAll(this.#sock, fds);
+      this.#refuse(err, header);
+    };
+    if (fds.length || header.fdCount) return refuse(bad('badRelease', `a release carries no fds, this one has ${Math.max(fds.length, header.fdCount)}`));
+    let body: unknown;
+    try {
+      body = JSON.parse(json.toString('utf8'));
+    } catch (err) {
+      return refuse(bad('badRelease', `the release is not JSON: ${(err as Error).message}`));
+    }
+    const ids = releaseIds(body);
+    if (typeof ids === 'string') return refuse(bad('badRelease', ids));
+    // each at most once: an id not out (never lent, or back already) returns nothing
+    const unknown = ids.filter((id) => !this.#loans.giveBack(id, PEER));
+    if (unknown.length) {
+      const shown = unknown.slice(0, 8).join(', ') + (unknown.length > 8 ? `, ... (${unknown.length})` : '');
+      refuse(bad('unknownLoan', `a release names ids this end did not lend or got back already: ${shown}`));
+    }
   }
 
   /** The channel is over: every waiter learns why, every fd it holds is closed. */
@@ -707,6 +978,18 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
       out.reject(err);
     }
     for (const w of this.#waiters.splice(0)) w.reject(err);
+    // nothing more comes back or goes back: every loan out ends 'closed' (leases to their pools),
+    // a message nobody took is dropped as unread data is, borrowed ones release with nothing to send
+    this.#pendingRelease = null;
+    this.#borrowed.clear();
+    const parked = this.#parked;
+    this.#parked = null;
+    if (parked && 'message' in parked) parked.message.release();
+    try {
+      this.#loans.clear();
+    } catch {
+      // the loans' own callbacks settle promises and release leases: nothing throws there
+    }
     process.nextTick(() => this.emit('close', err));
   }
 }

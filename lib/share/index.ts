@@ -7,7 +7,7 @@
  * the fd number and let it take its own reference with `fromFd(fd, { dup: true })`
  * while the sender still holds the buffer.
  */
-export { DmaBufChannel, type ChannelMessage, type ChannelOptions, type ChannelType, type DmaBufChannelEvents } from './channel';
+export { DmaBufChannel, type ChannelMessage, type LendItem, type LendResult, type ChannelOptions, type ChannelType, type DmaBufChannelEvents } from './channel';
 export { DmaBufServer, type DmaBufServerEvents } from './server';
 export { type ListenOptions, type PeerCredentials, type RefusedConnectionReason } from './listener';
 export { DmaBufChannelError, type BadReason, type ClosedReason, type DmaBufChannelErrorCode } from './errors';
