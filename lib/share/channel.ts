@@ -904,22 +904,29 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
       if (lendId !== undefined) this.#queueRelease(lendId);
       this.#hand({ err });
     };
+    // The body first, for a lent message's id: whatever is wrong with the frame, a lent one whose
+    // id can be read is given back (else the lender's buffer stays out until the channel ends).
+    let body: { buffers?: unknown; payload?: unknown; lend?: unknown } | null = null;
+    let notJson: Error | null = null;
+    try {
+      body = JSON.parse(json.toString('utf8'));
+    } catch (err) {
+      notJson = err as Error;
+    }
+    let reused: number | undefined;
+    if (header.flags === FLAG_LENT && body && typeof body === 'object' && isLendId(body.lend)) {
+      if (this.#borrowed.has(body.lend)) reused = body.lend; // out with us: not ours to release again
+      else lendId = body.lend;
+    }
     if (fds.length !== header.fdCount) {
       return refuse(bad('fdCount', `the frame says ${header.fdCount} fds, ${fds.length} came with it`));
     }
     if (header.fdCount > this.#maxFds) return refuse(bad('fdCount', `the frame has ${header.fdCount} fds, more than maxFds (${this.#maxFds})`));
-    let body: { buffers?: unknown; payload?: unknown; lend?: unknown };
-    try {
-      body = JSON.parse(json.toString('utf8'));
-    } catch (err) {
-      return refuse(bad('malformed', `the payload is not JSON: ${(err as Error).message}`));
-    }
+    if (notJson) return refuse(bad('malformed', `the payload is not JSON: ${notJson.message}`));
     if (!body || typeof body !== 'object') return refuse(bad('malformed', 'the payload does not describe one buffer per fd'));
-    if (header.flags === FLAG_LENT) {
-      const id = body.lend;
-      if (!isLendId(id)) return refuse(bad('malformed', `a lent message's "lend" is not an integer in [1, ${MAX_LEND_ID}]`));
-      if (this.#borrowed.has(id)) return refuse(bad('loanReused', `lend id ${id} is still out with this end: its message was not released`));
-      lendId = id;
+    if (reused !== undefined) return refuse(bad('loanReused', `lend id ${reused} is still out with this end: its message was not released`));
+    if (header.flags === FLAG_LENT && lendId === undefined) {
+      return refuse(bad('malformed', `a lent message's "lend" is not an integer in [1, ${MAX_LEND_ID}]`));
     }
     if (!Array.isArray(body.buffers) || body.buffers.length !== fds.length) {
       return refuse(bad('malformed', 'the payload does not describe one buffer per fd'));
