@@ -6,7 +6,8 @@
  * the C side's checksums must be Node's; the C side sends sealed memfds and Node checks sizes,
  * contents, names and payload and replies; and frames the package must refuse (a wrong fd
  * count, a memfd not sealed against shrinking, one sealed against writing) are refused with
- * every fd they carried closed, the channel going on to answer.
+ * every fd they carried closed, the channel going on to answer. Lending: C consumes a Node
+ * producer's lent pool buffers and gives each back with a release frame.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -207,6 +208,34 @@ describeIf(runs, why).each<SocketType>(['seqpacket', 'stream'])('the C peer spea
     // the received memfds close with their buffers: nothing of C's is left open here
     for (const b of m.buffers) b.close();
     expect(openFdTargets().filter((t) => t.includes('c-peer-'))).toEqual([]);
+  });
+
+  test("a C consumer returns a Node producer's pool buffers: a 2-buffer pool lends 12 frames, each released by C with a release frame", async () => {
+    const where = path.join(dir, `consume-${type}.sock`);
+    const server = track(DmaBufChannel.listen<never, { frame: number }>(where, { type }));
+    const frames = 12;
+    const c = run(['consume', where, type, String(frames)]);
+    const channel = track(await accepted(server, c));
+    const heap = track(openHeap('system'));
+    const pool = track(heap.createPool({ size: 2 * heap.pageSize, count: 2 }));
+    const backs: Promise<string>[] = [];
+    const sums: string[] = [];
+    for (let i = 0; i < frames; i++) {
+      const lease = await pool.acquireAsync(); // waits for C's release once both are out
+      sums.push(lease.buffer.cpuAccess('write', () => fnv1a(lease.bytes().fill((i * 37 + 1) & 0xff))));
+      backs.push(channel.lend([lease], { frame: i }));
+      expect(pool.stats().total).toBe(2);
+    }
+    expect(await Promise.all(backs)).toEqual(Array(frames).fill('released'));
+    expect(pool.stats()).toMatchObject({ inUse: 0, idle: 2, total: 2 });
+    const lines: Line[] = [];
+    for (let i = 0; i < frames; i++) lines.push(await c.next());
+    expect(await c.exit).toEqual(ok);
+    // C saw each frame's bytes as Node wrote them, and its lend id
+    expect(lines.map((l) => l.buffers[0].fnv1a)).toEqual(sums);
+    expect(lines.map((l) => JSON.parse(l.json))).toEqual(
+      sums.map((_, i) => ({ buffers: [expect.objectContaining({ size: 2 * heap.pageSize })], lend: expect.any(Number), payload: { frame: i } })),
+    );
   });
 
   test.each([

@@ -20,6 +20,12 @@
  *       unsealed      the memfds carry no seals (no F_SEAL_SHRINK)
  *       write-sealed  the memfds are also sealed F_SEAL_WRITE
  *
+ *   dmabuf_peer consume <socket-path> <seqpacket|stream> <n>
+ *     connects, receives n lent frames (flags 0x01, "lend": id), maps each fd as recv does,
+ *     closes them and gives each frame back with a release frame (flags 0x02,
+ *     {"release":[id]}, no fds): the lender's pool gets its buffers back. Prints one line per
+ *     frame, as recv does (the JSON has the id).
+ *
  * Exit status 0 on success, 1 on any error (reported on stderr). SIGALRM ends a run that
  * waits longer than 60 s: a test's peer never hangs CI.
  */
@@ -44,6 +50,8 @@
 
 #define FRAME_MAGIC 0x42414d44u /* 'D' 'M' 'A' 'B' read as a little-endian u32 */
 #define FRAME_VERSION 1
+#define FRAME_LENT 0x01    /* flags: a lent frame, its JSON has "lend": id */
+#define FRAME_RELEASE 0x02 /* flags: a release, {"release":[id...]}, no fds */
 #define FRAME_HEADER 12
 #define SCM_MAX_FDS 253          /* Linux's SCM_MAX_FD: no more fds in one sendmsg */
 #define MAX_JSON (64 * 1024)     /* this peer's maxPayload: the package's default */
@@ -208,7 +216,7 @@ static int accept_one(const char *path, int type) {
  * which carries the frame's first byte (on a stream the receiver takes fds only there).
  * fd_count is what the header says (a fault may make it differ from nfds).
  */
-static int send_frame(int s, const char *json, size_t len, const int *fds, size_t nfds, uint16_t fd_count) {
+static int send_frame(int s, uint8_t flags, const char *json, size_t len, const int *fds, size_t nfds, uint16_t fd_count) {
   if (len > MAX_JSON) return fail("the frame's JSON is %zu bytes, more than %d", len, MAX_JSON);
   if (nfds > SCM_MAX_FDS) return fail("%zu fds: more than SCM_MAX_FD", nfds);
   size_t total = FRAME_HEADER + len;
@@ -216,7 +224,7 @@ static int send_frame(int s, const char *json, size_t len, const int *fds, size_
   if (!frame) return fail("out of memory");
   put_u32le(frame, FRAME_MAGIC);
   frame[4] = FRAME_VERSION;
-  frame[5] = 0; /* flags */
+  frame[5] = flags;
   put_u16le(frame + 6, fd_count);
   put_u32le(frame + 8, (uint32_t)len);
   memcpy(frame + FRAME_HEADER, json, len);
@@ -257,6 +265,7 @@ static int send_frame(int s, const char *json, size_t len, const int *fds, size_
 struct frame {
   char json[MAX_JSON + 1]; /* NUL-terminated for printing; the length is len */
   uint32_t len;
+  uint8_t flags;
   int fds[SCM_MAX_FDS];
   size_t nfds;
 };
@@ -299,10 +308,11 @@ static int recv_some(int s, unsigned char *buf, size_t want, struct frame *f, si
 }
 
 /* the header's fields, checked as the package checks them (lib/share/frame.ts decodeHeader) */
-static int decode_header(const unsigned char *h, uint16_t *fd_count, uint32_t *len) {
+static int decode_header(const unsigned char *h, uint8_t *flags, uint16_t *fd_count, uint32_t *len) {
   if (get_u32le(h) != FRAME_MAGIC) return fail("not a dma-heap frame (bad magic 0x%08" PRIx32 ")", get_u32le(h));
   if (h[4] != FRAME_VERSION) return fail("unknown frame version %u", h[4]);
-  if (h[5] != 0) return fail("unknown frame flags %u", h[5]);
+  if (h[5] != 0 && h[5] != FRAME_LENT && h[5] != FRAME_RELEASE) return fail("unknown frame flags %u", h[5]);
+  *flags = h[5];
   *fd_count = get_u16le(h + 6);
   *len = get_u32le(h + 8);
   if (*len > MAX_JSON) return fail("the frame's JSON is %" PRIu32 " bytes, more than %d", *len, MAX_JSON);
@@ -321,6 +331,7 @@ static int recv_frame(int s, int type, struct frame *f) {
   unsigned char head[FRAME_HEADER];
   uint16_t fd_count = 0;
   uint32_t len = 0;
+  uint8_t flags = 0;
   int rc = 0;
   if (type == SOCK_SEQPACKET) {
     static unsigned char packet[FRAME_HEADER + MAX_JSON];
@@ -330,7 +341,7 @@ static int recv_frame(int s, int type, struct frame *f) {
     if (rc == 0 && got == 0 && f->nfds == 0) rc = fail("the peer closed the connection");
     else if (rc == 0 && truncated) rc = fail("the packet is longer than %d bytes of JSON", MAX_JSON);
     else if (rc == 0 && got < FRAME_HEADER) rc = fail("%zu bytes are not a frame header", got);
-    else if (rc == 0 && (rc = decode_header(packet, &fd_count, &len)) == 0 && got != FRAME_HEADER + (size_t)len)
+    else if (rc == 0 && (rc = decode_header(packet, &flags, &fd_count, &len)) == 0 && got != FRAME_HEADER + (size_t)len)
       rc = fail("the frame says %" PRIu32 " bytes of JSON, the packet has %zu", len, got - FRAME_HEADER);
     if (rc == 0) memcpy(f->json, packet + FRAME_HEADER, len);
   } else {
@@ -342,7 +353,7 @@ static int recv_frame(int s, int type, struct frame *f) {
       if (rc == 0 && have > 0 && f->nfds > before) rc = fail("fds arrived in the middle of a frame");
       have += got;
     }
-    if (rc == 0) rc = decode_header(head, &fd_count, &len);
+    if (rc == 0) rc = decode_header(head, &flags, &fd_count, &len);
     size_t body = 0;
     while (rc == 0 && body < len) {
       size_t before = f->nfds, got = 0;
@@ -359,7 +370,24 @@ static int recv_frame(int s, int type, struct frame *f) {
     return -1;
   }
   f->len = len;
+  f->flags = flags;
   f->json[len] = '\0';
+  return 0;
+}
+
+/*
+ * A lent frame's id: the number after the first "lend": of its JSON. The package writes
+ * "lend" at the top level before "payload", and a quote inside a JSON string is escaped, so
+ * the first unescaped "lend": is the member; a peer with a JSON parser would use it instead.
+ */
+static int lend_id(const struct frame *f, uint32_t *id) {
+  const char *at = strstr(f->json, "\"lend\":");
+  if (!at) return fail("a lent frame without \"lend\"");
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(at + 7, &end, 10);
+  if (errno || end == at + 7 || v < 1 || v > 0xffffffffULL) return fail("a lent frame's \"lend\" is not an id in [1, 2^32-1]");
+  *id = (uint32_t)v;
   return 0;
 }
 
@@ -466,7 +494,7 @@ static int cmd_recv(const char *path, int type) {
     text_add(&reply, "{\"buffers\":[],\"payload\":{\"seen\":");
     text_seen(&reply, seen, f.nfds);
     text_add(&reply, ",\"jsonBytes\":%" PRIu32 "}}", f.len);
-    rc = reply.bad ? fail("out of memory") : send_frame(s, reply.p, reply.len, NULL, 0, 0);
+    rc = reply.bad ? fail("out of memory") : send_frame(s, 0, reply.p, reply.len, NULL, 0, 0);
     free(reply.p);
   }
   free(seen);
@@ -523,7 +551,7 @@ static int cmd_send(const char *path, int type, size_t n, const char *fault) {
     if (json.bad) rc = fail("out of memory");
   }
   if (rc == 0 && (s = connect_to(path, type)) < 0) rc = -1;
-  if (rc == 0) rc = send_frame(s, json.p, json.len, fds, n, (uint16_t)(n + (size_t)extra_fd));
+  if (rc == 0) rc = send_frame(s, 0, json.p, json.len, fds, n, (uint16_t)(n + (size_t)extra_fd));
   free(json.p);
   /* in flight, the socket holds the files: ours can go now */
   close_all(fds, n);
@@ -539,9 +567,41 @@ static int cmd_send(const char *path, int type, size_t n, const char *fault) {
   return rc == 0 ? 0 : 1;
 }
 
+/* receive n lent frames, look at their buffers, give each back: the lender's ring turns */
+static int cmd_consume(const char *path, int type, size_t n) {
+  int s = connect_to(path, type);
+  if (s < 0) return 1;
+  static struct frame f;
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    if (recv_frame(s, type, &f) != 0) {
+      rc = -1;
+      break;
+    }
+    uint32_t id = 0;
+    if (f.flags != FRAME_LENT) rc = fail("frame %zu is not lent (flags %u)", k, f.flags);
+    else rc = lend_id(&f, &id);
+    struct seen *seen = calloc(f.nfds ? f.nfds : 1, sizeof *seen);
+    if (rc == 0 && !seen) rc = fail("out of memory");
+    for (size_t i = 0; rc == 0 && i < f.nfds; i++) rc = inspect(f.fds[i], &seen[i]);
+    /* done with the buffers (CPU access over: inspect ended its DMA_BUF_IOCTL_SYNC): close, then release */
+    close_all(f.fds, f.nfds);
+    if (rc == 0) {
+      char release[64];
+      int len = snprintf(release, sizeof release, "{\"release\":[%" PRIu32 "]}", id);
+      rc = send_frame(s, FRAME_RELEASE, release, (size_t)len, NULL, 0, 0);
+    }
+    if (rc == 0) rc = print_frame(&f, seen);
+    free(seen);
+  }
+  close(s);
+  return rc == 0 ? 0 : 1;
+}
+
 static int usage(void) {
   fputs("usage: dmabuf_peer recv <socket-path> <seqpacket|stream>\n"
-        "       dmabuf_peer send <socket-path> <seqpacket|stream> <n> [fdcount|unsealed|write-sealed]\n",
+        "       dmabuf_peer send <socket-path> <seqpacket|stream> <n> [fdcount|unsealed|write-sealed]\n"
+        "       dmabuf_peer consume <socket-path> <seqpacket|stream> <n>\n",
         stderr);
   return 2;
 }
@@ -558,6 +618,13 @@ int main(int argc, char **argv) {
     unsigned long n = strtoul(argv[4], &end, 10);
     if (errno || *end || end == argv[4] || n > SCM_MAX_FDS) return usage();
     return cmd_send(argv[2], type, (size_t)n, argc == 6 ? argv[5] : NULL);
+  }
+  if (strcmp(argv[1], "consume") == 0 && argc == 5) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(argv[4], &end, 10);
+    if (errno || *end || end == argv[4]) return usage();
+    return cmd_consume(argv[2], type, (size_t)n);
   }
   return usage();
 }
