@@ -429,6 +429,33 @@ const TARGETS: Target[] = [
     },
   },
   {
+    name: 'channel.lend',
+    needsAddon: true,
+    input(c) {
+      const [items, okI] = arg(c, 'any', () => c.rng.pick([[], [c.buf], [c.buf, c.buf]]));
+      const payload = c.rng.chance(0.5) ? c.rng.pick([undefined, 1, 'x', { a: [1] }]) : c.rng.pick(HOSTILE)[1]();
+      // a lease from a pool of the call's own, added to a valid list: it must be back in its pool whatever happens
+      return { args: [items, payload, c.rng.chance(0.5)], ok: okI && isArrayOf(items, (b) => b instanceof DmaBuf), userCode: true };
+    },
+    async call(c, [items, payload, withLease]) {
+      const [a, b] = DmaBufChannel.pair();
+      const pool = c.heap.createPool({ size: 4096, count: 1 });
+      try {
+        const list = withLease && isArrayOf(items, (x) => x instanceof DmaBuf) ? [...(items as DmaBuf[]), pool.acquire()] : items;
+        const lent = a.lend(list as never, payload);
+        // a refused lend rejects before anything arrives; a sent one is released by the receiver
+        const result = await Promise.race([lent, b.receive().then((m) => (m.release(), lent))]);
+        if (result !== 'released') throw new Error(`lend ended '${result}', not 'released'`);
+      } finally {
+        a.close();
+        b.close();
+        const { inUse } = pool.stats();
+        pool.close();
+        if (inUse !== 0) throw new Error(`a lent lease did not go back to its pool (${inUse} in use)`);
+      }
+    },
+  },
+  {
     name: 'spawnWithBuffers',
     runs: 30,
     input(c) {
