@@ -133,6 +133,8 @@ const PUBLIC = {
     'AddonMissingError', 'DmaBufChannelErrorCode', 'DmaBufStateErrorCode', 'DmaHeapErrorCode', 'DmaHeapErrorDetail', 'DmaHeapErrorOf', 'ErrnoCode',
     // issue 20 item 5: who may connect
     'ListenOptions', 'PeerCredentials', 'RefusedConnectionReason',
+    // issue 20 item 3: lending between processes
+    'LendItem', 'LendResult',
     // issue 20: GStreamer's unixfd protocol (caps and video meta in GStreamer's words)
     'GstCaps', 'GstCapsValue', 'GstFraction', 'GstVideoMeta', 'UnixFdBufferInit', 'UnixFdMemory', 'UnixFdMemoryInit', 'UnixFdMemoryType',
     'UnixFdSinkEvents', 'UnixFdSinkOptions', 'UnixFdSourceEvents', 'UnixFdSourceOptions',

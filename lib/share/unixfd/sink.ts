@@ -393,11 +393,11 @@ export class UnixFdSink extends EventEmitter {
     }
     const id = decodeRelease(c.payload);
     if (typeof id === 'string') {
-      this.emit('refused', bad('malformed', id), client.peer);
+      this.emit('refused', bad('badRelease', id), client.peer);
       return;
     }
     if (!this.#loans.giveBack(id, client)) {
-      this.emit('refused', bad('badRelease', `release of buffer ${id}, which this client does not hold (never sent, or released already)`), client.peer);
+      this.emit('refused', bad('unknownLoan', `release of buffer ${id}, which this client does not hold (never sent, or released already)`), client.peer);
     }
   }
 }

@@ -93,7 +93,7 @@ describeIf(withAddon, 'passing fds needs the native addon')('unixfd against host
       { type: 0, fds: 1 },
     ]);
     await new Promise((r) => setTimeout(r, 300));
-    expect(refused.map((e) => e.reason)).toEqual(['badRelease', 'malformed', 'badRelease', 'malformed']);
+    expect(refused.map((e) => e.reason)).toEqual(['unknownLoan', 'badRelease', 'unknownLoan', 'malformed']);
     expect(back).toBe(false); // the good client still holds it
     frame!.release();
     await sent;
