@@ -5,6 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { ensureDir, exampleBlocks, readmeBlocks, userCompilerOptions, userProject, type CodeBlock } from './code-blocks';
+import { cachedGstRoot, gstEnv, gstUnavailable } from '../gstreamer/root';
+import { testIf } from '../helpers/skip';
 
 /*
  * Every code block of README.md and every file of examples/ runs or type-checks here, the
@@ -91,12 +93,29 @@ test('they type-check the same in a CommonJS project with classic resolution (mo
   expect(text).toBe('');
 });
 
+/**
+ * needs=gstreamer blocks: `gst-launch-1.0` on their PATH is a shell script running the rig's
+ * GStreamer root (chroot, its clean environment); the blocks' sockets are abstract, which a
+ * chroot shares. Where there is no root (or no addon), they are skipped with the reason.
+ */
+const gstRoot = cachedGstRoot();
+const gstMissing = !addonLoaded ? 'a GStreamer example needs the native addon' : gstUnavailable(gstRoot);
+function gstPath(): string {
+  const dir = path.join(ws, 'gst-bin');
+  ensureDir(path.join(dir, 'gst-launch-1.0'));
+  const exports = Object.entries(gstEnv()).map(([k, v]) => `export ${k}='${v}'`).join('\n');
+  writeFileSync(path.join(dir, 'gst-launch-1.0'), `#!/bin/sh\n${exports}\nexec /usr/sbin/chroot '${gstRoot}' gst-launch-1.0 "$@"\n`, { mode: 0o755 });
+  return `${dir}:${process.env.PATH ?? ''}`;
+}
+
 const runnable = blocks.filter((b) => b.run);
 describe.each(runnable.map((b) => [b.origin, b] as const))('%s', (_origin, block) => {
   const expectation = block.needsAddon && !addonLoaded ? 'fails, naming the addon, without it' : 'runs and exits 0';
-  test(`${block.lang} ${expectation}`, async () => {
+  const testOf = block.needsGstreamer ? testIf(gstMissing === null, gstMissing ?? 'runs') : test;
+  testOf(`${block.lang} ${expectation}`, async () => {
     const file = emitted.get(block.file)!;
-    const result = await run(process.execPath, [file], { cwd: path.dirname(file), env: process.env }).then(
+    const env = block.needsGstreamer ? { ...process.env, PATH: gstPath() } : process.env;
+    const result = await run(process.execPath, [file], { cwd: path.dirname(file), env }).then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
       (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
     );

@@ -18,6 +18,9 @@ import ts from 'typescript';
  *   group=NAME  blocks of one group are written to one directory (one program of several files)
  *   file=NAME   the block's file name in its group; a group runs its one block without file=
  *   needs=addon the block must fail, mentioning the addon, when DMA_HEAP_ADDON=0
+ *   needs=gstreamer the block runs gst-launch-1.0 (and needs the addon): it runs where the test
+ *               rig's GStreamer root is (test/gstreamer/root.js; `gst-launch-1.0` on its PATH runs
+ *               there), and is skipped, saying why, where it is not
  */
 export interface CodeBlock {
   /** where it came from, e.g. README.md:123 or examples/camera.mjs */
@@ -30,6 +33,8 @@ export interface CodeBlock {
   /** run it (false for helper files of a group and for sh/text) */
   run: boolean;
   needsAddon: boolean;
+  /** it runs gst-launch-1.0 (needs=gstreamer) */
+  needsGstreamer: boolean;
 }
 
 const LANGS = new Set(['ts', 'js', 'sh', 'text']);
@@ -89,7 +94,8 @@ export function readmeBlocks(root: string, name = 'README.md'): CodeBlock[] {
       code,
       file,
       run: (lang === 'ts' || lang === 'js') && attrs.file === undefined,
-      needsAddon: attrs.needs === 'addon',
+      needsAddon: attrs.needs === 'addon' || attrs.needs === 'gstreamer',
+      needsGstreamer: attrs.needs === 'gstreamer',
     });
   }
   return blocks;
@@ -113,6 +119,7 @@ export function exampleBlocks(root: string): CodeBlock[] {
       file: path.join('examples', name),
       run: !helper,
       needsAddon: /^\/\/ Needs the native addon/m.test(code),
+      needsGstreamer: false,
     });
   }
   return blocks;
