@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { addonStatus, allocShareable, createShareablePool, DmaBuf, listHeaps, openHeap, UnixFdSink, UnixFdSource, type UnixFdFrame } from '../../../lib';
 import { cachedGstRoot, gstLaunch, gstSocketDir, gstUnavailable } from '../../gstreamer/root';
 import { openFds, settledFds } from '../../helpers/fds';
+import { testWith, vividNodes } from '../../helpers/expect';
 import { describeIf } from '../../helpers/skip';
 
 const root = cachedGstRoot();
@@ -226,4 +227,42 @@ describeIf(unavailable === null, unavailable ?? 'runs')('Node into GStreamer: Un
     expect(sink.clients).toBe(0);
     expect(buf).toBeInstanceOf(DmaBuf);
   }, 60_000);
+});
+
+describeIf(unavailable === null, unavailable ?? 'runs')('a real V4L2 driver into Node: v4l2src io-mode=dmabuf ! unixfdsink (vivid, the VM rows)', () => {
+  testWith('vivid')("vivid's own dma-bufs arrive as imported DmaBufs: caps with a DRM fourcc, the video meta's strides, bytes the CPU can read", async () => {
+    const node = vividNodes().find((v) => /vid-cap/.test(v.name)) ?? vividNodes()[0];
+    const dir = gstSocketDir(root!);
+    try {
+      const gst = launch(['v4l2src', `device=${node.path}`, 'io-mode=dmabuf', 'num-buffers=8', '!', 'unixfdsink', 'wait-for-connection=true', `socket-path=${dir.insideSocket}`]);
+      await until(() => existsSync(dir.hostSocket), 'the sink socket', 60_000);
+      const seen: { exporter: string; tier: string; size: number; stride: number | undefined }[] = [];
+      let caps: string | null = null;
+      {
+        using source = UnixFdSource.connect(dir.hostSocket);
+        for await (const frame of source) {
+          using f = frame;
+          expect(f.memoryType).toBe('dmabuf');
+          const m = f.memories[0];
+          // the CPU reads a V4L2 buffer through its dma-buf: SYNC around the read
+          const head = m.buffer.cpuAccess('read', () => m.buffer.read(m.offset, 16));
+          expect(head.length).toBe(16);
+          seen.push({ exporter: m.buffer.info().exporter, tier: m.buffer.tier, size: m.size, stride: f.video?.planes[0]?.stride });
+          caps = f.caps?.string ?? null;
+          expect(f.caps).toMatchObject({ mediaType: 'video/x-raw', features: ['memory:DMABuf'], format: 'DMA_DRM', drmFormat: expect.stringMatching(/^[A-Z0-9]{4}/) });
+        }
+        expect(source.eos).toBe(true);
+      }
+      expect(await gst.exited).toBe(0);
+      expect(seen).toHaveLength(8);
+      for (const s of seen) {
+        expect(s).toMatchObject({ exporter: expect.stringMatching(/^videobuf2_/), tier: 'imported' });
+        expect(s.stride).toBeGreaterThan(0);
+        expect(s.size).toBeGreaterThan(0);
+      }
+      expect(caps).toMatch(/width=\(int\)\d+/);
+    } finally {
+      rmSync(dir.host, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
