@@ -17,7 +17,7 @@ import { LISTEN_OPTIONS, validatePath, type ListenOptions } from './listener';
 import { Borrowed, Loans } from './loan';
 import { StreamReassembler } from './reassembler';
 import { DmaBufServer } from './server';
-import { closeAll, READABLE, socketType, sockets, WRITABLE, type ChannelType, type PeerCredentials, type Poller, type ReceivedMessage, type Sockets } from './socket';
+import { closeAll, peerOf, READABLE, socketType, sockets, WRITABLE, type ChannelType, type PeerCredentials, type Poller, type ReceivedMessage, type Sockets } from './socket';
 
 export type { ChannelType } from './socket';
 
@@ -279,16 +279,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, fd: number, type: ChannelType, options: ChannelOptions = {}, peer?: PeerCredentials) {
     checkConstructorToken(token, 'DmaBufChannel.connect(), pair(), fromFd() or DmaBufChannel.listen()');
     super();
-    if (!peer) {
-      try {
-        const c = sock.peerCredentials(fd);
-        peer = { pid: c.pid, uid: c.uid, gid: c.gid };
-      } catch (err) {
-        closeAll(sock, [fd]); // the fd was handed to this channel
-        throw err;
-      }
-    }
-    this.peer = Object.freeze(peer);
+    this.peer = peer ? Object.freeze(peer) : peerOf(sock, fd); // the fd was handed to this channel
     this.#sock = sock;
     this.#fd = fd;
     this.type = type;

@@ -9,6 +9,7 @@ import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { SOCK_SEQPACKET, SOCK_STREAM } from '../uapi';
 
+import type { PeerCredentials } from '../native/addon';
 export type { PeerCredentials, Poller, ReceivedMessage } from '../native/addon';
 
 /** The addon's socket and fd calls, and nothing else of it. */
@@ -45,5 +46,16 @@ export function closeAll(sock: Sockets, fds: Iterable<number>): void {
     } catch {
       // The number is freed even when close reports an error.
     }
+  }
+}
+
+/** The peer of a connected socket (SO_PEERCRED), frozen; on failure the fd, handed over, is closed. */
+export function peerOf(sock: Sockets, fd: number): Readonly<PeerCredentials> {
+  try {
+    const c = sock.peerCredentials(fd);
+    return Object.freeze({ pid: c.pid, uid: c.uid, gid: c.gid });
+  } catch (err) {
+    closeAll(sock, [fd]);
+    throw err;
   }
 }

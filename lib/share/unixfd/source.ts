@@ -11,7 +11,7 @@ import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from '../../internal-toke
 import { bad, type DmaBufChannelError } from '../errors';
 import { Borrowed } from '../loan';
 import { validatePath } from '../listener';
-import { closeAll, sockets, type Sockets } from '../socket';
+import { closeAll, peerOf, sockets, type PeerCredentials, type Sockets } from '../socket';
 import { parseCaps, type GstCaps } from './caps';
 import { UnixFdConnection, type Command } from './connection';
 import { CAPS, decodeCaps, decodeNewBuffer, decodeVideoMeta, encodeRelease, EOS, NEW_BUFFER, RELEASE_BUFFER, VIDEO_META, type UnixFdMemoryType, type NewBuffer, type GstVideoMeta } from './protocol';
@@ -182,6 +182,11 @@ export interface UnixFdSource {
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class UnixFdSource extends EventEmitter {
+  /**
+   * Who listens at the other end: the sink's `{ pid, uid, gid }` (SO_PEERCRED, as the sink's
+   * process had them when it listened), read once at connect: check it before trusting what arrives.
+   */
+  readonly peer: Readonly<PeerCredentials>;
   readonly #sock: Sockets;
   readonly #conn: UnixFdConnection;
   readonly #waiters: Waiter[] = [];
@@ -196,6 +201,7 @@ export class UnixFdSource extends EventEmitter {
   constructor(token: typeof INTERNAL_CONSTRUCTOR, sock: Sockets, fd: number, maxPayload: number) {
     checkConstructorToken(token, 'UnixFdSource.connect()');
     super();
+    this.peer = peerOf(sock, fd); // the fd was handed over: closed if this throws
     this.#sock = sock;
     this.#conn = new UnixFdConnection(sock, fd, maxPayload, {
       command: (c) => this.#onCommand(c),

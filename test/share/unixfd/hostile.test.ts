@@ -80,6 +80,7 @@ describeIf(withAddon, 'passing fds needs the native addon')('unixfd against host
       check();
     });
     using good = UnixFdSource.connect(where);
+    expect(good.peer).toEqual({ pid: process.pid, uid: process.getuid!(), gid: process.getgid!() }); // the sink is this process
     await new Promise<void>((r) => {
       const check = () => (sink.clients === 2 ? r() : setTimeout(check, 10));
       check();
