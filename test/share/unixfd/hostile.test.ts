@@ -109,4 +109,32 @@ describeIf(withAddon, 'passing fds needs the native addon')('unixfd against host
     (await good.receive())!.release();
     await again;
   }, 30_000);
+
+  test('a flood of 200 connections past maxConnections: refused at once, the sink and its first clients carry on, no fd leaked', async () => {
+    const before = await settledFds();
+    const where = path.join(dir, 'flood.sock');
+    {
+      using sink = UnixFdSink.listen(where, { caps: 'video/x-raw', maxConnections: 4 });
+      let refused = 0;
+      sink.on('refusedConnection', (_peer, reason) => {
+        expect(reason).toBe('maxConnections');
+        refused++;
+      });
+      const sources = Array.from({ length: 200 }, () => UnixFdSource.connect(where));
+      await new Promise<void>((r) => {
+        const check = () => (refused === 196 ? r() : setTimeout(check, 10));
+        check();
+      });
+      expect(sink.clients).toBe(4);
+      using buf = allocShareable(4096, { tiers: ['memfd'] });
+      const back = sink.send({ memories: [buf] });
+      const frames = await Promise.all(sources.map((s) => s.receive().catch(() => null)));
+      expect(frames.filter((f) => f !== null)).toHaveLength(4);
+      for (const f of frames) f?.release();
+      await back;
+      for (const s of sources) s.close();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect([...openFds()].filter((fd) => !before.has(fd))).toEqual([]);
+  }, 30_000);
 });
