@@ -17,7 +17,7 @@ import { LISTEN_OPTIONS, validatePath, type ListenOptions } from './listener';
 import { Borrowed, Loans } from './loan';
 import { StreamReassembler } from './reassembler';
 import { DmaBufServer } from './server';
-import { closeAll, peerOf, READABLE, socketType, sockets, WRITABLE, type ChannelType, type PeerCredentials, type Poller, type ReceivedMessage, type Sockets } from './socket';
+import { closeAll, peerOf, READABLE, SocketWatch, socketType, sockets, WRITABLE, type ChannelType, type PeerCredentials, type ReceivedMessage, type Sockets } from './socket';
 
 export type { ChannelType } from './socket';
 
@@ -250,8 +250,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   #fd: number;
   readonly #maxFds: number;
   readonly #maxPayload: number;
-  #poller: Poller | null = null;
-  #events = 0;
+  readonly #watcher: SocketWatch;
   #ended: DmaBufChannelError | null = null;
   readonly #waiters: Waiter[] = [];
   readonly #outgoing: Outgoing[] = [];
@@ -282,6 +281,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
     this.peer = peer ? Object.freeze(peer) : peerOf(sock, fd); // the fd was handed to this channel
     this.#sock = sock;
     this.#fd = fd;
+    this.#watcher = new SocketWatch(sock, fd, (err) => this.#onPoll(err));
     this.type = type;
     ({ maxFds: this.#maxFds, maxPayload: this.#maxPayload } = limits(options));
     this.#stream = type === 'stream' ? new StreamReassembler(sock, HEADER, (head) => decodeHeader(head, this.#maxPayload)) : null;
@@ -730,17 +730,10 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   /** Watch the socket for what is waiting; a watch nothing waits for is dropped. */
   #watch(): void {
     if (this.#ended) return;
-    const events = (this.#wantsRead() ? READABLE : 0) | (this.#outgoing.length ? WRITABLE : 0);
-    if (events === this.#events) return;
-    this.#poller?.stop();
-    this.#poller = null;
-    this.#events = events;
-    if (events) {
-      try {
-        this.#poller = this.#sock.poll(this.#fd, events, (err) => this.#onPoll(err));
-      } catch (err) {
-        this.#end(closed('error', `cannot watch the socket: ${(err as Error).message}`, err));
-      }
+    try {
+      this.#watcher.set((this.#wantsRead() ? READABLE : 0) | (this.#outgoing.length ? WRITABLE : 0));
+    } catch (err) {
+      this.#end(closed('error', `cannot watch the socket: ${(err as Error).message}`, err));
     }
   }
 
@@ -965,9 +958,7 @@ export class DmaBufChannel<Receive = unknown, Send = Receive> extends EventEmitt
   #end(err: DmaBufChannelError): void {
     if (this.#ended) return;
     this.#ended = err;
-    this.#poller?.stop();
-    this.#poller = null;
-    this.#events = 0;
+    this.#watcher.stop();
     closeAll(this.#sock, [this.#fd]);
     this.#stream?.drop();
     this.#fd = -1;

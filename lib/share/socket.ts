@@ -9,7 +9,7 @@ import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { SOCK_SEQPACKET, SOCK_STREAM } from '../uapi';
 
-import type { PeerCredentials } from '../native/addon';
+import type { PeerCredentials, Poller } from '../native/addon';
 export type { PeerCredentials, Poller, ReceivedMessage } from '../native/addon';
 
 /** The addon's socket and fd calls, and nothing else of it. */
@@ -57,5 +57,36 @@ export function peerOf(sock: Sockets, fd: number): Readonly<PeerCredentials> {
   } catch (err) {
     closeAll(sock, [fd]);
     throw err;
+  }
+}
+
+/**
+ * The watch on a connected socket, for exactly the events something waits for (READABLE,
+ * WRITABLE): re-armed only when they change, dropped when nothing waits (a watched socket keeps
+ * the event loop alive). DmaBufChannel and the unixfd connections share it.
+ */
+export class SocketWatch {
+  #poller: Poller | null = null;
+  #events = 0;
+
+  constructor(
+    private readonly sock: Sockets,
+    private readonly fd: number,
+    private readonly onEvent: (err: Error | null) => void,
+  ) {}
+
+  /** Watch for `events` (0: none); throws what poll() throws, watching nothing then. */
+  set(events: number): void {
+    if (events === this.#events) return;
+    this.stop();
+    if (!events) return;
+    this.#poller = this.sock.poll(this.fd, events, this.onEvent);
+    this.#events = events;
+  }
+
+  stop(): void {
+    this.#poller?.stop();
+    this.#poller = null;
+    this.#events = 0;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { bad, closed, type DmaBufChannelError } from '../errors';
 import { StreamReassembler } from '../reassembler';
-import { closeAll, READABLE, WRITABLE, type Poller, type ReceivedMessage, type Sockets } from '../socket';
+import { closeAll, READABLE, SocketWatch, WRITABLE, type ReceivedMessage, type Sockets } from '../socket';
 import { COMMAND_HEADER, decodeCommandHeader, encodeCommand, type CommandHeader } from './protocol';
 
 /** the most fds one command may carry: NewBufferPayload's n_memory is a u8 */
@@ -46,8 +46,7 @@ export class UnixFdConnection {
   readonly #handlers: ConnectionHandlers;
   readonly #stream: StreamReassembler<CommandHeader>;
   readonly #outgoing: Outgoing[] = [];
-  #poller: Poller | null = null;
-  #events = 0;
+  readonly #watcher: SocketWatch;
   #reading = false;
   #ended: DmaBufChannelError | null = null;
 
@@ -61,6 +60,7 @@ export class UnixFdConnection {
     this.#sock = sock;
     this.#fd = fd;
     this.#handlers = handlers;
+    this.#watcher = new SocketWatch(sock, fd, (err) => this.#onPoll(err));
     this.#stream = new StreamReassembler(sock, COMMAND_HEADER, (head) => decodeCommandHeader(head, maxPayload));
   }
 
@@ -112,14 +112,8 @@ export class UnixFdConnection {
 
   #watch(): void {
     if (this.#ended) return;
-    const events = (this.#reading ? READABLE : 0) | (this.#outgoing.length ? WRITABLE : 0);
-    if (events === this.#events) return;
-    this.#poller?.stop();
-    this.#poller = null;
-    this.#events = events;
-    if (!events) return;
     try {
-      this.#poller = this.#sock.poll(this.#fd, events, (err) => this.#onPoll(err));
+      this.#watcher.set((this.#reading ? READABLE : 0) | (this.#outgoing.length ? WRITABLE : 0));
     } catch (err) {
       this.#end(closed('error', `cannot watch the socket: ${(err as Error).message}`, err));
     }
@@ -200,9 +194,7 @@ export class UnixFdConnection {
   #end(reason: DmaBufChannelError): void {
     if (this.#ended) return;
     this.#ended = reason;
-    this.#poller?.stop();
-    this.#poller = null;
-    this.#events = 0;
+    this.#watcher.stop();
     closeAll(this.#sock, [this.#fd]);
     this.#fd = -1;
     this.#stream.drop();
