@@ -10,6 +10,8 @@ import type { ChildProcess } from 'node:child_process';
 import { addonStatus, allocShareable, createShareablePool, DmaBuf, listHeaps, openHeap, UnixFdSink, UnixFdSource, type UnixFdFrame } from '../../../lib';
 import { cachedGstRoot, gstLaunch, gstSocketDir, gstUnavailable } from '../../gstreamer/root';
 import { openFds, settledFds } from '../../helpers/fds';
+import { loadAddon } from '../../../lib/native/load';
+import { Vgem } from '../../devices/devices';
 import { testWith, vividNodes } from '../../helpers/expect';
 import { describeIf } from '../../helpers/skip';
 
@@ -262,6 +264,38 @@ describeIf(unavailable === null, unavailable ?? 'runs')('a real V4L2 driver into
       }
       expect(caps).toMatch(/width=\(int\)\d+/);
     } finally {
+      rmSync(dir.host, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describeIf(unavailable === null, unavailable ?? 'runs')('a stage that waits: a device still writing a buffer Node sent (vgem, the VM rows)', () => {
+  testWith('system', 'vgem')("unixfdsrc ! filesink reads a dma-buf only once vgem's write fence signals (DMA_BUF_IOCTL_SYNC waits for it)", async () => {
+    const dir = gstSocketDir(root!);
+    const vgem = await Vgem.open(loadAddon()!);
+    try {
+      using heap = openHeap('system');
+      using buf = heap.alloc(4096);
+      buf.cpuAccess('write', (bytes) => bytes.fill(0x7e));
+      using sink = UnixFdSink.listen(dir.hostSocket, { caps: 'video/x-raw,format=GRAY8,width=64,height=64' });
+      const gst = launch(['unixfdsrc', `socket-path=${dir.insideSocket}`, '!', 'filesink', 'buffer-mode=unbuffered', `location=${dir.inside}/out.raw`]);
+      await until(() => sink.clients === 1, 'unixfdsrc to connect', 60_000);
+      // the "GPU" is still writing: the buffer's reservation holds an unsignalled write fence
+      const fence = await vgem.attach(await vgem.import(buf.fd), 'write');
+      let back = false;
+      const sent = sink.send({ memories: [buf] }).then(() => (back = true));
+      await new Promise((r) => setTimeout(r, 1500));
+      const before = existsSync(`${dir.host}/out.raw`) ? readFileSync(`${dir.host}/out.raw`).length : 0;
+      expect({ written: before, back }).toEqual({ written: 0, back: false });
+      await vgem.signal(fence);
+      sink.eos();
+      await sent;
+      expect(await gst.exited).toBe(0);
+      const out = readFileSync(`${dir.host}/out.raw`);
+      expect(out.length).toBe(4096);
+      expect(out.every((b) => b === 0x7e)).toBe(true);
+    } finally {
+      await vgem.closed();
       rmSync(dir.host, { recursive: true, force: true });
     }
   }, 120_000);
