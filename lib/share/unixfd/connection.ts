@@ -49,6 +49,12 @@ export class UnixFdConnection {
   readonly #watcher: SocketWatch;
   #reading = false;
   #ended: DmaBufChannelError | null = null;
+  /**
+   * The peer stopped reading (sendmsg: EPIPE, ECONNRESET): what it sent before is still ours to
+   * read (unixfdsink sends EOS and closes while our last releases are on their way), so the
+   * connection ends when reading meets the end, not here; sends are dropped meanwhile.
+   */
+  #peerGone = false;
 
   /**
    * @param sock the socket calls
@@ -81,10 +87,12 @@ export class UnixFdConnection {
 
   /**
    * Send a command with `fds` (each duplicated by the kernel into the peer; the caller keeps
-   * its own). Throws once ended; a peer gone while it waits ends the connection.
+   * its own). Throws once ended; to a peer that stopped reading it is dropped (the connection
+   * ends when reading meets the peer's end).
    */
   send(type: number, payload: Buffer, fds: readonly number[] = []): void {
     if (this.#ended) throw this.#ended;
+    if (this.#peerGone) return;
     const out: Outgoing = { bytes: encodeCommand(type, payload), sent: 0, fds: [...fds], owned: false };
     const queued = this.#outgoing.length > 0;
     this.#outgoing.push(out);
@@ -138,8 +146,14 @@ export class UnixFdConnection {
       } catch (err) {
         const code = (err as { code?: string }).code ?? '';
         if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return;
-        // half a command on the stream would garble every later one: any failure ends it
-        this.#end(PEER_GONE.has(code) ? closed('peerClosed', `the peer is gone (${code})`, err) : closed('error', `sending failed: ${(err as Error).message}`, err));
+        if (PEER_GONE.has(code)) {
+          // nothing more goes out; what the peer sent before it went is read to its end
+          this.#peerGone = true;
+          for (const o of this.#outgoing.splice(0)) this.#release(o);
+          return;
+        }
+        // half a command on the stream would garble every later one: any other failure ends it
+        this.#end(closed('error', `sending failed: ${(err as Error).message}`, err));
         return;
       }
       if (out.sent === 0) this.#release(out); // the fds went with the first bytes

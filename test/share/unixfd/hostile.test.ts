@@ -137,4 +137,17 @@ describeIf(withAddon, 'passing fds needs the native addon')('unixfd against host
     await new Promise((r) => setTimeout(r, 50));
     expect([...openFds()].filter((fd) => !before.has(fd))).toEqual([]);
   }, 30_000);
+
+  test('a sink that sends its last buffer and EOS and goes at once: the release finds no one, EOS still arrives', async () => {
+    const where = path.join(dir, 'quick.sock');
+    const { lines } = python(['quick', where]);
+    await nextJson(lines);
+    using source = UnixFdSource.connect(where);
+    const frame = await source.receive();
+    await nextJson(lines); // the sink closed its end
+    frame!.release(); // EPIPE: the peer reads no more; what it sent before is still ours
+    expect(await source.receive()).toBeNull();
+    expect(source.eos).toBe(true);
+    await expect(source.receive()).rejects.toMatchObject({ code: 'ERR_DMA_HEAP_CHANNEL_CLOSED', reason: 'peerClosed' });
+  }, 30_000);
 });
