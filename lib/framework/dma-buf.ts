@@ -212,7 +212,10 @@ function strndupUser(arg: Uint8Array, n: number): string {
  */
 export function dmaBufMmapCheck(dmabuf: KernelDmaBuf, vma: Vma, pageSize: number): void {
   if (!dmabuf.ops.mmap) throw errno('EINVAL');
-  if (vma.pgoff + Math.ceil(vma.length / pageSize) > Math.floor(dmabuf.size / pageSize)) throw errno('EINVAL');
+  // The kernel compares with size >> PAGE_SHIFT; its dma-bufs are whole pages, so rounding up is
+  // the same for them. Another program's shared memory (an adopted memfd: GStreamer's is the
+  // frame plus its alignment, 12295 bytes for 12288) ends mid-page: its last page maps too.
+  if (vma.pgoff + Math.ceil(vma.length / pageSize) > Math.ceil(dmabuf.size / pageSize)) throw errno('EINVAL');
 }
 
 /** dma_buf_mmap_internal: the checks, then the exporter's mmap op fills the vma */

@@ -76,6 +76,9 @@ describeIf(unavailable === null, unavailable ?? 'runs')('GStreamer into Node: vi
         expect(f.memoryType).toBe('shm');
         expect(f.memories).toHaveLength(1);
         const m = f.memories[0];
+        // GStreamer 1.26.2's memfds are not sealed against writing: mapped, not only read()
+        const view = m.buffer.bytes().subarray(m.offset, m.offset + m.size);
+        expect([...view.subarray(0, 4)]).toEqual(RGBA);
         frames.push({
           pts: f.pts,
           duration: f.duration,
