@@ -428,8 +428,8 @@ async function main(o) {
         const counted = frames - warmup;
         const cell = {
           stream: s[0], width: s[1], height: s[2], frameBytes: s[1] * s[2] * 4, frames, warmup, counted,
-          node: { cpuUsPerFrame: perFrame(node), fps: (node.counted * 1e6) / node.wallUs, pagesPerFrame: node.pagesTouched / node.frames, producerCpuUsPerFrame: node.producerCpuUs / frames },
-          c: { cpuUsPerFrame: perFrame(c), fps: (c.counted * 1e6) / c.wallUs, pagesPerFrame: c.pagesTouched / c.frames, producerCpuUsPerFrame: c.producerCpuUs / frames },
+          node: { cpuUsPerFrame: perFrame(node), fps: (node.counted * 1e6) / node.wallUs, pagesPerFrame: node.pagesTouched / node.frames, producerCpuUsPerFrame: node.producerCpuUs / frames, consumed: node.frames, end: node.end, map: node.map },
+          c: { cpuUsPerFrame: perFrame(c), fps: (c.counted * 1e6) / c.wallUs, pagesPerFrame: c.pagesTouched / c.frames, producerCpuUsPerFrame: c.producerCpuUs / frames, consumed: c.frames, end: c.end },
           gst: {
             cpuUsPerFrameGross: g.cpuUs / frames,
             cpuUsPerFrame: (g.cpuUs - g0.cpuUs) / counted,
@@ -501,8 +501,8 @@ function report(r) {
     console.log(`  ${'stream'.padEnd(10)} ${'consumer'.padEnd(10)} ${'fps'.padStart(8)} ${'CPU µs/frame'.padStart(13)}  ${'producer µs/frame'.padStart(18)}`);
     for (const c of r.stream) {
       const row = (name, x, note = '') => console.log(`  ${c.stream.padEnd(10)} ${name.padEnd(10)} ${fmt(x.fps, 0).padStart(8)} ${fmt(x.cpuUsPerFrame).padStart(13)}  ${fmt(x.producerCpuUsPerFrame).padStart(18)}${note}`);
-      row('Node', c.node);
-      row('C', c.c);
+      row('Node', c.node, `   (${c.node.consumed} frames to ${c.node.end}; ${c.node.pagesPerFrame} pages/frame; map: ${c.node.map})`);
+      row('C', c.c, `   (${c.c.consumed} frames to ${c.c.end}; ${c.c.pagesPerFrame} pages/frame)`);
       row('GStreamer', c.gst, `   (gross, with start-up: ${fmt(c.gst.cpuUsPerFrameGross)} µs/frame; start-up run ${fmt(c.gst.startupCpuUs / 1000)} ms)`);
       console.log(`  ${c.stream.padEnd(10)} Node/C ${fmt(c.nodeOverC, 2)}× (target ≤ 1.2×: ${c.nodeOverC <= 1.2 ? 'met' : `NOT met, by ${fmt((c.nodeOverC / 1.2 - 1) * 100, 0)}%`}), GStreamer/C ${fmt(c.gstOverC, 2)}×`);
     }
