@@ -16,6 +16,7 @@
 // 2. ring: a producer lends a pool of 4 memfds, one at a time, to a consumer that maps, reads
 //    one byte per page and releases: UnixFdSink + UnixFdSource in two Node processes against one
 //    C program forking the same two sides over the same protocol. Both sides' CPU per frame.
+//    Where the package has DmaBufChannel.lend(), the same ring over it (two Node processes) too.
 // --steps adds a run of the Node consumer timing each step (process.cpuUsage() around receive,
 // map, touch, release); --profile DIR one under --cpu-prof, its top functions printed.
 'use strict';
@@ -225,6 +226,60 @@ async function childProducer(o) {
   pool.close();
 }
 
+/** The ring over DmaBufChannel.lend() (when the package has it): producer lends pool leases. */
+async function childLendProducer(o) {
+  const { DmaBufChannel, createShareablePool } = loadPackage();
+  const pool = createShareablePool({ size: o.size, count: POOL, max: POOL, tiers: ['memfd'] });
+  const server = DmaBufChannel.listen(o.socket);
+  const connected = new Promise((r) => server.once('connection', r));
+  console.log('LISTENING');
+  const channel = await connected;
+  const out = new Set();
+  let cpu0 = cpuNow();
+  for (let n = 0; n < o.frames; n++) {
+    const lease = await pool.acquireAsync();
+    if (n === o.warmup) cpu0 = cpuNow();
+    const back = channel.lend([lease]);
+    out.add(back);
+    back.then(() => out.delete(back));
+  }
+  await Promise.all(out);
+  await channel.send([], { eos: true });
+  const cpuUs = cpuNow() - cpu0;
+  console.log(JSON.stringify({ side: 'producer', frames: o.frames, counted: o.frames - o.warmup, cpuUs }));
+  channel.close(); // the eos message is in the consumer's socket already
+  server.close();
+  pool.close();
+}
+
+async function childLendConsumer(o) {
+  const { DmaBufChannel } = loadPackage();
+  const channel = DmaBufChannel.connect(o.socket);
+  let frames = 0;
+  let pages = 0;
+  let sum = 0;
+  let cpu0 = cpuNow();
+  let wall0 = process.hrtime.bigint();
+  for (;;) {
+    const msg = await channel.receive();
+    if (msg.payload && msg.payload.eos) break;
+    for (const b of msg.buffers) {
+      const [s, p] = touch(b.bytes(), 0, b.size);
+      sum += s;
+      pages += p;
+    }
+    msg.release();
+    if (++frames === o.warmup) {
+      cpu0 = cpuNow();
+      wall0 = process.hrtime.bigint();
+    }
+  }
+  const cpuUs = cpuNow() - cpu0;
+  const wallUs = Number(process.hrtime.bigint() - wall0) / 1e3;
+  channel.close();
+  console.log(JSON.stringify({ side: 'consumer', frames, counted: frames - o.warmup, cpuUs, wallUs, pagesTouched: pages, sum, end: 'EOS' }));
+}
+
 // ---- the orchestra ----
 
 function buildClient() {
@@ -339,9 +394,10 @@ async function streamRun(env, stream, frames, warmup, kind, extra = {}) {
 async function ringNode(env, size, frames, warmup, extra = {}) {
   const sock = path.join(env.client.dir, `ring-${process.pid}-${size}.sock`);
   fs.rmSync(sock, { force: true });
-  const producer = run(process.execPath, [...nodeArgs(extra.profile), __filename, '--child', 'producer', '--socket', sock, '--frames', String(frames), '--size', String(size), '--warmup', String(warmup)]);
+  const lend = extra.lend ? 'lend-' : '';
+  const producer = run(process.execPath, [...nodeArgs(extra.profile), __filename, '--child', `${lend}producer`, '--socket', sock, '--frames', String(frames), '--size', String(size), '--warmup', String(warmup)]);
   await producer.line(/^LISTENING$/);
-  const consumer = run(process.execPath, [...nodeArgs(extra.profile), __filename, '--child', 'consumer', '--socket', sock, '--warmup', String(warmup), ...(extra.steps ? ['--steps'] : [])]);
+  const consumer = run(process.execPath, [...nodeArgs(extra.profile), __filename, '--child', `${lend}consumer`, '--socket', sock, '--warmup', String(warmup), ...(extra.steps ? ['--steps'] : [])]);
   const [p, c] = await Promise.all([producer.done, consumer.done]);
   check(p, 'the Node producer');
   check(c, 'the Node consumer');
@@ -460,14 +516,17 @@ async function main(o) {
         process.stdout.write(`\nring ${size} bytes (${s[0]} RGBA), ${frames} frames: `);
         const node = await ringNode(env, size, frames, warmup);
         process.stdout.write('node ');
+        const hasLend = typeof loadPackage().DmaBufChannel?.prototype?.lend === 'function';
+        const lent = hasLend ? await ringNode(env, size, frames, warmup, { lend: true }) : null;
+        if (hasLend) process.stdout.write('lend ');
         const c = await ringC(env, size, frames, warmup);
         process.stdout.write('c\n');
         const side = (x) => ({ producer: perFrame(x.producer), consumer: perFrame(x.consumer), total: perFrame(x.producer) + perFrame(x.consumer), fps: (x.consumer.counted * 1e6) / x.consumer.wallUs });
-        const cell = { size, stream: s[0], frames, warmup, node: side(node), c: side(c) };
+        const cell = { size, stream: s[0], frames, warmup, node: side(node), c: side(c), lend: lent ? side(lent) : null };
         cell.nodeOverC = cell.node.total / cell.c.total;
         cell.consumerNodeOverC = cell.node.consumer / cell.c.consumer;
         cell.producerNodeOverC = cell.node.producer / cell.c.producer;
-        cell.lend = typeof loadPackage().DmaBufChannel?.prototype?.lend === 'function' ? 'DmaBufChannel.prototype.lend exists: not measured by this bench yet' : 'no DmaBufChannel.prototype.lend in this tree';
+        if (lent) cell.lendOverC = cell.lend.total / cell.c.total;
         r.ring.push(cell);
         if (o.steps) {
           const st = await ringNode(env, size, frames, warmup, { steps: true });
@@ -513,10 +572,12 @@ function report(r) {
     for (const c of r.ring) {
       const row = (name, x) => console.log(`  ${`${c.size} (${c.stream})`.padEnd(18)} ${name.padEnd(6)} ${fmt(x.fps, 0).padStart(8)} ${fmt(x.producer).padStart(12)} ${fmt(x.consumer).padStart(12)} ${fmt(x.total).padStart(10)}`);
       row('Node', c.node);
+      if (c.lend) row('lend', c.lend);
       row('C', c.c);
+      if (c.lend) console.log(`  ${`${c.size} (${c.stream})`.padEnd(18)} lend/C ${fmt(c.lendOverC, 2)}× (DmaBufChannel.lend() between two Node processes, default channel type)`);
       console.log(`  ${`${c.size} (${c.stream})`.padEnd(18)} Node/C ${fmt(c.nodeOverC, 2)}× (target ≤ 1.5×: ${c.nodeOverC <= 1.5 ? 'met' : `NOT met, by ${fmt((c.nodeOverC / 1.5 - 1) * 100, 0)}%`}); producer ${fmt(c.producerNodeOverC, 2)}×, consumer ${fmt(c.consumerNodeOverC, 2)}×`);
     }
-    console.log(`  ${r.ring[0].lend}`);
+    if (!r.ring[0].lend) console.log('  (no DmaBufChannel.prototype.lend in this tree: not measured)');
   }
   if (r.steps.length) {
     console.log('\nNode consumer per step (--steps: process.cpuUsage() around each, a separate run; µs CPU per frame)');
@@ -534,7 +595,7 @@ function report(r) {
 }
 
 const o = parseArgs(process.argv.slice(2));
-const modes = { main: () => main(o), consumer: () => childConsumer(o), producer: () => childProducer(o) };
+const modes = { main: () => main(o), consumer: () => childConsumer(o), producer: () => childProducer(o), 'lend-producer': () => childLendProducer(o), 'lend-consumer': () => childLendConsumer(o) };
 if (!modes[o.mode]) die(`unknown child mode ${o.mode}`);
 modes[o.mode]().catch((err) => {
   console.error(err);
