@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,55 @@ static int send_all(int sock, const void *buf, size_t n, int fd) {
   return 1;
 }
 
+/*
+ * Releases not yet sent: unixfdsink reads releases only between its sends, so a client that
+ * blocks sending a release while the sink blocks sending it a buffer deadlocks them both (the
+ * socket's send buffer holds a few hundred 16-byte commands). As UnixFdSource does, a release
+ * the socket cannot take now waits in a queue, and the client reads on.
+ */
+static unsigned char *pend;
+static size_t pendLen, pendCap;
+
+/* send what waits, without blocking; 0 when the peer is gone */
+static int flush_pending(int sock) {
+  while (pendLen) {
+    ssize_t r = send(sock, pend, pendLen, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
+      if (errno == EPIPE || errno == ECONNRESET) return 0;
+      die("send");
+    }
+    memmove(pend, pend + r, pendLen - r);
+    pendLen -= r;
+  }
+  return 1;
+}
+
+static int queue_release(int sock, const unsigned char rel[16]) {
+  if (pendLen + 16 > pendCap) {
+    pend = realloc(pend, pendCap = pendCap ? pendCap * 2 : 4096);
+    if (!pend) die("realloc");
+  }
+  memcpy(pend + pendLen, rel, 16);
+  pendLen += 16;
+  return flush_pending(sock);
+}
+
+/* wait until the socket is readable, sending queued releases as it takes them; 0: peer gone */
+static int wait_readable(int sock) {
+  while (pendLen) {
+    struct pollfd p = { sock, POLLIN | POLLOUT, 0 };
+    if (poll(&p, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    if (p.revents & POLLOUT && !flush_pending(sock)) return 0;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) return 1;
+  }
+  return 1;
+}
+
 /* the client: what UnixFdSource + a consumer's loop do, per frame */
 static void client(int sock, long warmup, const char *who) {
   long pg = sysconf(_SC_PAGESIZE), frames = 0, pages = 0;
@@ -114,6 +164,10 @@ static void client(int sock, long warmup, const char *who) {
   int gone = 0;
   for (;;) {
     int nfds = 0;
+    if (!wait_readable(sock)) {
+      gone = 1;
+      break;
+    }
     if (!read_full(sock, head, 8, fds, &nfds)) break;
     uint32_t type = rd32(head), len = rd32(head + 4);
     if (len > cap) {
@@ -148,7 +202,7 @@ static void client(int sock, long warmup, const char *who) {
     memcpy(rel + 8, payload, 8); /* the id */
     /* the sink gone (gst-launch exits at EOS without waiting for releases): stop here, as
        UnixFdSource does (its connection ends with the failed send) */
-    if (!send_all(sock, rel, sizeof rel, -1)) {
+    if (!queue_release(sock, rel)) {
       gone = 1;
       break;
     }
