@@ -2,8 +2,8 @@
 // `npm run bench:pipelines`: GStreamer's unixfd protocol, Node against C, one run on this machine.
 // Speed is measured and printed, never asserted: this exits 0 whatever the numbers are.
 //
-//   node test/bench/pipelines.js [--frames-small 20000] [--frames-large 1000] [--quick]
-//                                [--only stream,ring] [--steps] [--profile DIR] [--json FILE]
+//   node test/bench/pipelines.js [--frames-small 5000] [--frames-large 1000] [--quick]
+//                                [--only stream,ring] [--steps] [--profile DIR] [--json FILE] [--timeout 180]
 //
 // 1. stream: `videotestsrc is-live=false num-buffers=N pattern=solid-color ! RGBA WxH !
 //    unixfdsink wait-for-connection=true` (GStreamer 1.26 in the cached trixie root,
@@ -43,7 +43,7 @@ function die(msg) {
 const HEADER_LINES = fs.readFileSync(__filename, 'utf8').split('\n').indexOf("'use strict';");
 
 function parseArgs(argv) {
-  const o = { framesSmall: 20000, framesLarge: 1000, warmupFrac: 0.1, only: new Set(SECTIONS), steps: false, profile: null, json: null, mode: 'main' };
+  const o = { timeout: 180, framesSmall: 5000, framesLarge: 1000, warmupFrac: 0.1, only: new Set(SECTIONS), steps: false, profile: null, json: null, mode: 'main' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => argv[++i] ?? die(`${a} needs a value`);
@@ -54,6 +54,7 @@ function parseArgs(argv) {
       o.only = new Set(v().split(','));
       for (const x of o.only) if (!SECTIONS.includes(x)) die(`--only takes ${SECTIONS.join(', ')}; not ${x}`);
     } else if (a === '--steps') o.steps = true;
+    else if (a === '--timeout') o.timeout = Number(v());
     else if (a === '--profile') o.profile = path.resolve(v());
     else if (a === '--json') o.json = path.resolve(v());
     // internal: the child processes
@@ -292,9 +293,44 @@ function buildClient() {
   return { file: out, dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+const running = new Set();
+function killAll() {
+  for (const c of running) {
+    try {
+      process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+process.on('exit', killAll);
+
+/**
+ * A run's promise, or an error after `ms`, its processes killed: GStreamer 1.26.2's unixfdsink
+ * and unixfdsrc can deadlock each other (each blocked sending, the sink's release reader waiting
+ * on its lock) once a few hundred buffers are out; seen at 20,000 64x48 frames.
+ */
+async function withTimeout(p, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      killAll();
+      reject(new Error(`${what}: no end after ${ms / 1000} s (killed)`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** a child run to its end: its stdout lines, stderr, exit code */
 function run(file, args, opts = {}) {
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  // its own process group: a run that hangs is killed with everything it started (chroot, gst-launch)
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...opts });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   let out = '';
   let err = '';
   const lines = [];
@@ -375,7 +411,7 @@ async function streamRun(env, stream, frames, warmup, kind, extra = {}) {
       consumer = run(env.client.file, ['rusage', '/usr/sbin/chroot', env.root, 'gst-launch-1.0', '-q',
         'unixfdsrc', `socket-path=${dir.insideSocket}`, '!', 'fakesink', 'sync=false'], { env: gstEnv() });
     }
-    const [p, c] = await Promise.all([producer.done, consumer.done]);
+    const [p, c] = await withTimeout(Promise.all([producer.done, consumer.done]), env.timeoutMs, `stream ${stream[0]}, ${kind} consumer`);
     const pr = rusage(p.lines);
     if (!pr || pr.status !== 0) throw new Error(`the producer pipeline failed (${pr ? pr.status : p.code}):\n${p.stderr.slice(-2000)}`);
     check(c, `the ${kind} consumer`);
@@ -398,7 +434,7 @@ async function ringNode(env, size, frames, warmup, extra = {}) {
   const producer = run(process.execPath, [...nodeArgs(extra.profile), __filename, '--child', `${lend}producer`, '--socket', sock, '--frames', String(frames), '--size', String(size), '--warmup', String(warmup)]);
   await producer.line(/^LISTENING$/);
   const consumer = run(process.execPath, [...nodeArgs(extra.profile), __filename, '--child', `${lend}consumer`, '--socket', sock, '--warmup', String(warmup), ...(extra.steps ? ['--steps'] : [])]);
-  const [p, c] = await Promise.all([producer.done, consumer.done]);
+  const [p, c] = await withTimeout(Promise.all([producer.done, consumer.done]), env.timeoutMs, `ring ${size}, ${lend || 'unixfd '}Node`);
   check(p, 'the Node producer');
   check(c, 'the Node consumer');
   return { producer: lastJson(p.lines), consumer: lastJson(c.lines) };
@@ -455,7 +491,7 @@ async function main(o) {
   const root = o.only.has('stream') ? gst.cachedGstRoot() : null;
   if (o.only.has('stream') && !root) die('no GStreamer root is built: node test/gstreamer/root.js builds it (about 20 s)');
   const client = buildClient();
-  const env = { gst, root, client };
+  const env = { gst, root, client, timeoutMs: o.timeout * 1000 };
   const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
   const r = {
     date: new Date().toISOString(),
@@ -477,9 +513,17 @@ async function main(o) {
         process.stdout.write('node ');
         const c = await streamRun(env, s, frames, warmup, 'c');
         process.stdout.write('c ');
-        const g = await streamRun(env, s, frames, warmup, 'gst');
-        // the same pipelines with only the warm-up's frames: start-up, negotiation, teardown
-        const g0 = await streamRun(env, s, warmup, warmup, 'gst');
+        let g;
+        let g0;
+        let gstError = null;
+        try {
+          g = await streamRun(env, s, frames, warmup, 'gst');
+          // the same pipelines with only the warm-up's frames: start-up, negotiation, teardown
+          g0 = await streamRun(env, s, warmup, warmup, 'gst');
+        } catch (err) {
+          gstError = err.message;
+          g = g0 = { cpuUs: NaN, wallUs: NaN, producerCpuUs: NaN };
+        }
         process.stdout.write('gst\n');
         const counted = frames - warmup;
         const cell = {
@@ -492,6 +536,7 @@ async function main(o) {
             fps: (counted * 1e6) / (g.wallUs - g0.wallUs),
             startupCpuUs: g0.cpuUs,
             producerCpuUsPerFrame: g.producerCpuUs / frames,
+            error: gstError,
           },
         };
         cell.nodeOverC = cell.node.cpuUsPerFrame / cell.c.cpuUsPerFrame;
@@ -560,8 +605,9 @@ function report(r) {
     console.log(`  ${'stream'.padEnd(10)} ${'consumer'.padEnd(10)} ${'fps'.padStart(8)} ${'CPU µs/frame'.padStart(13)}  ${'producer µs/frame'.padStart(18)}`);
     for (const c of r.stream) {
       const row = (name, x, note = '') => console.log(`  ${c.stream.padEnd(10)} ${name.padEnd(10)} ${fmt(x.fps, 0).padStart(8)} ${fmt(x.cpuUsPerFrame).padStart(13)}  ${fmt(x.producerCpuUsPerFrame).padStart(18)}${note}`);
-      row('Node', c.node, `   (${c.node.consumed} frames to ${c.node.end}; ${c.node.pagesPerFrame} pages/frame; map: ${c.node.map})`);
-      row('C', c.c, `   (${c.c.consumed} frames to ${c.c.end}; ${c.c.pagesPerFrame} pages/frame)`);
+      row('Node', c.node, `   (${c.node.consumed} frames to ${c.node.end}; ${fmt(c.node.pagesPerFrame)} pages/frame; map: ${c.node.map})`);
+      row('C', c.c, `   (${c.c.consumed} frames to ${c.c.end}; ${fmt(c.c.pagesPerFrame)} pages/frame)`);
+      if (c.gst.error) console.log(`  ${c.stream.padEnd(10)} GStreamer: ${c.gst.error}`);
       row('GStreamer', c.gst, `   (gross, with start-up: ${fmt(c.gst.cpuUsPerFrameGross)} µs/frame; start-up run ${fmt(c.gst.startupCpuUs / 1000)} ms)`);
       console.log(`  ${c.stream.padEnd(10)} Node/C ${fmt(c.nodeOverC, 2)}× (target ≤ 1.2×: ${c.nodeOverC <= 1.2 ? 'met' : `NOT met, by ${fmt((c.nodeOverC / 1.2 - 1) * 100, 0)}%`}), GStreamer/C ${fmt(c.gstOverC, 2)}×`);
     }
