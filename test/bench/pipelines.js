@@ -94,41 +94,6 @@ const cpuNow = () => {
 };
 
 /**
- * A memory's bytes: buffer.bytes(), as a program would. GStreamer 1.26.2's memfds are sized the
- * frame plus its alignment (12,295 bytes for 12,288), and the package's mmap check refuses to map
- * such a memfd whole (EINVAL): then the bench maps it as bytes() would (the addon's mmap of the
- * buffer's fd and size), unmaps it before release, and says so.
- */
-function mapper() {
-  let fallback = null;
-  let addon = null;
-  const held = [];
-  return {
-    get via() {
-      return fallback ? `addon mmap (bytes() refused: ${fallback})` : 'bytes()';
-    },
-    map(buf) {
-      if (!fallback) {
-        try {
-          return buf.bytes();
-        } catch (err) {
-          if (err.code !== 'EINVAL' || err.syscall !== 'mmap') throw err;
-          fallback = `${err.code} for a memfd of ${buf.size} bytes`;
-          addon = require('node-gyp-build')(ROOT);
-        }
-      }
-      const ab = addon.mmap(buf.fd, buf.size, 0, true, true);
-      held.push(ab);
-      return new Uint8Array(ab);
-    },
-    unmapAll() {
-      for (const ab of held) addon.munmap(ab);
-      held.length = 0;
-    },
-  };
-}
-
-/**
  * The Node consumer: UnixFdSource, per frame receive, map every memory, touch, release. CPU and
  * wall from the end of frame `warmup` to EOS (or to the sink going away: gst-launch exits at EOS
  * without waiting for releases, and a failed release ends the connection; the C client stops
@@ -138,7 +103,6 @@ async function childConsumer(o) {
   const { UnixFdSource } = loadPackage();
   const source = UnixFdSource.connect(o.socket);
   const steps = o.steps ? { receive: 0, map: 0, touch: 0, release: 0 } : null;
-  const m = mapper();
   let frames = 0;
   let pages = 0;
   let sum = 0;
@@ -159,7 +123,7 @@ async function childConsumer(o) {
     if (f === null) break;
     if (steps) {
       const t1 = cpuNow();
-      const views = f.memories.map((x) => m.map(x.buffer));
+      const views = f.memories.map((x) => x.buffer.bytes());
       const t2 = cpuNow();
       for (let i = 0; i < views.length; i++) {
         const [s, p] = touch(views[i], f.memories[i].offset, f.memories[i].size);
@@ -167,8 +131,7 @@ async function childConsumer(o) {
         pages += p;
       }
       const t3 = cpuNow();
-      m.unmapAll();
-      f.release();
+      f.release(); // closes the memories: unmapped here
       const t4 = cpuNow();
       if (frames >= o.warmup) {
         steps.receive += t1 - t0;
@@ -179,11 +142,10 @@ async function childConsumer(o) {
     } else {
       const ms = f.memories;
       for (let i = 0; i < ms.length; i++) {
-        const [s, p] = touch(m.map(ms[i].buffer), ms[i].offset, ms[i].size);
+        const [s, p] = touch(ms[i].buffer.bytes(), ms[i].offset, ms[i].size);
         sum += s;
         pages += p;
       }
-      m.unmapAll();
       f.release();
     }
     if (source.closed) {
@@ -198,7 +160,7 @@ async function childConsumer(o) {
   const cpuUs = cpuNow() - cpu0;
   const wallUs = Number(process.hrtime.bigint() - wall0) / 1e3;
   source.close();
-  console.log(JSON.stringify({ side: 'consumer', frames, counted: frames - o.warmup, cpuUs, wallUs, pagesTouched: pages, sum, end, map: m.via, steps }));
+  console.log(JSON.stringify({ side: 'consumer', frames, counted: frames - o.warmup, cpuUs, wallUs, pagesTouched: pages, sum, end, map: 'bytes()', steps }));
 }
 
 /** The Node producer of the ring: UnixFdSink lending a pool of 4 memfds, one frame at a time. */
