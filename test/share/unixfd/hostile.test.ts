@@ -93,7 +93,9 @@ describeIf(withAddon, 'passing fds needs the native addon')('unixfd against host
       { type: 2, fds: 0 },
       { type: 0, fds: 1 },
     ]);
-    await new Promise((r) => setTimeout(r, 300));
+    // its six lies are on their way (the unknown command is ignored): wait for the four refusals,
+    // not for a fixed time (the VM rows run Python 20-40x slower)
+    for (let i = 0; i < 1000 && refused.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
     expect(refused.map((e) => e.reason)).toEqual(['unknownLoan', 'badRelease', 'unknownLoan', 'malformed']);
     expect(back).toBe(false); // the good client still holds it
     frame!.release();
