@@ -253,7 +253,13 @@ export class UnixFdSink extends EventEmitter {
     b.memories.forEach((m, i) => {
       const what = `buffer.memories[${i}]`;
       const plain = m instanceof DmaBuf || m instanceof PooledBuffer;
-      const item = plain ? m : m && typeof m === 'object' ? validateOptions(m as Record<string, unknown>, ['buffer', 'offset', 'size'], what).buffer : m;
+      // a { buffer, offset, size } is read once, into a checked copy: what is checked is what is used
+      const r: { buffer?: unknown; offset?: unknown; size?: unknown } = plain
+        ? {}
+        : m && typeof m === 'object'
+          ? validateOptions(m as Record<string, unknown>, ['buffer', 'offset', 'size'], what)
+          : { buffer: m };
+      const item = plain ? m : r.buffer;
       let buf: DmaBuf;
       if (item instanceof PooledBuffer) {
         buf = item.buffer; // throws ERR_DMA_HEAP_POOL_RELEASED for a lease already back
@@ -267,7 +273,6 @@ export class UnixFdSink extends EventEmitter {
       const kind: UnixFdMemoryType = isRealTier(buf.tier) ? 'dmabuf' : 'shm';
       if (type !== null && kind !== type) throw invalidArgValue('buffer.memories', `[${i}: ${buf.tier}]`, 'must be all dma-bufs or all memfds (GStreamer sends one memory type per buffer)');
       type = kind;
-      const r = plain ? {} : (m as { offset?: unknown; size?: unknown });
       const offset = r.offset === undefined ? 0 : validateInteger(r.offset, `${what}.offset`, 0, buf.size - 1);
       const size = r.size === undefined ? buf.size - offset : validateInteger(r.size, `${what}.size`, 1, buf.size - offset);
       bufs.push(buf);

@@ -152,4 +152,14 @@ describeIf(withAddon, 'passing fds needs the native addon')('unixfd against host
     expect(source.eos).toBe(true);
     await expect(source.receive()).rejects.toMatchObject({ code: 'ERR_DMA_HEAP_CHANNEL_CLOSED', reason: 'peerClosed' });
   }, 30_000);
+
+  test("send() reads a memory's { buffer, offset, size } once: a getter answering the check one thing and the use another cannot slip past", async () => {
+    using sink = UnixFdSink.listen(path.join(dir, 'getter.sock'), { caps: 'video/x-raw' });
+    using buf = allocShareable(4096, { tiers: ['memfd'] });
+    let reads = 0;
+    const memory = { buffer: buf };
+    Object.defineProperty(memory, 'size', { enumerable: true, get: () => (reads++ === 0 ? 16 : 1e9) });
+    await sink.send({ memories: [memory] }); // no client: back at once; the size checked (16) is the size used
+    expect(reads).toBe(1);
+  });
 });
