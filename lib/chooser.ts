@@ -10,6 +10,7 @@ import { invalidArgType, invalidArgValue } from './args';
 import { addonMissing, DmaHeapError, withContext } from './errors';
 import { shown } from './escape';
 import { openFdStat, wrongFdKind } from './fd-kind';
+import { CONTIGUOUS_HEAP_NAMES } from './heap-kind';
 import { Framework } from './framework';
 import type { SimulatedKernel } from './framework';
 import type { MemfdPolicy } from './framework/simulated-kernel';
@@ -143,18 +144,31 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
   return open(softwareFor(options), reason);
 }
 
-/** CMA heap names, newest first: 6.17+ names the default region, older kernels used these.
- *  Frozen: any module could otherwise redirect openContiguousHeap() for the whole process. */
-export const CONTIGUOUS_HEAP_NAMES = Object.freeze(['default_cma_region', 'linux,cma', 'reserved', 'default-pool'] as const);
 
-/** The same for "a contiguous heap": the first of CONTIGUOUS_HEAP_NAMES that opens. */
+/**
+ * A kernel's contiguous heaps, in the order openContiguousHeap() tries them: the default area's
+ * names first (CONTIGUOUS_HEAP_NAMES' order: `default_cma_region` before its legacy alias), then
+ * the other CMA areas (a board's `video-memory`...) by name. Found by kind (heap-kind.ts), not
+ * by a fixed list of names.
+ */
+export function contiguousHeaps(kernel: Kernel): string[] {
+  const names: readonly string[] = CONTIGUOUS_HEAP_NAMES;
+  const rank = (n: string) => (names.includes(n) ? names.indexOf(n) : names.length);
+  return kernel
+    .heaps()
+    .filter((h) => h.kind === 'contiguous')
+    .map((h) => h.name)
+    .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The same for "a contiguous heap": the first of the kernel's contiguous heaps that opens. */
 export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: Kernel, name: string, fallbackReason?: string) => T): T {
   const choice = backendChoice(options);
+  const softwareHeap = () => contiguousHeaps(softwareFor(options))[0] ?? CONTIGUOUS_HEAP_NAMES[0];
   if (choice !== 'software') {
-    const present = new Set((nativeKernel()?.heaps() ?? []).map((h) => h.name));
+    const n = nativeKernel();
     const errors: string[] = [];
-    for (const name of CONTIGUOUS_HEAP_NAMES) {
-      if (!present.has(name)) continue;
+    for (const name of n ? contiguousHeaps(n) : []) {
       try {
         return open(requireNative(), name);
       } catch (err) {
@@ -163,15 +177,16 @@ export function chooseContiguousHeap<T>(options: KernelOptions, open: (kernel: K
       }
     }
     if (choice === 'kernel') {
+      requireNative();
       throw new DmaHeapError('ENOENT', 'open', {
         path: '/dev/dma_heap',
-        message: `no contiguous heap: none of ${CONTIGUOUS_HEAP_NAMES.join(', ')} is under /dev/dma_heap`,
+        message: `no contiguous heap: no CMA area has a heap under /dev/dma_heap (looked for ${CONTIGUOUS_HEAP_NAMES.join(', ')} and the areas in /sys/kernel/mm/cma and the device tree's reserved-memory)`,
       });
     }
-    const reason = errors.length ? errors.join('; ') : 'the kernel has no contiguous heap';
-    return open(softwareFor(options), CONTIGUOUS_HEAP_NAMES[0], reason);
+    const reason = errors.length ? errors.join('; ') : n ? 'the kernel has no contiguous heap' : noAddon();
+    return open(softwareFor(options), softwareHeap(), reason);
   }
-  return open(softwareFor(options), CONTIGUOUS_HEAP_NAMES[0]);
+  return open(softwareFor(options), softwareHeap());
 }
 
 /** Why a tier can't serve here; undefined if it may. */

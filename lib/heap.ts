@@ -1,4 +1,5 @@
-import { chooseContiguousHeap, chooseHeap, CONTIGUOUS_HEAP_NAMES, kernelsFor, type KernelOptions } from './chooser';
+import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from './chooser';
+import type { HeapKind } from './heap-kind';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, withContext } from './errors';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
@@ -22,8 +23,8 @@ import { validateBoolean, validateBufferName, validateHeapName, validateOptions,
 const ALLOC_OPTIONS = ['name', 'readOnly', 'cloexec'] as const;
 const OPEN_OPTIONS = ['backend', 'framework'] as const;
 
-/** heaps whose buffers are exactly the page-aligned request (mainline system and CMA heaps) */
-const EXACT_SIZE_HEAPS = new Set<string>(['system', 'system-uncached', ...CONTIGUOUS_HEAP_NAMES]);
+/** kinds whose buffers are exactly the page-aligned request (mainline system and CMA heaps) */
+const EXACT_SIZE_KINDS: ReadonlySet<HeapKind> = new Set<HeapKind>(['system', 'contiguous']);
 
 /** Options of {@link Heap.alloc} and {@link Heap.allocAsync}. */
 export interface AllocOptions {
@@ -58,6 +59,8 @@ export class Heap {
   readonly abi: HeapAbi;
   /** why the software framework serves a heap the real kernel has, if it does */
   readonly fallbackReason?: string;
+  /** what its memory is: 'system', 'contiguous' (a CMA area), 'protected' (its buffers are not CPU-visible) or 'other' */
+  readonly kind: HeapKind;
   #fd: number;
   /** closed by the user; the fd itself stays open while async allocations still use it */
   #closed = false;
@@ -79,6 +82,7 @@ export class Heap {
     this.name = name;
     this.path = `/dev/dma_heap/${name}`;
     if (fallbackReason !== undefined) this.fallbackReason = fallbackReason;
+    this.kind = kernel.heapKind(name);
     try {
       this.#fd = kernel.openHeap(name);
     } catch (err) {
@@ -176,7 +180,7 @@ export class Heap {
    * and CMA heaps export exactly that. Other heaps (vendors') may round further: lseek.
    */
   #knownSize(len: bigint): number | undefined {
-    if (this.#kernel.backend !== 'kernel' || !EXACT_SIZE_HEAPS.has(this.name)) return undefined;
+    if (this.#kernel.backend !== 'kernel' || !EXACT_SIZE_KINDS.has(this.kind)) return undefined;
     const page = BigInt(this.#kernel.pageSize);
     return Number(((len + page - 1n) / page) * page);
   }
@@ -188,6 +192,7 @@ export class Heap {
       tier: this.#kernel.backend === 'kernel' ? 'dma-heap' : this.#kernel.backing === 'memfd' ? 'memfd' : 'js',
       readOnly: options.readOnly === true,
       heap: this.name,
+      cpuVisible: this.kind !== 'protected',
     });
     if (options.name !== undefined) {
       try {

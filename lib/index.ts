@@ -18,7 +18,8 @@ export {
   type ListedHeap,
   type OpenHeapOptions,
 } from './heap';
-export { CONTIGUOUS_HEAP_NAMES } from './chooser';
+export { CONTIGUOUS_HEAP_NAMES, type HeapKind } from './heap-kind';
+export { HeapWatcher, watchHeaps, type HeapWatcherEvents } from './watch';
 export {
   DmaHeapError,
   DmaBufStateError,

@@ -6,6 +6,7 @@
  */
 import type { DmaBufInfo } from './fdinfo';
 import type { FenceKernel } from './fences';
+import type { HeapKind } from './heap-kind';
 import { YoungObjects } from './young';
 
 /** A heap a kernel offers, as {@link listHeaps} reports it. */
@@ -16,6 +17,11 @@ export interface HeapEntry {
   path: string;
   /** whether this process may open it (access(2) R_OK for a device node) */
   accessible: boolean;
+  /** what its memory is: 'system', 'contiguous' (a CMA area), 'protected' (the CPU cannot map it) or 'other' */
+  kind: HeapKind;
+  /** whether its allocations are charged to the allocating process's memory cgroup
+   *  (the system heap when the kernel's dma_heap.mem_accounting is set: 7.0+) */
+  accounted: boolean;
 }
 
 /** Which kernel serves a heap or buffer: 'kernel' (the real /dev/dma_heap) or 'software' (the framework). */
@@ -32,6 +38,14 @@ export interface Kernel extends FenceKernel {
 
   /** the heaps this kernel offers, sorted by name */
   heaps(): HeapEntry[];
+  /**
+   * Call `changed` whenever the set of heaps may have changed (a heap module loaded, a heap
+   * added); the caller lists again. `failed`: the watch broke and reports nothing more.
+   * Returns the function that stops it.
+   */
+  watchHeaps(changed: () => void, failed: (err: Error) => void): () => void;
+  /** what heap `name` is (heap-kind.ts): read when a heap is opened */
+  heapKind(name: string): HeapKind;
   /** whether it offers a heap `name` (one lookup, not a listing) */
   hasHeap(name: string): boolean;
   /** open a heap device (name already validated by the caller); O_RDONLY|O_CLOEXEC */

@@ -124,6 +124,8 @@ const PUBLIC = {
     'isDmaHeapError',
     // issue 20: GStreamer's unixfd protocol both ways
     'UnixFdFrame', 'UnixFdSink', 'UnixFdSource',
+    // issue 19: heaps that appear after start-up
+    'HeapWatcher', 'watchHeaps',
   ].sort(),
   types: [
     'AcquireOptions', 'AllocOptions', 'Backend', 'Backing', 'BufferPoolOptions', 'BufferPoolStats', 'BufferSource', 'ChannelMessage', 'ChannelOptions', 'ChannelType', 'CpuAccess', 'DmaBufInfo',
@@ -138,6 +140,8 @@ const PUBLIC = {
     // issue 20: GStreamer's unixfd protocol (caps and video meta in GStreamer's words)
     'GstCaps', 'GstCapsValue', 'GstFraction', 'GstVideoMeta', 'UnixFdBufferInit', 'UnixFdMemory', 'UnixFdMemoryInit', 'UnixFdMemoryType',
     'UnixFdSinkEvents', 'UnixFdSinkOptions', 'UnixFdSourceEvents', 'UnixFdSourceOptions',
+    // issue 19: what a heap is; heaps that appear
+    'HeapKind', 'HeapWatcherEvents',
   ].sort(),
 };
 const FRAMEWORK = {
@@ -146,6 +150,8 @@ const FRAMEWORK = {
     'AccessContext', 'AccessPolicy', 'AllocationFault', 'BackingMemory', 'Cma', 'CmaBuffer', 'CpuAccessState', 'Credentials', 'DmaBufExportInfo', 'DmaBufOps',
     'DmaDataDirection', 'DmaHeap', 'DmaHeapExportInfo', 'DmaHeapOps', 'Faults', 'FenceSourceOptions', 'FrameworkOptions', 'KernelDmaBuf', 'Profile',
     'MemfdPolicy', 'SimulatedKernel', 'Vma',
+    // issue 19: the kernel followed, its CMA regions and protected heaps
+    'CmaRegion', 'KernelRelease', 'ProtectedHeapId',
   ].sort(),
 };
 

@@ -2,6 +2,7 @@ import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node
 import { addonStatus, listHeaps } from '../index';
 import { COMMON_OPTIONS, errorCode, formatSize, groupName, modeString, table, userName, type Command } from './common';
 import { jsonText, shown } from '../escape';
+import { heapAccounted, heapKind, readHeapFacts, type HeapKind } from '../heap-kind';
 
 export interface DeviceNode {
   name: string;
@@ -18,6 +19,14 @@ export interface DeviceNode {
   accessible: boolean;
 }
 
+/** A heap's node, with what the kernel shows of the heap (lib/heap-kind.ts) */
+export interface HeapNode extends DeviceNode {
+  /** 'system', 'contiguous' (a CMA area), 'protected' (not CPU-visible) or 'other' */
+  kind: HeapKind;
+  /** allocations charged to the allocating process's memory cgroup (dma_heap.mem_accounting) */
+  accounted: boolean;
+}
+
 export interface ListReport {
   addon: { loaded: boolean; file?: string; reason?: string };
   kernel: {
@@ -26,10 +35,12 @@ export interface ListReport {
     present: boolean;
     /** why it could not be read, when it exists */
     error?: string;
-    heaps: DeviceNode[];
+    heaps: HeapNode[];
   };
   udmabuf: (DeviceNode & { present: true; sizeLimit: number | null; sizeLimitSource: string }) | { path: string; present: false };
   software: { backing: 'memfd' | 'js'; heaps: string[] };
+  /** dma_heap.mem_accounting (7.0+): false where the kernel has no such parameter */
+  memAccounting: boolean;
 }
 
 function node(name: string, path: string): DeviceNode {
@@ -58,10 +69,11 @@ export function listReport(): ListReport {
   const addon = addonStatus();
   const dir = '/dev/dma_heap';
   const kernel: ListReport['kernel'] = { dir, present: false, heaps: [] };
+  const facts = readHeapFacts();
   try {
     const names = readdirSync(dir).sort();
     kernel.present = true;
-    for (const name of names) kernel.heaps.push(node(name, `${dir}/${name}`));
+    for (const name of names) kernel.heaps.push({ ...node(name, `${dir}/${name}`), kind: heapKind(name, facts.cmaAreas), accounted: heapAccounted(name, facts.memAccounting) });
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') {
       kernel.present = true;
@@ -91,15 +103,25 @@ export function listReport(): ListReport {
     kernel,
     udmabuf,
     software: { backing: addon.loaded ? 'memfd' : 'js', heaps: software.map((h) => h.name) },
+    memAccounting: facts.memAccounting,
   };
 }
+
+/** what each kind means to the user reading the list */
+const KIND_WORDS: Record<HeapKind, string> = {
+  system: 'system',
+  contiguous: 'contiguous (CMA)',
+  protected: 'protected (not CPU-mappable)',
+  other: 'other',
+};
 
 export const list: Command = {
   name: 'list',
   summary: 'heaps with mode, owner, group and whether you may open them; udmabuf and its cap',
   usage: 'list [--json]',
-  help: `Lists the kernel's heaps (/dev/dma_heap/*) with their permissions and whether this
-user may open them, /dev/udmabuf with its per-buffer cap, the software framework's heaps,
+  help: `Lists the kernel's heaps (/dev/dma_heap/*) with what each is (system, contiguous,
+protected: not CPU-mappable), whether allocations are charged to your memory cgroup
+(dma_heap.mem_accounting), their permissions and whether this user may open them, /dev/udmabuf with its per-buffer cap, the software framework's heaps,
 and whether the native addon loaded (without it the package cannot use the kernel's heaps).`,
   options: { ...COMMON_OPTIONS },
   run(values, _positionals, io) {
@@ -118,7 +140,7 @@ and whether the native addon loaded (without it the package cannot use the kerne
       io.out(`kernel heaps (${r.kernel.dir}):`);
       // heap names are whatever a driver (or whoever made the node) called them; user and
       // group names whatever /etc/passwd says
-      const rows = r.kernel.heaps.map((h) => [shown(h.name), h.perms, `${shown(h.owner)}:${shown(h.group)}`, h.accessible ? 'you may open it' : 'no access for this user']);
+      const rows = r.kernel.heaps.map((h) => [shown(h.name), KIND_WORDS[h.kind] + (h.accounted ? ', charged to your memory cgroup' : ''), h.perms, `${shown(h.owner)}:${shown(h.group)}`, h.accessible ? 'you may open it' : 'no access for this user']);
       for (const line of table(rows)) io.out(line);
     }
     if (r.udmabuf.present) {

@@ -6,11 +6,12 @@
  * simulated-kernel.ts, reached as `framework.kernel`.
  */
 import type { Addon } from '../native/addon';
-import { invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateInteger, validateOptions } from '../args';
+import { invalidArgType, invalidArgValue, outOfRange, validateArray, validateBoolean, validateInteger, validateOptions } from '../args';
 import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno } from './backing';
 import { Cma } from './cma';
+import { CONTIGUOUS_HEAP_NAMES, heapKind, type HeapKind } from '../heap-kind';
 import { KernelDmaBuf, type DmaBufExportInfo, type DmaBufOps } from './dma-buf';
 import { DmaHeap, type DmaHeapExportInfo, HeapRegistry, type Profile } from './dma-heap';
 import { syscall } from './errno';
@@ -25,6 +26,13 @@ import { SimulatedKernel } from './simulated-kernel';
 export interface FrameworkOptions {
   /** the ABI: 'mainline' (ALLOC at nr 0) or 'v14' (GET_FEATURES at 0, ALLOC at 1); default mainline */
   profile?: Profile;
+  /**
+   * Which mainline kernel the heaps follow (profile 'mainline' only): '7.3' (default: the CMA
+   * area as `default_cma_region` and its legacy name, a heap per CMA region, protected heaps,
+   * mem_accounting) or '6.12' (the CMA area under its legacy name only; no regions, protected
+   * heaps or accounting: those options are refused).
+   */
+  release?: KernelRelease;
   /** PAGE_SIZE; default the host's (see hostPageSize). A power of two >= 4096; with memfd
    *  backing a multiple of the host's, since mappings are real */
   pageSize?: number;
@@ -36,14 +44,38 @@ export interface FrameworkOptions {
   cma?: {
     /** bytes; default {@link DEFAULT_CMA_SIZE} */
     size?: number;
+    /** the device tree's reusable shared-dma-pool regions (release '7.3'): each a CMA area with
+     *  a heap of its name, as a board's `video-memory` node gives one */
+    regions?: CmaRegion[];
   };
+  /** the TEE's protected heaps (release '7.3', tee_heap of 6.18): `protected,<id>` heaps whose
+   *  buffers have no mmap, as OP-TEE registers them when the secure world offers that memory */
+  protectedHeaps?: ProtectedHeapId[];
+  /** dma_heap.mem_accounting (release '7.3'): the system heap's allocations are charged to the
+   *  allocating process's memory cgroup (listHeaps() says `accounted`; the framework has no
+   *  cgroups to charge) */
+  memAccounting?: boolean;
   /** who may open heaps that have no policy of their own; default 'allow' */
   access?: AccessPolicy;
   /** the credentials policies are checked against; default the process's */
   credentials?: Partial<Credentials>;
 }
 
-const FRAMEWORK_OPTIONS = ['profile', 'pageSize', 'backing', 'builtins', 'cma', 'access', 'credentials'] as const;
+const FRAMEWORK_OPTIONS = ['profile', 'release', 'pageSize', 'backing', 'builtins', 'cma', 'protectedHeaps', 'memAccounting', 'access', 'credentials'] as const;
+
+/** The mainline kernels the framework's heaps can follow: what each registers and reports. */
+export type KernelRelease = '6.12' | '7.3';
+/** tee_heap.c's heap ids (enum tee_dma_heap_id): each heap is named `protected,<id>` */
+export type ProtectedHeapId = 'secure-video' | 'trusted-ui' | 'secure-video-record';
+const PROTECTED_HEAP_IDS: readonly ProtectedHeapId[] = ['secure-video', 'trusted-ui', 'secure-video-record'];
+
+/** A reserved-memory region of the device tree (compatible "shared-dma-pool", reusable): a CMA area. */
+export interface CmaRegion {
+  /** the node's name: the area's and its heap's (`video-memory`) */
+  name: string;
+  /** bytes, a whole number of pages */
+  size: number;
+}
 
 /** 64 MiB, as many arm64 distro kernels set CONFIG_CMA_SIZE_MBYTES (Kconfig's default is 16, 0 on x86) */
 export const DEFAULT_CMA_SIZE = 64 * 1024 * 1024;
@@ -71,6 +103,14 @@ export class Framework {
   credentials: Credentials;
   /** the default CMA area (made with builtins, of cma.size), which the CMA heaps share */
   readonly cma?: Cma;
+  /** which mainline kernel's heaps it follows ('mainline' profile): '7.3' or '6.12' */
+  readonly release: KernelRelease;
+  /** the device tree's CMA regions (cma.regions), each with its own heap */
+  readonly cmaRegions: readonly Cma[] = [];
+  /** the TEE's protected heaps to register (protectedHeaps) */
+  readonly protectedHeaps: readonly ProtectedHeapId[];
+  /** dma_heap.mem_accounting */
+  readonly memAccounting: boolean;
   /**
    * The simulated kernel: what `openHeap(name, { framework })` and the buffers it makes call
    * (open, ioctl, mmap, close), and what a test may call directly to drive it as a process's
@@ -109,13 +149,32 @@ export class Framework {
     const profile = options.profile === undefined ? 'mainline' : options.profile; // null is no default
     if (profile !== 'mainline' && profile !== 'v14') throw invalidArgValue('options.profile', profile, "must be 'mainline' or 'v14'");
     this.profile = profile;
+    const release = options.release === undefined ? '7.3' : options.release;
+    if (release !== '7.3' && release !== '6.12') throw invalidArgValue('options.release', release, "must be '7.3' or '6.12'");
+    this.release = release;
+    /** an option only 7.3 (and 'mainline') has: refused on an older kernel, as its heaps do not exist there */
+    const newer = (name: string, value: unknown) => {
+      if (value !== undefined && (release !== '7.3' || profile !== 'mainline')) {
+        throw invalidArgValue(`options.${name}`, value, `needs release '7.3' and profile 'mainline' (${profile} ${release} has no such heaps)`);
+      }
+    };
 
     const addon = loadAddon();
     const backing = options.backing === undefined ? (addon ? 'memfd' : 'js') : options.backing;
     if (backing !== 'memfd' && backing !== 'js') throw invalidArgValue('options.backing', backing, "must be 'memfd' or 'js'");
     if (backing === 'memfd' && !addon) throw addonMissing('memfd backing', addonStatus().reason);
     const builtins = validateBoolean(options.builtins, 'options.builtins', true);
-    const cmaOptions = validateOptions(options.cma, ['size'], 'options.cma');
+    const cmaOptions = validateOptions(options.cma, ['size', 'regions'], 'options.cma');
+    // each option read once: a getter cannot answer the check one thing and the use another
+    const cmaSize = cmaOptions.size;
+    const regions = cmaOptions.regions;
+    const protectedHeaps = options.protectedHeaps;
+    const memAccounting = options.memAccounting;
+    newer('cma.regions', regions);
+    newer('protectedHeaps', protectedHeaps);
+    newer('memAccounting', memAccounting);
+    this.memAccounting = validateBoolean(memAccounting, 'options.memAccounting', false);
+    this.protectedHeaps = protectedHeapIds(protectedHeaps);
     const credentials = validateCredentials(options.credentials);
     this.backing = backing;
     this.addon = addon;
@@ -131,6 +190,8 @@ export class Framework {
       throw outOfRange('options.pageSize', `a multiple of the host's ${host} with memfd backing`, pageSize);
     }
     this.pageSize = pageSize;
+    if (regions !== undefined && !builtins) throw invalidArgValue('options.cma.regions', regions, 'needs builtins: the CMA heap registers the regions');
+    const regionSpecs = cmaRegionSpecs(regions, pageSize);
 
     this.credentials = credentials;
     this.defaultAccess = options.access === undefined ? 'allow' : options.access;
@@ -140,11 +201,37 @@ export class Framework {
 
     if (builtins) {
       // dma_contiguous_reserve: the default CMA area exists before any driver's init runs
-      const size = validateInteger(cmaOptions.size === undefined ? DEFAULT_CMA_SIZE : cmaOptions.size, 'options.cma.size', 0, Number.MAX_SAFE_INTEGER);
+      const size = validateInteger(cmaSize === undefined ? DEFAULT_CMA_SIZE : cmaSize, 'options.cma.size', 0, Number.MAX_SAFE_INTEGER);
       const pages = Math.floor(size / pageSize);
       if (pages > 0) this.cma = new Cma('reserved', pages * pageSize, pageSize);
+      // reserved-memory places the regions after the default area
+      let base = this.cma ? this.cma.base + this.cma.size : 0x4000_0000;
+      this.cmaRegions = regionSpecs.map((r) => {
+        if (r.name === this.cma?.name) throw invalidArgValue('options.cma.regions', r.name, "names the default CMA area's heap");
+        const area = new Cma(r.name, r.size, pageSize, base);
+        base += r.size;
+        return area;
+      });
       for (const init of builtinInitcalls()) init(this);
     }
+  }
+
+  /**
+   * What heap `name` is, from what user space would see of this kernel: its CMA areas' names,
+   * tee_heap's `protected,` prefix (lib/heap-kind.ts, the same rule the real kernel's listing uses).
+   *
+   * @param name a heap's name
+   * @returns 'system', 'contiguous', 'protected' or 'other'
+   * @throws Nothing.
+   * @example
+   * ```ts
+   * import { Framework } from 'dma-heap/framework';
+   * const framework = new Framework({ cma: { regions: [{ name: 'video-memory', size: 16 << 20 }] } });
+   * console.log(framework.heapKind('video-memory')); // 'contiguous'
+   * ```
+   */
+  heapKind(name: string): HeapKind {
+    return heapKind(name, new Set([...(this.cma ? [this.cma.name] : []), ...this.cmaRegions.map((c) => c.name)]));
   }
 
   // ---- the exporter side (what a heap driver calls) ----
@@ -342,4 +429,41 @@ export class Framework {
   dispose(): void {
     this.kernel.dispose();
   }
+}
+
+/**
+ * options.cma.regions, each read once: a node name (no '/', not empty, not `default_cma_region`),
+ * each once, each size a positive whole number of pages.
+ */
+function cmaRegionSpecs(regions: unknown, pageSize: number): CmaRegion[] {
+  if (regions === undefined) return [];
+  validateArray(regions, 'options.cma.regions', 'an array of { name, size }');
+  const out: CmaRegion[] = [];
+  for (let i = 0; i < regions.length; i++) {
+    const what = `options.cma.regions[${i}]`;
+    const r = validateOptions(regions[i] as CmaRegion, ['name', 'size'], what);
+    const name = r.name;
+    // a node name is one path element: the heap's node under /dev/dma_heap
+    if (typeof name !== 'string') throw invalidArgType(`${what}.name`, 'of type string', name);
+    if (name === '' || name.includes('/') || name.includes('\0') || name === '.' || name === '..') throw invalidArgValue(`${what}.name`, name, 'is no device-tree node name');
+    if (name === CONTIGUOUS_HEAP_NAMES[0] || out.some((c) => c.name === name)) throw invalidArgValue(`${what}.name`, name, 'names a CMA heap twice');
+    const size = validateInteger(r.size, `${what}.size`, pageSize, Number.MAX_SAFE_INTEGER);
+    if (size % pageSize !== 0) throw outOfRange(`${what}.size`, `a multiple of the page size ${pageSize}`, size);
+    out.push({ name, size });
+  }
+  return out;
+}
+
+/** options.protectedHeaps: known ids, each once (read once each) */
+function protectedHeapIds(ids: unknown): ProtectedHeapId[] {
+  if (ids === undefined) return [];
+  validateArray(ids, 'options.protectedHeaps', 'an array of protected heap ids');
+  const out: ProtectedHeapId[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as ProtectedHeapId;
+    if (!PROTECTED_HEAP_IDS.includes(id)) throw invalidArgValue(`options.protectedHeaps[${i}]`, id, `must be one of ${PROTECTED_HEAP_IDS.join(', ')}`);
+    if (out.includes(id)) throw invalidArgValue(`options.protectedHeaps[${i}]`, id, 'names a heap twice');
+    out.push(id);
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
 import { DmaHeapError } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
+import { heapAccounted, type HeapKind } from '../heap-kind';
 import { YoungObjects } from '../young';
 import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { MemfdBacking, nextIno, type Vma } from './backing';
@@ -301,8 +302,35 @@ export class SimulatedKernel implements Kernel {
   heaps(): HeapEntry[] {
     return this.framework.registry
       .all()
-      .map((h) => ({ name: h.name, path: h.path, accessible: this.framework.mayOpen(h) }))
+      .map((h) => ({
+        name: h.name,
+        path: h.path,
+        accessible: this.framework.mayOpen(h),
+        kind: this.framework.heapKind(h.name),
+        accounted: heapAccounted(h.name, this.framework.memAccounting),
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Call `changed` after every heap the framework adds (Framework.addHeap), as a heap module's
+   * load adds a node under /dev/dma_heap.
+   *
+   * @param changed called after each addition
+   * @returns the function that stops it
+   */
+  watchHeaps(changed: () => void): () => void {
+    return this.framework.registry.watch(changed);
+  }
+
+  /**
+   * What a heap is (Framework.heapKind).
+   *
+   * @param name a heap's name
+   * @returns 'system', 'contiguous', 'protected' or 'other'
+   */
+  heapKind(name: string): HeapKind {
+    return this.framework.heapKind(name);
   }
 
   /**

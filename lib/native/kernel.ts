@@ -1,9 +1,11 @@
 import fs from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { markAsUntransferable } from 'node:worker_threads';
 import type { Addon } from './addon';
-import { addonMissing, DmaHeapError, withContext } from '../errors';
+import { addonMissing, DmaHeapError, withContext, type ErrnoCode } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import { wrongFdKind } from '../fd-kind';
+import { heapAccounted, heapKind, isProtectedHeapName, readHeapFacts, type HeapKind } from '../heap-kind';
 import { isHeapName } from '../validate';
 import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR } from '../uapi';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
@@ -20,6 +22,8 @@ export interface NativeKernelDirs {
   heapDir?: string;
   /** default /sys/class/dma_heap; its <name>/dev pins the device number */
   sysDir?: string;
+  /** default '' (the root): where /sys/kernel/mm/cma, /proc/device-tree and the heap module's parameters are read (heap-kind.ts) */
+  sysRoot?: string;
 }
 
 /** The real kernel, through the addon: syscalls pass straight through. */
@@ -30,6 +34,7 @@ export class NativeKernel implements Kernel {
   private readonly addon: Addon;
   private readonly heapDir: string;
   private readonly sysDir: string;
+  private readonly sysRoot: string;
   private udmabuf = -1;
 
   constructor(addon?: Addon, dirs: NativeKernelDirs = {}) {
@@ -38,6 +43,7 @@ export class NativeKernel implements Kernel {
     this.addon = a;
     this.heapDir = dirs.heapDir ?? '/dev/dma_heap';
     this.sysDir = dirs.sysDir ?? '/sys/class/dma_heap';
+    this.sysRoot = dirs.sysRoot ?? '';
     this.pageSize = a.pageSize();
   }
 
@@ -50,6 +56,7 @@ export class NativeKernel implements Kernel {
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];
       throw new DmaHeapError(code ?? 'EIO', 'scandir', { path: this.heapDir });
     }
+    const facts = readHeapFacts(this.sysRoot);
     return names.sort().map((name) => {
       const path = `${this.heapDir}/${name}`;
       let accessible = true;
@@ -58,7 +65,7 @@ export class NativeKernel implements Kernel {
       } catch {
         accessible = false;
       }
-      return { name, path, accessible };
+      return { name, path, accessible, kind: heapKind(name, facts.cmaAreas), accounted: heapAccounted(name, facts.memAccounting) };
     });
   }
 
@@ -193,6 +200,45 @@ export class NativeKernel implements Kernel {
   }
 
   /** whether /dev/dma_heap has an entry `name` (one lstat, not a listing) */
+  /**
+   * inotify on the heap directory (devtmpfs and udev's /dev both report a node's creation).
+   * Before the first heap there may be no /dev/dma_heap: its parent is watched until it appears.
+   * fs.watch's own errors (ENOSPC: out of inotify watches) are thrown, with the path.
+   */
+  watchHeaps(changed: () => void, failed: (err: Error) => void): () => void {
+    let watcher: fs.FSWatcher | undefined;
+    let stopped = false;
+    const parent = dirname(this.heapDir);
+    const start = () => {
+      const dir = fs.existsSync(this.heapDir) ? this.heapDir : parent;
+      try {
+        watcher = fs.watch(dir, { persistent: true }, (_event, file) => {
+          if (stopped) return;
+          if (dir === parent && file === basename(this.heapDir) && fs.existsSync(this.heapDir)) {
+            watcher?.close();
+            start(); // the heap directory exists now: watch it instead
+          }
+          changed();
+        });
+      } catch (err) {
+        throw asDmaHeapError(err, 'watch', dir);
+      }
+      // the watch died (its directory removed...): the caller hears why
+      watcher.on('error', (err) => {
+        if (!stopped) failed(asDmaHeapError(err, 'watch', dir));
+      });
+    };
+    start();
+    return () => {
+      stopped = true;
+      watcher?.close();
+    };
+  }
+
+  heapKind(name: string): HeapKind {
+    return isProtectedHeapName(name) ? 'protected' : heapKind(name, readHeapFacts(this.sysRoot).cmaAreas);
+  }
+
   hasHeap(name: string): boolean {
     if (!isHeapName(name)) return false;
     try {
@@ -307,4 +353,10 @@ export function devNumbers(rdev: bigint): string {
 export function loadNativeKernel(): NativeKernel | null {
   const addon = loadAddon();
   return addon ? new NativeKernel(addon) : null;
+}
+
+/** Node's own fs error as the package's: its errno name, the syscall, the path */
+function asDmaHeapError(err: unknown, syscall: string, path: string): DmaHeapError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new DmaHeapError((code ?? 'EIO') as ErrnoCode, syscall, { path });
 }

@@ -32,7 +32,7 @@ addonSuite('addon: native-kernel', () => {
       const k = new NativeKernel(A, d);
       const heaps = k.heaps();
       expect(heaps.map((h) => h.name)).toEqual(['linux,cma', 'system']);
-      expect(heaps[0]).toEqual({ name: 'linux,cma', path: `${d.heapDir}/linux,cma`, accessible: true });
+      expect(heaps[0]).toEqual({ name: 'linux,cma', path: `${d.heapDir}/linux,cma`, accessible: true, kind: 'contiguous', accounted: false });
       // root may read anything: only assert for other users
       if (process.getuid?.() !== 0) expect(heaps[1].accessible).toBe(false);
     });

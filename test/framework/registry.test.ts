@@ -57,9 +57,9 @@ eachBacking((make) => {
   test('builtins: system, the 6.17+ default_cma_region and its legacy alias reserved', () => {
     const fw = make();
     expect(fw.kernel.heaps()).toEqual([
-      { name: 'default_cma_region', path: '/dev/dma_heap/default_cma_region', accessible: true },
-      { name: 'reserved', path: '/dev/dma_heap/reserved', accessible: true },
-      { name: 'system', path: '/dev/dma_heap/system', accessible: true },
+      { name: 'default_cma_region', path: '/dev/dma_heap/default_cma_region', accessible: true, kind: 'contiguous', accounted: false },
+      { name: 'reserved', path: '/dev/dma_heap/reserved', accessible: true, kind: 'contiguous', accounted: false },
+      { name: 'system', path: '/dev/dma_heap/system', accessible: true, kind: 'system', accounted: false },
     ]);
     expect(fw.heap('default_cma_region')?.getDrvdata()).toBe(fw.heap('reserved')?.getDrvdata());
     expect(fw.heap('system')?.minor).toBe(0);

@@ -16,7 +16,7 @@ import type { Cma } from '../cma';
 import { errno, type Errno } from '../errno';
 import type { KernelDmaBuf } from '../dma-buf';
 import type { DmaHeap, Profile } from '../dma-heap';
-import type { Framework } from '../framework';
+import type { Framework, KernelRelease } from '../framework';
 import { moduleInit } from '../initcall';
 
 export const DEFAULT_CMA_NAME = 'default_cma_region';
@@ -87,13 +87,17 @@ function addCmaHeap(fw: Framework, cma: Cma, name: string): DmaHeap {
   });
 }
 
-/** add_default_cma_heap for the profile; returns the heaps made */
-export function addDefaultCmaHeaps(fw: Framework, cma: Cma, profile: Profile): DmaHeap[] {
-  if (profile === 'v14' || cma.name === DEFAULT_CMA_NAME) return [addCmaHeap(fw, cma, cma.name)];
+/**
+ * The default area's heaps for the kernel followed: the v14 patch and 6.12 (add_default_cma_heap)
+ * register the area under its own name only; 6.17+ as `default_cma_region` and the legacy name.
+ */
+export function addDefaultCmaHeaps(fw: Framework, cma: Cma, profile: Profile, release: KernelRelease = '7.3'): DmaHeap[] {
+  if (profile === 'v14' || release === '6.12' || cma.name === DEFAULT_CMA_NAME) return [addCmaHeap(fw, cma, cma.name)];
   return [addCmaHeap(fw, cma, DEFAULT_CMA_NAME), addCmaHeap(fw, cma, cma.name)];
 }
 
-/** module_init(add_default_cma_heap): the heaps of the framework's default CMA area, if it has one */
+/** module_init(add_cma_heaps): the default area's heaps, then one per device-tree region (7.x) */
 moduleInit((fw) => {
-  if (fw.cma) addDefaultCmaHeaps(fw, fw.cma, fw.profile);
+  if (fw.cma) addDefaultCmaHeaps(fw, fw.cma, fw.profile, fw.release);
+  for (const region of fw.cmaRegions) addCmaHeap(fw, region, region.name);
 });
