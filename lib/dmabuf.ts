@@ -13,6 +13,8 @@ import { SyncFile } from './sync-file';
 import type { Framework } from './framework/framework';
 import type { MemfdPolicy, SimulatedKernel } from './framework/simulated-kernel';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
+import { isProtectedHeapName } from './heap-kind';
+import { shown } from './escape';
 import { addHandleReader, handleState, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
   DMA_BUF_IOCTL_SYNC,
@@ -46,7 +48,12 @@ export interface DmaBufOrigin {
   heap?: string;
   /** the size, when the allocation already knows it (saves an lseek) */
   size?: number;
+  /** false for protected memory (a heap of kind 'protected', tee_heap's exports); default true */
+  cpuVisible?: boolean;
 }
+
+/** tee_heap.c's exp_name (DEFINE_DMA_BUF_EXPORT_INFO: KBUILD_MODNAME of drivers/tee): protected memory */
+const TEE_EXPORTER = 'tee';
 
 const SYNC_ACCESS: Record<CpuAccess, bigint> = {
   read: DMA_BUF_SYNC_READ,
@@ -69,6 +76,8 @@ export class DmaBuf {
   /** the heap it came from, when it came from one */
   readonly heap?: string;
   readonly #kernel: Kernel;
+  /** false once known: from a protected heap, or its exporter refused mmap (no mmap op) */
+  #cpuVisible: boolean;
   #view?: Uint8Array;
   /** who is told once this handle is closed (its pool): one slot, set by the owner */
   #onClose?: (buf: DmaBuf) => void;
@@ -88,6 +97,7 @@ export class DmaBuf {
     this.#kernel = origin.kernel;
     this.tier = origin.tier;
     this.readOnly = origin.readOnly;
+    this.#cpuVisible = origin.cpuVisible ?? true;
     if (origin.heap !== undefined) this.heap = origin.heap;
     watchForgotten(this);
     try {
@@ -126,6 +136,45 @@ export class DmaBuf {
 
   #context<E>(err: E): E {
     return withContext(err, { heap: this.heap });
+  }
+
+  /**
+   * Whether the CPU can map this buffer: false for protected memory (a TEE's secure-video or
+   * trusted-UI heap, 6.18+), whose exporter has no mmap. Devices can still use it and it can
+   * be shared; map(), bytes(), read(), write() and the CPU access brackets refuse it with
+   * `ERR_DMA_BUF_NOT_CPU_VISIBLE`. Known from the heap's kind, or from the kernel refusing the
+   * first mapping (mmap EINVAL for a whole, valid buffer: the dma-buf core's answer for an
+   * exporter without mmap), after which it reads false.
+   */
+  get cpuVisible(): boolean {
+    return this.#cpuVisible;
+  }
+
+  /** refuse a CPU path on memory the CPU cannot see: before any syscall when known */
+  #requireCpuVisible(what: string): void {
+    if (!this.#cpuVisible) throw this.#notCpuVisible(what);
+  }
+
+  #notCpuVisible(what: string): DmaBufStateError {
+    const from = this.heap !== undefined ? `heap '${shown(this.heap)}'` : this.tier === 'imported' ? 'its exporter' : `tier ${this.tier}`;
+    return new DmaBufStateError(
+      'ERR_DMA_BUF_NOT_CPU_VISIBLE',
+      `${what}: this dma-buf is protected memory the CPU cannot map (${from} has no mmap): ` +
+        'pass it to devices and other processes, or allocate CPU-visible memory (kind system or contiguous) to touch it',
+    );
+  }
+
+  /**
+   * mmap's EINVAL for a whole buffer whose size the kernel itself reported can only be the
+   * dma-buf core's "no mmap op" (dma_buf_mmap_internal): the buffer is not CPU-visible.
+   */
+  #mmapError(err: unknown, what: string): unknown {
+    const e = err as { code?: string; syscall?: string };
+    if (e.code === 'EINVAL' && e.syscall === 'mmap' && this.#fenced) {
+      this.#cpuVisible = false;
+      return this.#notCpuVisible(what);
+    }
+    return this.#context(err);
   }
 
   /**
@@ -178,6 +227,7 @@ export class DmaBuf {
    */
   #mapping(what: string): Uint8Array {
     const fd = this.#check();
+    this.#requireCpuVisible(what);
     if (this.readOnly) {
       throw new DmaBufStateError(
         'ERR_DMA_BUF_READ_ONLY',
@@ -196,7 +246,7 @@ export class DmaBuf {
               'use buf.read() and buf.write() inside beginCpuAccess() / endCpuAccess() instead',
           );
         }
-        throw this.#context(err);
+        throw this.#mmapError(err, what);
       }
     }
     return this.#view;
@@ -229,13 +279,14 @@ export class DmaBuf {
     const fd = this.#check();
     // the default is computed only once offset is known to be a number: no user valueOf runs
     const r = validateRange(offset, length === undefined ? (typeof offset === 'number' ? this.size - offset : 0) : length, this.size);
+    this.#requireCpuVisible('read()');
     const out = Buffer.alloc(r.length);
     const view = this.#mapped();
     try {
       if (view) out.set(view.subarray(r.offset, r.offset + r.length));
       else this.#kernel.readMapped(fd, r.offset, out);
     } catch (err) {
-      throw this.#context(err);
+      throw this.#mmapError(err, 'read()');
     }
     return out;
   }
@@ -266,6 +317,7 @@ export class DmaBuf {
     const r = validateRange(offset, data.length, this.size);
     // the fd is O_RDONLY: refused here, not by whatever mmap or pwrite would say of it
     if (this.readOnly) throw new DmaBufStateError('ERR_DMA_BUF_READ_ONLY', 'write() of a read-only dma-buf: it was opened O_RDONLY');
+    this.#requireCpuVisible('write()');
     // nothing to copy (a detached array reads as empty too, and set() would throw on it)
     if (r.length === 0) return;
     const view = this.#mapped();
@@ -273,7 +325,7 @@ export class DmaBuf {
       if (view) view.set(data, r.offset);
       else this.#kernel.writeMapped(fd, r.offset, data);
     } catch (err) {
-      throw this.#context(err);
+      throw this.#mmapError(err, 'write()');
     }
   }
 
@@ -315,6 +367,7 @@ export class DmaBuf {
    * ```
    */
   beginCpuAccess(access: CpuAccess = 'readwrite'): void {
+    this.#requireCpuVisible('beginCpuAccess()');
     this.#sync(DMA_BUF_SYNC_START | SYNC_ACCESS[validateAccess(access)]);
   }
 
@@ -336,6 +389,7 @@ export class DmaBuf {
    * ```
    */
   endCpuAccess(access: CpuAccess = 'readwrite'): void {
+    this.#requireCpuVisible('endCpuAccess()');
     this.#sync(DMA_BUF_SYNC_END | SYNC_ACCESS[validateAccess(access)]);
   }
 
@@ -648,7 +702,7 @@ export class DmaBuf {
   dup(options?: { cloexec?: boolean }): DmaBuf {
     const cloexec = validateBoolean(validateOptions(options, ['cloexec']).cloexec, 'options.cloexec', true);
     const fd = this.#kernel.dup(this.#check(), cloexec);
-    return new DmaBuf(INTERNAL_CONSTRUCTOR, fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap });
+    return new DmaBuf(INTERNAL_CONSTRUCTOR, fd, { kernel: this.#kernel, tier: this.tier, readOnly: this.readOnly, heap: this.heap, cpuVisible: this.#cpuVisible });
   }
 
   /**
@@ -831,5 +885,6 @@ export function adoptDmaBuf(fd: number, dup: boolean, software?: SimulatedKernel
     tier,
     readOnly: !Number.isNaN(info.flags) && (info.flags & O_ACCMODE) === O_RDONLY,
     heap: tier === 'udmabuf' || tier === 'imported' ? undefined : info.exporter,
+    cpuVisible: info.exporter !== TEE_EXPORTER && !isProtectedHeapName(info.exporter),
   });
 }

@@ -9,6 +9,7 @@ import { hostPageSize } from './framework/page-size';
 import { pageAlign } from './uapi';
 import { validateBufferName, validateOptions, validateSize } from './validate';
 import { abortError } from './abort';
+import { shown } from './escape';
 
 /**
  * A ring of equal buffers a pipeline cycles instead of allocating per frame (what GStreamer
@@ -94,7 +95,8 @@ export interface BufferSource {
 export class PooledBuffer {
   readonly #pool: BufferPool;
   readonly #buf: DmaBuf;
-  readonly #bytes: Uint8Array;
+  /** null for protected memory, which the pool never maps */
+  readonly #bytes: Uint8Array | null;
   /** this acquisition, shared with the pool, which marks it ended */
   readonly #turn: Turn;
 
@@ -103,7 +105,7 @@ export class PooledBuffer {
    *
    * @hidden
    */
-  constructor(token: typeof INTERNAL_CONSTRUCTOR, pool: BufferPool, buf: DmaBuf, bytes: Uint8Array, turn: Turn) {
+  constructor(token: typeof INTERNAL_CONSTRUCTOR, pool: BufferPool, buf: DmaBuf, bytes: Uint8Array | null, turn: Turn) {
     checkConstructorToken(token, 'BufferPool.acquire(), acquireAsync() or tryAcquire()');
     this.#pool = pool;
     this.#buf = buf;
@@ -140,8 +142,8 @@ export class PooledBuffer {
    * ```
    */
   bytes(): Uint8Array {
-    this.#live();
-    return this.#bytes;
+    const buf = this.#live();
+    return this.#bytes ?? buf.bytes(); // protected memory: the buffer's own ERR_DMA_BUF_NOT_CPU_VISIBLE
   }
 
   /** the buffer's fd (throws ERR_DMA_HEAP_POOL_RELEASED once released, as every accessor here) */
@@ -264,8 +266,8 @@ export class BufferPool {
   readonly #name?: string;
   /** idle buffers, most recently released last (LIFO: its pages are the warmest) */
   readonly #idle: DmaBuf[] = [];
-  /** the mapping of every buffer the pool holds */
-  readonly #maps = new Map<DmaBuf, Uint8Array>();
+  /** the mapping of every buffer the pool holds (null: protected memory, never mapped) */
+  readonly #maps = new Map<DmaBuf, Uint8Array | null>();
   /** buffers in use → the turn of the lease that holds each; every way back ends it */
   readonly #inUse = new Map<DmaBuf, Turn>();
   readonly #waiters: Waiter[] = [];
@@ -327,10 +329,14 @@ export class BufferPool {
     return this.#name === undefined ? {} : { name: this.#name };
   }
 
-  /** map once for life; a buffer that can't be mapped is not pooled */
+  /** map once for life; a buffer that can't be mapped is not pooled. Protected memory (not
+   *  CPU-visible) is pooled unmapped, unless the pool must zero it (the CPU cannot). */
   #adopt(buf: DmaBuf): DmaBuf {
     try {
-      this.#maps.set(buf, buf.bytes());
+      if (!buf.cpuVisible && this.zeroOnRelease) {
+        throw new DmaBufStateError('ERR_DMA_BUF_NOT_CPU_VISIBLE', `zeroOnRelease: the pool's buffers${buf.heap === undefined ? '' : ` (heap '${shown(buf.heap)}')`} are protected memory the CPU cannot map, so it cannot zero them: leave zeroOnRelease off (the device that fills them owns their contents)`);
+      }
+      this.#maps.set(buf, buf.cpuVisible ? buf.bytes() : null);
     } catch (err) {
       buf.close();
       throw err;
@@ -602,7 +608,7 @@ export class BufferPool {
       this.#refill();
       return;
     }
-    if (this.zeroOnRelease) this.#maps.get(buf)!.fill(0);
+    if (this.zeroOnRelease) this.#maps.get(buf)!.fill(0); // never null: #adopt refused that
     const waiter = this.#waiters.shift();
     if (waiter) {
       this.#settle(waiter);

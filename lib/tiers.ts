@@ -7,6 +7,8 @@ import { pageAlign } from './uapi';
 import { checkedOptions, invalidArgValue, validateArray } from './args';
 import { validateBoolean, validateBufferName, validateHeapName, validateOptions, validateSize } from './validate';
 import { INTERNAL_CONSTRUCTOR } from './internal-token';
+import { isProtectedHeapName } from './heap-kind';
+import { shown } from './escape';
 
 const SHAREABLE_OPTIONS = ['tiers', 'requireDmaBuf', 'heap', 'name', 'cloexec'] as const;
 /** a shareable pool's: the pool's own and allocShareable's (its name is the pool's) */
@@ -134,7 +136,9 @@ function checkShareable(options: ShareableOptions): Checked {
   const requireDmaBuf = validateBoolean(options.requireDmaBuf, 'options.requireDmaBuf', false);
   const heap = options.heap;
   const heapName = heap === undefined ? 'system' : validateHeapName(heap, 'options.heap');
-  const order = tierOrder(options.tiers, requireDmaBuf);
+  // protected memory has no substitute: udmabuf, a memfd or JS memory would hand a secure
+  // pipeline ordinary memory any process can read, so only the heap itself may serve
+  const order = tierOrder(options.tiers, requireDmaBuf).filter((t) => t === 'dma-heap' || !isProtectedHeapName(heapName));
   return { name, cloexec, requireDmaBuf, heapName, order, alloc: heapAllocOptions(name, cloexec) };
 }
 
@@ -215,6 +219,7 @@ function allocChecked(size: number | bigint, c: Checked): DmaBuf {
     }
   }
   const reasons = c.order.map((tier) => `${tier}: ${failed?.get(tier) ?? absent.get(tierKey(tier, c.heapName)) ?? tierUnavailable(tier, c.heapName)}`);
+  if (isProtectedHeapName(c.heapName)) reasons.push(`heap '${shown(c.heapName)}' is protected memory: no other tier stands in for it`);
   throw new DmaBufStateError(
     c.requireDmaBuf ? 'ERR_DMA_HEAP_NO_DMA_BUF' : 'ERR_DMA_HEAP_NO_TIER',
     `no ${c.requireDmaBuf ? 'real dma-buf ' : ''}tier could allocate ${size} bytes: ${reasons.join('; ')}`,

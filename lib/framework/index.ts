@@ -7,11 +7,13 @@
  * @module dma-heap/framework
  */
 // The built-in heaps register themselves (module_init) when loaded, in this order: system
-// gets the first minor, as system_heap_create's initcall runs before the CMA heap's.
+// gets the first minor, as system_heap_create's initcall runs before the CMA heap's; the TEE's
+// protected heaps come last (the OP-TEE driver probes after the heap modules).
 import './heaps/system';
 import './heaps/cma';
+import './heaps/tee';
 
-export { Framework, DEFAULT_CMA_SIZE, type FrameworkOptions } from './framework';
+export { Framework, DEFAULT_CMA_SIZE, type CmaRegion, type FrameworkOptions, type KernelRelease, type ProtectedHeapId } from './framework';
 export type { MemfdPolicy, SimulatedKernel } from './simulated-kernel';
 export type { DmaHeap, DmaHeapExportInfo, DmaHeapOps, Profile } from './dma-heap';
 export type { KernelDmaBuf, CpuAccessState, DmaBufExportInfo, DmaBufOps, DmaDataDirection } from './dma-buf';
