@@ -97,6 +97,8 @@ export class DmaHeap {
 export class HeapRegistry {
   private readonly minors: Array<DmaHeap | undefined> = [];
   private readonly list: DmaHeap[] = [];
+  /** told after each heap is added (device_create's uevent, as /dev/dma_heap/<name> appears) */
+  private readonly watchers = new Set<() => void>();
 
   constructor(private readonly profile: Profile) {}
 
@@ -118,7 +120,15 @@ export class HeapRegistry {
     const heap = new DmaHeap(info.name, info.ops, info.priv, minor, ino, info.access);
     this.minors[minor] = heap;
     this.list.push(heap);
+    for (const changed of [...this.watchers]) changed();
     return heap;
+  }
+
+  /** call `changed` after every heap added; returns the function that stops it */
+  watch(changed: () => void): () => void {
+    const w = () => changed();
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
   }
 
   find(name: string): DmaHeap | undefined {

@@ -12,11 +12,11 @@
  *    held before: no leak, no half-made buffer, no caller's fd closed or replaced.
  * Seeded: the seed is printed; DMA_HEAP_FUZZ_SEED=<seed> replays, DMA_HEAP_FUZZ_RUNS scales.
  */
-import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, ftruncateSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { types } from 'node:util';
-import { addonStatus, allocShareable, BufferPool, createShareablePool, DmaBuf, DmaBufChannel, DmaBufServer, fromFd, Heap, inheritedBuffers, listHeaps, openContiguousHeap, openHeap, PooledBuffer, spawnWithBuffers, SyncFile, UnixFdSink, UnixFdSource } from '../../lib';
+import { addonStatus, allocShareable, BufferPool, createShareablePool, DmaBuf, DmaBufChannel, DmaBufServer, fromFd, Heap, HeapWatcher, inheritedBuffers, watchHeaps, listHeaps, openContiguousHeap, openHeap, PooledBuffer, spawnWithBuffers, SyncFile, UnixFdSink, UnixFdSource } from '../../lib';
 import { Framework, SoftwareFenceSource } from '../../lib/framework';
 import {
   ARG_CODES,
@@ -142,6 +142,14 @@ const TARGETS: Target[] = [
       return { args: [o], ok };
     },
     call: (_c, [o]) => listHeaps(o as never),
+  },
+  {
+    name: 'watchHeaps',
+    input(c) {
+      const [o, ok] = opts(c, { backend: 'string', framework: 'any' }, { backend: valid.backend(c), framework: () => c.fw }, FW_CLASS);
+      return { args: [o], ok };
+    },
+    call: (_c, [o]) => watchHeaps(o as never),
   },
   {
     name: 'openContiguousHeap',
@@ -659,16 +667,31 @@ const TARGETS: Target[] = [
     input(c) {
       const [o, ok] = opts(
         c,
-        { profile: 'string', pageSize: 'int', backing: 'string', builtins: 'bool', cma: 'any', access: 'any', credentials: 'any' },
+        { profile: 'string', release: 'string', pageSize: 'int', backing: 'string', builtins: 'bool', cma: 'any', protectedHeaps: 'any', memAccounting: 'bool', access: 'any', credentials: 'any' },
         {
           profile: () => c.rng.pick(['mainline', 'v14']),
+          release: () => c.rng.pick(['7.3', '6.12', '6.6']),
+          protectedHeaps: () => c.rng.pick([['secure-video'], ['trusted-ui', 'secure-video-record'], [], ['secure-video', 'secure-video'], ['tui']]),
+          memAccounting: valid.bool(c),
           pageSize: () => c.rng.pick([4096, 16384, 4095]),
           backing: () => c.rng.pick(withAddon ? ['memfd', 'js'] : ['js']),
           builtins: valid.bool(c),
-          cma: () => ({ size: c.rng.pick([0, 1 << 20]) }),
+          cma: () => c.rng.pick([{ size: c.rng.pick([0, 1 << 20]) }, { size: 1 << 20, regions: [{ name: 'video-memory', size: 1 << 20 }] }, { regions: [{ name: 'a/b', size: 1 << 20 }] }]),
           access: () => c.rng.pick(['allow', 'deny']),
         },
-        (x) => ['cma', 'credentials'].every((k) => dataValue(x, k) === undefined || isPlainObject(dataValue(x, k))),
+        (x) => {
+          if (!['cma', 'credentials'].every((k) => dataValue(x, k) === undefined || isPlainObject(dataValue(x, k)))) return false;
+          const release = dataValue(x, 'release');
+          if (release !== undefined && release !== '7.3' && release !== '6.12') return false;
+          const regions = dataValue(dataValue(x, 'cma'), 'regions') as Array<{ name: string }> | undefined;
+          if (regions !== undefined && regions.some((r) => r.name.includes('/'))) return false;
+          const ids = dataValue(x, 'protectedHeaps');
+          if (ids !== undefined && (!Array.isArray(ids) || types.isProxy(ids) || ids.some((id, i) => !['secure-video', 'trusted-ui', 'secure-video-record'].includes(id) || ids.indexOf(id) !== i))) return false;
+          // the 7.3 heaps' options on an older kernel (or the v14 ABI) are refused
+          const older = release === '6.12' || dataValue(x, 'profile') === 'v14';
+          if (regions !== undefined && dataValue(x, 'builtins') === false) return false;
+          return !older || (regions === undefined && ids === undefined && dataValue(x, 'memAccounting') === undefined);
+        },
       );
       return { args: [o], ok };
     },
@@ -701,7 +724,7 @@ async function release(r: unknown): Promise<void> {
     for (const x of r) await release(x);
     return;
   }
-  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel || r instanceof BufferPool || r instanceof SyncFile || r instanceof UnixFdSource || r instanceof UnixFdSink) r.close();
+  if (r instanceof DmaBuf || r instanceof Heap || r instanceof DmaBufChannel || r instanceof BufferPool || r instanceof SyncFile || r instanceof UnixFdSource || r instanceof UnixFdSink || r instanceof HeapWatcher) r.close();
   else if (r instanceof DmaBufServer) {
     r.close();
   }
@@ -724,6 +747,9 @@ describe(`fuzz of the public API (${LABEL}, seed ${SEED})`, () => {
     dir = mkdtempSync(path.join(tmpdir(), 'dma-heap-fuzz-'));
     // A path cut short at a NUL lands relative to the cwd: keep that inside dir too.
     process.chdir(dir);
+    // libuv opens one inotify fd per event loop at the first fs.watch and keeps it until the
+    // loop ends: the runtime's, not a watcher's. Opened here, it is in every input's baseline.
+    watch(dir).close();
   });
   afterAll(() => {
     process.chdir(home);

@@ -38,7 +38,7 @@ const pkg = require(path.join(root, 'package.json'));
 /** the re-declared EventEmitter methods (see above) */
 const EVENT_METHODS = new Set(['on', 'once', 'off', 'addListener', 'prependListener', 'prependOnceListener', 'removeListener', 'emit']);
 /** where they are re-declared: DmaBufChannel's file and DmaBufServer's */
-const EVENT_FILES = new Set(['lib/share/channel.ts', 'lib/share/server.ts', 'lib/share/unixfd/source.ts', 'lib/share/unixfd/sink.ts']);
+const EVENT_FILES = new Set(['lib/share/channel.ts', 'lib/share/server.ts', 'lib/share/unixfd/source.ts', 'lib/share/unixfd/sink.ts', 'lib/watch.ts']);
 
 // typedoc's ReflectionKind values (typedoc/dist/lib/models/kind.js)
 const KIND = { Function: 64, Class: 128, Interface: 256, Constructor: 512, Method: 2048, Accessor: 262144 } as const;
