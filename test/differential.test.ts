@@ -4,7 +4,10 @@
  * result codes and returned bytes must agree (fd numbers aside). Replay a failure
  * with DMA_HEAP_DIFF_SEED=<the seed printed in the test name>.
  */
-import { Framework, SoftwareFence, SoftwareFenceSource } from '../lib/framework';
+import os from 'node:os';
+import { Framework, SoftwareFence, SoftwareFenceSource, type KernelRelease, type ProtectedHeapId } from '../lib/framework';
+import { listHeaps } from '../lib';
+import { readHeapFacts } from '../lib/heap-kind';
 import { openHeap } from '../lib/heap';
 import { loadAddon } from '../lib/native/load';
 import { Vgem } from './devices/devices';
@@ -33,6 +36,14 @@ import {
 } from '../lib/uapi';
 import { kernelAvailable, openFds as fds } from './helpers/backends';
 import { testIf } from './helpers/skip';
+
+/** the framework release that follows the running kernel: 6.17+ names the default CMA area
+ *  default_cma_region and has the 7.x heaps; before, the 6.12 profile */
+const KERNEL = os.release();
+const RELEASE: KernelRelease = (() => {
+  const [major, minor] = KERNEL.split('.').map(Number);
+  return major > 6 || (major === 6 && minor >= 17) ? '7.3' : '6.12';
+})();
 
 const seed = Number(process.env.DMA_HEAP_DIFF_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const HEAP_OPS = Number(process.env.DMA_HEAP_DIFF_OPS ?? 10000);
@@ -135,9 +146,28 @@ describe('differential: the software framework against the real kernel', () => {
     return { out, made: info };
   }
 
-  testIf(kernelAvailable, 'needs /dev/dma_heap/system')(`${HEAP_OPS} random heap ioctls agree (seed ${seed})`, () => {
+  testIf(kernelAvailable, 'needs /dev/dma_heap/system')(`the framework's heaps for release ${RELEASE} are the kernel's (${KERNEL}): names, kinds, accounting`, () => {
+    const real = listHeaps({ backend: 'kernel' });
+    const facts = readHeapFacts();
+    // the kernel's CMA areas besides the default one are device-tree regions; its protected
+    // heaps (a TEE, or the 7.x row's module once loaded) are tee_heap's
+    const regions = [...facts.cmaAreas].filter((n) => n !== 'reserved').sort().map((name) => ({ name, size: 1 << 20 }));
+    const protectedHeaps = real.filter((h) => h.kind === 'protected').map((h) => h.name.slice('protected,'.length) as ProtectedHeapId);
+    const sim = new Framework({
+      profile: 'mainline',
+      release: RELEASE,
+      cma: { size: real.some((h) => h.name === 'reserved') ? 1 << 20 : 0, ...(regions.length ? { regions } : {}) },
+      ...(RELEASE === '7.3' ? { memAccounting: facts.memAccounting, protectedHeaps } : {}),
+    });
+    const shape = (hs: typeof real) => hs.filter((h) => h.kind !== 'other').map((h) => `${h.name} ${h.kind}${h.accounted ? ' accounted' : ''}`);
+    console.log(`kernel ${KERNEL} (framework release ${RELEASE}): ${shape(real).join(', ')}`);
+    expect(shape(listHeaps({ framework: sim }))).toEqual(shape(real));
+    sim.dispose();
+  });
+
+  testIf(kernelAvailable, 'needs /dev/dma_heap/system')(`${HEAP_OPS} random heap ioctls agree with ${KERNEL} (release ${RELEASE}, seed ${seed})`, () => {
     const real = nativeKernel()!;
-    const sim = new Framework({ profile: 'mainline' });
+    const sim = new Framework({ profile: 'mainline', release: RELEASE });
     const rfd = real.openHeap('system');
     const sfd = sim.kernel.openHeap('system');
     const divergences: string[] = [];
@@ -157,16 +187,16 @@ describe('differential: the software framework against the real kernel', () => {
       real.close(rfd);
       sim.kernel.close(sfd);
     }
-    console.log(`seed ${seed}: outcomes ${JSON.stringify(Object.fromEntries(counts))}`);
+    console.log(`kernel ${KERNEL} (framework release ${RELEASE}), seed ${seed}: outcomes ${JSON.stringify(Object.fromEntries(counts))}`);
     expect(divergences.slice(0, 10)).toEqual([]);
     // The stream must exercise both sides of the rules, not just one error.
     expect(counts.get('ok')).toBeGreaterThan(HEAP_OPS / 20);
     expect(counts.get('EINVAL')).toBeGreaterThan(HEAP_OPS / 20);
   });
 
-  testIf(kernelAvailable, 'needs /dev/dma_heap/system')(`${BUF_OPS} random dma-buf ioctls agree (seed ${seed})`, () => {
+  testIf(kernelAvailable, 'needs /dev/dma_heap/system')(`${BUF_OPS} random dma-buf ioctls agree with ${KERNEL} (release ${RELEASE}, seed ${seed})`, () => {
     const real = nativeKernel()!;
-    const sim = new Framework({ profile: 'mainline' });
+    const sim = new Framework({ profile: 'mainline', release: RELEASE });
     const alloc = (k: Kernel) => {
       const h = k.openHeap('system');
       const arg = encodeAllocationData({ len: 8192n, fd: 0, fdFlags: O_RDWR | O_CLOEXEC, heapFlags: 0n });
