@@ -21,6 +21,7 @@ const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
 // The kernels. `source`: which Debian source package ('linux-source-6.12', or 'newest' for the
 // highest linux-source-7.* any suite offers). `fragments`: applied in order on tinyconfig.
+// `testModules`: the kernel has CONFIG_MODULES and gets test/kernel/modules/ built against it.
 const KERNELS = {
   'x86_64-6.12': {
     arch: 'x86_64', pageSize: 4096, source: 'linux-source-6.12',
@@ -32,7 +33,7 @@ const KERNELS = {
   },
   'arm64-7-16k': {
     arch: 'arm64', pageSize: 16384, source: 'newest',
-    fragments: ['common', 'arm64', 'arm64-16k'],
+    fragments: ['common', 'arm64', 'arm64-16k', 'arm64-7'], testModules: true,
   },
 };
 
@@ -225,16 +226,62 @@ function ensureKernel(name, opts = {}) {
   const key = `${name}_${src.version.replace(/[^\w.+-]/g, '_')}_${spec.arch}_${spec.pageSize}_${configHash}`;
   const out = path.join(cache, 'kernels', key);
   const infoFile = path.join(out, 'kernel.json');
-  if (!opts.force && fs.existsSync(infoFile)) return JSON.parse(fs.readFileSync(infoFile, 'utf8'));
-
-  const tree = sourceTree(src, cache);
   // One build tree per (kernel, source version): a changed fragment rebuilds incrementally.
   const obj = path.join(cache, 'build', `${name}_${src.version.replace(/[^\w.+-]/g, '_')}`);
+  const withModules = (info) => (spec.testModules ? { ...info, testModules: ensureTestModules(spec, src, obj, out) } : info);
+  if (!opts.force && fs.existsSync(infoFile)) return withModules(JSON.parse(fs.readFileSync(infoFile, 'utf8')));
+
+  const tree = sourceTree(src, cache);
   fs.mkdirSync(obj, { recursive: true });
-  return withTreeLock(obj, () => {
+  return withModules(withTreeLock(obj, () => {
     // Whoever held the tree before us may have built this very kernel.
     if (!opts.force && fs.existsSync(infoFile)) return JSON.parse(fs.readFileSync(infoFile, 'utf8'));
     return build(spec, src, tree, obj, text, configHash, key, out, opts);
+  }));
+}
+
+// The out-of-tree test modules (test/kernel/modules/: sources and Kbuild), built against the
+// kernel's own build tree (its Module.symvers, from `make modules`) into a folder beside the
+// image, keyed by the sources' hash: changing a module rebuilds only the module (seconds), never
+// the kernel. Returns the folder holding the .ko files; the VM rig names it to the guest
+// (DMA_HEAP_VM_MODULES), where a test loads a module itself.
+function ensureTestModules(spec, src, obj, out) {
+  const dir = path.join(HERE, 'modules');
+  const files = fs.readdirSync(dir).filter((f) => f === 'Kbuild' || /\.[ch]$/.test(f)).sort();
+  const h = crypto.createHash('sha256');
+  for (const f of files) h.update(f).update('\0').update(fs.readFileSync(path.join(dir, f)));
+  const dest = path.join(out, `modules-${h.digest('hex').slice(0, 12)}`);
+  if (fs.existsSync(dest)) return dest;
+  if (!fs.existsSync(path.join(obj, 'Module.symvers'))) {
+    throw new Error(`cannot build test/kernel/modules for ${spec.name}: ${obj} has no Module.symvers ` +
+      '(the build tree is gone or was built without CONFIG_MODULES): rebuild the kernel with --force');
+  }
+  return withTreeLock(obj, () => {
+    if (fs.existsSync(dest)) return dest;
+    const logFile = `${out}.modules.log`;
+    fs.writeFileSync(logFile, '');
+    // a copy: kbuild writes its objects beside the sources, and the checkout may be read-only
+    const tmp = fs.mkdtempSync(path.join(path.dirname(out), 'modules-tmp-'));
+    try {
+      for (const f of files) fs.copyFileSync(path.join(dir, f), path.join(tmp, f));
+      // -C <build tree> M=: kbuild's external-module build; it reads the tree, never rebuilds it
+      const fd = fs.openSync(logFile, 'a');
+      const a = ['-C', obj, ...ARCH[spec.arch].make, `M=${tmp}`, 'modules'];
+      fs.writeSync(fd, `$ make ${a.join(' ')}\n`);
+      const r = spawnSync('nice', ['-n', '19', 'make', ...a], { stdio: ['ignore', fd, fd], env: { ...process.env, ...BUILD_ENV } });
+      fs.closeSync(fd);
+      if (r.status !== 0) throw new Error(`building test/kernel/modules for ${spec.name} failed (status ${r.status}); see ${logFile}`);
+      const built = fs.readdirSync(tmp).filter((f) => f.endsWith('.ko'));
+      if (!built.length) throw new Error(`building test/kernel/modules for ${spec.name} made no .ko; see ${logFile}`);
+      const stage = `${dest}.tmp-${process.pid}`;
+      fs.mkdirSync(stage, { recursive: true });
+      for (const f of built) fs.copyFileSync(path.join(tmp, f), path.join(stage, f));
+      fs.renameSync(stage, dest);
+      log(`built test modules for ${spec.name}: ${built.join(' ')} in ${dest}`);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+    return dest;
   });
 }
 
@@ -276,7 +323,11 @@ function build(spec, src, tree, obj, text, configHash, key, out, opts) {
   log(`building ${name} from ${src.pkg} ${src.version} (config ${configHash}); log: ${logFile}`);
   configure(tree, obj, spec, text, logFile);
   const t1 = Date.now();
-  make(tree, obj, spec, [ARCH[spec.arch].image.split('/').pop()], logFile, opts.jobs || os.cpus().length);
+  // A kernel with CONFIG_MODULES also builds `modules`: its Module.symvers is what an
+  // out-of-tree module (test/kernel/modules/) is linked against.
+  const targets = [ARCH[spec.arch].image.split('/').pop()];
+  if (readConfig(path.join(obj, '.config')).get('CONFIG_MODULES') === 'y') targets.push('modules');
+  make(tree, obj, spec, targets, logFile, opts.jobs || os.cpus().length);
   const secs = Math.round((Date.now() - t0) / 1000);
   const release = fs.readFileSync(path.join(obj, 'include/config/kernel.release'), 'utf8').trim();
   const tmp = `${out}.tmp-${process.pid}`;
