@@ -9,7 +9,7 @@
 //
 //   node test/vm/run.js [--kernel debian|<built kernel>] [--userland host|arm64|armv7]
 //     [--append 'cma=64M ...'] [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid]
-//     [--refresh] -- <command> [args...]
+//     [--dtb cma-regions] [--refresh] -- <command> [args...]
 //
 // Exit status: the command's, 124 on timeout, 125 if the VM failed before/while running the
 // command, 2 on usage errors or missing host tools.
@@ -22,6 +22,7 @@ const { spawn, execFileSync } = require('child_process');
 const kernels = require('../kernel/build.js');
 const userlands = require('./userland.js');
 const gst = require('../gstreamer/root.js');
+const dtbs = require('./dtb.js');
 
 // Kernel modules the guest needs (9p for the host root, overlay to make it writable); their
 // dependencies are found from each module's own modinfo, so kernel updates don't break this.
@@ -45,8 +46,9 @@ function die(code, msg) {
 
 function parseArgs(argv) {
   const usage = 'usage: node test/vm/run.js [--kernel debian|' + Object.keys(kernels.KERNELS).join('|') + '] ' +
-    '[--userland host|arm64|armv7] [--append ARGS] [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid] [--refresh] -- <command> [args...]';
-  const o = { out: null, timeout: 600, mem: 2048, refresh: false, modules: [], cmd: [], kernel: 'debian', userland: null, append: [] };
+    '[--userland host|arm64|armv7] [--append ARGS] [--out DIR] [--timeout SECONDS] [--mem MB] [--modules vgem,vivid] ' +
+    `[--dtb ${Object.keys(dtbs.OVERLAYS).join('|')}] [--refresh] -- <command> [args...]`;
+  const o = { out: null, timeout: 600, mem: 2048, refresh: false, modules: [], cmd: [], kernel: 'debian', userland: null, append: [], dtb: null };
   let i = 0;
   for (; i < argv.length && argv[i] !== '--'; i++) {
     const a = argv[i];
@@ -59,6 +61,7 @@ function parseArgs(argv) {
     else if (a === '--kernel') o.kernel = val();
     else if (a === '--userland') o.userland = val();
     else if (a === '--append') o.append.push(val());
+    else if (a === '--dtb') o.dtb = val();
     else if (a === '-h' || a === '--help') { console.log(usage); process.exit(0); }
     else die(2, `unknown option ${a}\n${usage}`);
   }
@@ -72,6 +75,10 @@ function parseArgs(argv) {
   if (o.userland === null) o.userland = o.arch === 'arm64' ? 'arm64' : 'host';
   const okUserland = o.arch === 'arm64' ? ['arm64', 'armv7'] : ['host'];
   if (!okUserland.includes(o.userland)) die(2, `--userland ${o.userland} does not run on an ${o.arch} kernel (use ${okUserland})`);
+  if (o.dtb !== null) {
+    if (!dtbs.OVERLAYS[o.dtb]) die(2, `--dtb: ${o.dtb} is not one of ${Object.keys(dtbs.OVERLAYS)}`);
+    if (o.arch !== 'arm64') die(2, '--dtb needs an arm64 kernel (qemu virt boots x86-64 without a device tree)');
+  }
   return o;
 }
 
@@ -293,6 +300,8 @@ if [ -n "$USERLAND" ]; then
   for a in $(/newroot/usr/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "/newroot/usr/bin/$a"; done
 fi
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null # sw_sync lives there
+# cgroup v2 where systemd puts it, on kernels with CONFIG_CGROUPS (memory accounting tests)
+[ -d /sys/fs/cgroup ] && mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # No tmpfs over /tmp: the overlay already makes it writable, and the checkout may live there.
 mount --rbind /dev /newroot/dev && mount --bind /proc /newroot/proc && mount --rbind /sys /newroot/sys || fail "bind mounts"
 if [ -n "$OUT" ]; then
@@ -350,7 +359,7 @@ function baseInitramfs(kdir, busyboxFile) {
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
-function jobArchive(o, token, kdir, userland, cache) {
+function jobArchive(o, token, kdir, userland, cache, testModules) {
   // A foreign userland: its /usr/bin first (host programs elsewhere on PATH cannot run).
   const env = { PATH: userland ? '/usr/bin:/usr/sbin:/bin:/sbin' : GUEST_PATH, HOME: '/tmp' };
   for (const [k, v] of Object.entries(process.env)) {
@@ -361,6 +370,9 @@ function jobArchive(o, token, kdir, userland, cache) {
   env.DMA_HEAP_IN_VM = '1';
   // the guest's HOME is /tmp: name the host's cache, where the kernels' and GStreamer's roots are
   env.DMA_HEAP_VM_CACHE = cache;
+  // the kernel's out-of-tree test modules (test/kernel/modules/), built beside its image: a test
+  // loads them itself (insmod), nothing loads them at boot
+  if (testModules) env.DMA_HEAP_VM_MODULES = testModules;
   const cwd = process.cwd();
   // Runs inside the chroot with the host's /bin/sh; env -i gives the command a clean environment.
   const job = `cd ${q(cwd)} || { echo dma-heap-vm: cannot cd to ${q(cwd)}; exit 125; }\n` +
@@ -383,6 +395,7 @@ function jobArchive(o, token, kdir, userland, cache) {
 function main() {
   const o = parseArgs(process.argv.slice(2));
   const tools = checkHostTools(o.arch);
+  if (o.dtb && !which('dtc')) die(2, 'missing host tools:\n  dtc (package device-tree-compiler), for --dtb\ninstall with: apt-get install device-tree-compiler');
   const cache = process.env.DMA_HEAP_VM_CACHE || path.join(os.homedir(), '.cache', 'dma-heap-vm');
   let kdir, image, info = null;
   if (o.kernel === 'debian') {
@@ -405,7 +418,7 @@ function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dma-heap-vm-'));
   const initrd = path.join(work, 'initrd.cpio');
   // Linux unpacks concatenated cpio archives in order: the cached base, then this run's /job.
-  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir, userland, cache)]));
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), jobArchive(o, token, kdir, userland, cache, info && info.testModules)]));
 
   const virtfs = (p, tag, ro) => ['-virtfs', `local,path=${p.replace(/,/g, ',,')},mount_tag=${tag},` +
     `security_model=none,multidevs=remap${ro ? ',readonly=on' : ''}`];
@@ -415,9 +428,11 @@ function main() {
     : ['-cpu', 'max', // all the CPU features TCG can emulate, like the host has (and faster here than qemu64)
       '-bios', 'qboot.rom']; // minimal firmware (in qemu-system-data): quicker than SeaBIOS, prints nothing
   const console_ = o.arch === 'arm64' ? 'ttyAMA0' : 'ttyS0';
+  const machineArgs = ['-accel', 'tcg', ...machine, '-smp', '2', '-m', String(o.mem)];
+  // a device tree of our own: qemu's for this very machine, plus the overlay's nodes (dtb.js)
+  const dtb = o.dtb ? dtbs.ensureDtb(o.dtb, tools.qemu, machineArgs, cache) : null;
   const args = [
-    '-accel', 'tcg', ...machine,
-    '-smp', '2', '-m', String(o.mem),
+    ...machineArgs, ...(dtb ? ['-dtb', dtb] : []),
     '-nographic', '-nodefaults', '-no-user-config', '-serial', 'stdio', '-no-reboot',
     '-kernel', image, '-initrd', initrd,
     ...virtfs('/', 'host', true), ...(userland ? virtfs(userland.dir, 'userland', true) : []),
@@ -425,7 +440,7 @@ function main() {
     '-append', [`console=${console_}`, 'panic=-1', 'quiet', ...o.append].join(' '),
   ];
   if (info) console.error(`dma-heap-vm: kernel ${info.name} ${info.release} (${info.source} ${info.sourceVersion}, config ${info.configHash})` +
-    `${userland ? `, ${o.userland} userland` : ''}`);
+    `${userland ? `, ${o.userland} userland` : ''}${dtb ? `, device tree ${o.dtb}` : ''}`);
   boot(args, tools, token, work, o, 1);
 }
 
