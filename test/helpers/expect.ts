@@ -22,10 +22,25 @@ export type Capability =
   | 'vivid' // V4L2 vivid: a /dev/video* named vivid-*
   | 'vivid-contig' // vivid's capture device uses the dma-contig allocator (vivid.allocators=1)
   | 'sw_sync' // the software fence source, /sys/kernel/debug/sync/sw_sync
-  | 'compat32'; // this process is 32-bit on a 64-bit kernel: ioctls go through compat_ioctl
+  | 'compat32' // this process is 32-bit on a 64-bit kernel: ioctls go through compat_ioctl
+  | 'cma-regions' // 6.17+: the device tree's reusable shared-dma-pool regions as heaps (CMA_REGIONS)
+  | 'mem-accounting' // 6.18+: dma_heap.mem_accounting=1 and cgroup v2 with the memory controller
+  | 'heap-module'; // the kernel loads modules and the rig ships the protected test heap's module
 
 /** The CMA heap names a real kernel uses, in the order openContiguousHeap() prefers them. */
 export const CMA_HEAP_NAMES = ['default_cma_region', 'linux,cma', 'reserved', 'default-pool'];
+
+/** The device tree's CMA regions on the cma-regions row (test/vm/dtb.js): node name, size in bytes. */
+export const CMA_REGIONS: Record<string, number> = { 'video-memory': 32 << 20, 'camera-memory': 16 << 20 };
+
+/** The heap the test module registers (tee_heap's name for secure video playback). */
+export const PROTECTED_HEAP = 'protected,secure-video';
+
+/** Where dma_heap's mem_accounting parameter shows (Linux 6.18+, read-only, set at boot). */
+export const MEM_ACCOUNTING_PARAM = '/sys/module/dma_heap/parameters/mem_accounting';
+
+/** The cgroup v2 hierarchy (the VM rig mounts it there, as systemd does). */
+export const CGROUP2 = '/sys/fs/cgroup';
 
 function parse(raw: string | undefined): Map<string, string> {
   const m = new Map<string, string>();
@@ -97,6 +112,17 @@ export function vividNodes(): { path: string; name: string }[] {
     .filter((v) => v.name.startsWith('vivid'));
 }
 
+/**
+ * The protected test heap's module (test/kernel/modules/), which the VM rig builds for kernels
+ * with modules and names in DMA_HEAP_VM_MODULES; null when there is none.
+ */
+export function heapModulePath(): string | null {
+  const dir = process.env.DMA_HEAP_VM_MODULES;
+  if (!dir) return null;
+  const ko = `${dir}/dma_heap_protected.ko`;
+  return existsSync(ko) ? ko : null;
+}
+
 /** where sw_sync is, or null (debugfs must be mounted; the VM rig mounts it) */
 export function swSyncPath(): string | null {
   for (const p of ['/sys/kernel/debug/sync/sw_sync', '/sys/kernel/debug/sw_sync']) if (existsSync(p)) return p;
@@ -125,6 +151,20 @@ export function missing(cap: Capability | string): string | null {
         ? null : 'no vivid with allocators=1 (dma-contig)';
     case 'sw_sync':
       return swSyncPath() ? null : 'no sw_sync in debugfs (CONFIG_SW_SYNC, debugfs mounted at /sys/kernel/debug)';
+    case 'cma-regions': {
+      const have = ls('/dev/dma_heap');
+      const absent = Object.keys(CMA_REGIONS).filter((r) => !have.includes(r));
+      return absent.length ? `no heap for the device tree's CMA region(s) ${absent.join(', ')} in /dev/dma_heap` : null;
+    }
+    case 'mem-accounting': {
+      const param = read(MEM_ACCOUNTING_PARAM);
+      if (param !== 'Y') return param ? `dma_heap.mem_accounting is ${param} (boot with dma_heap.mem_accounting=1)` : `no ${MEM_ACCOUNTING_PARAM} (Linux 6.18+)`;
+      return read(`${CGROUP2}/cgroup.controllers`).split(/\s+/).includes('memory')
+        ? null : `no cgroup v2 memory controller at ${CGROUP2} (CONFIG_MEMCG, cgroup2 mounted)`;
+    }
+    case 'heap-module':
+      if (!existsSync('/proc/modules')) return 'this kernel cannot load modules (no /proc/modules: CONFIG_MODULES)';
+      return heapModulePath() ? null : 'no protected test heap module (DMA_HEAP_VM_MODULES names none: test/kernel/modules/, built by test/kernel/build.js)';
     case 'compat32':
       return process.arch === 'arm' && /^(armv8|aarch64)/.test(os.machine())
         ? null : `not a 32-bit arm process on a 64-bit kernel (process.arch ${process.arch}, machine ${os.machine()})`;

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { declaredCapabilities, expectedValue, expects, missing } from '../helpers/expect';
 
-const KNOWN = ['system', 'udmabuf', 'cma', 'cma-alias', 'vgem', 'vivid', 'vivid-contig', 'sw_sync', 'compat32', 'pagesize'];
+const KNOWN = ['system', 'udmabuf', 'cma', 'cma-alias', 'vgem', 'vivid', 'vivid-contig', 'sw_sync', 'compat32', 'cma-regions', 'mem-accounting', 'heap-module', 'pagesize'];
 
 test('DMA_HEAP_EXPECT names only capabilities the helper knows (a typo must not pass silently)', () => {
   const unknown = declaredCapabilities().map((c) => c.split('=')[0]).filter((c) => !KNOWN.includes(c));
