@@ -70,9 +70,15 @@ const ROWS = [
   },
   {
     name: 'arm64-7-16k',
-    about: "self-built arm64 from Debian's newest source (7.x), 16 KiB pages: default_cma_region with the legacy alias",
-    kernel: 'arm64-7-16k', userland: 'arm64', append: ['cma=64M'], addon: ARM64_ADDON, tests: ARM_TESTS,
-    expect: 'system,udmabuf,cma,cma-alias,sw_sync,pagesize=16384', env: { DMA_HEAP_DIFF_OPS: '2000' }, timeout: 2400,
+    about: "self-built arm64 from Debian's newest source (7.x), 16 KiB pages: default_cma_region with the legacy alias, " +
+      'two device-tree CMA regions as heaps, cgroup memory accounting (dma_heap.mem_accounting=1), ' +
+      'a protected heap loaded as a module while the tests run',
+    // dtb: the device tree with reusable regions video-memory (32 MiB) and camera-memory (16 MiB),
+    // test/vm/dtb.js; the kernel loads modules and the rig ships test/kernel/modules/ to it
+    kernel: 'arm64-7-16k', userland: 'arm64', append: ['cma=64M', 'dma_heap.mem_accounting=1'], dtb: 'cma-regions',
+    addon: ARM64_ADDON, tests: ARM_TESTS,
+    expect: 'system,udmabuf,cma,cma-alias,cma-regions,mem-accounting,heap-module,sw_sync,pagesize=16384',
+    env: { DMA_HEAP_DIFF_OPS: '2000' }, timeout: 2400,
   },
   {
     name: 'armv7-compat-6.12',
@@ -116,6 +122,7 @@ function runRow(row, out, jestArgs) {
   if (row.kernel !== 'debian') vmArgs.push('--kernel', row.kernel);
   if (row.userland) vmArgs.push('--userland', row.userland);
   if (row.modules) vmArgs.push('--modules', row.modules);
+  if (row.dtb) vmArgs.push('--dtb', row.dtb);
   for (const a of row.append || []) vmArgs.push('--append', a);
   // a foreign userland's node is the one at /usr/bin/node inside (the layer shadows the host's)
   const node = row.userland ? '/usr/bin/node' : process.execPath;
