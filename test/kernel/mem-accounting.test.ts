@@ -9,7 +9,7 @@
 // the cgroup's own counters.
 //
 // Measured on 7.3.4 (16 KiB pages): an 8 MiB buffer raises memory.current by 8 MiB and closing it
-// gives it back to within one per-CPU charge batch (MEMCG_CHARGE_BATCH, 64 pages = 1 MiB).
+// gives it back to within the per-CPU charge batches (MEMCG_CHARGE_BATCH, 64 pages = 1 MiB each).
 // Over memory.max the kernel does NOT answer ENOMEM to an ordinary process: the system heap's
 // order-0 pages (GFP_HIGHUSER | __GFP_ACCOUNT) invoke the cgroup's OOM killer, which SIGKILLs the
 // allocating process (memory.events: oom 1, oom_kill 1; "Memory cgroup out of memory: Killed
@@ -28,8 +28,12 @@ import { CGROUP2, MEM_ACCOUNTING_PARAM, describeWith } from '../helpers/expect';
 
 const DIST = path.resolve(__dirname, '../../dist/index.js');
 const MiB = 1 << 20;
-/** what memory.current may stay above its start after a free: the per-CPU charge stock (MEMCG_CHARGE_BATCH pages) */
-const STOCK = 64 * page;
+/**
+ * How far memory.current may sit from where it was once a buffer is freed: charges are taken in
+ * per-CPU batches (MEMCG_CHARGE_BATCH, 64 pages = 1 MiB at 16 KiB), kept in stock on the CPU that
+ * charged, so each of the guest's two CPUs may hold one. Measured after close: +0 and +1 MiB.
+ */
+const SLACK = 2 * 64 * page;
 
 // The child: answers one JSON line per command read from stdin.
 const CHILD = `'use strict';
@@ -140,8 +144,8 @@ describeWith('mem-accounting')('system-heap buffers are charged to the memory cg
       const after = num(cg, 'memory.current');
       // eslint-disable-next-line no-console
       console.log(`memory.current: ${before} before, ${during} holding 8 MiB (+${during - before}), ${after} after close`);
-      expect(during - after).toBeGreaterThanOrEqual(8 * MiB - STOCK);
-      expect(after - before).toBeLessThanOrEqual(STOCK);
+      expect(during - after).toBeGreaterThanOrEqual(8 * MiB - SLACK);
+      expect(after - before).toBeLessThanOrEqual(SLACK);
     } finally {
       child.proc.stdin!.end('exit\n');
       await child.exited;
@@ -195,7 +199,7 @@ describeWith('mem-accounting')('system-heap buffers are charged to the memory cg
       expect(reply).toMatchObject({ error: { name: 'DmaHeapError', code: 'ENOMEM', errno: -12, syscall: 'ioctl' } });
       expect(after.oom - events.oom).toBeGreaterThanOrEqual(1); // the OOM killer ran, and found no one
       expect(after.oom_kill).toBe(events.oom_kill);
-      expect(num(cg, 'memory.current') - before).toBeLessThanOrEqual(STOCK); // the pages taken before the refusal were given back
+      expect(num(cg, 'memory.current') - before).toBeLessThanOrEqual(SLACK); // the pages taken before the refusal were given back
       writeFileSync(path.join(cg, 'memory.max'), 'max');
       expect(await child.ask('close')).toMatchObject({ ok: true, fds: hello.fds }); // no fd left behind either
       // and the group serves again once the limit is gone
