@@ -38,6 +38,12 @@ const SYSTEM_HEAP_NAMES: ReadonlySet<string> = new Set(['system', 'system_cc_sha
 /** Android's uncached system heap (out of tree): system pages, never charged by mainline */
 const SYSTEM_LIKE_NAMES: ReadonlySet<string> = new Set(['system-uncached']);
 
+/** What one heap is: HeapEntry's `kind` and `accounted`. */
+export interface HeapTraits {
+  kind: HeapKind;
+  accounted: boolean;
+}
+
 /** What a kernel shows of its heaps besides their names. */
 export interface HeapFacts {
   /** the CMA areas' names (each has a heap of that name on 6.19+ kernels) */
@@ -55,6 +61,11 @@ export function heapKind(name: string, cmaAreas: ReadonlySet<string>): HeapKind 
   if (cmaAreas.has(name) || (CONTIGUOUS_HEAP_NAMES as readonly string[]).includes(name)) return 'contiguous';
   if (SYSTEM_HEAP_NAMES.has(name) || SYSTEM_LIKE_NAMES.has(name)) return 'system';
   return 'other';
+}
+
+/** a heap's traits, given what the kernel shows */
+export function heapTraits(name: string, facts: HeapFacts): HeapTraits {
+  return { kind: heapKind(name, facts.cmaAreas), accounted: heapAccounted(name, facts.memAccounting) };
 }
 
 /** whether allocations from heap `name` are charged to the allocating process's memory cgroup */

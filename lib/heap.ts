@@ -1,7 +1,9 @@
 import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from './chooser';
 import type { HeapKind } from './heap-kind';
 import { DmaBuf } from './dmabuf';
-import { DmaBufStateError, withContext } from './errors';
+import { DmaBufStateError, DmaHeapError, withContext } from './errors';
+import { memcgRoom } from './memcg';
+import { shown } from './escape';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { closest } from './suggest';
 import { createPool, type BufferPool, type BufferPoolOptions } from './pool';
@@ -61,6 +63,10 @@ export class Heap {
   readonly fallbackReason?: string;
   /** what its memory is: 'system', 'contiguous' (a CMA area), 'protected' (its buffers are not CPU-visible) or 'other' */
   readonly kind: HeapKind;
+  /** whether its allocations are charged to this process's memory cgroup (dma_heap.mem_accounting):
+   *  then an allocation that would pass memory.max is refused with ENOMEM before the kernel's
+   *  OOM killer could end the process */
+  readonly accounted: boolean;
   #fd: number;
   /** closed by the user; the fd itself stays open while async allocations still use it */
   #closed = false;
@@ -82,7 +88,7 @@ export class Heap {
     this.name = name;
     this.path = `/dev/dma_heap/${name}`;
     if (fallbackReason !== undefined) this.fallbackReason = fallbackReason;
-    this.kind = kernel.heapKind(name);
+    ({ kind: this.kind, accounted: this.accounted } = kernel.heapTraits(name));
     try {
       this.#fd = kernel.openHeap(name);
     } catch (err) {
@@ -170,8 +176,29 @@ export class Heap {
     const cloexec = validateBoolean(options.cloexec, 'options.cloexec', true);
     // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
     const len = validateSize(size, { heap: this.name, path: this.path });
+    if (this.accounted && this.#kernel.backend === 'kernel') this.#checkMemcg(len);
     const fdFlags = (readOnly ? O_RDONLY : O_RDWR) | (cloexec ? O_CLOEXEC : 0);
     return { cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC, len, fdFlags };
+  }
+
+  /**
+   * memory.max, asked before the kernel is (lib/memcg.ts): past it, an accounted allocation
+   * gets the process OOM-killed rather than failed.
+   */
+  #checkMemcg(len: bigint): void {
+    const room = memcgRoom();
+    const page = BigInt(this.#kernel.pageSize);
+    const aligned = ((len + page - 1n) / page) * page;
+    if (room && aligned > BigInt(room.bytes)) {
+      throw new DmaHeapError('ENOMEM', 'ioctl', {
+        heap: this.name,
+        path: this.path,
+        message:
+          `refusing to allocate ${aligned} bytes from heap '${shown(this.name)}': its pages are charged to this process's memory cgroup ` +
+          `(dma_heap.mem_accounting), and ${shown(room.group)} has ${room.bytes} bytes left under memory.max ` +
+          '(the kernel would OOM-kill this process instead of failing)',
+      });
+    }
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import type { DmaBufInfo } from './fdinfo';
 import type { FenceKernel } from './fences';
-import type { HeapKind } from './heap-kind';
+import type { HeapKind, HeapTraits } from './heap-kind';
 import { YoungObjects } from './young';
 
 /** A heap a kernel offers, as {@link listHeaps} reports it. */
@@ -44,8 +44,8 @@ export interface Kernel extends FenceKernel {
    * Returns the function that stops it.
    */
   watchHeaps(changed: () => void, failed: (err: Error) => void): () => void;
-  /** what heap `name` is (heap-kind.ts): read when a heap is opened */
-  heapKind(name: string): HeapKind;
+  /** what heap `name` is and whether it is charged to the memory cgroup (heap-kind.ts): read when a heap is opened */
+  heapTraits(name: string): HeapTraits;
   /** whether it offers a heap `name` (one lookup, not a listing) */
   hasHeap(name: string): boolean;
   /** open a heap device (name already validated by the caller); O_RDONLY|O_CLOEXEC */

@@ -88,7 +88,8 @@ testIf(nativeKernel() !== null, 'the native addon is needed for NativeKernel')(
       'video-memory': 'contiguous',
     });
     expect(contiguousHeaps(k)).toEqual(['default_cma_region', 'reserved', 'camera-memory', 'video-memory']);
-    expect(k.heapKind('video-memory')).toBe('contiguous');
-    expect(k.heapKind('protected,x')).toBe('protected');
+    expect(k.heapTraits('video-memory')).toEqual({ kind: 'contiguous', accounted: false });
+    expect(k.heapTraits('system')).toEqual({ kind: 'system', accounted: true });
+    expect(k.heapTraits('protected,x').kind).toBe('protected');
   },
 );

@@ -2,7 +2,7 @@ import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node
 import { addonStatus, listHeaps } from '../index';
 import { COMMON_OPTIONS, errorCode, formatSize, groupName, modeString, table, userName, type Command } from './common';
 import { jsonText, shown } from '../escape';
-import { heapAccounted, heapKind, readHeapFacts, type HeapKind } from '../heap-kind';
+import { heapTraits, readHeapFacts, type HeapKind } from '../heap-kind';
 
 export interface DeviceNode {
   name: string;
@@ -73,7 +73,7 @@ export function listReport(): ListReport {
   try {
     const names = readdirSync(dir).sort();
     kernel.present = true;
-    for (const name of names) kernel.heaps.push({ ...node(name, `${dir}/${name}`), kind: heapKind(name, facts.cmaAreas), accounted: heapAccounted(name, facts.memAccounting) });
+    for (const name of names) kernel.heaps.push({ ...node(name, `${dir}/${name}`), ...heapTraits(name, facts) });
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') {
       kernel.present = true;

@@ -11,7 +11,7 @@ import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno } from './backing';
 import { Cma } from './cma';
-import { CONTIGUOUS_HEAP_NAMES, heapKind, type HeapKind } from '../heap-kind';
+import { CONTIGUOUS_HEAP_NAMES, heapAccounted, heapKind, type HeapKind, type HeapTraits } from '../heap-kind';
 import { KernelDmaBuf, type DmaBufExportInfo, type DmaBufOps } from './dma-buf';
 import { DmaHeap, type DmaHeapExportInfo, HeapRegistry, type Profile } from './dma-heap';
 import { syscall } from './errno';
@@ -232,6 +232,11 @@ export class Framework {
    */
   heapKind(name: string): HeapKind {
     return heapKind(name, new Set([...(this.cma ? [this.cma.name] : []), ...this.cmaRegions.map((c) => c.name)]));
+  }
+
+  /** @internal kind and accounting, as the real kernel's listing gives them */
+  heapTraits(name: string): HeapTraits {
+    return { kind: this.heapKind(name), accounted: heapAccounted(name, this.memAccounting) };
   }
 
   // ---- the exporter side (what a heap driver calls) ----

@@ -9,7 +9,7 @@ import { IOCTL_SCRATCH_MIN, type Addon } from '../native/addon';
 import { DmaHeapError } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
-import { heapAccounted, type HeapKind } from '../heap-kind';
+import type { HeapTraits } from '../heap-kind';
 import { YoungObjects } from '../young';
 import { decodeAllocationData, encodeAllocationData, F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_WRITE, iocDecode, O_ACCMODE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, O_RDWR, O_WRONLY } from '../uapi';
 import { MemfdBacking, nextIno, type Vma } from './backing';
@@ -306,8 +306,7 @@ export class SimulatedKernel implements Kernel {
         name: h.name,
         path: h.path,
         accessible: this.framework.mayOpen(h),
-        kind: this.framework.heapKind(h.name),
-        accounted: heapAccounted(h.name, this.framework.memAccounting),
+        ...this.framework.heapTraits(h.name),
       }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -324,13 +323,13 @@ export class SimulatedKernel implements Kernel {
   }
 
   /**
-   * What a heap is (Framework.heapKind).
+   * What a heap is and whether it is charged (Framework.heapKind; memAccounting).
    *
    * @param name a heap's name
-   * @returns 'system', 'contiguous', 'protected' or 'other'
+   * @returns its kind and accounting
    */
-  heapKind(name: string): HeapKind {
-    return this.framework.heapKind(name);
+  heapTraits(name: string): HeapTraits {
+    return this.framework.heapTraits(name);
   }
 
   /**

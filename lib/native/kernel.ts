@@ -5,7 +5,7 @@ import type { Addon } from './addon';
 import { addonMissing, DmaHeapError, withContext, type ErrnoCode } from '../errors';
 import { parseFdinfo } from '../fdinfo';
 import { wrongFdKind } from '../fd-kind';
-import { heapAccounted, heapKind, isProtectedHeapName, readHeapFacts, type HeapKind } from '../heap-kind';
+import { heapTraits, readHeapFacts, type HeapTraits } from '../heap-kind';
 import { isHeapName } from '../validate';
 import { O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR } from '../uapi';
 import type { Adopted, HeapEntry, Kernel } from '../kernel';
@@ -65,7 +65,7 @@ export class NativeKernel implements Kernel {
       } catch {
         accessible = false;
       }
-      return { name, path, accessible, kind: heapKind(name, facts.cmaAreas), accounted: heapAccounted(name, facts.memAccounting) };
+      return { name, path, accessible, ...heapTraits(name, facts) };
     });
   }
 
@@ -235,8 +235,8 @@ export class NativeKernel implements Kernel {
     };
   }
 
-  heapKind(name: string): HeapKind {
-    return isProtectedHeapName(name) ? 'protected' : heapKind(name, readHeapFacts(this.sysRoot).cmaAreas);
+  heapTraits(name: string): HeapTraits {
+    return heapTraits(name, readHeapFacts(this.sysRoot));
   }
 
   hasHeap(name: string): boolean {

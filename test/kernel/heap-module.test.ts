@@ -17,10 +17,10 @@ import { listHeaps, openHeap, watchHeaps, type HeapEntry } from '../../lib';
 import * as uapi from '../../lib/uapi';
 import { A, page, thrown } from '../addon/helpers';
 import { PROTECTED_HEAP, describeWith, heapModulePath } from '../helpers/expect';
+import { describeProtectedHeap } from '../helpers/protected-suite';
 
 const run = promisify(execFile);
 const DEV = `/dev/dma_heap/${PROTECTED_HEAP}`;
-const NOT_CPU_VISIBLE = { name: 'DmaBufStateError', code: 'ERR_DMA_BUF_NOT_CPU_VISIBLE' };
 
 describeWith('heap-module')('a heap registered after start-up: the protected test heap module', () => {
   test('watchHeaps() reports the heap insmod registers, with its kind, within 10 s', async () => {
@@ -78,23 +78,13 @@ describeWith('heap-module')('protected buffers: allocatable and shareable, never
       A.close(heapFd);
     }
   });
+});
 
-  test('the package: alloc, exportSyncFile() and dup() work; map/bytes/read/write/cpuAccess throw ERR_DMA_BUF_NOT_CPU_VISIBLE', () => {
-    using heap = openHeap(PROTECTED_HEAP, { backend: 'kernel' });
-    expect(heap.backend).toBe('kernel');
-    using buf = heap.alloc(3 * page + 1);
-    expect(buf.size).toBe(4 * page);
-    expect(buf.info()).toMatchObject({ size: 4 * page, exporter: 'tee' });
-    using sync = buf.exportSyncFile('read');
-    expect(sync.info().status).toBe('signaled'); // nothing pending on a fresh buffer
-    using shared = buf.dup();
-    expect(shared.info().ino).toBe(buf.info().ino);
-    for (const b of [buf, shared]) {
-      expect(() => b.map()).toThrow(expect.objectContaining(NOT_CPU_VISIBLE));
-      expect(() => b.bytes()).toThrow(expect.objectContaining(NOT_CPU_VISIBLE));
-      expect(() => b.read()).toThrow(expect.objectContaining(NOT_CPU_VISIBLE));
-      expect(() => b.write(new Uint8Array(1))).toThrow(expect.objectContaining(NOT_CPU_VISIBLE));
-      expect(() => b.cpuAccess('read', () => 0)).toThrow(expect.objectContaining(NOT_CPU_VISIBLE));
-    }
+// The package on it: the same suite the software framework's protected heap passes
+// (test/conformance/protected.test.ts), here answered by the real dma-buf core.
+describeWith('heap-module')('the package on the real protected heap', () => {
+  beforeAll(async () => {
+    if (!existsSync(DEV)) await run('insmod', [heapModulePath()!]); // when run alone (-t)
   });
+  describeProtectedHeap('real kernel (tee_heap-shaped module)', () => openHeap(PROTECTED_HEAP, { backend: 'kernel' }));
 });

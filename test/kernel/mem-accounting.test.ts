@@ -15,7 +15,8 @@
 // allocating process (memory.events: oom 1, oom_kill 1; "Memory cgroup out of memory: Killed
 // process ... (node)"), and the heap gives back what it had taken. Only when the cgroup has
 // nothing the OOM killer may kill (oom_score_adj -1000) does the charge fail, and the ioctl
-// with it: ENOMEM.
+// with it: ENOMEM. So the package checks memory.max itself first (lib/memcg.ts) and refuses with
+// ENOMEM; the 'raw' command goes past it to show what the kernel alone does.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,8 @@ const SLACK = 2 * 64 * page;
 const CHILD = `'use strict';
 const fs = require('fs');
 const { openHeap } = require(${JSON.stringify(DIST)});
+const { loadAddon } = require(${JSON.stringify(path.join(path.dirname(DIST), 'native/load.js'))});
+const uapi = require(${JSON.stringify(path.join(path.dirname(DIST), 'uapi.js'))});
 const fds = () => fs.readdirSync('/proc/self/fd').length;
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 let heap, buf;
@@ -48,6 +51,16 @@ require('readline').createInterface({ input: process.stdin }).on('line', (cmd) =
       heap = heap || openHeap('system', { backend: 'kernel' });
       buf = heap.alloc(Number(cmd.slice(6)));
       say({ ok: true, size: buf.size, fds: fds() });
+    } else if (cmd.startsWith('raw ')) {
+      // the kernel alone, past the package's memory.max check: the addon's ioctl, then close
+      const a = loadAddon();
+      const h = a.open('/dev/dma_heap/system', uapi.O_RDONLY | uapi.O_CLOEXEC);
+      try {
+        a.close(a.heapAlloc(h, uapi.DMA_HEAP_IOCTL_ALLOC, Number(cmd.slice(4)), uapi.O_RDWR | uapi.O_CLOEXEC));
+      } finally {
+        a.close(h);
+      }
+      say({ ok: true, fds: fds() });
     } else if (cmd === 'close') {
       if (buf) buf.close();
       if (heap) heap.close();
@@ -166,14 +179,34 @@ describeWith('mem-accounting')('system-heap buffers are charged to the memory cg
     return { cg, child, hello: hello!, before, events };
   }
 
-  test('memory.max below the buffer: the cgroup\'s OOM killer kills the allocating process, and its pages come back', async () => {
-    const { cg, child, before, events } = await limited({});
+  test('memory.max below the buffer: the package refuses with ENOMEM before the kernel is asked; the child lives, nothing leaks', async () => {
+    const { cg, child, hello, before, events } = await limited({});
     try {
       const reply = await child.ask(`alloc ${16 * MiB}`);
+      expect(reply).toMatchObject({
+        error: { name: 'DmaHeapError', code: 'ENOMEM', errno: -12, syscall: 'ioctl', message: expect.stringMatching(new RegExp(`${path.basename(cg)} has \\d+ bytes left under memory.max`)) },
+        fds: hello.fds,
+      });
+      const after = kv(cg, 'memory.events');
+      expect(after.oom).toBe(events.oom); // the kernel never got to its OOM killer
+      expect(num(cg, 'memory.current') - before).toBeLessThanOrEqual(SLACK);
+      // what fits still allocates
+      expect(await child.ask(`alloc ${2 * MiB}`)).toMatchObject({ ok: true, size: 2 * MiB });
+      expect(await child.ask('close')).toMatchObject({ ok: true, fds: hello.fds });
+    } finally {
+      child.proc.stdin!.end('exit\n');
+      await child.exited;
+    }
+  });
+
+  test('why: the kernel alone (the addon\'s ioctl, no check) has the cgroup\'s OOM killer kill the allocating process, and its pages come back', async () => {
+    const { cg, child, before, events } = await limited({});
+    try {
+      const reply = await child.ask(`raw ${16 * MiB}`);
       const [code, signal] = await child.exited;
       const after = kv(cg, 'memory.events');
       // eslint-disable-next-line no-console
-      console.log(`memory.max ${before + 4 * MiB}, 16 MiB asked: reply ${JSON.stringify(reply)}, exit ${code} ${signal}, ` +
+      console.log(`memory.max ${before + 4 * MiB}, 16 MiB asked of the kernel: reply ${JSON.stringify(reply)}, exit ${code} ${signal}, ` +
         `memory.events ${JSON.stringify(events)} -> ${JSON.stringify(after)}, memory.current ${num(cg, 'memory.current')}`);
       expect(reply).toBeNull(); // no answer: killed inside the ioctl
       expect(signal).toBe('SIGKILL');
@@ -188,15 +221,15 @@ describeWith('mem-accounting')('system-heap buffers are charged to the memory cg
     }
   });
 
-  test('memory.max below the buffer, nothing killable (oom_score_adj -1000): DmaHeapError ENOMEM, the child lives, nothing leaks', async () => {
+  test('the kernel alone, nothing killable (oom_score_adj -1000): the ioctl fails ENOMEM, the child lives, nothing leaks', async () => {
     const { cg, child, hello, before, events } = await limited({ unkillable: true });
     try {
-      const reply = await child.ask(`alloc ${16 * MiB}`);
+      const reply = await child.ask(`raw ${16 * MiB}`);
       const after = kv(cg, 'memory.events');
       // eslint-disable-next-line no-console
       console.log(`unkillable, memory.max ${before + 4 * MiB}, 16 MiB asked: reply ${JSON.stringify(reply)}, ` +
         `memory.events ${JSON.stringify(events)} -> ${JSON.stringify(after)}, memory.current ${num(cg, 'memory.current')}`);
-      expect(reply).toMatchObject({ error: { name: 'DmaHeapError', code: 'ENOMEM', errno: -12, syscall: 'ioctl' } });
+      expect(reply).toMatchObject({ error: { code: 'ENOMEM', errno: -12, syscall: 'ioctl' } });
       expect(after.oom - events.oom).toBeGreaterThanOrEqual(1); // the OOM killer ran, and found no one
       expect(after.oom_kill).toBe(events.oom_kill);
       expect(num(cg, 'memory.current') - before).toBeLessThanOrEqual(SLACK); // the pages taken before the refusal were given back
