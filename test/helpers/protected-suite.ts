@@ -40,16 +40,15 @@ export function describeProtectedHeap(label: string, open: () => Heap, adoptOpti
 
     test("the heap says it is protected; its buffers allocate, have a size and an exporter, and say they are not CPU-visible", () => {
       expect(heap.kind).toBe('protected');
-      using buf = heap.alloc(3 * 4096 + 1, { name: 'secure0' });
-      expect(buf.size % heap.pageSize).toBe(0);
-      expect(buf.size).toBeGreaterThanOrEqual(3 * 4096 + 1);
+      using buf = heap.alloc(3 * heap.pageSize + 1, { name: 'secure0' });
+      expect(buf.size).toBe(4 * heap.pageSize);
       expect(buf.cpuVisible).toBe(false);
       expect(buf.info().size).toBe(buf.size);
       expect(buf.info().name).toBe('secure0');
     });
 
     test.each(CPU_PATHS)('%s throws ERR_DMA_BUF_NOT_CPU_VISIBLE, naming the heap, and the buffer lives on', (what, path) => {
-      using buf = heap.alloc(4096);
+      using buf = heap.alloc(heap.pageSize);
       let thrown: unknown;
       try {
         path(buf);
@@ -61,23 +60,23 @@ export function describeProtectedHeap(label: string, open: () => Heap, adoptOpti
       expect((thrown as Error).message).toContain(heap.name);
       expect((thrown as Error).message).toContain(what.replace(/\('.*'\)/, '('));
       expect(buf.closed).toBe(false);
-      expect(buf.info().size).toBe(4096);
+      expect(buf.info().size).toBe(heap.pageSize);
     });
 
     test('cpuAccessAsync rejects with the same error before waiting, and fn never runs', async () => {
-      using buf = heap.alloc(4096);
+      using buf = heap.alloc(heap.pageSize);
       const fn = jest.fn();
       await expect(buf.cpuAccessAsync('read', fn)).rejects.toMatchObject(NOT_VISIBLE);
       expect(fn).not.toHaveBeenCalled();
     });
 
     test('sharing works: dup, fromFd of its fd (which knows it is protected), a sync_file of its fences', async () => {
-      using buf = heap.alloc(8192);
+      using buf = heap.alloc(2 * heap.pageSize);
       using second = buf.dup();
       expect(second.cpuVisible).toBe(false);
       expect(() => second.bytes()).toThrow(expect.objectContaining(NOT_VISIBLE));
       using adopted = fromFd(buf.fd, adoptOptions());
-      expect(adopted.size).toBe(8192);
+      expect(adopted.size).toBe(2 * heap.pageSize);
       expect(adopted.cpuVisible).toBe(false);
       expect(() => adopted.read()).toThrow(expect.objectContaining(NOT_VISIBLE));
       using fence = buf.exportSyncFile('read');
@@ -87,7 +86,7 @@ export function describeProtectedHeap(label: string, open: () => Heap, adoptOpti
     });
 
     test('a pool keeps its buffers unmapped: acquire and release work, a lease refuses bytes(), zeroOnRelease is refused', () => {
-      const pool = heap.createPool({ size: 4096, count: 2 });
+      const pool = heap.createPool({ size: heap.pageSize, count: 2 });
       const a = pool.acquire();
       const b = pool.acquire();
       expect(a.buffer.cpuVisible).toBe(false);
@@ -96,7 +95,7 @@ export function describeProtectedHeap(label: string, open: () => Heap, adoptOpti
       b.release();
       expect(pool.stats()).toMatchObject({ idle: 2, inUse: 0 });
       pool.close();
-      expect(() => heap.createPool({ size: 4096, count: 1, zeroOnRelease: true })).toThrow(
+      expect(() => heap.createPool({ size: heap.pageSize, count: 1, zeroOnRelease: true })).toThrow(
         expect.objectContaining({ ...NOT_VISIBLE, message: expect.stringMatching(/zeroOnRelease/) }),
       );
     });
@@ -106,7 +105,7 @@ export function describeProtectedHeap(label: string, open: () => Heap, adoptOpti
       // and no other tier may; on the real kernel the heap itself serves
       let buf: DmaBuf | undefined;
       try {
-        buf = allocShareable(4096, { heap: heap.name, tiers: ['dma-heap', 'udmabuf', 'memfd', 'js'] });
+        buf = allocShareable(heap.pageSize, { heap: heap.name, tiers: ['dma-heap', 'udmabuf', 'memfd', 'js'] });
       } catch (err) {
         expect(err).toMatchObject({ code: 'ERR_DMA_HEAP_NO_TIER', message: expect.stringMatching(/protected memory: no other tier stands in/) });
         return;
@@ -121,7 +120,7 @@ export function describeProtectedHeap(label: string, open: () => Heap, adoptOpti
 
     test('nothing leaks: every fd the suite opened is closed', () => {
       for (let i = 0; i < 8; i++) {
-        const buf = heap.alloc(4096);
+        const buf = heap.alloc(heap.pageSize);
         for (const [, path] of CPU_PATHS) expect(() => path(buf)).toThrow();
         buf.close();
       }
