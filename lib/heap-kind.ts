@@ -38,9 +38,15 @@ const SYSTEM_HEAP_NAMES: ReadonlySet<string> = new Set(['system', 'system_cc_sha
 /** Android's uncached system heap (out of tree): system pages, never charged by mainline */
 const SYSTEM_LIKE_NAMES: ReadonlySet<string> = new Set(['system-uncached']);
 
-/** What one heap is: HeapEntry's `kind` and `accounted`. */
+/**
+ * What one heap is: HeapEntry's `kind` and `accounted`.
+ *
+ * @inline
+ */
 export interface HeapTraits {
+  /** what its memory is */
   kind: HeapKind;
+  /** whether its allocations are charged to the allocating process's memory cgroup */
   accounted: boolean;
 }
 
