@@ -144,7 +144,6 @@ export function chooseHeap<T>(name: string, options: KernelOptions, open: (kerne
   return open(softwareFor(options), reason);
 }
 
-
 /**
  * A kernel's contiguous heaps, in the order openContiguousHeap() tries them: the default area's
  * names first (CONTIGUOUS_HEAP_NAMES' order: `default_cma_region` before its legacy alias), then

@@ -199,7 +199,6 @@ export class NativeKernel implements Kernel {
     return { fd: own, info };
   }
 
-  /** whether /dev/dma_heap has an entry `name` (one lstat, not a listing) */
   /**
    * inotify on the heap directory (devtmpfs and udev's /dev both report a node's creation).
    * Before the first heap there may be no /dev/dma_heap: its parent is watched until it appears.
@@ -216,7 +215,13 @@ export class NativeKernel implements Kernel {
           if (stopped) return;
           if (dir === parent && file === basename(this.heapDir) && fs.existsSync(this.heapDir)) {
             watcher?.close();
-            start(); // the heap directory exists now: watch it instead
+            try {
+              start(); // the heap directory exists now: watch it instead
+            } catch (err) {
+              stopped = true; // gone again before it could be watched: say so, never throw here
+              failed(err as Error);
+              return;
+            }
           }
           changed();
         });
@@ -235,10 +240,12 @@ export class NativeKernel implements Kernel {
     };
   }
 
+  /** kind and accounting, from sysfs, debugfs and the device tree (heap-kind.ts) */
   heapTraits(name: string): HeapTraits {
     return heapTraits(name, readHeapFacts(this.sysRoot));
   }
 
+  /** whether /dev/dma_heap has an entry `name` (one lstat, not a listing) */
   hasHeap(name: string): boolean {
     if (!isHeapName(name)) return false;
     try {
