@@ -141,8 +141,8 @@ export class DmaBuf {
   /**
    * Whether the CPU can map this buffer: false for protected memory (a TEE's secure-video or
    * trusted-UI heap, 6.18+), whose exporter has no mmap. Devices can still use it and it can
-   * be shared; map(), bytes(), read(), write() and the CPU access brackets refuse it with
-   * `ERR_DMA_BUF_NOT_CPU_VISIBLE`. Known from the heap's kind, or from the kernel refusing the
+   * be shared; map(), bytes(), read(), write(), beginCpuAccess() and cpuAccess*() refuse it with
+   * `ERR_DMA_BUF_NOT_CPU_VISIBLE` (endCpuAccess() always ends a bracket). Known from the heap's kind, or from the kernel refusing the
    * first mapping (mmap EINVAL for a whole, valid buffer: the dma-buf core's answer for an
    * exporter without mmap), after which it reads false.
    */
@@ -389,7 +389,7 @@ export class DmaBuf {
    * ```
    */
   endCpuAccess(access: CpuAccess = 'readwrite'): void {
-    this.#requireCpuVisible('endCpuAccess()');
+    // never refused: a bracket begun before the buffer was found unmappable must still end
     this.#sync(DMA_BUF_SYNC_END | SYNC_ACCESS[validateAccess(access)]);
   }
 

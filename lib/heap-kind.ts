@@ -63,8 +63,9 @@ export const isProtectedHeapName = (name: string): boolean => name.startsWith(PR
 
 /** what a heap called `name` is, given the kernel's CMA areas */
 export function heapKind(name: string, cmaAreas: ReadonlySet<string>): HeapKind {
+  if (cmaAreas.has(name)) return 'contiguous'; // a CMA area's name is what it is, commas or not
   if (isProtectedHeapName(name)) return 'protected';
-  if (cmaAreas.has(name) || (CONTIGUOUS_HEAP_NAMES as readonly string[]).includes(name)) return 'contiguous';
+  if ((CONTIGUOUS_HEAP_NAMES as readonly string[]).includes(name)) return 'contiguous';
   if (SYSTEM_HEAP_NAMES.has(name) || SYSTEM_LIKE_NAMES.has(name)) return 'system';
   return 'other';
 }

@@ -2,7 +2,7 @@ import { chooseContiguousHeap, chooseHeap, kernelsFor, type KernelOptions } from
 import type { HeapKind } from './heap-kind';
 import { DmaBuf } from './dmabuf';
 import { DmaBufStateError, DmaHeapError, withContext } from './errors';
-import { memcgRoom } from './memcg';
+import { chargeInFlight, memcgRoom } from './memcg';
 import { shown } from './escape';
 import { checkConstructorToken, INTERNAL_CONSTRUCTOR } from './internal-token';
 import { closest } from './suggest';
@@ -24,6 +24,9 @@ import { validateBoolean, validateBufferName, validateHeapName, validateOptions,
 
 const ALLOC_OPTIONS = ['name', 'readOnly', 'cloexec'] as const;
 const OPEN_OPTIONS = ['backend', 'framework'] as const;
+
+/** what a request outside any memory cgroup check holds: nothing to give back */
+const NOTHING_CHARGED = (): void => undefined;
 
 /** kinds whose buffers are exactly the page-aligned request (mainline system and CMA heaps) */
 const EXACT_SIZE_KINDS: ReadonlySet<HeapKind> = new Set<HeapKind>(['system', 'contiguous']);
@@ -169,23 +172,23 @@ export class Heap {
     return { ...this.#features };
   }
 
-  #request(size: unknown, options: AllocOptions): { cmd: number; len: bigint; fdFlags: number } {
+  #request(size: unknown, options: AllocOptions): { cmd: number; len: bigint; fdFlags: number; charged: () => void } {
     this.#check();
     if (options.name !== undefined) validateBufferName(options.name, 'options.name');
     const readOnly = validateBoolean(options.readOnly, 'options.readOnly', false);
     const cloexec = validateBoolean(options.cloexec, 'options.cloexec', true);
     // every argument's type before the size's one semantic rule (no more than RAM: ENOMEM)
     const len = validateSize(size, { heap: this.name, path: this.path });
-    if (this.accounted && this.#kernel.backend === 'kernel') this.#checkMemcg(len);
+    const charged = this.accounted && this.#kernel.backend === 'kernel' ? this.#checkMemcg(len) : NOTHING_CHARGED;
     const fdFlags = (readOnly ? O_RDONLY : O_RDWR) | (cloexec ? O_CLOEXEC : 0);
-    return { cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC, len, fdFlags };
+    return { cmd: this.abi === 'v14' ? DMA_HEAP_V14_IOCTL_ALLOC : DMA_HEAP_IOCTL_ALLOC, len, fdFlags, charged };
   }
 
   /**
    * memory.max, asked before the kernel is (lib/memcg.ts): past it, an accounted allocation
    * gets the process OOM-killed rather than failed.
    */
-  #checkMemcg(len: bigint): void {
+  #checkMemcg(len: bigint): () => void {
     const room = memcgRoom();
     const page = BigInt(this.#kernel.pageSize);
     const aligned = ((len + page - 1n) / page) * page;
@@ -199,6 +202,8 @@ export class Heap {
           '(the kernel would OOM-kill this process instead of failing)',
       });
     }
+    // counted against the room until the ioctl settles: concurrent allocAsync calls see each other
+    return chargeInFlight(Number(aligned));
   }
 
   /**
@@ -255,12 +260,14 @@ export class Heap {
    */
   alloc(size: number | bigint, options?: AllocOptions): DmaBuf {
     options = validateOptions(options, ALLOC_OPTIONS);
-    const { cmd, len, fdFlags } = this.#request(size, options);
+    const { cmd, len, fdFlags, charged } = this.#request(size, options);
     let fd: number;
     try {
       fd = this.#kernel.heapAlloc(this.#fd, cmd, len, fdFlags);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
+    } finally {
+      charged();
     }
     return this.#adopt(fd, len, options);
   }
@@ -283,7 +290,7 @@ export class Heap {
    */
   async allocAsync(size: number | bigint, options?: AllocOptions): Promise<DmaBuf> {
     options = validateOptions(options, ALLOC_OPTIONS);
-    const { cmd, len, fdFlags } = this.#request(size, options);
+    const { cmd, len, fdFlags, charged } = this.#request(size, options);
     const arg = encodeAllocationData({ len, fd: 0, fdFlags, heapFlags: 0n });
     // The kernel holds the heap's file until the ioctl ran (the addon's pool thread works on a
     // dup of the fd): close() meanwhile, and a reused fd number, cannot redirect it.
@@ -291,6 +298,8 @@ export class Heap {
       await this.#kernel.ioctlAsync(this.#fd, cmd, arg, ALLOCATION_DATA_FD_OFFSET);
     } catch (err) {
       throw withContext(err, { path: this.path, heap: this.name });
+    } finally {
+      charged();
     }
     // Even if the heap was closed meanwhile, the buffer exists and is the caller's.
     return this.#adopt(decodeAllocationData(arg).fd, len, options);

@@ -85,6 +85,17 @@ export interface BufferSource {
   allocAsync?(size: number | bigint, options: { name?: string }): Promise<DmaBuf>;
 }
 
+/** a buffer's mapping, or null for protected memory: known, or learned by this first mapping */
+function mappingOf(buf: DmaBuf): Uint8Array | null {
+  if (!buf.cpuVisible) return null;
+  try {
+    return buf.bytes();
+  } catch (err) {
+    if (!buf.cpuVisible) return null; // the exporter has no mmap: pooled unmapped from now on
+    throw err;
+  }
+}
+
 /**
  * One acquisition of a pooled buffer. Release it (or let `using` do it) to hand the buffer
  * back; after that this handle refuses every use, so a stale handle can never touch the frame
@@ -333,10 +344,11 @@ export class BufferPool {
    *  CPU-visible) is pooled unmapped, unless the pool must zero it (the CPU cannot). */
   #adopt(buf: DmaBuf): DmaBuf {
     try {
-      if (!buf.cpuVisible && this.zeroOnRelease) {
+      const bytes = mappingOf(buf);
+      if (bytes === null && this.zeroOnRelease) {
         throw new DmaBufStateError('ERR_DMA_BUF_NOT_CPU_VISIBLE', `zeroOnRelease: the pool's buffers${buf.heap === undefined ? '' : ` (heap '${shown(buf.heap)}')`} are protected memory the CPU cannot map, so it cannot zero them: leave zeroOnRelease off (the device that fills them owns their contents)`);
       }
-      this.#maps.set(buf, buf.cpuVisible ? buf.bytes() : null);
+      this.#maps.set(buf, bytes);
     } catch (err) {
       buf.close();
       throw err;

@@ -17,7 +17,7 @@ const WATCH_OPTIONS = ['backend', 'framework'] as const;
 export interface HeapWatcherEvents {
   /** a heap appeared (as listHeaps() would list it) */
   added: [heap: ListedHeap];
-  /** the watch broke (its directory was removed...): it reports nothing more; only emitted when someone listens */
+  /** the watch broke (neither /dev/dma_heap nor its parent could be watched): it reports nothing more; only emitted when someone listens */
   error: [err: Error];
   /** close() was called */
   close: [];
@@ -50,8 +50,8 @@ export interface HeapWatcher {
 }
 
 /**
- * Reports heaps added after it started ({@link watchHeaps}). Keeps the event loop alive until
- * close(), as fs.watch does.
+ * Reports heaps added after it started ({@link watchHeaps}). A watcher of the real kernel keeps
+ * the event loop alive until close(), as fs.watch does; a software framework's holds nothing.
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class HeapWatcher extends EventEmitter {

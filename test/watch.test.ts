@@ -101,6 +101,23 @@ describe('real kernel side, on a scratch directory (inotify)', () => {
     expect(seen).toEqual(['reserved']);
   });
 
+  testIf(nativeKernel() !== null, 'the native addon is needed for NativeKernel')('the directory removed and made again (inotify goes quiet on a removed one): the heaps in the new one are reported', async () => {
+    const heapDir = path.join(root, 'dma_heap');
+    fs.mkdirSync(heapDir);
+    using watcher = watcherOn(heapDir);
+    const seen: string[] = [];
+    watcher.on('added', (h) => seen.push(h.name));
+    fs.writeFileSync(path.join(heapDir, 'system'), '');
+    await waitFor(() => seen.length >= 1);
+    fs.rmSync(heapDir, { recursive: true });
+    await new Promise((r) => setTimeout(r, 100));
+    fs.mkdirSync(heapDir);
+    fs.writeFileSync(path.join(heapDir, 'linux,cma'), '');
+    await waitFor(() => seen.length >= 2);
+    expect(seen).toEqual(['system', 'linux,cma']);
+    expect(watcher.closed).toBe(false);
+  });
+
   testIf(nativeKernel() !== null, 'the native addon is needed for NativeKernel')("a directory that cannot be watched: a DmaHeapError with fs.watch's errno and the path", () => {
     const heapDir = path.join(root, 'no', 'such', 'dma_heap');
     expect(() => watcherOn(heapDir)).toThrow(expect.objectContaining({ name: 'DmaHeapError', code: 'ENOENT', syscall: 'watch', path: path.join(root, 'no', 'such') }));

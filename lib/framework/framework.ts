@@ -11,7 +11,7 @@ import { addonMissing } from '../errors';
 import { addonStatus, loadAddon } from '../native/load';
 import { type BackingMemory, JsBacking, MemfdBacking, nextIno } from './backing';
 import { Cma } from './cma';
-import { CONTIGUOUS_HEAP_NAMES, heapAccounted, heapKind, type HeapKind, type HeapTraits } from '../heap-kind';
+import { CONTIGUOUS_HEAP_NAMES, heapAccounted, heapKind, isProtectedHeapName, type HeapKind, type HeapTraits } from '../heap-kind';
 import { KernelDmaBuf, type DmaBufExportInfo, type DmaBufOps } from './dma-buf';
 import { DmaHeap, type DmaHeapExportInfo, HeapRegistry, type Profile } from './dma-heap';
 import { syscall } from './errno';
@@ -71,7 +71,7 @@ const PROTECTED_HEAP_IDS: readonly ProtectedHeapId[] = ['secure-video', 'trusted
 
 /** A reserved-memory region of the device tree (compatible "shared-dma-pool", reusable): a CMA area. */
 export interface CmaRegion {
-  /** the node's name: the area's and its heap's (`video-memory`) */
+  /** the node's name, unit address included when it has one: the area's and its heap's (`video-memory`, `video@60000000`) */
   name: string;
   /** bytes, a whole number of pages */
   size: number;
@@ -154,7 +154,9 @@ export class Framework {
     this.release = release;
     /** an option only 7.3 (and 'mainline') has: refused on an older kernel, as its heaps do not exist there */
     const newer = (name: string, value: unknown) => {
-      if (value !== undefined && (release !== '7.3' || profile !== 'mainline')) {
+      // false and [] describe an older kernel as well: only asking for the 7.3 heaps is refused
+      const asks = value !== undefined && value !== false && !(Array.isArray(value) && value.length === 0);
+      if (asks && (release !== '7.3' || profile !== 'mainline')) {
         throw invalidArgValue(`options.${name}`, value, `needs release '7.3' and profile 'mainline' (${profile} ${release} has no such heaps)`);
       }
     };
@@ -191,6 +193,7 @@ export class Framework {
     }
     this.pageSize = pageSize;
     if (regions !== undefined && !builtins) throw invalidArgValue('options.cma.regions', regions, 'needs builtins: the CMA heap registers the regions');
+    if (this.protectedHeaps.length && !builtins) throw invalidArgValue('options.protectedHeaps', protectedHeaps, 'needs builtins: the TEE heap registers them');
     const regionSpecs = cmaRegionSpecs(regions, pageSize);
 
     this.credentials = credentials;
@@ -451,7 +454,9 @@ function cmaRegionSpecs(regions: unknown, pageSize: number): CmaRegion[] {
     // a node name is one path element: the heap's node under /dev/dma_heap
     if (typeof name !== 'string') throw invalidArgType(`${what}.name`, 'of type string', name);
     if (name === '' || name.includes('/') || name.includes('\0') || name === '.' || name === '..') throw invalidArgValue(`${what}.name`, name, 'is no device-tree node name');
-    if (name === CONTIGUOUS_HEAP_NAMES[0] || out.some((c) => c.name === name)) throw invalidArgValue(`${what}.name`, name, 'names a CMA heap twice');
+    // a name another built-in heap has (add_cma_heaps would warn and skip it), or tee_heap's prefix
+    if (name === CONTIGUOUS_HEAP_NAMES[0] || name === 'system' || out.some((c) => c.name === name)) throw invalidArgValue(`${what}.name`, name, 'names a heap twice');
+    if (isProtectedHeapName(name)) throw invalidArgValue(`${what}.name`, name, "is tee_heap's name for protected memory, not a CMA region's");
     const size = validateInteger(r.size, `${what}.size`, pageSize, Number.MAX_SAFE_INTEGER);
     if (size % pageSize !== 0) throw outOfRange(`${what}.size`, `a multiple of the page size ${pageSize}`, size);
     out.push({ name, size });

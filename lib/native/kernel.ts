@@ -213,12 +213,15 @@ export class NativeKernel implements Kernel {
       try {
         watcher = fs.watch(dir, { persistent: true }, (_event, file) => {
           if (stopped) return;
-          if (dir === parent && file === basename(this.heapDir) && fs.existsSync(this.heapDir)) {
+          // the heap directory appeared (watch it instead), or went (inotify goes quiet on a
+          // removed directory: back to its parent, for when it comes again)
+          const appeared = dir === parent && file === basename(this.heapDir) && fs.existsSync(this.heapDir);
+          if (appeared || (dir === this.heapDir && !fs.existsSync(this.heapDir))) {
             watcher?.close();
             try {
-              start(); // the heap directory exists now: watch it instead
+              start();
             } catch (err) {
-              stopped = true; // gone again before it could be watched: say so, never throw here
+              stopped = true; // nothing left to watch: say so, never throw here
               failed(err as Error);
               return;
             }

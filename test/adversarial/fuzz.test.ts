@@ -689,8 +689,10 @@ const TARGETS: Target[] = [
           if (ids !== undefined && (!Array.isArray(ids) || types.isProxy(ids) || ids.some((id, i) => !['secure-video', 'trusted-ui', 'secure-video-record'].includes(id) || ids.indexOf(id) !== i))) return false;
           // the 7.3 heaps' options on an older kernel (or the v14 ABI) are refused
           const older = release === '6.12' || dataValue(x, 'profile') === 'v14';
-          if (regions !== undefined && dataValue(x, 'builtins') === false) return false;
-          return !older || (regions === undefined && ids === undefined && dataValue(x, 'memAccounting') === undefined);
+          const asksIds = Array.isArray(ids) && ids.length > 0;
+          if ((regions !== undefined || asksIds) && dataValue(x, 'builtins') === false) return false;
+          // asking for the 7.3 heaps on an older kernel is refused; false and [] describe it too
+          return !older || (regions === undefined && !asksIds && dataValue(x, 'memAccounting') !== true);
         },
       );
       return { args: [o], ok };

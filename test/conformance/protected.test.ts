@@ -51,6 +51,17 @@ describe('the framework follows tee_heap', () => {
     const mmap = jest.spyOn(fw.kernel, 'readMapped');
     expect(() => buf.read()).toThrow(expect.objectContaining({ code: 'ERR_DMA_BUF_NOT_CPU_VISIBLE' }));
     expect(mmap).not.toHaveBeenCalled();
+    // a bracket begun before the buffer was found out still ends: the exporter sees it balanced
+    using late = heap.alloc(4096);
+    late.beginCpuAccess('read');
+    expect(() => late.read()).toThrow(expect.objectContaining({ code: 'ERR_DMA_BUF_NOT_CPU_VISIBLE' }));
+    late.endCpuAccess('read');
+    expect(fw.kernel.dmaBuf(late.fd)!.cpuAccess).toMatchObject({ begins: 1, ends: 1 });
+    // a pool over such a heap keeps its buffers unmapped once the first mapping says so
+    const pool = heap.createPool({ size: 4096, count: 2 });
+    expect(() => pool.acquire().bytes()).toThrow(expect.objectContaining({ code: 'ERR_DMA_BUF_NOT_CPU_VISIBLE' }));
+    pool.close();
+    expect(() => heap.createPool({ size: 4096, count: 1, zeroOnRelease: true })).toThrow(expect.objectContaining({ code: 'ERR_DMA_BUF_NOT_CPU_VISIBLE', message: expect.stringMatching(/zeroOnRelease/) }));
   });
 
   test("protected heaps, regions and accounting are 7.x's: refused for release '6.12' and the v14 ABI", () => {
@@ -58,6 +69,9 @@ describe('the framework follows tee_heap', () => {
       expect(() => new Framework({ ...o, protectedHeaps: ['secure-video'] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
       expect(() => new Framework({ ...o, memAccounting: true })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     }
+    // false and [] describe an older kernel too
+    expect(new Framework({ release: '6.12', memAccounting: false, protectedHeaps: [] }).protectedHeaps).toEqual([]);
+    expect(() => new Framework({ builtins: false, protectedHeaps: ['secure-video'] })).toThrow(/needs builtins/);
     expect(() => new Framework({ protectedHeaps: ['secure-video', 'secure-video'] })).toThrow(/twice/);
     expect(() => new Framework({ protectedHeaps: ['tui' as never] })).toThrow(/must be one of/);
     expect(() => new Framework({ protectedHeaps: 'secure-video' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));

@@ -66,6 +66,8 @@ describe('CMA regions (7.x: a heap per reusable shared-dma-pool node)', () => {
     [{ regions: [{ name: 'v', size: 1 << 20, nmae: 1 }] }, /nmae/],
     [{ regions: { name: 'v', size: 1 << 20 } }, /array/],
     [{ regions: [{ name: 'reserved', size: 1 << 20 }] }, /default CMA area/],
+    [{ regions: [{ name: 'system', size: 1 << 20 }] }, /twice/],
+    [{ regions: [{ name: 'protected,secure-video', size: 1 << 20 }] }, /tee_heap's name/],
   ])('bad regions are refused, typed: %j', (cma, message) => {
     expect(() => new Framework({ cma: cma as never })).toThrow(expect.objectContaining({ message: expect.stringMatching(message) }));
   });
