@@ -13,7 +13,7 @@ import { SyncFile } from './sync-file';
 import type { Framework } from './framework/framework';
 import type { MemfdPolicy, SimulatedKernel } from './framework/simulated-kernel';
 import { parseFdinfo, type DmaBufInfo } from './fdinfo';
-import { isProtectedHeapName } from './heap-kind';
+import { isProtectedExporter } from './heap-kind';
 import { shown } from './escape';
 import { addHandleReader, handleState, unwatchForgotten, watchForgotten, type Backend, type Kernel } from './kernel';
 import {
@@ -52,8 +52,6 @@ export interface DmaBufOrigin {
   cpuVisible?: boolean;
 }
 
-/** tee_heap.c's exp_name (DEFINE_DMA_BUF_EXPORT_INFO: KBUILD_MODNAME of drivers/tee): protected memory */
-const TEE_EXPORTER = 'tee';
 
 const SYNC_ACCESS: Record<CpuAccess, bigint> = {
   read: DMA_BUF_SYNC_READ,
@@ -885,6 +883,6 @@ export function adoptDmaBuf(fd: number, dup: boolean, software?: SimulatedKernel
     tier,
     readOnly: !Number.isNaN(info.flags) && (info.flags & O_ACCMODE) === O_RDONLY,
     heap: tier === 'udmabuf' || tier === 'imported' ? undefined : info.exporter,
-    cpuVisible: info.exporter !== TEE_EXPORTER && !isProtectedHeapName(info.exporter),
+    cpuVisible: !isProtectedExporter(info.exporter),
   });
 }

@@ -61,6 +61,12 @@ export interface HeapFacts {
 /** whether `name` is tee_heap's (protected memory): known from the name alone, no I/O */
 export const isProtectedHeapName = (name: string): boolean => name.startsWith(PROTECTED_PREFIX);
 
+/** tee_heap's buffers' exp_name: DEFINE_DMA_BUF_EXPORT_INFO fills in KBUILD_MODNAME, and tee_heap.o is part of tee.ko */
+export const TEE_EXP_NAME = 'tee';
+
+/** whether a dma-buf whose fdinfo names `exporter` is protected memory: tee_heap's, or a protected heap's name */
+export const isProtectedExporter = (exporter: string): boolean => exporter === TEE_EXP_NAME || isProtectedHeapName(exporter);
+
 /** what a heap called `name` is, given the kernel's CMA areas */
 export function heapKind(name: string, cmaAreas: ReadonlySet<string>): HeapKind {
   if (cmaAreas.has(name)) return 'contiguous'; // a CMA area's name is what it is, commas or not

@@ -15,9 +15,8 @@ import type { DmaBufOps, KernelDmaBuf } from '../dma-buf';
 import type { DmaHeap } from '../dma-heap';
 import type { Framework, ProtectedHeapId } from '../framework';
 import { moduleInit } from '../initcall';
+import { TEE_EXP_NAME } from '../../heap-kind';
 
-/** KBUILD_MODNAME of drivers/tee: every tee_heap buffer's exp_name */
-export const TEE_EXP_NAME = 'tee';
 
 /** tee_heap_buf_ops: attach/map for devices (not modelled), release; no mmap, no CPU access ops */
 const TEE_HEAP_BUF_OPS: DmaBufOps<BackingMemory> = {
